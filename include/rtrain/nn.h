@@ -1,0 +1,223 @@
+/* rtrain nn: layers, losses and model assembly (CPU, float32, NCHW).
+ *
+ * Ownership: the model owns one parameter slab, one gradient slab (same
+ * layout), one buffer slab (non-trainable state such as BatchNorm running
+ * statistics), the activation arena and a shared scratch area. Layers never
+ * allocate in forward/backward: during build they declare what they need
+ * through the rt_builder, and the model fills in their pointers once the
+ * slabs exist. Every parameter and buffer carries its PyTorch state_dict
+ * name ("layer1.0.conv1.weight", "bn1.running_mean", "fc.bias").
+ *
+ * Nothing in this header is collective, except where a forward context
+ * carries a reduce callback (synchronised BatchNorm), which every rank must
+ * then call in the same order. */
+#ifndef RTRAIN_NN_H
+#define RTRAIN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rtrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_NAME_MAX 96      /* longest state_dict name */
+#define RT_MAX_LAYERS 64    /* layers in a config layer list */
+#define RT_MAX_HIDDEN 16    /* hidden layers of the mlp architecture */
+#define RT_MAX_NDIM 4
+
+/* Shape of one sample (NCHW without N). Flat features: h = w = 1. */
+typedef struct rt_shape { int c, h, w; } rt_shape;
+static inline size_t rt_shape_size(rt_shape s) { return (size_t)s.c * s.h * s.w; }
+
+/* Parameter initialisation, as PyTorch does it. `fan` is the fan-in for the
+ * uniform kinds and the fan-out for RT_INIT_KAIMING_NORMAL_FAN_OUT. */
+typedef enum rt_init {
+    RT_INIT_ZEROS = 0,
+    RT_INIT_ONES,
+    RT_INIT_UNIFORM_FAN_IN,         /* U(-1/sqrt(fan), 1/sqrt(fan)): nn.Linear/Conv2d defaults */
+    RT_INIT_KAIMING_NORMAL_FAN_OUT  /* N(0, 2/fan): torchvision ResNet convolutions */
+} rt_init;
+
+typedef enum rt_tensor_kind { RT_TENSOR_PARAM, RT_TENSOR_BUFFER } rt_tensor_kind;
+
+/* One named tensor of the model's state_dict: a view into a slab. */
+typedef struct rt_tensor_info {
+    char name[RT_NAME_MAX];
+    rt_tensor_kind kind;
+    int ndim;
+    int shape[RT_MAX_NDIM];
+    size_t offset;   /* in floats, into the param or buffer slab */
+    size_t count;    /* number of floats */
+} rt_tensor_info;
+
+/* ---- layers ------------------------------------------------------------- */
+typedef struct rt_layer rt_layer;
+typedef struct rt_builder rt_builder;
+
+/* Per-call context. `reduce_sum`, when set, sums `count` floats across all
+ * ranks in place (collective); used by synchronised BatchNorm. */
+typedef struct rt_nn_ctx {
+    int train;                 /* 1: training mode (batch stats, dropout) */
+    uint64_t rng_key;          /* stream key for this step (dropout masks) */
+    void (*reduce_sum)(void *arg, float *buf, size_t count);
+    void *reduce_arg;
+} rt_nn_ctx;
+
+/* A layer type is a table of functions (one file per type in src/nn/). */
+typedef struct rt_layer_ops {
+    const char *type;
+    /* Declare parameters, buffers and memory through b; set *out from in. */
+    rt_status (*build)(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *out);
+    /* out[n][out_shape] = f(in[n][in_shape]). */
+    void (*forward)(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in, int n);
+    /* Adds parameter gradients into the gradient slab (+=). Writes (does
+     * not add to) din unless din is NULL (first layer: input grad unused).
+     * in and out are the tensors of the matching forward call. */
+    void (*backward)(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                     const float *in, const float *out, int n);
+    void (*destroy)(rt_layer *l);   /* frees impl and children; may be NULL */
+} rt_layer_ops;
+
+struct rt_layer {
+    const rt_layer_ops *ops;
+    char name[RT_NAME_MAX];   /* state_dict prefix, e.g. "layer1.0.conv1" */
+    rt_shape in_shape, out_shape;
+    void *impl;
+};
+
+/* What a layer declares while it is built. Pointers are filled in by the
+ * model after allocation, before the first forward call. */
+/* Trainable parameter "<layer name>.<suffix>"; *data and *grad are set. */
+rt_status rt_builder_param(rt_builder *b, rt_layer *l, const char *suffix, int ndim,
+                           const int *shape, rt_init init, int fan,
+                           float **data, float **grad);
+/* Non-trainable state (running mean/var, num_batches_tracked). */
+rt_status rt_builder_buffer(rt_builder *b, rt_layer *l, const char *suffix, int ndim,
+                            const int *shape, rt_init init, float **data);
+/* Private storage of floats_per_sample * max_batch floats, kept from
+ * forward to backward (saved statistics, masks, composite activations). */
+rt_status rt_builder_saved(rt_builder *b, size_t floats_per_sample, float **ptr);
+/* Private storage of a fixed number of floats (per-channel statistics). */
+rt_status rt_builder_fixed(rt_builder *b, size_t floats, float **ptr);
+/* Scratch shared by all layers: valid only inside one forward or backward
+ * call of a leaf layer (im2col columns). Never use it across child calls. */
+rt_status rt_builder_scratch(rt_builder *b, size_t floats, float **ptr);
+int rt_builder_max_batch(const rt_builder *b);
+/* Builds a child layer of a composite (BasicBlock): same builder. */
+rt_status rt_builder_child(rt_builder *b, rt_layer *child, rt_shape in, rt_shape *out);
+
+/* ---- layer specifications (what a config file describes) ----------------- */
+typedef enum rt_layer_type {
+    RT_LAYER_LINEAR = 0,
+    RT_LAYER_CONV2D,
+    RT_LAYER_BATCHNORM2D,
+    RT_LAYER_RELU,
+    RT_LAYER_MAXPOOL2D,
+    RT_LAYER_AVGPOOL,     /* AdaptiveAvgPool2d((1,1)) */
+    RT_LAYER_FLATTEN,
+    RT_LAYER_DROPOUT,
+    RT_LAYER_BASICBLOCK,  /* torchvision BasicBlock, 1x1 downsample when needed */
+    RT_LAYER_TYPE_COUNT
+} rt_layer_type;
+
+typedef struct rt_layer_spec {
+    rt_layer_type type;
+    int out;         /* Linear: out_features; Conv2d/BasicBlock: out_channels */
+    int kernel;      /* Conv2d, MaxPool2d */
+    int stride;      /* Conv2d, MaxPool2d (0: = kernel for pooling), BasicBlock */
+    int padding;     /* Conv2d, MaxPool2d */
+    int bias;        /* Linear, Conv2d */
+    float p;         /* Dropout probability */
+    float eps;       /* BatchNorm2d (default 1e-5) */
+    float momentum;  /* BatchNorm2d (default 0.1) */
+} rt_layer_spec;
+
+/* Fills a spec with PyTorch's defaults for the type. */
+void rt_layer_spec_default(rt_layer_spec *s, rt_layer_type type);
+const char *rt_layer_type_name(rt_layer_type t);     /* "linear", "conv2d", ... */
+int rt_layer_type_from_name(const char *name);        /* -1 if unknown */
+
+/* Creates one layer named `name` (state_dict prefix). */
+rt_status rt_layer_create(rt_layer **out, const rt_layer_spec *spec, const char *name);
+void rt_layer_free(rt_layer *l);
+
+/* ---- models --------------------------------------------------------------- */
+typedef enum rt_arch { RT_ARCH_SEQUENTIAL = 0, RT_ARCH_MLP, RT_ARCH_RESNET18 } rt_arch;
+
+typedef struct rt_model_spec {
+    rt_arch arch;
+    int num_classes;
+    /* mlp: Flatten, then Linear+ReLU per hidden size, then Linear to
+     * num_classes (+ReLU if output_relu), named "linear_relu_stack.<i>". */
+    int hidden[RT_MAX_HIDDEN];
+    int num_hidden;
+    int output_relu;
+    /* resnet18: torchvision resnet18 with a configurable conv1. */
+    int conv1_kernel, conv1_stride, conv1_padding;
+    int bn_sync;     /* synchronised BatchNorm across ranks */
+    /* sequential: layer list, named "<index>" as nn.Sequential does. */
+    rt_layer_spec layers[RT_MAX_LAYERS];
+    int num_layers;
+} rt_model_spec;
+
+void rt_model_spec_default(rt_model_spec *s, rt_arch arch);
+
+typedef struct rt_model rt_model;
+
+/* Builds the model for inputs of shape `in` and batches of up to max_batch
+ * samples; parameters are initialised from `seed` (same seed, same values,
+ * on every rank and every run). */
+rt_status rt_model_create(rt_model **out, const rt_model_spec *spec, rt_shape in,
+                          int max_batch, uint64_t seed);
+void rt_model_free(rt_model *m);
+
+/* Runs the layers on x[n][in]; returns the output (logits) [n][out],
+ * valid until the next forward call. n <= max_batch. */
+const float *rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n);
+/* Back-propagates dout[n][out] from the last forward call; parameter
+ * gradients are added into the gradient slab. */
+void rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n);
+void rt_model_zero_grad(rt_model *m);
+
+rt_shape rt_model_input_shape(const rt_model *m);
+rt_shape rt_model_output_shape(const rt_model *m);
+int rt_model_max_batch(const rt_model *m);
+size_t rt_model_num_params(const rt_model *m);    /* floats in the param slab */
+size_t rt_model_num_buffers(const rt_model *m);   /* floats in the buffer slab */
+float *rt_model_params(rt_model *m);
+float *rt_model_grads(rt_model *m);
+float *rt_model_buffers(rt_model *m);
+int rt_model_num_tensors(const rt_model *m);      /* params then buffers, state_dict order */
+const rt_tensor_info *rt_model_tensor(const rt_model *m, int i);
+const rt_tensor_info *rt_model_find_tensor(const rt_model *m, const char *name);
+int rt_model_num_layers(const rt_model *m);
+rt_layer *rt_model_layer(rt_model *m, int i);
+/* Offset in the parameter slab where top-level layer i's parameters begin.
+ * Parameters are laid out in forward order, so once layer i's backward has
+ * run, the gradients from this offset to the end of the slab are final. */
+size_t rt_model_layer_param_offset(const rt_model *m, int i);
+/* Called after each top-level layer's backward (i counts down), so that a
+ * caller can start communicating gradients that are final. */
+void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer), void *arg);
+/* Writes a one-line-per-layer summary (name, type, output shape, params). */
+void rt_model_print_summary(const rt_model *m);
+
+/* ---- losses ----------------------------------------------------------------- */
+/* Cross entropy on logits[n][classes] with integer labels. Returns the sum
+ * of per-sample losses (so callers can average over any count, e.g. the
+ * global batch across ranks) and writes dlogits = scale * d(sum)/d(logits)
+ * if dlogits is non-NULL. For the mean over a batch of n: scale = 1/n. */
+double rt_cross_entropy(float *dlogits, const float *logits, const int32_t *labels,
+                        int n, int classes, float scale);
+/* Negative log-likelihood on log-probabilities; same conventions. */
+double rt_nll_loss(float *dlogp, const float *logp, const int32_t *labels,
+                   int n, int classes, float scale);
+/* Number of samples whose argmax equals the label. */
+int rt_count_correct(const float *logits, const int32_t *labels, int n, int classes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

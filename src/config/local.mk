@@ -1,0 +1,1 @@
+# config: see the module's header in include/rtrain/.

@@ -1,0 +1,1 @@
+# data: see the module's header in include/rtrain/.

@@ -1,0 +1,1 @@
+# kernels/cpu: see the module's header in include/rtrain/.

@@ -1,0 +1,1 @@
+# nn: see the module's header in include/rtrain/.

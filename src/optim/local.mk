@@ -1,0 +1,1 @@
+# optim: see the module's header in include/rtrain/.

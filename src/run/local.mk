@@ -1,0 +1,1 @@
+# run: see the module's header in include/rtrain/.

@@ -1,0 +1,1 @@
+# tests: shell-script and multi-rank tests.
