@@ -1,0 +1,108 @@
+/* rtrain config: a libconfig file plus key=value overrides, turned into one
+ * typed, validated struct with every default filled in.
+ *
+ * Every key has an entry in one schema table (src/config/schema.c) with its
+ * type, default, range and help text. Unknown keys, wrong types and
+ * out-of-range values are errors naming file:line (or the override) and,
+ * for unknown keys, the closest valid key.
+ *
+ * Not collective: every rank parses the same file; the caller agrees on the
+ * outcome across ranks before acting on it. */
+#ifndef RTRAIN_CONFIG_H
+#define RTRAIN_CONFIG_H
+
+#include <stdio.h>
+#include "rtrain/core.h"
+#include "rtrain/nn.h"
+#include "rtrain/optim.h"
+#include "rtrain/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rt_config {
+    char source[RT_PATH_MAX];          /* the config file read */
+
+    struct {
+        char name[256];                /* "" : derived from the config name */
+        char storage_path[RT_PATH_MAX];/* "" : $RTRAIN_STORAGE or ./rtrain_results */
+        int verbose;                   /* 0..2 */
+        double log_every_s;
+        int log_per_rank;
+        char resume[16];               /* "auto" | "never" */
+        char resume_from_checkpoint[RT_PATH_MAX];
+        int overwrite;
+    } run;
+
+    struct {
+        int num_workers;               /* 0: whatever MPI gives */
+        int threads_per_worker;        /* 0: cores / local ranks */
+        int use_gpu;
+    } scaling;
+
+    rt_model_spec model;
+
+    struct {
+        char format[16];               /* "idx" */
+        char dir[RT_PATH_MAX];         /* prefix for relative paths below */
+        char train_images[RT_PATH_MAX], train_labels[RT_PATH_MAX];
+        char test_images[RT_PATH_MAX], test_labels[RT_PATH_MAX];
+        int batch_size;                /* per worker */
+        int global_batch_size;         /* 0: batch_size * world size */
+        int eval_batch_size;           /* per worker; 0: = batch_size */
+        int shuffle;
+        int drop_last;
+        int prefetch;
+        rt_transform transform;
+    } data;
+
+    rt_optim_opts optimizer;
+    rt_schedule_opts schedule;
+
+    struct {
+        int epochs;
+        long long seed;
+        int accumulate_steps;
+        long long steps_per_epoch;     /* 0: the whole epoch; N: stop each epoch after N steps */
+        int eval_every;                /* evaluate every N epochs; 0: never */
+        char loss[24];                 /* "cross_entropy" | "nll" */
+    } train;
+
+    struct {
+        int num_to_keep;               /* 0: keep all */
+        char score_attribute[64];
+        char score_order[8];           /* "max" | "min" */
+        int frequency;                 /* every N epochs; 0: only when asked */
+        int at_end;
+    } checkpoint;
+
+    struct {
+        int max_failures;              /* -1: unlimited */
+        double step_timeout_s;         /* 0: no watchdog */
+    } failure;
+
+    struct {
+        long long bucket_bytes;        /* gradient all-reduce bucket size */
+    } comm;
+} rt_config;
+
+/* Fills every field with its default. */
+void rt_config_defaults(rt_config *cfg);
+
+/* Reads `path`, applies overrides ("optimizer.lr=0.01", values in libconfig
+ * syntax; a bare word is taken as a string), validates, fills defaults and
+ * resolves data paths against data.dir. */
+rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
+                         char *const *overrides);
+
+/* Writes the fully resolved configuration as one JSON object. */
+rt_status rt_config_write_json(const rt_config *cfg, FILE *f);
+
+/* Prints every key with its type, default and help (rtrain --help-config). */
+void rt_config_print_reference(FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
