@@ -1,1 +1,3 @@
-# cli: see the module's header in include/rtrain/.
+# cli: the rtrain program.
+bin_PROGRAMS += src/cli/rtrain
+src_cli_rtrain_SOURCES = src/cli/rtrain.c src/cli/trainer.c src/cli/trainer.h

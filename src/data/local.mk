@@ -1,1 +1,8 @@
-# data: see the module's header in include/rtrain/.
+# data: datasets (generic, idx files), the global sample order, the
+# per-rank batch split and the prefetching loader.
+rtraininclude_HEADERS += include/rtrain/data.h
+src_librtrain_la_SOURCES += src/data/dataset.c src/data/idx.c src/data/sampler.c \
+	src/data/loader.c
+
+check_PROGRAMS += tests/unit/test_data
+TESTS += tests/unit/test_data

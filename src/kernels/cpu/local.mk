@@ -1,1 +1,11 @@
-# kernels/cpu: see the module's header in include/rtrain/.
+# kernels/cpu: float32 NCHW math behind the nn layers (OpenBLAS sgemm + im2col).
+noinst_HEADERS += src/kernels/cpu/kernels.h
+src_librtrain_la_SOURCES += src/kernels/cpu/linear.c src/kernels/cpu/conv2d.c \
+	src/kernels/cpu/elementwise.c src/kernels/cpu/pool.c src/kernels/cpu/batchnorm.c
+
+check_PROGRAMS += tests/unit/test_kernels
+TESTS += tests/unit/test_kernels
+
+# Benchmark: built by `make bench` only (EXTRA_PROGRAMS are not built by default).
+EXTRA_PROGRAMS += bench/bench_kernels
+BENCH_PROGRAMS += bench/bench_kernels

@@ -1,0 +1,48 @@
+/* rtrain comm: collectives on float slabs and data-parallel gradient
+ * averaging (DDP) with buckets.
+ *
+ * Buckets are contiguous slices of the model's gradient slab (views, no
+ * copies), formed from the last layer backwards so that they become final
+ * in the order backward produces them. As soon as backward has finished
+ * every layer a bucket covers, its MPI_Iallreduce is started, so
+ * communication overlaps the rest of backward; rt_ddp_finish waits for all
+ * of them before the optimizer step. Every rank builds the same buckets
+ * from the same model, so the collectives match. All functions here are
+ * collective over the communicator given at creation. */
+#ifndef RTRAIN_COMM_H
+#define RTRAIN_COMM_H
+
+#include <stddef.h>
+#include <mpi.h>
+#include "rtrain/core.h"
+#include "rtrain/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* In-place sum of count floats across comm (any count, beyond INT_MAX too). */
+rt_status rt_comm_allreduce_sum(MPI_Comm comm, float *buf, size_t count);
+rt_status rt_comm_allreduce_sum_double(MPI_Comm comm, double *buf, size_t count);
+rt_status rt_comm_broadcast(MPI_Comm comm, float *buf, size_t count, int root);
+
+/* Parameters and buffers of rank 0 to every rank, before training. */
+rt_status rt_comm_broadcast_model(MPI_Comm comm, rt_model *m);
+
+typedef struct rt_ddp rt_ddp;
+
+/* Buckets of at least bucket_bytes (at layer boundaries; one parameter
+ * layer may exceed it). Installs a backward hook on m. */
+rt_status rt_ddp_create(rt_ddp **out, MPI_Comm comm, rt_model *m, size_t bucket_bytes);
+void rt_ddp_free(rt_ddp *d);
+int rt_ddp_num_buckets(const rt_ddp *d);
+/* sync = 0 for accumulation micro-steps: gradients stay local. */
+void rt_ddp_begin_backward(rt_ddp *d, int sync);
+/* Starts buckets not yet started and waits for all. Gradients are SUMMED:
+ * the loss is scaled by 1/(global batch) so the sum is the global mean. */
+rt_status rt_ddp_finish(rt_ddp *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,71 @@
+/* rtrain: train a model described by a config file on every MPI rank.
+ *   mpirun -np N rtrain CONFIG [key=value ...]
+ * Exit codes: 0 success, 1 runtime failure, 2 input error (see README). */
+#include <stdio.h>
+#include <string.h>
+#include "rtrain/config.h"
+#include "rtrain/run.h"
+#include "trainer.h"
+#include "config.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rtrain CONFIG [key=value ...]\n"
+            "       rtrain --help-config   list every configuration key\n"
+            "       rtrain --version\n"
+            "Trains the model described by CONFIG on every MPI rank, e.g.\n"
+            "  mpirun -np 2 rtrain examples/fashion_mnist_mlp.cfg train.epochs=1\n"
+            "Overrides use dotted keys and libconfig values: optimizer.lr=0.01,\n"
+            "model.hidden=[256,256], run.name=\"trial-1\".\n");
+}
+
+/* Options answered without MPI collectives; returns -1 when none applies. */
+static int handle_info_options(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return RT_EXIT_INPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return RT_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("rtrain %s\n", PACKAGE_VERSION);
+        return RT_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--help-config")) {
+        rt_config_print_reference(stdout);
+        return RT_EXIT_OK;
+    }
+    if (argv[1][0] == '-') {
+        fprintf(stderr, "rtrain: error: unknown option '%s'\n", argv[1]);
+        usage(stderr);
+        return RT_EXIT_INPUT;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    int info = handle_info_options(argc, argv);
+    if (info >= 0)
+        return info;
+
+    rt_session *session = NULL;
+    rt_status st = rt_session_init(&session, &argc, &argv);
+    if (st != RT_OK)
+        return rt_session_exit_code(session, st);
+
+    static rt_config cfg;
+    st = rt_config_load(&cfg, argv[1], argc - 2, argv + 2);
+    st = rt_session_agree(session, st);
+    if (st == RT_OK) {
+        rt_log_set_level(cfg.run.verbose >= 2 ? RT_LOG_DEBUG : RT_LOG_INFO);
+        st = rt_trainer_run(session, &cfg);
+    }
+    int code = rt_session_exit_code(session, st);
+    rt_session_finalize(session);
+    return code;
+}

@@ -1,0 +1,295 @@
+/* The built-in training loop: data -> model -> DDP -> optimizer, one report
+ * per epoch. Every rank runs the same sequence of collectives:
+ *   setup (each step's outcome agreed) -> per optimizer step: forward,
+ *   agree (loader error or non-finite loss stops every rank together),
+ *   backward with bucketed gradient all-reduce -> per epoch: reduce the
+ *   epoch's loss sums, evaluate (sums reduced), report. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "rtrain/comm.h"
+#include "rtrain/data.h"
+#include "rtrain/nn.h"
+#include "rtrain/optim.h"
+#include "trainer.h"
+
+typedef double (*loss_fn)(float *dlogits, const float *logits, const int32_t *labels, int n,
+                          int classes, float scale);
+
+typedef struct trainer {
+    rt_session *session;
+    const rt_config *cfg;
+    const rt_context *ctx;
+    MPI_Comm comm;
+    rt_dataset *train_set, *test_set;
+    rt_loader *train_loader, *test_loader;
+    rt_model *model;
+    rt_optimizer *optim;
+    rt_ddp *ddp;
+    rt_run *run;
+    loss_fn loss;
+    float *dlogits;             /* [max batch][classes] */
+    int classes;
+    int64_t global_batch;
+    int64_t steps_per_epoch;    /* optimizer steps */
+    int64_t step;               /* optimizer steps done */
+} trainer;
+
+static const struct { const char *name; loss_fn fn; } loss_table[] = {
+    {"cross_entropy", rt_cross_entropy},
+    {"nll", rt_nll_loss},
+};
+
+static rt_status pick_loss(trainer *t)
+{
+    for (size_t i = 0; i < sizeof loss_table / sizeof loss_table[0]; i++)
+        if (!strcmp(t->cfg->train.loss, loss_table[i].name)) {
+            t->loss = loss_table[i].fn;
+            return RT_OK;
+        }
+    return RT_ERROR(RT_ERR_CONFIG, "train.loss '%s' is not a known loss (cross_entropy, nll)",
+                    t->cfg->train.loss);
+}
+
+/* Global batch: data.global_batch_size, or data.batch_size per worker. */
+static rt_status resolve_batch(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    int world = t->ctx->world_size;
+    if (c->scaling.num_workers > 0 && c->scaling.num_workers != world)
+        return RT_ERROR(RT_ERR_CONFIG, "scaling.num_workers = %d but MPI started %d ranks: "
+                        "launch with mpirun -np %d or change scaling.num_workers",
+                        c->scaling.num_workers, world, c->scaling.num_workers);
+    if (c->data.global_batch_size > 0) {
+        if (c->data.global_batch_size % world != 0)
+            return RT_ERROR(RT_ERR_CONFIG, "data.global_batch_size = %d does not divide by "
+                            "the %d ranks: choose a multiple of %d or set data.batch_size "
+                            "(per worker) instead", c->data.global_batch_size, world, world);
+        t->global_batch = c->data.global_batch_size;
+    } else {
+        t->global_batch = (int64_t)c->data.batch_size * world;
+    }
+    return RT_OK;
+}
+
+static rt_status open_data(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    RT_CHECK(rt_idx_dataset_open(&t->train_set, c->data.train_images, c->data.train_labels,
+                                 &c->data.transform));
+    RT_CHECK(rt_idx_dataset_open(&t->test_set, c->data.test_images, c->data.test_labels,
+                                 &c->data.transform));
+    rt_loader_opts lo = {
+        .global_batch = t->global_batch, .rank = t->ctx->world_rank,
+        .world_size = t->ctx->world_size, .shuffle = c->data.shuffle,
+        .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
+        .prefetch = c->data.prefetch,
+    };
+    RT_CHECK(rt_loader_create(&t->train_loader, t->train_set, &lo));
+    int eval_batch = c->data.eval_batch_size > 0 ? c->data.eval_batch_size
+                                                 : (int)(t->global_batch / t->ctx->world_size);
+    lo.global_batch = (int64_t)eval_batch * t->ctx->world_size;
+    lo.shuffle = 0;
+    lo.drop_last = 0;
+    RT_CHECK(rt_loader_create(&t->test_loader, t->test_set, &lo));
+    int64_t batches = rt_loader_batches_per_epoch(t->train_loader);
+    if (c->train.steps_per_epoch > 0 && c->train.steps_per_epoch * c->train.accumulate_steps < batches)
+        batches = c->train.steps_per_epoch * c->train.accumulate_steps;
+    t->steps_per_epoch = batches / c->train.accumulate_steps;
+    if (t->steps_per_epoch < 1)
+        return RT_ERROR(RT_ERR_CONFIG, "an epoch of %lld samples gives no optimizer step with "
+                        "global batch %lld and train.accumulate_steps %d: lower them",
+                        (long long)rt_dataset_count(t->train_set), (long long)t->global_batch,
+                        c->train.accumulate_steps);
+    return RT_OK;
+}
+
+static rt_status build_model(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    int max_batch = rt_loader_max_local_batch(t->train_loader);
+    int eval_max = rt_loader_max_local_batch(t->test_loader);
+    if (eval_max > max_batch)
+        max_batch = eval_max;
+    RT_CHECK(rt_model_create(&t->model, &c->model, rt_dataset_sample_shape(t->train_set),
+                             max_batch, (uint64_t)c->train.seed));
+    t->classes = (int)rt_shape_size(rt_model_output_shape(t->model));
+    if (t->classes < rt_dataset_num_classes(t->train_set))
+        return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "
+                        "classes: set model.num_classes = %d", t->classes,
+                        rt_dataset_num_classes(t->train_set), rt_dataset_num_classes(t->train_set));
+    RT_CHECK(rt_alloc(&t->dlogits, (size_t)max_batch * t->classes, sizeof(float), "logit gradients"));
+    RT_CHECK(rt_optim_create(&t->optim, &c->optimizer, rt_model_num_params(t->model)));
+    return rt_ddp_create(&t->ddp, t->comm, t->model, (size_t)c->comm.bucket_bytes);
+}
+
+/* Each stage's outcome is agreed before the next starts. */
+static rt_status setup(trainer *t)
+{
+    RT_CHECK(rt_session_agree(t->session, pick_loss(t)));
+    RT_CHECK(rt_session_agree(t->session, resolve_batch(t)));
+    RT_CHECK(rt_session_agree(t->session, open_data(t)));
+    RT_CHECK(rt_session_agree(t->session, build_model(t)));
+    RT_CHECK(rt_comm_broadcast_model(t->comm, t->model));
+    return rt_run_open(&t->run, t->session, t->cfg);
+}
+
+static void trainer_free(trainer *t)
+{
+    rt_run_close(t->run);
+    rt_ddp_free(t->ddp);
+    rt_optim_free(t->optim);
+    rt_free(t->dlogits);
+    rt_model_free(t->model);
+    rt_loader_free(t->train_loader);
+    rt_loader_free(t->test_loader);
+    rt_dataset_free(t->train_set);
+    rt_dataset_free(t->test_set);
+}
+
+typedef struct epoch_stats {
+    double loss_sum;      /* sum of per-sample training losses (this rank) */
+    double samples;       /* samples trained (this rank) */
+    double train_time;
+} epoch_stats;
+
+/* Forward and loss of one micro-batch; returns a non-OK status on a
+ * non-finite loss (agreed by the caller). */
+static rt_status forward_loss(trainer *t, const rt_batch *b, int64_t epoch, float scale,
+                              epoch_stats *es)
+{
+    if (b->n == 0)
+        return RT_OK;
+    rt_nn_ctx nc = {.train = 1, .rng_key = rt_rng_key((uint64_t)t->cfg->train.seed, (uint64_t)epoch,
+                                                        (uint64_t)b->index, (uint64_t)t->ctx->world_rank)};
+    const float *logits = rt_model_forward(t->model, &nc, b->x, b->n);
+    double loss = t->loss(t->dlogits, logits, b->y, b->n, t->classes, scale);
+    if (!isfinite(loss))
+        return RT_ERROR(RT_ERR_NUMERIC, "training loss is %g at epoch %lld, global batch %lld: "
+                        "lower optimizer.lr or check the data", loss, (long long)epoch + 1,
+                        (long long)b->index);
+    es->loss_sum += loss;
+    es->samples += b->n;
+    return RT_OK;
+}
+
+static rt_status train_micro_batch(trainer *t, const rt_batch *b, int64_t epoch, int sync,
+                                   epoch_stats *es)
+{
+    float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
+    RT_CHECK(rt_session_agree(t->session, forward_loss(t, b, epoch, scale, es)));
+    rt_ddp_begin_backward(t->ddp, sync);
+    if (b->n > 0) {
+        rt_nn_ctx nc = {.train = 1};
+        rt_model_backward(t->model, &nc, t->dlogits, b->n);
+    }
+    return rt_ddp_finish(t->ddp);
+}
+
+static float current_lr(const trainer *t)
+{
+    int64_t total = t->steps_per_epoch * t->cfg->train.epochs;
+    return rt_schedule_lr(&t->cfg->schedule, t->cfg->optimizer.lr, t->step,
+                          t->steps_per_epoch, total);
+}
+
+static rt_status train_epoch(trainer *t, int64_t epoch, epoch_stats *es)
+{
+    int accumulate = t->cfg->train.accumulate_steps;
+    double t0 = rt_time_now();
+    RT_CHECK(rt_loader_start_epoch(t->train_loader, epoch, 0));
+    rt_model_zero_grad(t->model);
+    for (int64_t s = 0; s < t->steps_per_epoch; s++) {
+        for (int micro = 0; micro < accumulate; micro++) {
+            rt_batch b;
+            int done = 0;
+            rt_status st = rt_loader_next(t->train_loader, &b, &done);
+            if (st == RT_OK && done)
+                st = RT_ERROR(RT_ERR_INTERNAL, "loader ended the epoch early");
+            RT_CHECK(rt_session_agree(t->session, st));
+            RT_CHECK(train_micro_batch(t, &b, epoch, micro == accumulate - 1, es));
+        }
+        rt_optim_step(t->optim, rt_model_params(t->model), rt_model_grads(t->model),
+                      current_lr(t));
+        rt_model_zero_grad(t->model);
+        t->step++;
+    }
+    es->train_time = rt_time_now() - t0;
+    return RT_OK;
+}
+
+/* Sums of loss, correct predictions and samples over the whole test set;
+ * each test sample is counted exactly once across ranks. */
+static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
+{
+    double sums[3] = {0, 0, 0};
+    RT_CHECK(rt_loader_start_epoch(t->test_loader, 0, 0));
+    rt_nn_ctx nc = {.train = 0};
+    for (;;) {
+        rt_batch b;
+        int done = 0;
+        RT_CHECK(rt_session_agree(t->session, rt_loader_next(t->test_loader, &b, &done)));
+        if (done)
+            break;
+        if (b.n == 0)
+            continue;
+        const float *logits = rt_model_forward(t->model, &nc, b.x, b.n);
+        sums[0] += t->loss(NULL, logits, b.y, b.n, t->classes, 1.0f);
+        sums[1] += rt_count_correct(logits, b.y, b.n, t->classes);
+        sums[2] += b.n;
+    }
+    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 3));
+    *val_loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    *val_accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+    return RT_OK;
+}
+
+static rt_status report_epoch(trainer *t, int64_t epoch, epoch_stats *es, double epoch_start)
+{
+    double sums[2] = {es->loss_sum, es->samples};
+    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
+    double val_loss = NAN, val_acc = NAN;
+    int eval_every = t->cfg->train.eval_every;
+    int last = epoch + 1 == t->cfg->train.epochs;
+    if (eval_every > 0 && ((epoch + 1) % eval_every == 0 || last))
+        RT_CHECK(evaluate(t, &val_loss, &val_acc));
+    double train_loss = sums[0] / sums[1];
+    double sps = sums[1] / es->train_time;
+    rt_metric m[] = {
+        {"epoch", (double)epoch + 1}, {"step", (double)t->step},
+        {"train_loss", train_loss}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
+        {"lr", current_lr(t)}, {"samples_per_s", sps}, {"train_time_s", es->train_time},
+        {"time_this_iter_s", rt_time_now() - epoch_start},
+        {"world_size", (double)t->ctx->world_size},
+    };
+    rt_info("epoch %lld/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f  "
+            "%.0f samples/s  %.2f s", (long long)epoch + 1, t->cfg->train.epochs, train_loss,
+            val_loss, val_acc, sps, rt_time_now() - epoch_start);
+    return rt_report(t->run, m, (int)(sizeof m / sizeof m[0]));
+}
+
+rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
+{
+    trainer t = {.session = s, .cfg = cfg, .ctx = rt_session_context(s),
+                 .comm = rt_session_comm(s)};
+    int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
+    rt_status st = setup(&t);
+    if (st == RT_OK) {
+        rt_info("rtrain: %d rank(s) x %d thread(s), %zu parameters, global batch %lld, "
+                "%lld steps/epoch, run dir %s", t.ctx->world_size, threads,
+                rt_model_num_params(t.model), (long long)t.global_batch,
+                (long long)t.steps_per_epoch, rt_run_dir(t.run));
+        if (cfg->run.verbose >= 2)
+            rt_model_print_summary(t.model);
+    }
+    for (int64_t epoch = 0; st == RT_OK && epoch < cfg->train.epochs; epoch++) {
+        epoch_stats es = {0};
+        double t0 = rt_time_now();
+        st = train_epoch(&t, epoch, &es);
+        if (st == RT_OK)
+            st = report_epoch(&t, epoch, &es, t0);
+    }
+    trainer_free(&t);
+    return st;
+}

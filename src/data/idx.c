@@ -1,0 +1,299 @@
+/* idx datasets (MNIST, FashionMNIST): two files, images (magic 0x00000803,
+ * dims count x rows x cols) and labels (magic 0x00000801, dim count), each
+ * raw or gzip-compressed. The kind is detected from the first bytes and both
+ * are read through zlib, which passes raw files through unchanged.
+ *
+ * The files are untrusted input: the header is bounded before anything is
+ * allocated, the pixel buffer grows only as bytes actually arrive (a header
+ * that lies about its count cannot make us allocate gigabytes), and the file
+ * must hold exactly the bytes its header promises. Every message names the
+ * file. Pixels stay uint8 in memory (47 MB for FashionMNIST rather than
+ * 188 MB as floats) and are converted on fetch through a 256-entry table
+ * that applies the transform. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "rtrain/data.h"
+
+#define IDX_MAGIC_IMAGES 0x00000803u  /* unsigned bytes, 3 dimensions */
+#define IDX_MAGIC_LABELS 0x00000801u  /* unsigned bytes, 1 dimension */
+#define IDX_MAX_COUNT 0x7fffffffu     /* samples per file */
+#define IDX_MAX_SIDE 4096u            /* rows and cols */
+#define IDX_FIRST_CHUNK ((size_t)16 << 20)
+
+/* One idx file being read. */
+typedef struct idx_file {
+    const char *path;
+    const char *role;   /* "images" or "labels", for messages */
+    gzFile gz;
+} idx_file;
+
+typedef struct idx_data {
+    uint8_t *pixels;    /* [count][rows * cols] */
+    uint8_t *labels;    /* [count] */
+    size_t sample_size; /* rows * cols */
+    float lut[256];     /* transformed value of each raw pixel */
+} idx_data;
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static rt_status idx_open_error(const char *role, const char *path, int err)
+{
+    return RT_ERROR(RT_ERR_IO,
+                    "cannot open %s file '%s': %s; install the dataset-fashion-mnist package "
+                    "(files under /usr/share/datasets/fashion-mnist) or set data.dir to the "
+                    "directory holding the idx files", role, path, strerror(err));
+}
+
+/* Opens f->path, tells gzip from raw idx by the first bytes and hands the
+ * descriptor to zlib (which reads raw files transparently). */
+static rt_status idx_file_open(idx_file *f)
+{
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return idx_open_error(f->role, f->path, errno);
+    uint8_t head[2];
+    ssize_t n = read(fd, head, sizeof head);
+    if (n < 0) {
+        int err = errno;
+        close(fd);
+        return idx_open_error(f->role, f->path, err);
+    }
+    int is_gzip = n == 2 && head[0] == 0x1f && head[1] == 0x8b;
+    int is_idx = n == 2 && head[0] == 0 && head[1] == 0;
+    if (!is_gzip && !is_idx) {
+        close(fd);
+        if (n < 2)
+            return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is empty or too short to be gzip or "
+                            "idx (%zd bytes)", f->role, f->path, n);
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is neither gzip nor idx: it starts with "
+                        "bytes %02x %02x, expected 1f 8b (gzip) or 00 00 (idx)",
+                        f->role, f->path, head[0], head[1]);
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0 || !(f->gz = gzdopen(fd, "rb"))) {
+        int err = errno;
+        close(fd);
+        return RT_ERROR(RT_ERR_IO, "cannot read %s file '%s': %s", f->role, f->path,
+                        strerror(err ? err : ENOMEM));
+    }
+    gzbuffer(f->gz, 1 << 17);
+    return RT_OK;
+}
+
+/* zlib reports a stream cut short as Z_BUF_ERROR ("unexpected end of
+ * file") and corrupt data as Z_DATA_ERROR; both are the file's fault. */
+static rt_status idx_check_stream(idx_file *f)
+{
+    int zerr = Z_OK;
+    const char *msg = gzerror(f->gz, &zerr);
+    if (zerr == Z_OK)
+        return RT_OK;
+    if (zerr == Z_ERRNO)
+        return RT_ERROR(RT_ERR_IO, "reading %s file '%s' failed: %s", f->role, f->path,
+                        strerror(errno));
+    return RT_ERROR(RT_ERR_FORMAT, "%s file '%s': gzip stream is truncated or corrupt "
+                    "(zlib: %s); download the file again", f->role, f->path, msg);
+}
+
+/* Reads up to n bytes; *got is how many arrived before end of file. */
+static rt_status idx_read(idx_file *f, uint8_t *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got;
+        unsigned chunk = want > (1u << 30) ? (1u << 30) : (unsigned)want;
+        int r = gzread(f->gz, buf + *got, chunk);
+        if (r <= 0)
+            break;
+        *got += (size_t)r;
+    }
+    RT_CHECK(idx_check_stream(f));
+    return RT_OK;
+}
+
+/* Reads the `bytes` payload the header promised (`promise` describes it
+ * for messages) into a buffer that grows as data arrives, then insists the
+ * file ends there. */
+static rt_status idx_read_payload(idx_file *f, uint64_t bytes, const char *promise,
+                                  uint8_t **out)
+{
+    *out = NULL;
+    if (bytes > SIZE_MAX)
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s': header promises %s, more than this "
+                        "machine can address", f->role, f->path, promise);
+    uint8_t *buf = NULL;
+    size_t cap = 0, got = 0;
+    rt_status s = RT_OK;
+    while (got < bytes) {
+        if (got == cap) {
+            size_t ncap = cap ? (cap > bytes / 2 ? (size_t)bytes : 2 * cap)
+                              : (bytes < IDX_FIRST_CHUNK ? (size_t)bytes : IDX_FIRST_CHUNK);
+            uint8_t *nb = realloc(buf, ncap);   /* not rt_alloc: this buffer grows */
+            if (!nb) {
+                s = RT_ERROR(RT_ERR_NOMEM, "out of memory reading %s file '%s' (%.1f MiB)",
+                             f->role, f->path, (double)ncap / (1 << 20));
+                goto fail;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t n;
+        RT_CHECK_GOTO(s, idx_read(f, buf + got, cap - got, &n), fail);
+        got += n;
+        if (n == 0)
+            break;
+    }
+    if (got < bytes) {
+        s = RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is truncated: header promises %s, file "
+                     "holds only %zu; download the file again", f->role, f->path, promise, got);
+        goto fail;
+    }
+    /* Anything after the payload means the header and the data disagree. */
+    uint8_t extra[4096];
+    size_t n, trailing = 0;
+    do {
+        RT_CHECK_GOTO(s, idx_read(f, extra, sizeof extra, &n), fail);
+        trailing += n;
+    } while (n == sizeof extra);
+    if (trailing) {
+        s = RT_ERROR(RT_ERR_FORMAT, "%s file '%s' has %zu trailing bytes after the %s its "
+                     "header promises; the file is corrupt or its header is wrong",
+                     f->role, f->path, trailing, promise);
+        goto fail;
+    }
+    *out = buf;
+    return RT_OK;
+fail:
+    free(buf);
+    return s;
+}
+
+/* Reads and checks the header: magic, then ndims big-endian dimensions. */
+static rt_status idx_read_header(idx_file *f, uint32_t magic, int ndims, uint32_t *dims)
+{
+    uint8_t head[16];
+    size_t want = 4 + 4 * (size_t)ndims, got;
+    RT_CHECK(idx_read(f, head, want, &got));
+    if (got < want)
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is truncated: only %zu of the %zu header "
+                        "bytes", f->role, f->path, got, want);
+    uint32_t m = be32(head);
+    if (m != magic) {
+        int swapped = m == (magic == IDX_MAGIC_IMAGES ? IDX_MAGIC_LABELS : IDX_MAGIC_IMAGES);
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' has magic 0x%08x, expected 0x%08x "
+                        "(idx %s of unsigned bytes)%s", f->role, f->path, m, magic, f->role,
+                        swapped ? "; are the images and labels paths swapped?" : "");
+    }
+    for (int i = 0; i < ndims; i++)
+        dims[i] = be32(head + 4 + 4 * i);
+    if (dims[0] == 0 || dims[0] > IDX_MAX_COUNT)
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' declares %u samples; expected 1 to %u",
+                        f->role, f->path, dims[0], IDX_MAX_COUNT);
+    for (int i = 1; i < ndims; i++)
+        if (dims[i] == 0 || dims[i] > IDX_MAX_SIDE)
+            return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' declares images of %ux%u; rows and "
+                            "cols must be 1 to %u", f->role, f->path, dims[1], dims[2],
+                            IDX_MAX_SIDE);
+    return RT_OK;
+}
+
+/* Opens one idx file, reads the header into dims and the payload into *out. */
+static rt_status idx_load(const char *path, const char *role, uint32_t magic, int ndims,
+                          uint32_t *dims, uint8_t **out)
+{
+    idx_file f = {.path = path, .role = role};
+    RT_CHECK(idx_file_open(&f));
+    rt_status s;
+    RT_CHECK_GOTO(s, idx_read_header(&f, magic, ndims, dims), done);
+    uint64_t bytes = dims[0];
+    char promise[128];
+    if (ndims == 3) {
+        bytes *= (uint64_t)dims[1] * dims[2];
+        snprintf(promise, sizeof promise, "%u images of %ux%u (%llu bytes)", dims[0], dims[1],
+                 dims[2], (unsigned long long)bytes);
+    } else {
+        snprintf(promise, sizeof promise, "%u labels (%llu bytes)", dims[0],
+                 (unsigned long long)bytes);
+    }
+    RT_CHECK_GOTO(s, idx_read_payload(&f, bytes, promise, out), done);
+done:
+    gzclose(f.gz);
+    return s;
+}
+
+static rt_status idx_fetch(void *impl, int64_t index, float *x, int32_t *label)
+{
+    const idx_data *d = impl;
+    const uint8_t *p = d->pixels + (size_t)index * d->sample_size;
+    for (size_t i = 0; i < d->sample_size; i++)
+        x[i] = d->lut[p[i]];
+    *label = d->labels[index];
+    return RT_OK;
+}
+
+static void idx_destroy(void *impl)
+{
+    idx_data *d = impl;
+    if (!d)
+        return;
+    free(d->pixels);
+    free(d->labels);
+    rt_free(d);
+}
+
+/* ToTensor then Normalize, in float32 as torchvision does them. */
+static rt_status idx_fill_lut(float *lut, const rt_transform *t)
+{
+    int norm = t && t->normalize;
+    if (norm && !(isfinite(t->mean) && isfinite(t->std) && t->std > 0.0f))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "transform needs a finite mean and std > 0 "
+                        "(got mean %g, std %g); fix data.transform", t->mean, t->std);
+    for (int v = 0; v < 256; v++) {
+        float x = (float)v / 255.0f;
+        lut[v] = norm ? (x - t->mean) / t->std : x;
+    }
+    return RT_OK;
+}
+
+static const rt_dataset_ops idx_ops = {.fetch = idx_fetch, .destroy = idx_destroy};
+
+rt_status rt_idx_dataset_open(rt_dataset **out, const char *images_path,
+                              const char *labels_path, const rt_transform *t)
+{
+    *out = NULL;
+    idx_data *d;
+    RT_CHECK(rt_alloc(&d, 1, sizeof *d, "idx dataset"));
+    rt_status s;
+    uint32_t idims[3], ldims[1];
+    RT_CHECK_GOTO(s, idx_fill_lut(d->lut, t), fail);
+    RT_CHECK_GOTO(s, idx_load(images_path, "images", IDX_MAGIC_IMAGES, 3, idims, &d->pixels),
+                  fail);
+    RT_CHECK_GOTO(s, idx_load(labels_path, "labels", IDX_MAGIC_LABELS, 1, ldims, &d->labels),
+                  fail);
+    if (idims[0] != ldims[0]) {
+        s = RT_ERROR(RT_ERR_FORMAT, "images file '%s' holds %u images but labels file '%s' "
+                     "holds %u labels; they must come from the same split", images_path,
+                     idims[0], labels_path, ldims[0]);
+        goto fail;
+    }
+    /* Labels are bytes, so at most 256 classes; count those present. */
+    int max_label = 0;
+    for (uint32_t i = 0; i < ldims[0]; i++)
+        max_label = d->labels[i] > max_label ? d->labels[i] : max_label;
+    d->sample_size = (size_t)idims[1] * idims[2];
+    rt_shape shape = {1, (int)idims[1], (int)idims[2]};
+    RT_CHECK_GOTO(s, rt_dataset_create(out, &idx_ops, d, idims[0], shape, max_label + 1), fail);
+    return RT_OK;
+fail:
+    idx_destroy(d);
+    return s;
+}

@@ -1,0 +1,41 @@
+/* Internal: the rt_builder's record of declarations (see builder.c). */
+#ifndef RTRAIN_NN_BUILDER_H
+#define RTRAIN_NN_BUILDER_H
+
+#include "nn/layers.h"
+
+typedef struct rt_builder_tensor {
+    rt_tensor_info info;
+    rt_init init;
+    int fan;
+    float **data, **grad;   /* grad NULL for buffers */
+} rt_builder_tensor;
+
+typedef struct rt_builder_mem {
+    size_t offset;          /* floats into the saved arena */
+    float **ptr;
+} rt_builder_mem;
+
+struct rt_builder {
+    int max_batch;
+    int serial;             /* layers built so far - 1 */
+    rt_builder_tensor *tensors;   /* declaration order: params and buffers mixed */
+    int num_tensors, tensor_cap;
+    size_t param_floats, buffer_floats;
+    rt_builder_mem *mems;
+    int num_mems, mem_cap;
+    size_t arena_floats;
+    float ***scratch_ptrs;
+    int num_scratch, scratch_cap;
+    size_t scratch_floats;  /* largest single request */
+};
+
+void rt_builder_init(rt_builder *b, int max_batch);
+void rt_builder_release(rt_builder *b);
+/* Points every declared pointer into the allocated slabs and initialises
+ * parameters and buffers (the tensor at index i of the model's list,
+ * parameters then buffers, draws from stream rt_rng_key(seed, i, 0, 0)). */
+void rt_builder_fill(rt_builder *b, float *params, float *grads, float *buffers,
+                     float *arena, float *scratch, uint64_t seed);
+
+#endif

@@ -1,0 +1,49 @@
+/* Internal declarations shared by the nn module's files (not installed):
+ * the per-type operation tables, the per-type constructors used by the
+ * layer-type table in layer.c, and the few hooks the architectures need
+ * beyond the public rt_layer_spec (torchvision's convolution init). */
+#ifndef RTRAIN_NN_LAYERS_H
+#define RTRAIN_NN_LAYERS_H
+
+#include "rtrain/nn.h"
+
+/* One constructor per layer type: validates the spec (RT_ERR_CONFIG naming
+ * l->name on a bad value) and allocates l->impl. l->ops and l->name are
+ * already set. */
+typedef rt_status (*rt_layer_init_fn)(rt_layer *l, const rt_layer_spec *spec);
+
+#define RT_DECLARE_LAYER(kind)                                        \
+    extern const rt_layer_ops rt_##kind##_ops;                        \
+    rt_status rt_##kind##_init(rt_layer *l, const rt_layer_spec *spec)
+
+RT_DECLARE_LAYER(linear);
+RT_DECLARE_LAYER(conv2d);
+RT_DECLARE_LAYER(batchnorm2d);
+RT_DECLARE_LAYER(relu);
+RT_DECLARE_LAYER(maxpool2d);
+RT_DECLARE_LAYER(avgpool);
+RT_DECLARE_LAYER(flatten);
+RT_DECLARE_LAYER(dropout);
+RT_DECLARE_LAYER(basicblock);
+
+/* Weight initialisation of convolutions inside l (a conv2d, or a composite
+ * holding convolutions); must be called before the layer is built.
+ * torchvision's ResNet re-initialises every Conv2d with kaiming_normal
+ * (fan_out, relu) after construction, which a plain nn.Conv2d does not. */
+void rt_conv2d_set_init(rt_layer *l, rt_init init);
+void rt_basicblock_set_init(rt_layer *l, rt_init init);
+void rt_layer_set_conv_init(rt_layer *l, rt_init init);
+
+/* Serial number of the most recently built layer (build order, from 0):
+ * a stable per-layer index for mixing into random-stream keys. */
+int rt_builder_layer_serial(const rt_builder *b);
+
+/* "<prefix>.<suffix>" into out[RT_NAME_MAX]; RT_ERR_CONFIG if too long. */
+rt_status rt_nn_join_name(char *out, const char *prefix, const char *suffix);
+
+/* Builds the top-level layers of spec's architecture for inputs of shape
+ * `in` (arch.c). The caller owns the returned array and layers. */
+rt_status rt_arch_layers(const rt_model_spec *spec, rt_shape in, rt_layer ***layers,
+                         int *count);
+
+#endif

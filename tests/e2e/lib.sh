@@ -1,0 +1,50 @@
+# Shared helpers for rtrain's end-to-end tests (sourced by tests/e2e/*.test).
+# The automake harness exports top_srcdir, top_builddir and MPIRUN.
+set -u
+: "${top_srcdir:?run through make check}" "${top_builddir:?run through make check}"
+MPIRUN=${MPIRUN:-mpirun}
+RTRAIN="$top_builddir/src/cli/rtrain"
+DATA_DIR=/usr/share/datasets/fashion-mnist
+EXAMPLES="$top_srcdir/examples"
+# Every test gets a private scratch directory, removed on exit.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rtrain-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Skips (exit 77) when the real dataset is not installed.
+need_dataset() {
+    [ -r "$DATA_DIR/train-images-idx3-ubyte.gz" ] || { echo "SKIP: $DATA_DIR missing"; exit 77; }
+}
+
+# run_rtrain NP ARGS...: runs rtrain on NP ranks under a time limit; sets
+# $rc and leaves stdout+stderr in $TMP/out.
+run_rtrain() {
+    np=$1; shift
+    rc=0
+    timeout -k 10 600 "$MPIRUN" -np "$np" --bind-to none "$RTRAIN" "$@" >"$TMP/out" 2>&1 || rc=$?
+    cat "$TMP/out"
+}
+
+# expect_error CODE PATTERN ARGS...: rtrain on 2 ranks must exit CODE (not
+# time out) and print PATTERN (grep -E) exactly once: one clear message.
+expect_error() {
+    code=$1; pattern=$2; shift 2
+    run_rtrain 2 "$@"
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || fail "rtrain hung (timeout) for: $*"
+    [ "$rc" -ne 0 ] || fail "rtrain exited 0 for bad input: $*"
+    # mpirun reports the first non-zero rank exit code.
+    [ "$rc" -eq "$code" ] || fail "exit code $rc, expected $code for: $*"
+    n=$(grep -cE "$pattern" "$TMP/out" || true)
+    [ "$n" -eq 1 ] || fail "expected exactly one message matching '$pattern', got $n"
+    grep -q "rtrain: error:" "$TMP/out" || fail "no 'rtrain: error:' line"
+}
+
+# json_field FILE LINE KEY: value of KEY in line LINE (1-based; -1 = last)
+# of a JSON-lines file, printed by python3's json module.
+json_field() {
+    python3 -c 'import json,sys
+lines=[l for l in open(sys.argv[1]) if l.strip()]
+v=json.loads(lines[int(sys.argv[2]) if int(sys.argv[2])<0 else int(sys.argv[2])-1])[sys.argv[3]]
+print(v)' "$1" "$2" "$3"
+}

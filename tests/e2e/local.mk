@@ -1,0 +1,16 @@
+# End-to-end tests of the rtrain program (shell scripts, see tests/e2e/lib.sh).
+E2E_TESTS = \
+	tests/e2e/train_mlp_accuracy.test \
+	tests/e2e/error_unknown_key.test \
+	tests/e2e/error_bad_type.test \
+	tests/e2e/error_bad_override.test \
+	tests/e2e/error_missing_config.test \
+	tests/e2e/error_missing_data.test \
+	tests/e2e/error_truncated_data.test \
+	tests/e2e/error_wrong_magic.test \
+	tests/e2e/error_num_workers.test \
+	tests/e2e/error_global_batch.test \
+	tests/e2e/error_one_rank_data.test \
+	tests/e2e/train_two_ranks.test
+TESTS += $(E2E_TESTS)
+EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)
