@@ -1,1 +1,15 @@
-# bench: make bench.
+# bench: `make bench` runs rtrain side by side with PyTorch (bench/run, see
+# bench/README.md) and writes bench/RESULTS.md; `make check` runs the quick
+# smoke test of the harness (bench/quick.test -> bench/run --quick).
+#
+# bench_programs: programs that `make bench` builds first (micro-benchmarks
+# that modules list, e.g. bench/bench_kernels in src/kernels/cpu/local.mk).
+# Lower case on purpose: automake takes any *_PROGRAMS name for a primary
+# and would want a BENCHdir. Only referenced here.
+bench: all $(bench_programs)
+	$(srcdir)/bench/run --rtrain $(abs_builddir)/src/cli/rtrain$(EXEEXT)
+.PHONY: bench
+
+TESTS += bench/quick.test
+EXTRA_DIST += bench/run bench/quick.test bench/README.md \
+	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py

@@ -65,9 +65,8 @@ def write_records(path, records):
     """records: list of (name, tensor-like). Writes the format above."""
     with open(path, "wb") as f:
         for name, value in records:
-            a = np.ascontiguousarray(
-                value.detach().cpu().double().numpy() if torch.is_tensor(value) else value,
-                dtype=np.float64).astype("<f4")
+            a = np.array(value.detach().cpu().double().numpy() if torch.is_tensor(value)
+                         else value, dtype=np.float64, order="C").astype("<f4")
             nb = name.encode()
             assert 0 < len(nb) < 256 and a.ndim <= 4
             f.write(struct.pack("<H", len(nb)) + nb)
@@ -77,12 +76,13 @@ def write_records(path, records):
     print("wrote %s (%d bytes)" % (path, os.path.getsize(path)))
 
 
+# Records are copied when taken: the forward pass updates buffers in place.
 def state_records(model, prefix):
-    return [(prefix + k, v) for k, v in model.state_dict().items()]
+    return [(prefix + k, v.detach().clone()) for k, v in model.state_dict().items()]
 
 
 def buffer_records(model, prefix):
-    return [(prefix + k, v) for k, v in model.named_buffers()]
+    return [(prefix + k, v.detach().clone()) for k, v in model.named_buffers()]
 
 
 def grad_records(model):

@@ -1,1 +1,11 @@
-# tests: shell-script and multi-rank tests.
+# tests: shell-script and multi-rank tests, and tests that span modules.
+
+# Reference tests of the nn module against PyTorch (fixtures written by
+# tests/gen_fixtures.py, committed under tests/fixtures/).
+check_PROGRAMS += tests/unit/test_reference
+TESTS += tests/unit/test_reference
+tests_unit_test_reference_SOURCES = tests/unit/test_reference.c tests/unit/fixture.c
+noinst_HEADERS += tests/unit/fixture.h
+EXTRA_DIST += tests/gen_fixtures.py tests/fixtures/ref_mlp.bin tests/fixtures/ref_conv.bin \
+	tests/fixtures/ref_basicblock.bin tests/fixtures/ref_resnet18.bin \
+	tests/fixtures/ref_resnet18.txt

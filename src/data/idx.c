@@ -32,6 +32,8 @@ typedef struct idx_file {
     const char *path;
     const char *role;   /* "images" or "labels", for messages */
     gzFile gz;
+    char promise[128];  /* what the header promises, once read */
+    size_t got;         /* decompressed bytes read so far, header included */
 } idx_file;
 
 typedef struct idx_data {
@@ -100,8 +102,15 @@ static rt_status idx_check_stream(idx_file *f)
     if (zerr == Z_ERRNO)
         return RT_ERROR(RT_ERR_IO, "reading %s file '%s' failed: %s", f->role, f->path,
                         strerror(errno));
-    return RT_ERROR(RT_ERR_FORMAT, "%s file '%s': gzip stream is truncated or corrupt "
-                    "(zlib: %s); download the file again", f->role, f->path, msg);
+    const char *colon = strstr(msg, ": ");   /* drop zlib's "<fd:N>: " prefix */
+    msg = colon ? colon + 2 : msg;
+    if (zerr == Z_BUF_ERROR)
+        return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is truncated: %s%s%sthe gzip stream ends "
+                        "early (after %zu bytes of content); download the file again", f->role,
+                        f->path, f->promise[0] ? "header promises " : "", f->promise,
+                        f->promise[0] ? ", " : "", f->got);
+    return RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is corrupt: zlib reports '%s' after %zu "
+                    "bytes of content; download the file again", f->role, f->path, msg, f->got);
 }
 
 /* Reads up to n bytes; *got is how many arrived before end of file. */
@@ -115,21 +124,21 @@ static rt_status idx_read(idx_file *f, uint8_t *buf, size_t n, size_t *got)
         if (r <= 0)
             break;
         *got += (size_t)r;
+        f->got += (size_t)r;
     }
     RT_CHECK(idx_check_stream(f));
     return RT_OK;
 }
 
-/* Reads the `bytes` payload the header promised (`promise` describes it
+/* Reads the `bytes` payload the header promised (f->promise describes it
  * for messages) into a buffer that grows as data arrives, then insists the
  * file ends there. */
-static rt_status idx_read_payload(idx_file *f, uint64_t bytes, const char *promise,
-                                  uint8_t **out)
+static rt_status idx_read_payload(idx_file *f, uint64_t bytes, uint8_t **out)
 {
     *out = NULL;
     if (bytes > SIZE_MAX)
         return RT_ERROR(RT_ERR_FORMAT, "%s file '%s': header promises %s, more than this "
-                        "machine can address", f->role, f->path, promise);
+                        "machine can address", f->role, f->path, f->promise);
     uint8_t *buf = NULL;
     size_t cap = 0, got = 0;
     rt_status s = RT_OK;
@@ -154,7 +163,7 @@ static rt_status idx_read_payload(idx_file *f, uint64_t bytes, const char *promi
     }
     if (got < bytes) {
         s = RT_ERROR(RT_ERR_FORMAT, "%s file '%s' is truncated: header promises %s, file "
-                     "holds only %zu; download the file again", f->role, f->path, promise, got);
+                     "holds only %zu; download the file again", f->role, f->path, f->promise, got);
         goto fail;
     }
     /* Anything after the payload means the header and the data disagree. */
@@ -167,7 +176,7 @@ static rt_status idx_read_payload(idx_file *f, uint64_t bytes, const char *promi
     if (trailing) {
         s = RT_ERROR(RT_ERR_FORMAT, "%s file '%s' has %zu trailing bytes after the %s its "
                      "header promises; the file is corrupt or its header is wrong",
-                     f->role, f->path, trailing, promise);
+                     f->role, f->path, trailing, f->promise);
         goto fail;
     }
     *out = buf;
@@ -215,16 +224,15 @@ static rt_status idx_load(const char *path, const char *role, uint32_t magic, in
     rt_status s;
     RT_CHECK_GOTO(s, idx_read_header(&f, magic, ndims, dims), done);
     uint64_t bytes = dims[0];
-    char promise[128];
     if (ndims == 3) {
         bytes *= (uint64_t)dims[1] * dims[2];
-        snprintf(promise, sizeof promise, "%u images of %ux%u (%llu bytes)", dims[0], dims[1],
+        snprintf(f.promise, sizeof f.promise, "%u images of %ux%u (%llu bytes)", dims[0], dims[1],
                  dims[2], (unsigned long long)bytes);
     } else {
-        snprintf(promise, sizeof promise, "%u labels (%llu bytes)", dims[0],
+        snprintf(f.promise, sizeof f.promise, "%u labels (%llu bytes)", dims[0],
                  (unsigned long long)bytes);
     }
-    RT_CHECK_GOTO(s, idx_read_payload(&f, bytes, promise, out), done);
+    RT_CHECK_GOTO(s, idx_read_payload(&f, bytes, out), done);
 done:
     gzclose(f.gz);
     return s;

@@ -116,6 +116,8 @@ static void *loader_thread(void *arg)
 
         pthread_mutex_lock(&l->mu);
         l->filling = 0;
+        /* A cancelled fill is never published; start_epoch also waits for
+         * it to end so that perm is not rewritten while it reads. */
         if (atomic_load(&l->gen) == gen) {
             l->filled++;
             l->stopped = s->status != RT_OK;
@@ -154,9 +156,11 @@ static rt_status loader_check_opts(const rt_dataset *ds, const rt_loader_opts *o
     if (o->prefetch < 0 || o->prefetch > LOADER_MAX_PREFETCH)
         return RT_ERROR(RT_ERR_CONFIG, "loader: prefetch must be 0 to %d (got %d); fix "
                         "data.prefetch", LOADER_MAX_PREFETCH, o->prefetch);
-    if (n < 1 || (uint64_t)n > UINT32_MAX)
+    if (n < 1)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "loader: the dataset has no samples");
+    if ((uint64_t)n > UINT32_MAX)   /* the order is a uint32_t permutation */
         return RT_ERROR(RT_ERR_UNSUPPORTED, "loader: dataset of %lld samples; the loader "
-                        "handles 1 to %u", (long long)n, UINT32_MAX);
+                        "handles at most %u", (long long)n, UINT32_MAX);
     if (o->drop_last && o->global_batch > n)
         return RT_ERROR(RT_ERR_CONFIG, "loader: global batch of %lld with drop_last leaves no "
                         "batch of a %lld-sample dataset; lower the batch size or unset "

@@ -6,3 +6,6 @@ src_librtrain_la_SOURCES += src/data/dataset.c src/data/idx.c src/data/sampler.c
 
 check_PROGRAMS += tests/unit/test_data
 TESTS += tests/unit/test_data
+# Real FashionMNIST files; SKIPs (exit 77) where they are not installed.
+check_PROGRAMS += tests/unit/test_data_fashion
+TESTS += tests/unit/test_data_fashion

@@ -18,7 +18,9 @@
 /* Bound on one chunk's scratch (columns + reordered output), in floats:
  * 4M floats = 16 MiB keeps the working set near the last-level cache while
  * giving sgemm a wide N even for the 1x1 and 2x2 layers at batch 128. */
+#ifndef CONV_SCRATCH_LIMIT
 #define CONV_SCRATCH_LIMIT ((size_t)4 << 20)
+#endif
 
 int rt_conv_geom_init(rt_conv_geom *g, int c, int h, int w, int k, int kh, int kw,
                       int stride, int pad)
@@ -76,85 +78,103 @@ static void conv_valid_range(int *lo, int *hi, int out, int size, int stride, in
         *lo = *hi;
 }
 
-/* col[ckk][cn*ohw] <- patches of x[cn][c][h][w]; padding reads as zero. */
-static void im2col(float *col, const float *x, const rt_conv_geom *g, int cn)
+/* Columns of one sample: dst points at its first column in col (row stride
+ * cols); padding reads as zero. Samples are the outer loop (see im2col). */
+static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv_geom *g)
 {
-    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g), cols = (size_t)cn * ohw;
-    if (conv_pointwise(g)) {
-        for (int ci = 0; ci < g->c; ci++)
-            for (int s = 0; s < cn; s++)
-                memcpy(col + ci * cols + s * ohw, x + ((size_t)s * g->c + ci) * hw,
-                       hw * sizeof(float));
-        return;
-    }
-    for (int ci = 0; ci < g->c; ci++)
-        for (int ky = 0; ky < g->kh; ky++) {
-            int oy0, oy1;
-            conv_valid_range(&oy0, &oy1, g->oh, g->h, g->stride, g->pad, ky);
-            for (int kx = 0; kx < g->kw; kx++) {
-                int ox0, ox1;
-                conv_valid_range(&ox0, &ox1, g->ow, g->w, g->stride, g->pad, kx);
-                float *row = col + ((size_t)(ci * g->kh + ky) * g->kw + kx) * cols;
-                for (int s = 0; s < cn; s++) {
-                    const float *plane = x + ((size_t)s * g->c + ci) * hw;
-                    float *dst = row + s * ohw;
-                    memset(dst, 0, (size_t)oy0 * g->ow * sizeof(float));
-                    for (int oy = oy0; oy < oy1; oy++) {
+    const size_t hw = (size_t)g->h * g->w;
+    /* kernel offsets outside, channels inside: the valid ranges depend
+     * only on (ky, kx), so they are computed kh*kw times, not c*kh*kw */
+    for (int ky = 0; ky < g->kh; ky++) {
+        int oy0, oy1;
+        conv_valid_range(&oy0, &oy1, g->oh, g->h, g->stride, g->pad, ky);
+        for (int kx = 0; kx < g->kw; kx++) {
+            int ox0, ox1;
+            conv_valid_range(&ox0, &ox1, g->ow, g->w, g->stride, g->pad, kx);
+            for (int ci = 0; ci < g->c; ci++) {
+                float *row = dst + ((size_t)(ci * g->kh + ky) * g->kw + kx) * cols;
+                for (int i = 0; i < oy0 * g->ow; i++)
+                    row[i] = 0.0f;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *d = row + (size_t)oy * g->ow;
+                    for (int ox = 0; ox < ox0; ox++)
+                        d[ox] = 0.0f;
+                    if (ox1 > ox0) {
                         /* first valid input element of this output row */
-                        const float *src = plane + (size_t)(oy * g->stride - g->pad + ky) * g->w
+                        const float *src = x + ci * hw
+                                           + (size_t)(oy * g->stride - g->pad + ky) * g->w
                                            + (ox0 * g->stride - g->pad + kx);
-                        float *d = dst + (size_t)oy * g->ow;
-                        for (int ox = 0; ox < ox0; ox++)
-                            d[ox] = 0.0f;
                         if (g->stride == 1)
                             memcpy(d + ox0, src, (size_t)(ox1 - ox0) * sizeof(float));
                         else
                             for (int ox = ox0; ox < ox1; ox++)
                                 d[ox] = src[(ox - ox0) * g->stride];
-                        for (int ox = ox1; ox < g->ow; ox++)
-                            d[ox] = 0.0f;
                     }
-                    memset(dst + (size_t)oy1 * g->ow, 0,
-                           (size_t)(g->oh - oy1) * g->ow * sizeof(float));
+                    for (int ox = ox1; ox < g->ow; ox++)
+                        d[ox] = 0.0f;
+                }
+                for (int i = oy1 * g->ow; i < g->oh * g->ow; i++)
+                    row[i] = 0.0f;
+            }
+        }
+    }
+}
+
+/* col[ckk][cn*ohw] <- patches of x[cn][c][h][w], sample by sample so that
+ * the input is read sequentially. */
+static void im2col(float *col, const float *x, const rt_conv_geom *g, int cn)
+{
+    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g), cols = (size_t)cn * ohw;
+    for (int s = 0; s < cn; s++) {
+        const float *xs = x + (size_t)s * g->c * hw;
+        if (conv_pointwise(g))
+            for (int ci = 0; ci < g->c; ci++)
+                memcpy(col + ci * cols + s * ohw, xs + ci * hw, hw * sizeof(float));
+        else
+            im2col_sample(col + s * ohw, cols, xs, g);
+    }
+}
+
+/* Adjoint of im2col_sample: dx[c][h][w] = sum of the column entries copied
+ * from each input element. dx is overwritten. */
+static void col2im_sample(float *dx, const float *src, size_t cols, const rt_conv_geom *g)
+{
+    const size_t hw = (size_t)g->h * g->w;
+    memset(dx, 0, (size_t)g->c * hw * sizeof(float));
+    for (int ky = 0; ky < g->kh; ky++) {
+        int oy0, oy1;
+        conv_valid_range(&oy0, &oy1, g->oh, g->h, g->stride, g->pad, ky);
+        for (int kx = 0; kx < g->kw; kx++) {
+            int ox0, ox1;
+            conv_valid_range(&ox0, &ox1, g->ow, g->w, g->stride, g->pad, kx);
+            if (ox1 <= ox0)
+                continue;
+            for (int ci = 0; ci < g->c; ci++) {
+                const float *row = src + ((size_t)(ci * g->kh + ky) * g->kw + kx) * cols;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *d = dx + ci * hw + (size_t)(oy * g->stride - g->pad + ky) * g->w
+                               + (ox0 * g->stride - g->pad + kx);
+                    const float *sr = row + (size_t)oy * g->ow;
+                    for (int ox = ox0; ox < ox1; ox++)
+                        d[(ox - ox0) * g->stride] += sr[ox];
                 }
             }
         }
+    }
 }
 
-/* dx[cn][c][h][w] = sum of the column entries that im2col copied from each
- * input element (the adjoint of im2col). dx is overwritten. */
+/* dx[cn][c][h][w] from dcol[ckk][cn*ohw] (adjoint of im2col). */
 static void col2im(float *dx, const float *col, const rt_conv_geom *g, int cn)
 {
     const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g), cols = (size_t)cn * ohw;
-    if (conv_pointwise(g)) {
-        for (int ci = 0; ci < g->c; ci++)
-            for (int s = 0; s < cn; s++)
-                memcpy(dx + ((size_t)s * g->c + ci) * hw, col + ci * cols + s * ohw,
-                       hw * sizeof(float));
-        return;
+    for (int s = 0; s < cn; s++) {
+        float *dxs = dx + (size_t)s * g->c * hw;
+        if (conv_pointwise(g))
+            for (int ci = 0; ci < g->c; ci++)
+                memcpy(dxs + ci * hw, col + ci * cols + s * ohw, hw * sizeof(float));
+        else
+            col2im_sample(dxs, col + s * ohw, cols, g);
     }
-    memset(dx, 0, (size_t)cn * g->c * hw * sizeof(float));
-    for (int ci = 0; ci < g->c; ci++)
-        for (int ky = 0; ky < g->kh; ky++) {
-            int oy0, oy1;
-            conv_valid_range(&oy0, &oy1, g->oh, g->h, g->stride, g->pad, ky);
-            for (int kx = 0; kx < g->kw; kx++) {
-                int ox0, ox1;
-                conv_valid_range(&ox0, &ox1, g->ow, g->w, g->stride, g->pad, kx);
-                const float *row = col + ((size_t)(ci * g->kh + ky) * g->kw + kx) * cols;
-                for (int s = 0; s < cn; s++) {
-                    float *plane = dx + ((size_t)s * g->c + ci) * hw;
-                    const float *src = row + s * ohw;
-                    for (int oy = oy0; oy < oy1; oy++) {
-                        float *d = plane + (size_t)(oy * g->stride - g->pad + ky) * g->w
-                                   + (ox0 * g->stride - g->pad + kx);
-                        const float *sr = src + (size_t)oy * g->ow;
-                        for (int ox = ox0; ox < ox1; ox++)
-                            d[(ox - ox0) * g->stride] += sr[ox];
-                    }
-                }
-            }
-        }
 }
 
 /* y[cn][k][ohw] = buf[k][cn*ohw] (+ b[k]) */
@@ -176,10 +196,14 @@ static void conv_unchunk_output(float *y, const float *buf, const float *b,
 static void conv_chunk_grad(float *buf, const float *dy, const rt_conv_geom *g, int cn)
 {
     const size_t ohw = conv_ohw(g), cols = (size_t)cn * ohw;
+    /* plain loops, not memcpy: ohw is 1..4 floats in the late layers */
     for (int s = 0; s < cn; s++)
-        for (int k = 0; k < g->k; k++)
-            memcpy(buf + k * cols + s * ohw, dy + ((size_t)s * g->k + k) * ohw,
-                   ohw * sizeof(float));
+        for (int k = 0; k < g->k; k++) {
+            float *d = buf + k * cols + s * ohw;
+            const float *src = dy + ((size_t)s * g->k + k) * ohw;
+            for (size_t i = 0; i < ohw; i++)
+                d[i] = src[i];
+        }
 }
 
 void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,

@@ -26,10 +26,14 @@ void rt_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
                 1.0f, dw, in);
     if (db) {
-        /* Rows in order, so the sum (and its rounding) is the same every call. */
-        for (int i = 0; i < n; i++)
-            for (int o = 0; o < out; o++)
-                db[o] += dy[(size_t)i * out + o];
+        /* Summed apart (in double, as the conv bias) and then added, so db
+         * receives the same increment whatever it held before. */
+        for (int o = 0; o < out; o++) {
+            double acc = 0.0;
+            for (int i = 0; i < n; i++)
+                acc += dy[(size_t)i * out + o];
+            db[o] += (float)acc;
+        }
     }
     /* dx[n][in] = dy[n][out] . w[out][in] */
     if (dx)

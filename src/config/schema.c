@@ -1,0 +1,566 @@
+/* The one table of configuration keys: path, type, where the value lives in
+ * rt_config, range, default and help text. Everything else in the module
+ * (parsing, validation, JSON, the reference) is driven by this table, so a
+ * new key is one line here plus its field in rtrain/config.h.
+ *
+ * Defaults: keys of the model, optimizer and schedule sub-structs take
+ * theirs from rt_model_spec_default / rt_optim_opts_default /
+ * rt_schedule_opts_default (so they live in those modules); a table default
+ * here is only for fields the config module owns, or where the config's
+ * default deliberately differs from the module's (optimizer.lr). */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config/internal.h"
+
+#define OFF(field) offsetof(rt_config, field)
+#define FSIZE(field) sizeof(((rt_config *)0)->field)
+#define MIB 1048576.0
+
+/* Wrappers giving the modules' enum functions one signature. */
+static const char *optim_name(int v) { return rt_optim_type_name((rt_optim_type)v); }
+static const char *schedule_name(int v) { return rt_schedule_type_name((rt_schedule_type)v); }
+
+/* nn.h has no name functions for rt_arch: the names are listed here, in
+ * enum order (value = index). */
+static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
+static const char *const resume_names[] = {"auto", "never", NULL};
+static const char *const format_names[] = {"idx", NULL};
+static const char *const loss_names[] = {"cross_entropy", "nll", NULL};
+static const char *const order_names[] = {"max", "min", NULL};
+
+/* Selecting a variant resets its group to the module's defaults for it,
+ * then the table's own defaults of that group are re-applied. */
+static void reset_model(rt_config *cfg, int arch)
+{
+    rt_model_spec_default(&cfg->model, (rt_arch)arch);
+    rt_config_apply_table_defaults(cfg, "model");
+}
+
+static void reset_optimizer(rt_config *cfg, int type)
+{
+    rt_optim_opts_default(&cfg->optimizer, (rt_optim_type)type);
+    rt_config_apply_table_defaults(cfg, "optimizer");
+}
+
+/* Shorthands keeping one key per line readable. D: table default; M: the
+ * module's default. */
+#define INT_D(p, f, lo, hi, d, h) {.path = p, .type = RT_KEY_INT, .offset = OFF(f), .min = lo, \
+    .max = hi, .has_default = 1, .def = d, .help = h}
+#define INT_M(p, f, lo, hi, h) {.path = p, .type = RT_KEY_INT, .offset = OFF(f), .min = lo, \
+    .max = hi, .help = h}
+/* _O: meaningful only for some values of the group's selector. */
+#define INT_MO(p, f, lo, hi, only, h) {.path = p, .type = RT_KEY_INT, .offset = OFF(f), \
+    .min = lo, .max = hi, .only_for = only, .help = h}
+#define FLOAT_MO(p, f, lo, hi, only, h) {.path = p, .type = RT_KEY_FLOAT, .offset = OFF(f), \
+    .min = lo, .max = hi, .only_for = only, .help = h}
+#define BOOL_MO(p, f, only, h) {.path = p, .type = RT_KEY_BOOL, .offset = OFF(f), .min = 0, \
+    .max = 1, .only_for = only, .help = h}
+#define INT64_D(p, f, lo, hi, d, h) {.path = p, .type = RT_KEY_INT64, .offset = OFF(f), \
+    .min = lo, .max = hi, .has_default = 1, .def = d, .help = h}
+#define INT64_M(p, f, lo, hi, h) {.path = p, .type = RT_KEY_INT64, .offset = OFF(f), .min = lo, \
+    .max = hi, .help = h}
+#define FLOAT_D(p, f, lo, hi, d, h) {.path = p, .type = RT_KEY_FLOAT, .offset = OFF(f), \
+    .min = lo, .max = hi, .has_default = 1, .def = d, .help = h}
+#define FLOAT_M(p, f, lo, hi, h) {.path = p, .type = RT_KEY_FLOAT, .offset = OFF(f), .min = lo, \
+    .max = hi, .help = h}
+#define DOUBLE_D(p, f, lo, hi, d, h) {.path = p, .type = RT_KEY_DOUBLE, .offset = OFF(f), \
+    .min = lo, .max = hi, .has_default = 1, .def = d, .help = h}
+#define BOOL_D(p, f, d, h) {.path = p, .type = RT_KEY_BOOL, .offset = OFF(f), .min = 0, \
+    .max = 1, .has_default = 1, .def = d, .help = h}
+#define BOOL_M(p, f, h) {.path = p, .type = RT_KEY_BOOL, .offset = OFF(f), .min = 0, .max = 1, \
+    .help = h}
+#define STR_D(p, f, d, h) {.path = p, .type = RT_KEY_STRING, .offset = OFF(f), \
+    .size = FSIZE(f), .has_default = 1, .def_text = d, .help = h}
+#define ENUM_TEXT(p, f, list, d, h) {.path = p, .type = RT_KEY_ENUM, .offset = OFF(f), \
+    .size = FSIZE(f), .names = list, .has_default = 1, .def_text = d, .help = h}
+
+static const rt_key keys[] = {
+    /* ---- run ---- */
+    STR_D("run.name", run.name, "",
+          "Name of the run directory under run.storage_path. \"\": the config file's "
+          "name without its extension."),
+    STR_D("run.storage_path", run.storage_path, "",
+          "Where run directories are created. \"\": $RTRAIN_STORAGE, else ./rtrain_results."),
+    INT_D("run.verbose", run.verbose, 0, 2, 1,
+          "0: warnings and errors only; 1: progress and metrics; 2: debug detail."),
+    DOUBLE_D("run.log_every_s", run.log_every_s, 0, 1e6, 30,
+             "Seconds between progress lines during an epoch (0: every step)."),
+    BOOL_D("run.log_per_rank", run.log_per_rank, 0,
+           "Also write rank_N.log in the run directory for every rank."),
+    ENUM_TEXT("run.resume", run.resume, resume_names, "auto",
+              "auto: continue from the newest committed checkpoint of the run directory "
+              "if there is one; never: always start fresh (the directory must be new, or "
+              "run.overwrite set)."),
+    STR_D("run.resume_from_checkpoint", run.resume_from_checkpoint, "",
+          "Checkpoint directory to start from (weights, optimizer and position); "
+          "\"\": none."),
+    BOOL_D("run.overwrite", run.overwrite, 0,
+           "Allow reusing an existing run directory when not resuming."),
+
+    /* ---- scaling ---- */
+    INT_D("scaling.num_workers", scaling.num_workers, 0, 1 << 20, 0,
+          "Expected number of workers (MPI ranks); 0: whatever mpirun starts. When set, "
+          "a different world size is an error."),
+    INT_D("scaling.threads_per_worker", scaling.threads_per_worker, 0, 4096, 0,
+          "CPU threads per worker for the math kernels; 0: cores of the node divided by "
+          "the ranks on it."),
+    BOOL_D("scaling.use_gpu", scaling.use_gpu, 0,
+           "Train on one GPU per worker (needs a build with the CUDA backend)."),
+
+    /* ---- model ---- */
+    {.path = "model.arch", .type = RT_KEY_ENUM, .offset = OFF(model.arch), .names = arch_names,
+     .has_default = 1, .def = RT_ARCH_MLP, .reset = reset_model, .flags = RT_KEYF_SELECTOR,
+     .help = "mlp: Flatten, Linear+ReLU per model.hidden size, Linear to num_classes; "
+             "resnet18: torchvision's ResNet-18 with a configurable first convolution; "
+             "sequential: the layers of model.layers."},
+    INT_M("model.num_classes", model.num_classes, 1, 1 << 20,
+          "Outputs of the last layer of mlp and resnet18 (10 for (Fashion-)MNIST)."),
+    {.path = "model.hidden", .type = RT_KEY_INT_LIST, .offset = OFF(model.hidden),
+     .size = RT_MAX_HIDDEN, .aux = OFF(model.num_hidden), .min = 1, .max = 1 << 20,
+     .only_for = "mlp",
+     .help = "Hidden layer sizes of the mlp, e.g. [512, 512] (at most 16)."},
+    BOOL_MO("model.output_relu", model.output_relu, "mlp",
+           "mlp: ReLU after the last Linear too (as Ray Train's FashionMNIST example does)."),
+    INT_MO("model.conv1_kernel", model.conv1_kernel, 1, 15, "resnet18",
+          "resnet18: kernel size of the first convolution (torchvision: 7)."),
+    INT_MO("model.conv1_stride", model.conv1_stride, 1, 8, "resnet18",
+          "resnet18: stride of the first convolution (torchvision: 2)."),
+    INT_MO("model.conv1_padding", model.conv1_padding, 0, 7, "resnet18",
+          "resnet18: padding of the first convolution (torchvision: 3)."),
+    BOOL_M("model.sync_batchnorm", model.bn_sync,
+           "BatchNorm statistics computed over the global batch (all ranks) instead of "
+           "each rank's part, like torch.nn.SyncBatchNorm."),
+    {.path = "model.layers", .type = RT_KEY_LAYERS, .offset = OFF(model.layers),
+     .size = RT_MAX_LAYERS, .aux = OFF(model.num_layers), .only_for = "sequential",
+     .help = "sequential: list of layer groups, e.g. ( { type = \"conv2d\"; out = 32; "
+             "kernel = 3; padding = 1; }, { type = \"relu\"; } ). Fields per type are "
+             "listed below; at most 64 layers."},
+
+    /* ---- data ---- */
+    ENUM_TEXT("data.format", data.format, format_names, "idx",
+              "Dataset format: idx = MNIST-style idx files, gzip-compressed or raw."),
+    STR_D("data.dir", data.dir, "/usr/share/datasets/fashion-mnist",
+          "Directory that relative data.train/data.test paths are taken from. A relative "
+          "data.dir is taken from the current directory (where rtrain is started), as in "
+          "a shell, not from the config file's directory."),
+    STR_D("data.train.images", data.train_images, "train-images-idx3-ubyte.gz",
+          "Training images (relative to data.dir unless absolute)."),
+    STR_D("data.train.labels", data.train_labels, "train-labels-idx1-ubyte.gz",
+          "Training labels (relative to data.dir unless absolute)."),
+    STR_D("data.test.images", data.test_images, "t10k-images-idx3-ubyte.gz",
+          "Evaluation images (relative to data.dir unless absolute)."),
+    STR_D("data.test.labels", data.test_labels, "t10k-labels-idx1-ubyte.gz",
+          "Evaluation labels (relative to data.dir unless absolute)."),
+    INT_D("data.batch_size", data.batch_size, 1, 1 << 20, 64,
+          "Samples per worker per step. Give batch_size or global_batch_size, not both. "
+          "On the command line, setting one of them replaces the other one given in "
+          "the file."),
+    INT_D("data.global_batch_size", data.global_batch_size, 0, 1 << 30, 0,
+          "Samples per step over all workers, split evenly between them (rtrain needs it "
+          "to divide by the number of workers); the same global batches are seen whatever "
+          "the number of workers. 0: batch_size times the number of workers. When set, "
+          "batch_size is ignored."),
+    INT_D("data.eval_batch_size", data.eval_batch_size, 0, 1 << 20, 0,
+          "Samples per worker per evaluation step; 0: the training batch per worker."),
+    BOOL_D("data.shuffle", data.shuffle, 1,
+           "Shuffle the training set every epoch (order depends on train.seed and the "
+           "epoch only, not on the number of workers)."),
+    BOOL_D("data.drop_last", data.drop_last, 0,
+           "Drop the last global batch of an epoch when it is smaller than the others."),
+    INT_D("data.prefetch", data.prefetch, 0, 64, 2,
+          "Batches prepared ahead by a loader thread; 0: load in the training thread."),
+    {.path = "data.normalize", .type = RT_KEY_NORMALIZE, .offset = OFF(data.transform.normalize),
+     .has_default = 1, .def = 0,
+     .help = "false: pixels become x/255 (torchvision ToTensor); { mean = M; std = S; }: "
+             "(x/255 - M) / S (ToTensor + Normalize). Setting data.normalize.mean or .std "
+             "turns it on; both must be given."},
+    {.path = "data.normalize.mean", .type = RT_KEY_FLOAT, .offset = OFF(data.transform.mean),
+     .min = -1e6, .max = 1e6, .has_default = 1, .def = 0, .flags = RT_KEYF_NORMALIZE_PART,
+     .help = "Mean subtracted after scaling to [0, 1]."},
+    {.path = "data.normalize.std", .type = RT_KEY_FLOAT, .offset = OFF(data.transform.std),
+     .min = 1e-12, .max = 1e6, .has_default = 1, .def = 1, .flags = RT_KEYF_NORMALIZE_PART,
+     .help = "Standard deviation divided by after subtracting the mean."},
+
+    /* ---- optimizer ---- */
+    {.path = "optimizer.type", .type = RT_KEY_ENUM, .offset = OFF(optimizer.type),
+     .name_of = optim_name, .from_name = rt_optim_type_from_name, .nvalues = RT_OPTIM_ADAMW + 1,
+     .has_default = 1, .def = RT_OPTIM_SGD, .reset = reset_optimizer,
+     .flags = RT_KEYF_SELECTOR,
+     .help = "sgd, adam or adamw, with torch.optim's update rules and defaults."},
+    /* rtrain's default differs from the module's SGD default (0.01): 1e-3
+     * for every type, as Ray Train's examples use. */
+    FLOAT_D("optimizer.lr", optimizer.lr, 0, 1e3, 1e-3, "Base learning rate."),
+    FLOAT_MO("optimizer.momentum", optimizer.momentum, 0, 1, "sgd", "SGD momentum."),
+    FLOAT_MO("optimizer.dampening", optimizer.dampening, 0, 1, "sgd",
+             "SGD dampening for momentum."),
+    BOOL_MO("optimizer.nesterov", optimizer.nesterov, "sgd",
+            "SGD Nesterov momentum (needs momentum > 0 and dampening = 0)."),
+    FLOAT_M("optimizer.weight_decay", optimizer.weight_decay, 0, 1e3,
+            "sgd/adam: L2 penalty added to the gradient; adamw: decoupled weight decay "
+            "(default 0.01 for adamw, 0 otherwise)."),
+    {.path = "optimizer.betas", .type = RT_KEY_FLOAT_PAIR, .offset = OFF(optimizer.beta1),
+     .aux = OFF(optimizer.beta2), .min = 0, .max = 1, .only_for = "adam adamw",
+     .help = "Adam/AdamW coefficients [beta1, beta2] of the running averages."},
+    FLOAT_MO("optimizer.eps", optimizer.eps, 0, 1, "adam adamw",
+             "Adam/AdamW term added to the denominator."),
+
+    /* ---- schedule ---- */
+    {.path = "schedule.type", .type = RT_KEY_ENUM, .offset = OFF(schedule.type),
+     .name_of = schedule_name, .from_name = rt_schedule_type_from_name,
+     .nvalues = RT_SCHEDULE_COSINE + 1, .flags = RT_KEYF_SELECTOR,
+     .help = "constant: optimizer.lr throughout; step: lr * gamma^floor(epoch / "
+             "step_epochs); cosine: from lr down to min_lr over all train.epochs."},
+    INT_MO("schedule.step_epochs", schedule.step_epochs, 1, 1 << 20, "step",
+          "step: epochs between learning-rate decays."),
+    FLOAT_MO("schedule.gamma", schedule.gamma, 0, 1e3, "step", "step: decay factor."),
+    FLOAT_MO("schedule.min_lr", schedule.min_lr, 0, 1e3, "cosine", "cosine: final learning rate."),
+    INT64_M("schedule.warmup_steps", schedule.warmup_steps, 0, 1e15,
+            "Optimizer steps of linear warm-up before the schedule (any type)."),
+    FLOAT_M("schedule.warmup_start_factor", schedule.warmup_start_factor, 0, 1,
+            "Warm-up starts at this fraction of the learning rate."),
+
+    /* ---- train ---- */
+    INT_D("train.epochs", train.epochs, 1, 1 << 24, 1, "Passes over the training set."),
+    INT64_D("train.seed", train.seed, 0, 9.2e18, 0,
+            "Seed of every random stream (initial weights, shuffling, dropout): same "
+            "config and same world size give the same bits. Write values above "
+            "2147483647 with an L suffix (libconfig)."),
+    INT_D("train.accumulate_steps", train.accumulate_steps, 1, 1 << 20, 1,
+          "Batches whose gradients are summed before each optimizer step."),
+    INT64_D("train.steps_per_epoch", train.steps_per_epoch, 0, 1e15, 0,
+            "0: whole epochs; N: end each epoch after N steps (quick experiments)."),
+    INT_D("train.eval_every", train.eval_every, 0, 1 << 24, 1,
+          "Evaluate on the test set every N epochs; 0: never."),
+    ENUM_TEXT("train.loss", train.loss, loss_names, "cross_entropy",
+              "cross_entropy on logits (torch.nn.CrossEntropyLoss), or nll on "
+              "log-probabilities (torch.nn.NLLLoss)."),
+
+    /* ---- checkpoint ---- */
+    INT_D("checkpoint.num_to_keep", checkpoint.num_to_keep, 0, 1 << 20, 0,
+          "Committed checkpoints kept (best by score_attribute, else newest); 0: all. The "
+          "newest is never removed."),
+    STR_D("checkpoint.score_attribute", checkpoint.score_attribute, "",
+          "Reported metric that ranks checkpoints for retention (e.g. \"val_accuracy\"); "
+          "\"\": by age."),
+    ENUM_TEXT("checkpoint.score_order", checkpoint.score_order, order_names, "max",
+              "Whether a higher (max) or lower (min) score_attribute is better."),
+    INT_D("checkpoint.frequency", checkpoint.frequency, 0, 1 << 24, 0,
+          "Checkpoint every N epochs; 0: only at the end (checkpoint.at_end) or on a "
+          "stop signal."),
+    BOOL_D("checkpoint.at_end", checkpoint.at_end, 1, "Checkpoint when training ends."),
+
+    /* ---- failure ---- */
+    INT_D("failure.max_failures", failure.max_failures, -1, 1 << 20, 0,
+          "Restarts from the last checkpoint after a failure (-1: unlimited)."),
+    DOUBLE_D("failure.step_timeout_s", failure.step_timeout_s, 0, 1e7, 0,
+             "Abort when one training step takes longer (hung collective); 0: no watchdog."),
+
+    /* ---- comm ---- */
+    {.path = "comm.bucket_mb", .type = RT_KEY_MEGABYTES, .offset = OFF(comm.bucket_bytes),
+     .min = 0.01, .max = 4096, .has_default = 1, .def = 25 * MIB,
+     .help = "Size in MiB of the gradient buckets all-reduced while backward runs "
+             "(torch DDP's bucket_cap_mb)."},
+};
+
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+int rt_config_num_keys(void) { return NKEYS; }
+const rt_key *rt_config_key(int i) { return (i >= 0 && i < NKEYS) ? &keys[i] : NULL; }
+int rt_config_key_index(const rt_key *k) { return (int)(k - keys); }
+
+const rt_key *rt_config_find_key(const char *path)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].path, path) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+int rt_config_is_group(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (int i = 0; i < NKEYS; i++)
+        if (strncmp(keys[i].path, prefix, n) == 0 && keys[i].path[n] == '.')
+            return 1;
+    return 0;
+}
+
+/* Length of the top-level group name of a path ("optimizer" in "optimizer.lr"). */
+static size_t group_len(const char *path)
+{
+    const char *dot = strchr(path, '.');
+    return dot ? (size_t)(dot - path) : strlen(path);
+}
+
+const rt_key *rt_config_group_selector(const rt_key *k)
+{
+    size_t n = group_len(k->path);
+    for (int i = 0; i < NKEYS; i++)
+        if ((keys[i].flags & RT_KEYF_SELECTOR) && group_len(keys[i].path) == n &&
+            strncmp(keys[i].path, k->path, n) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void store_default(const rt_key *k, rt_config *cfg)
+{
+    char *p = (char *)cfg + k->offset;
+    switch (k->type) {
+    case RT_KEY_INT:
+    case RT_KEY_BOOL:
+    case RT_KEY_NORMALIZE: *(int *)p = (int)k->def; break;
+    case RT_KEY_INT64: *(int64_t *)p = (int64_t)k->def; break;
+    case RT_KEY_FLOAT: *(float *)p = (float)k->def; break;
+    case RT_KEY_DOUBLE: *(double *)p = k->def; break;
+    case RT_KEY_MEGABYTES: *(long long *)p = (long long)k->def; break;
+    case RT_KEY_STRING: snprintf(p, k->size, "%s", k->def_text); break;
+    case RT_KEY_ENUM:
+        if (k->size > 0)
+            snprintf(p, k->size, "%s", k->def_text);
+        else
+            *(int *)p = (int)k->def;
+        break;
+    default: break;  /* lists have no table defaults */
+    }
+}
+
+void rt_config_apply_table_defaults(rt_config *cfg, const char *group)
+{
+    size_t n = group ? strlen(group) : 0;
+    for (int i = 0; i < NKEYS; i++) {
+        const rt_key *k = &keys[i];
+        if (!k->has_default || (k->flags & RT_KEYF_SELECTOR))
+            continue;
+        if (n > 0 && !(group_len(k->path) == n && strncmp(k->path, group, n) == 0))
+            continue;
+        store_default(k, cfg);
+    }
+}
+
+void rt_config_defaults(rt_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    rt_model_spec_default(&cfg->model, RT_ARCH_MLP);
+    rt_optim_opts_default(&cfg->optimizer, RT_OPTIM_SGD);
+    rt_schedule_opts_default(&cfg->schedule);
+    for (int i = 0; i < NKEYS; i++)
+        if (keys[i].flags & RT_KEYF_SELECTOR && keys[i].has_default)
+            store_default(&keys[i], cfg);
+    rt_config_apply_table_defaults(cfg, NULL);
+}
+
+/* ---- layer fields ------------------------------------------------------------ */
+#define LOFF(field) offsetof(rt_layer_spec, field)
+
+/* "type" is not in this table: it selects the defaults
+ * (rt_layer_spec_default) and is handled by the layer parser. */
+static const rt_key layer_keys[] = {
+    {.path = "out", .type = RT_KEY_INT, .offset = LOFF(out), .min = 1, .max = 1 << 20,
+     .help = "linear: output features; conv2d/basicblock: output channels."},
+    {.path = "kernel", .type = RT_KEY_INT, .offset = LOFF(kernel), .min = 1, .max = 31,
+     .help = "conv2d/maxpool2d: kernel size (square)."},
+    {.path = "stride", .type = RT_KEY_INT, .offset = LOFF(stride), .min = 0, .max = 31,
+     .help = "conv2d/basicblock: stride (default 1); maxpool2d: stride (0: = kernel)."},
+    {.path = "padding", .type = RT_KEY_INT, .offset = LOFF(padding), .min = 0, .max = 31,
+     .help = "conv2d/maxpool2d: zero padding on each side (default 0)."},
+    {.path = "bias", .type = RT_KEY_BOOL, .offset = LOFF(bias), .min = 0, .max = 1,
+     .help = "linear/conv2d: learn an additive bias (default true)."},
+    {.path = "p", .type = RT_KEY_FLOAT, .offset = LOFF(p), .min = 0, .max = 1,
+     .help = "dropout: probability of zeroing an element (default 0.5)."},
+    {.path = "eps", .type = RT_KEY_FLOAT, .offset = LOFF(eps), .min = 0, .max = 1,
+     .help = "batchnorm2d: added to the variance (default 1e-5)."},
+    {.path = "momentum", .type = RT_KEY_FLOAT, .offset = LOFF(momentum), .min = 0, .max = 1,
+     .help = "batchnorm2d: running statistics update factor (default 0.1)."},
+};
+
+#define NLAYER_KEYS ((int)(sizeof layer_keys / sizeof layer_keys[0]))
+enum { L_OUT = 1, L_KERNEL = 2, L_STRIDE = 4, L_PADDING = 8, L_BIAS = 16, L_P = 32,
+       L_EPS = 64, L_MOMENTUM = 128 };
+
+/* Which fields each layer type reads, and which have no sensible default. */
+static const struct { unsigned used, required; } layer_fields[RT_LAYER_TYPE_COUNT] = {
+    [RT_LAYER_LINEAR] = {L_OUT | L_BIAS, L_OUT},
+    [RT_LAYER_CONV2D] = {L_OUT | L_KERNEL | L_STRIDE | L_PADDING | L_BIAS, L_OUT | L_KERNEL},
+    [RT_LAYER_BATCHNORM2D] = {L_EPS | L_MOMENTUM, 0},
+    [RT_LAYER_RELU] = {0, 0},
+    [RT_LAYER_MAXPOOL2D] = {L_KERNEL | L_STRIDE | L_PADDING, L_KERNEL},
+    [RT_LAYER_AVGPOOL] = {0, 0},
+    [RT_LAYER_FLATTEN] = {0, 0},
+    [RT_LAYER_DROPOUT] = {L_P, 0},
+    [RT_LAYER_BASICBLOCK] = {L_OUT | L_STRIDE, L_OUT},
+};
+
+int rt_config_num_layer_keys(void) { return NLAYER_KEYS; }
+const rt_key *rt_config_layer_key(int i)
+{
+    return (i >= 0 && i < NLAYER_KEYS) ? &layer_keys[i] : NULL;
+}
+
+const rt_key *rt_config_find_layer_key(const char *name)
+{
+    for (int i = 0; i < NLAYER_KEYS; i++)
+        if (strcmp(layer_keys[i].path, name) == 0)
+            return &layer_keys[i];
+    return NULL;
+}
+
+unsigned rt_config_layer_fields_used(rt_layer_type t)
+{
+    return ((int)t >= 0 && t < RT_LAYER_TYPE_COUNT) ? layer_fields[t].used : 0;
+}
+
+unsigned rt_config_layer_fields_required(rt_layer_type t)
+{
+    return ((int)t >= 0 && t < RT_LAYER_TYPE_COUNT) ? layer_fields[t].required : 0;
+}
+
+/* ---- enums ------------------------------------------------------------------- */
+int rt_config_enum_count(const rt_key *k)
+{
+    if (!k->names)
+        return k->nvalues;
+    int n = 0;
+    while (k->names[n])
+        n++;
+    return n;
+}
+
+const char *rt_config_enum_name(const rt_key *k, int value)
+{
+    if (value < 0 || value >= rt_config_enum_count(k))
+        return NULL;
+    return k->names ? k->names[value] : k->name_of(value);
+}
+
+int rt_config_enum_value(const rt_key *k, const char *name)
+{
+    if (k->from_name)
+        return k->from_name(name);
+    for (int i = 0; k->names && k->names[i]; i++)
+        if (strcmp(k->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+void rt_config_enum_list(const rt_key *k, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < rt_config_enum_count(k) && used < n; i++) {
+        const char *name = rt_config_enum_name(k, i);
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                                 name ? name : "?");
+    }
+}
+
+const char *rt_config_enum_get(const rt_key *k, const void *base)
+{
+    const char *p = (const char *)base + k->offset;
+    if (k->size > 0)
+        return p;
+    const char *name = rt_config_enum_name(k, *(const int *)p);
+    return name ? name : "?";
+}
+
+/* ---- formatting ------------------------------------------------------------- */
+/* Whole numbers as plain integers ("30", not the "3e+01" of %.1g). */
+static int format_integral(char *buf, size_t n, double v)
+{
+    if (v != floor(v) || fabs(v) >= 1e15)
+        return 0;
+    snprintf(buf, n, "%.0f", v);
+    return 1;
+}
+
+void rt_config_format_float(char *buf, size_t n, float v)
+{
+    if (format_integral(buf, n, (double)v))
+        return;
+    /* The fewest significant digits (up to FLT_DECIMAL_DIG = 9) that read
+     * back as the same float: 0.001f prints as "0.001", not 0.00100000005. */
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static void format_double(char *buf, size_t n, double v)
+{
+    if (format_integral(buf, n, v))
+        return;
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+void rt_config_format_value(const rt_key *k, const void *base, char *buf, size_t n)
+{
+    const char *p = (const char *)base + k->offset;
+    switch (k->type) {
+    case RT_KEY_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case RT_KEY_INT64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)p); break;
+    case RT_KEY_FLOAT: rt_config_format_float(buf, n, *(const float *)p); break;
+    case RT_KEY_DOUBLE: format_double(buf, n, *(const double *)p); break;
+    case RT_KEY_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
+    case RT_KEY_STRING: snprintf(buf, n, "\"%s\"", p); break;
+    case RT_KEY_ENUM: snprintf(buf, n, "\"%s\"", rt_config_enum_get(k, base)); break;
+    case RT_KEY_MEGABYTES: format_double(buf, n, (double)*(const long long *)p / MIB); break;
+    case RT_KEY_NORMALIZE:
+        snprintf(buf, n, "%s", *(const int *)p ? "{ mean; std; }" : "false");
+        break;
+    case RT_KEY_INT_LIST: {
+        int count = *(const int *)((const char *)base + k->aux);
+        size_t used = (size_t)snprintf(buf, n, "[");
+        for (int i = 0; i < count && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? ", " : "",
+                                     ((const int *)p)[i]);
+        if (used < n)
+            snprintf(buf + used, n - used, "]");
+        break;
+    }
+    case RT_KEY_FLOAT_PAIR: {
+        char a[32], b[32];
+        rt_config_format_float(a, sizeof a, *(const float *)p);
+        rt_config_format_float(b, sizeof b, *(const float *)((const char *)base + k->aux));
+        snprintf(buf, n, "[%s, %s]", a, b);
+        break;
+    }
+    case RT_KEY_LAYERS: {
+        int count = *(const int *)((const char *)base + k->aux);
+        snprintf(buf, n, count ? "(%d layers)" : "()", count);
+        break;
+    }
+    }
+}
+
+void rt_config_describe_type(const rt_key *k, char *buf, size_t n)
+{
+    char lo[32], hi[32], list[256];
+    format_double(lo, sizeof lo, k->min);
+    format_double(hi, sizeof hi, k->max);
+    switch (k->type) {
+    case RT_KEY_INT:
+    case RT_KEY_INT64: snprintf(buf, n, "integer in %s..%s", lo, hi); break;
+    case RT_KEY_FLOAT:
+    case RT_KEY_DOUBLE:
+    case RT_KEY_MEGABYTES: snprintf(buf, n, "number in %s..%s", lo, hi); break;
+    case RT_KEY_BOOL: snprintf(buf, n, "true or false"); break;
+    case RT_KEY_STRING: snprintf(buf, n, "string"); break;
+    case RT_KEY_ENUM:
+        rt_config_enum_list(k, list, sizeof list);
+        snprintf(buf, n, "one of: %s", list);
+        break;
+    case RT_KEY_INT_LIST:
+        snprintf(buf, n, "list of up to %zu integers in %s..%s", k->size, lo, hi);
+        break;
+    case RT_KEY_FLOAT_PAIR: snprintf(buf, n, "two numbers [a, b] in %s..%s", lo, hi); break;
+    case RT_KEY_NORMALIZE: snprintf(buf, n, "false or a group { mean = M; std = S; }"); break;
+    case RT_KEY_LAYERS: snprintf(buf, n, "list of up to %zu layer groups", k->size); break;
+    }
+}

@@ -1,0 +1,62 @@
+/* nn.Linear: y[n][out] = x[n][in] . W^T + b. An input of shape [c, h, w]
+ * is read as c*h*w features (as if flattened), so a Flatten layer before
+ * a Linear is optional. Parameters "weight" [out][in] and "bias" [out],
+ * both U(-1/sqrt(in), 1/sqrt(in)) as PyTorch initialises them. */
+#include <limits.h>
+#include "kernels/cpu/kernels.h"
+#include "nn/layers.h"
+
+typedef struct linear_impl {
+    int out_features, bias;
+    int in_features;
+    float *w, *b, *dw, *db;   /* w[out][in], b[out] */
+} linear_impl;
+
+rt_status rt_linear_init(rt_layer *l, const rt_layer_spec *spec)
+{
+    if (spec->out < 1)
+        return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (linear): out features must be >= 1, "
+                        "got %d", l->name, spec->out);
+    linear_impl *p;
+    RT_CHECK(rt_alloc(&p, 1, sizeof *p, "linear layer"));
+    p->out_features = spec->out;
+    p->bias = spec->bias != 0;
+    l->impl = p;
+    return RT_OK;
+}
+
+static rt_status linear_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *out)
+{
+    linear_impl *p = l->impl;
+    size_t features = rt_shape_size(in);
+    if (features > INT_MAX)
+        return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (linear): %zu input features is too many",
+                        l->name, features);
+    p->in_features = (int)features;
+    int wshape[2] = {p->out_features, p->in_features};
+    RT_CHECK(rt_builder_param(b, l, "weight", 2, wshape, RT_INIT_UNIFORM_FAN_IN,
+                              p->in_features, &p->w, &p->dw));
+    if (p->bias)
+        RT_CHECK(rt_builder_param(b, l, "bias", 1, &p->out_features, RT_INIT_UNIFORM_FAN_IN,
+                                  p->in_features, &p->b, &p->db));
+    *out = (rt_shape){p->out_features, 1, 1};
+    return RT_OK;
+}
+
+static void linear_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                           int n)
+{
+    linear_impl *p = l->impl;
+    rt_linear_forward(out, in, p->w, p->b, n, p->in_features, p->out_features);
+}
+
+static void linear_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                            const float *in, const float *out, int n)
+{
+    linear_impl *p = l->impl;
+    rt_linear_backward(din, p->dw, p->db, dout, in, p->w, n, p->in_features,
+                       p->out_features);
+}
+
+const rt_layer_ops rt_linear_ops = {"linear", linear_build, linear_forward, linear_backward,
+                                    NULL};

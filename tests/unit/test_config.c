@@ -1,0 +1,481 @@
+/* Unit tests for config: defaults, the example configs, overrides and their
+ * precedence, one test per error class (status, file name, line number,
+ * suggestion), the JSON output and the reference. Files are read relative
+ * to $top_srcdir (set by the test harness). Expected values come from the
+ * example/fixture files and the brief, never from the code under test;
+ * floats read from text are compared with a relative tolerance of 1e-6
+ * (one float rounding of a decimal literal is ~6e-8 relative). */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+#include "config/internal.h"
+#include "rtrain/config.h"
+
+#define FTOL 1e-6
+
+static rt_config cfg;   /* large (paths): static, not on the stack */
+
+static const char *src_path(const char *rel)
+{
+    static char buf[8][RT_PATH_MAX];
+    static int next;
+    const char *top = getenv("top_srcdir");
+    char *out = buf[next++ % 8];
+    snprintf(out, RT_PATH_MAX, "%s/%s", top ? top : ".", rel);
+    return out;
+}
+
+static rt_status load(const char *rel, int n, ...)
+{
+    char *ovr[16];
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n && i < 16; i++)
+        ovr[i] = va_arg(ap, char *);
+    va_end(ap);
+    rt_error_clear();
+    return rt_config_load(&cfg, src_path(rel), n, ovr);
+}
+
+/* The load fails with RT_ERR_CONFIG and the message contains every one of
+ * the NULL-terminated strings. */
+static void expect_error_at(int line, rt_status s, ...)
+{
+    check_count++;
+    if (s != RT_ERR_CONFIG) {
+        check_failures++;
+        fprintf(stderr, "test_config.c:%d: status %s, expected configuration error (%s)\n",
+                line, rt_status_name(s), rt_error_message());
+    }
+    va_list ap;
+    va_start(ap, s);
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
+        check_count++;
+        if (!strstr(rt_error_message(), want)) {
+            check_failures++;
+            fprintf(stderr, "test_config.c:%d: message lacks \"%s\": %s\n", line, want,
+                    rt_error_message());
+        }
+    }
+    va_end(ap);
+    rt_error_clear();
+}
+#define EXPECT_ERROR(s, ...) expect_error_at(__LINE__, (s), __VA_ARGS__, (const char *)NULL)
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+/* ---- defaults ------------------------------------------------------------------ */
+static void test_defaults(void)
+{
+    CHECK_OK(load("tests/fixtures/config/minimal.cfg", 0));
+    CHECK(cfg.data.batch_size == 64);
+    CHECK(cfg.data.global_batch_size == 0);
+    CHECK(cfg.data.shuffle == 1);
+    CHECK(cfg.data.prefetch == 2);
+    CHECK(cfg.data.transform.normalize == 0);
+    CHECK(strcmp(cfg.data.format, "idx") == 0);
+    CHECK(strcmp(cfg.data.dir, "/usr/share/datasets/fashion-mnist") == 0);
+    CHECK(strcmp(cfg.data.train_images,
+                 "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") == 0);
+    CHECK(strcmp(cfg.data.train_labels,
+                 "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz") == 0);
+    CHECK(strcmp(cfg.data.test_images,
+                 "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") == 0);
+    CHECK(strcmp(cfg.data.test_labels,
+                 "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") == 0);
+    CHECK(cfg.optimizer.type == RT_OPTIM_SGD);
+    CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
+    CHECK(cfg.model.arch == RT_ARCH_MLP);
+    CHECK(cfg.train.epochs == 1 && cfg.train.seed == 0 && cfg.train.eval_every == 1);
+    CHECK(cfg.train.accumulate_steps == 1);
+    CHECK(strcmp(cfg.train.loss, "cross_entropy") == 0);
+    CHECK(cfg.run.verbose == 1);
+    CHECK_CLOSE(cfg.run.log_every_s, 30, 0, 0);
+    CHECK(strcmp(cfg.run.resume, "auto") == 0);
+    CHECK(strcmp(cfg.checkpoint.score_order, "max") == 0);
+    CHECK(cfg.checkpoint.frequency == 0 && cfg.checkpoint.at_end == 1);
+    CHECK(cfg.comm.bucket_bytes == 25LL * 1024 * 1024);
+    CHECK(ends_with(cfg.source, "tests/fixtures/config/minimal.cfg"));
+
+    /* Sub-structs owned by other modules get exactly their defaults. */
+    rt_model_spec ms;
+    rt_schedule_opts so;
+    rt_model_spec_default(&ms, RT_ARCH_MLP);
+    rt_schedule_opts_default(&so);
+    CHECK(cfg.model.num_hidden == ms.num_hidden && cfg.model.num_classes == ms.num_classes);
+    CHECK(cfg.schedule.type == so.type && cfg.schedule.step_epochs == so.step_epochs);
+
+    /* rt_config_defaults alone gives the same values (before path resolution). */
+    static rt_config d;
+    rt_config_defaults(&d);
+    CHECK(d.data.batch_size == 64 && strcmp(d.data.train_images,
+                                            "train-images-idx3-ubyte.gz") == 0);
+}
+
+/* ---- the examples ------------------------------------------------------------------ */
+static void test_example_mlp(void)
+{
+    CHECK_OK(load("examples/fashion_mnist_mlp.cfg", 0));
+    CHECK(cfg.model.arch == RT_ARCH_MLP);
+    CHECK(cfg.model.num_classes == 10);
+    CHECK(cfg.model.num_hidden == 2 && cfg.model.hidden[0] == 512 && cfg.model.hidden[1] == 512);
+    CHECK(cfg.model.output_relu == 1);
+    CHECK(cfg.optimizer.type == RT_OPTIM_SGD);
+    CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
+    CHECK(cfg.data.global_batch_size == 64);
+    CHECK(cfg.train.epochs == 20);
+    CHECK(cfg.data.transform.normalize == 0);
+    CHECK(cfg.data.shuffle == 1);
+    CHECK(strcmp(cfg.data.test_labels,
+                 "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") == 0);
+}
+
+static void test_example_mnist(void)
+{
+    CHECK_OK(load("examples/mnist_mlp.cfg", 0));
+    CHECK(cfg.model.arch == RT_ARCH_MLP);
+    CHECK(cfg.model.num_hidden == 1 && cfg.model.hidden[0] == 128);
+    CHECK(cfg.model.output_relu == 0);
+    CHECK(cfg.optimizer.type == RT_OPTIM_ADAM);
+    CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
+    CHECK_CLOSE(cfg.optimizer.beta2, 0.999, 0, FTOL);   /* Adam's default */
+    CHECK(cfg.data.batch_size == 128 && cfg.data.global_batch_size == 0);
+    CHECK(cfg.train.epochs == 1);
+    CHECK(ends_with(cfg.data.train_images, "/fashion-mnist/train-images-idx3-ubyte.gz"));
+}
+
+static void test_example_resnet18(void)
+{
+    CHECK_OK(load("examples/fashion_mnist_resnet18.cfg", 0));
+    CHECK(cfg.model.arch == RT_ARCH_RESNET18);
+    CHECK(cfg.model.conv1_kernel == 7 && cfg.model.conv1_stride == 2 &&
+          cfg.model.conv1_padding == 3);
+    CHECK(cfg.model.bn_sync == 0);
+    CHECK(cfg.data.transform.normalize == 1);
+    CHECK_CLOSE(cfg.data.transform.mean, 0.28604, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.std, 0.32025, 0, FTOL);
+    CHECK(cfg.data.batch_size == 128);
+    CHECK(cfg.optimizer.type == RT_OPTIM_ADAM);
+    CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
+    CHECK(cfg.train.epochs == 10);
+    CHECK(cfg.checkpoint.frequency == 1 && cfg.checkpoint.num_to_keep == 2);
+    CHECK(strcmp(cfg.checkpoint.score_attribute, "val_accuracy") == 0);
+}
+
+static void test_example_cnn(void)
+{
+    CHECK_OK(load("examples/fashion_mnist_cnn.cfg", 0));
+    CHECK(cfg.model.arch == RT_ARCH_SEQUENTIAL);
+    CHECK(cfg.model.num_layers == 13);
+    const rt_layer_spec *l = cfg.model.layers;
+    static const rt_layer_type types[13] = {
+        RT_LAYER_CONV2D, RT_LAYER_BATCHNORM2D, RT_LAYER_RELU, RT_LAYER_MAXPOOL2D,
+        RT_LAYER_CONV2D, RT_LAYER_BATCHNORM2D, RT_LAYER_RELU, RT_LAYER_MAXPOOL2D,
+        RT_LAYER_FLATTEN, RT_LAYER_LINEAR, RT_LAYER_RELU, RT_LAYER_DROPOUT, RT_LAYER_LINEAR};
+    for (int i = 0; i < 13 && i < cfg.model.num_layers; i++)
+        CHECK_MSG(l[i].type == types[i], "layer %d type %d, expected %d", i, (int)l[i].type,
+                  (int)types[i]);
+    CHECK(l[0].out == 32 && l[0].kernel == 3 && l[0].stride == 1 && l[0].padding == 1);
+    CHECK(l[0].bias == 1);                       /* PyTorch's default, not given */
+    CHECK(l[3].kernel == 2 && l[3].padding == 0);
+    CHECK(l[4].out == 64 && l[4].stride == 1);   /* default stride */
+    CHECK_CLOSE(l[5].eps, 1e-5, 0, FTOL);
+    CHECK_CLOSE(l[11].p, 0.25, 0, FTOL);
+    CHECK(l[12].out == 10);
+    CHECK(cfg.optimizer.type == RT_OPTIM_SGD);
+    CHECK_CLOSE(cfg.optimizer.momentum, 0.9, 0, FTOL);
+    CHECK_CLOSE(cfg.optimizer.weight_decay, 5e-4, 0, FTOL);
+    CHECK(cfg.schedule.type == RT_SCHEDULE_COSINE && cfg.schedule.warmup_steps == 200);
+    CHECK(cfg.train.epochs == 5 && cfg.train.seed == 1);
+}
+
+/* ---- overrides ---------------------------------------------------------------------- */
+static void test_overrides(void)
+{
+    const char *mlp = "examples/fashion_mnist_mlp.cfg";
+    CHECK_OK(load(mlp, 6, "train.epochs=3", "optimizer.lr=0.05", "run.name=myrun",
+                  "model.output_relu=false", "model.hidden=[256,256,128]", "train.seed=7"));
+    CHECK(cfg.train.epochs == 3);
+    CHECK_CLOSE(cfg.optimizer.lr, 0.05, 0, FTOL);
+    CHECK(strcmp(cfg.run.name, "myrun") == 0);
+    CHECK(cfg.model.output_relu == 0);
+    CHECK(cfg.model.num_hidden == 3 && cfg.model.hidden[0] == 256 && cfg.model.hidden[2] == 128);
+    CHECK(cfg.train.seed == 7);
+
+    /* Later overrides win; a word that parses as a number is still text for
+     * a string key; quoted strings work; an int is fine for a float key. */
+    CHECK_OK(load(mlp, 5, "train.epochs=2", "train.epochs=5", "run.name=2024",
+                  "run.storage_path=\"/tmp/runs here\"", "optimizer.lr=1"));
+    CHECK(cfg.train.epochs == 5);
+    CHECK(strcmp(cfg.run.name, "2024") == 0);
+    CHECK(strcmp(cfg.run.storage_path, "/tmp/runs here") == 0);
+    CHECK_CLOSE(cfg.optimizer.lr, 1.0, 0, 0);
+
+    /* The type resets the group to Adam's defaults; the file's lr still applies. */
+    CHECK_OK(load(mlp, 2, "optimizer.type=adamw", "train.seed=12345678901L"));
+    CHECK(cfg.optimizer.type == RT_OPTIM_ADAMW);
+    CHECK_CLOSE(cfg.optimizer.weight_decay, 0.01, 0, FTOL);   /* AdamW's default */
+    CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
+    CHECK(cfg.train.seed == 12345678901LL);
+
+    /* Groups as values, and turning normalisation off. */
+    CHECK_OK(load(mlp, 1, "data.normalize={ mean = 0.5; std = 0.25; }"));
+    CHECK(cfg.data.transform.normalize == 1);
+    CHECK_CLOSE(cfg.data.transform.mean, 0.5, 0, 0);
+    CHECK_CLOSE(cfg.data.transform.std, 0.25, 0, 0);
+    CHECK_OK(load("examples/fashion_mnist_resnet18.cfg", 1, "data.normalize=false"));
+    CHECK(cfg.data.transform.normalize == 0);
+    CHECK_OK(load("examples/fashion_mnist_resnet18.cfg", 1, "data.normalize.mean=0.3"));
+    CHECK(cfg.data.transform.normalize == 1);
+    CHECK_CLOSE(cfg.data.transform.mean, 0.3, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.std, 0.32025, 0, FTOL);
+
+    /* A layer list and a change of architecture from the command line. */
+    CHECK_OK(load("tests/fixtures/config/minimal.cfg", 2, "model.arch=sequential",
+                  "model.layers=({type=\"flatten\";},{type=\"linear\";out=10;bias=false;})"));
+    CHECK(cfg.model.arch == RT_ARCH_SEQUENTIAL && cfg.model.num_layers == 2);
+    CHECK(cfg.model.layers[1].out == 10 && cfg.model.layers[1].bias == 0);
+}
+
+static void test_paths(void)
+{
+    char cwd[RT_PATH_MAX], want[RT_PATH_MAX + 64];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    /* A relative data.dir is taken from the current directory. */
+    CHECK_OK(load("examples/mnist_mlp.cfg", 2, "data.dir=./some/dir",
+                  "data.test.labels=/abs/labels.gz"));
+    snprintf(want, sizeof want, "%s/some/dir", cwd);
+    CHECK_MSG(strcmp(cfg.data.dir, want) == 0, "data.dir = %s", cfg.data.dir);
+    snprintf(want, sizeof want, "%s/some/dir/train-images-idx3-ubyte.gz", cwd);
+    CHECK_MSG(strcmp(cfg.data.train_images, want) == 0, "train images = %s",
+              cfg.data.train_images);
+    CHECK(strcmp(cfg.data.test_labels, "/abs/labels.gz") == 0);
+    CHECK_OK(load("examples/mnist_mlp.cfg", 2, "data.dir=/data/", "data.train.images=x/y.gz"));
+    CHECK(strcmp(cfg.data.train_images, "/data/x/y.gz") == 0);
+}
+
+/* `rtrain fashion_mnist_mlp.cfg train.epochs=1 data.batch_size=128`: the
+ * file's global_batch_size gives way to the command line's batch_size. */
+static void test_batch_size_rule(void)
+{
+    CHECK_OK(load("examples/fashion_mnist_mlp.cfg", 2, "train.epochs=1", "data.batch_size=128"));
+    CHECK(cfg.train.epochs == 1);
+    CHECK(cfg.data.batch_size == 128 && cfg.data.global_batch_size == 0);
+    /* And the other way round. */
+    CHECK_OK(load("examples/mnist_mlp.cfg", 1, "data.global_batch_size=256"));
+    CHECK(cfg.data.global_batch_size == 256 && cfg.data.batch_size == 64);
+    /* Both from the same source are an error naming both places. */
+    EXPECT_ERROR(load("tests/fixtures/config/both_batch_sizes.cfg", 0), "both_batch_sizes.cfg:3",
+                 "both_batch_sizes.cfg:4", "give one");
+    EXPECT_ERROR(load("examples/mnist_mlp.cfg", 2, "data.batch_size=32",
+                      "data.global_batch_size=64"), "override 'data.batch_size=32'",
+                 "override 'data.global_batch_size=64'");
+    /* global_batch_size = 0 means "not set" and does not conflict. */
+    CHECK_OK(load("examples/mnist_mlp.cfg", 1, "data.global_batch_size=0"));
+}
+
+/* ---- errors: one per class ----------------------------------------------------------- */
+static void test_file_errors(void)
+{
+    EXPECT_ERROR(load("tests/fixtures/config/unknown_group.cfg", 0), "unknown_group.cfg:3",
+                 "unknown key 'optimiser'", "did you mean 'optimizer'?");
+    EXPECT_ERROR(load("tests/fixtures/config/unknown_key.cfg", 0), "unknown_key.cfg:5",
+                 "unknown key 'optimizer.lrr'", "(did you mean 'optimizer.lr'?)");
+    EXPECT_ERROR(load("tests/fixtures/config/wrong_type.cfg", 0), "wrong_type.cfg:4",
+                 "optimizer.lr must be a number, got a string");
+    EXPECT_ERROR(load("tests/fixtures/config/out_of_range.cfg", 0), "out_of_range.cfg:4",
+                 "data.batch_size = 0 is out of range (1..1048576)");
+    EXPECT_ERROR(load("tests/fixtures/config/bad_enum.cfg", 0), "bad_enum.cfg:4", "\"mse\"",
+                 "cross_entropy, nll");
+    EXPECT_ERROR(load("tests/fixtures/config/syntax_error.cfg", 0), "syntax_error.cfg:4",
+                 "syntax error");
+    EXPECT_ERROR(load("tests/fixtures/config/no_such_file.cfg", 0), "no_such_file.cfg",
+                 "No such file");
+    EXPECT_ERROR(load("tests/fixtures/config/bad_layer.cfg", 0), "bad_layer.cfg:6",
+                 "model.layers[1].kernal", "did you mean 'kernel'?", "takes: out, bias");
+    EXPECT_ERROR(load("tests/fixtures/config/int_overflow.cfg", 0), "int_overflow.cfg:3",
+                 "5000000000L");
+    EXPECT_ERROR(load("tests/fixtures/config/wrong_variant.cfg", 0), "wrong_variant.cfg:4",
+                 "optimizer.momentum only applies when optimizer.type is sgd");
+}
+
+static void test_override_errors(void)
+{
+    const char *mlp = "examples/fashion_mnist_mlp.cfg";
+    /* Syntax of the override itself, and of its value. */
+    EXPECT_ERROR(load(mlp, 1, "optimizer.lr"), "override 'optimizer.lr'", "KEY=VALUE");
+    EXPECT_ERROR(load(mlp, 1, "=3"), "override '=3'", "KEY=VALUE");
+    EXPECT_ERROR(load(mlp, 1, "model.hidden=[256,"), "override 'model.hidden=[256,'",
+                 "syntax error");
+    EXPECT_ERROR(load(mlp, 1, "train.epochs=1; seed=2"), "override", "one value");
+    /* Keys and values. */
+    EXPECT_ERROR(load(mlp, 1, "optimizer.lrr=0.1"), "override 'optimizer.lrr=0.1'",
+                 "unknown key 'optimizer.lrr'", "did you mean 'optimizer.lr'?");
+    EXPECT_ERROR(load(mlp, 1, "train.lr=0.1"), "did you mean 'optimizer.lr'?");
+    EXPECT_ERROR(load(mlp, 1, "optimizer.type=adamm"), "override 'optimizer.type=adamm'",
+                 "sgd, adam, adamw");
+    EXPECT_ERROR(load(mlp, 1, "train.epochs=1.5"), "train.epochs must be an integer");
+    EXPECT_ERROR(load(mlp, 1, "train.epochs=three"), "train.epochs must be an integer",
+                 "\"three\"");
+    EXPECT_ERROR(load(mlp, 1, "data.shuffle=1"), "data.shuffle must be true or false");
+    EXPECT_ERROR(load(mlp, 1, "train.seed=5000000000"), "5000000000L");
+    EXPECT_ERROR(load(mlp, 1, "optimizer=3"), "'optimizer' is a group");
+    EXPECT_ERROR(load(mlp, 1, "model.hidden=[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]"),
+                 "model.hidden has 17 entries, at most 16");
+    EXPECT_ERROR(load(mlp, 1, "model.hidden=[1,0]"), "model.hidden[1] = 0 is out of range");
+}
+
+static void test_cross_field_errors(void)
+{
+    const char *minimal = "tests/fixtures/config/minimal.cfg";
+    EXPECT_ERROR(load(minimal, 1, "model.arch=sequential"), "needs model.layers");
+    EXPECT_ERROR(load("examples/fashion_mnist_cnn.cfg", 1, "model.arch=mlp"),
+                 "fashion_mnist_cnn.cfg:", "model.layers only applies when model.arch is "
+                 "sequential");
+    EXPECT_ERROR(load("examples/fashion_mnist_mlp.cfg", 1, "data.normalize.mean=0.5"),
+                 "needs both mean and std");
+    EXPECT_ERROR(load(minimal, 1, "optimizer.nesterov=true"), "optimizer.nesterov needs");
+    EXPECT_ERROR(load(minimal, 2, "schedule.type=cosine", "schedule.min_lr=0.1"),
+                 "override 'schedule.min_lr=0.1'", "above optimizer.lr");
+    EXPECT_ERROR(load(minimal, 1, "schedule.gamma=0.5"), "schedule.gamma only applies when "
+                 "schedule.type is step");
+    /* Layer lists: a field the type does not use, a required one missing,
+     * an unknown type, too many layers. */
+    EXPECT_ERROR(load(minimal, 2, "model.arch=sequential",
+                      "model.layers=({type=\"relu\"; p=0.5;})"), "model.layers[0].p does not "
+                 "apply to a relu layer");
+    EXPECT_ERROR(load(minimal, 2, "model.arch=sequential", "model.layers=({type=\"conv2d\";})"),
+                 "model.layers[0] (conv2d) needs: out, kernel");
+    EXPECT_ERROR(load(minimal, 2, "model.arch=sequential", "model.layers=({type=\"lstm\";})"),
+                 "\"lstm\" is not a layer type", "linear, conv2d");
+    char many[4096] = "model.layers=(";
+    for (int i = 0; i < RT_MAX_LAYERS + 1; i++)
+        strcat(many, i ? ",{type=\"relu\";}" : "{type=\"relu\";}");
+    strcat(many, ")");
+    EXPECT_ERROR(load(minimal, 2, "model.arch=sequential", many), "65 layers, at most 64");
+}
+
+/* ---- JSON and reference ----------------------------------------------------------- */
+static json_t *json_at(json_t *root, const char *path)
+{
+    char part[128];
+    json_t *o = root;
+    while (o && *path) {
+        size_t n = strcspn(path, ".");
+        snprintf(part, sizeof part, "%.*s", (int)n, path);
+        o = json_object_get(o, part);
+        path += n + (path[n] == '.');
+    }
+    return o;
+}
+
+static char *write_json(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK_OK(rt_config_write_json(&cfg, f));
+    fclose(f);
+    return buf;
+}
+
+static void test_json(void)
+{
+    CHECK_OK(load("examples/fashion_mnist_cnn.cfg", 1, "optimizer.lr=0.001"));
+    char *text = write_json();
+    json_error_t err;
+    json_t *root = json_loads(text ? text : "", 0, &err);
+    CHECK_MSG(root != NULL, "JSON does not parse: %s", err.text);
+    if (root) {
+        CHECK(json_is_real(json_at(root, "optimizer.lr")));
+        CHECK_CLOSE(json_real_value(json_at(root, "optimizer.lr")), 0.001, 0, 1e-12);
+        CHECK(json_integer_value(json_at(root, "train.epochs")) == 5);
+        CHECK(strcmp(json_string_value(json_at(root, "optimizer.type")), "sgd") == 0);
+        CHECK(strcmp(json_string_value(json_at(root, "data.train.images")),
+                     "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") == 0);
+        CHECK_CLOSE(json_real_value(json_at(root, "comm.bucket_mb")), 25, 0, 0);
+        CHECK_CLOSE(json_real_value(json_at(root, "data.normalize.std")), 0.32025, 0, FTOL);
+        json_t *layers = json_at(root, "model.layers");
+        CHECK(json_array_size(layers) == 13);
+        json_t *l0 = json_array_get(layers, 0);
+        CHECK(strcmp(json_string_value(json_object_get(l0, "type")), "conv2d") == 0);
+        CHECK(json_integer_value(json_object_get(l0, "out")) == 32);
+        CHECK(json_object_get(l0, "p") == NULL);   /* conv2d has no dropout p */
+        /* Every key of the schema is present (defaults included). */
+        for (int i = 0; i < rt_config_num_keys(); i++)
+            CHECK_MSG(json_at(root, rt_config_key(i)->path) != NULL, "%s missing from JSON",
+                      rt_config_key(i)->path);
+        json_decref(root);
+    }
+    /* Deterministic: the same configuration gives the same bytes. */
+    char *again = write_json();
+    CHECK(text && again && strcmp(text, again) == 0);
+    free(text);
+    free(again);
+
+    CHECK_OK(load("examples/fashion_mnist_mlp.cfg", 0));
+    text = write_json();
+    root = json_loads(text ? text : "", 0, &err);
+    CHECK(root && json_is_false(json_at(root, "data.normalize")));
+    CHECK(root && json_array_size(json_at(root, "model.hidden")) == 2);
+    CHECK(root && json_integer_value(json_at(root, "data.global_batch_size")) == 64);
+    json_decref(root);
+    free(text);
+}
+
+static void test_reference(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    rt_config_print_reference(f);
+    fclose(f);
+    CHECK(buf && strstr(buf, "optimizer.lr = 0.001"));
+    CHECK(buf && strstr(buf, "data.batch_size = 64   (integer in 1..1048576)"));
+    CHECK(buf && strstr(buf, "one of: sgd, adam, adamw"));
+    for (int i = 0; buf && i < rt_config_num_keys(); i++)
+        CHECK_MSG(strstr(buf, rt_config_key(i)->path) != NULL, "%s missing from reference",
+                  rt_config_key(i)->path);
+    free(buf);
+}
+
+/* Names listed for every enum key map back to their value. */
+static void test_enum_tables(void)
+{
+    for (int i = 0; i < rt_config_num_keys(); i++) {
+        const rt_key *k = rt_config_key(i);
+        if (k->type != RT_KEY_ENUM)
+            continue;
+        CHECK(rt_config_enum_count(k) > 0);
+        for (int v = 0; v < rt_config_enum_count(k); v++)
+            CHECK_MSG(rt_config_enum_value(k, rt_config_enum_name(k, v)) == v, "%s value %d",
+                      k->path, v);
+    }
+}
+
+int main(void)
+{
+    test_defaults();
+    test_example_mlp();
+    test_example_mnist();
+    test_example_resnet18();
+    test_example_cnn();
+    test_overrides();
+    test_paths();
+    test_batch_size_rule();
+    test_file_errors();
+    test_override_errors();
+    test_cross_field_errors();
+    test_json();
+    test_reference();
+    test_enum_tables();
+    return CHECK_DONE();
+}

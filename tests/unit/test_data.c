@@ -1,0 +1,605 @@
+/* Unit tests for data: idx files (raw and gzip) and their error messages,
+ * the global sample order, the per-rank batch split (world-size
+ * independence) and the prefetching loader (prefetch on/off, resume points,
+ * restarts mid-epoch, errors raised on the loader thread). Synthetic files
+ * are written into a fresh mkdtemp directory and removed at the end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "check.h"
+#include "rtrain/data.h"
+
+static char tmpdir[64];
+
+/* ---- writing idx files --------------------------------------------------- */
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char paths[32][128];
+    static int next;
+    char *p = paths[next++ % 32];
+    snprintf(p, 128, "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* Writes magic, dims (big-endian) and `len` payload bytes; gzip via zlib. */
+static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int ndims,
+                      const uint8_t *payload, size_t len)
+{
+    uint8_t head[16];
+    put_be32(head, magic);
+    for (int i = 0; i < ndims; i++)
+        put_be32(head + 4 + 4 * i, dims[i]);
+    size_t hlen = 4 + 4 * (size_t)ndims;
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK(gzwrite(f, head, (unsigned)hlen) == (int)hlen);
+        if (len)
+            CHECK(gzwrite(f, payload, (unsigned)len) == (int)len);
+        CHECK(gzclose(f) == Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK(fwrite(head, 1, hlen, f) == hlen);
+        CHECK(fwrite(payload, 1, len, f) == len);
+        CHECK(fclose(f) == 0);
+    }
+}
+
+/* The synthetic set: N images of R x C with pixel j of image i equal to
+ * (37 i + 11 j) mod 256 (every byte value occurs) and label i mod 4. */
+enum { N = 70, R = 3, C = 5 };
+static uint8_t pixels[N * R * C + 64], labels[N + 64];
+
+static void make_data(void)
+{
+    for (int i = 0; i < N; i++) {
+        labels[i] = (uint8_t)(i % 4);
+        for (int j = 0; j < R * C; j++)
+            pixels[i * R * C + j] = (uint8_t)((37 * i + 11 * j) % 256);
+    }
+}
+
+static void write_images(const char *path, int gz, uint32_t magic, uint32_t n, uint32_t r,
+                         uint32_t c, size_t len)
+{
+    uint32_t dims[3] = {n, r, c};
+    write_idx(path, gz, magic, dims, 3, pixels, len);
+}
+
+static void write_labels(const char *path, int gz, uint32_t n, size_t len)
+{
+    uint32_t dims[1] = {n};
+    write_idx(path, gz, 0x00000801, dims, 1, labels, len);
+}
+
+/* ---- idx loading --------------------------------------------------------- */
+static void check_values(rt_dataset *ds, const rt_transform *t)
+{
+    float x[R * C];
+    int32_t y;
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(rt_dataset_fetch(ds, i, x, &y));
+        bad += y != i % 4;
+        for (int j = 0; j < R * C; j++) {
+            double want = pixels[i * R * C + j] / 255.0;
+            if (t && t->normalize)
+                want = (want - t->mean) / t->std;
+            /* float32 rounding of a division and a subtraction on values of
+             * magnitude <= 4: a few ulps, far below 1e-5. */
+            bad += fabs(x[j] - want) > 1e-5;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d wrong values or labels", bad);
+}
+
+static void test_idx_load(int gz)
+{
+    const char *img = tmp_path(gz ? "ok-images.gz" : "ok-images");
+    const char *lab = tmp_path(gz ? "ok-labels.gz" : "ok-labels");
+    write_images(img, gz, 0x00000803, N, R, C, N * R * C);
+    write_labels(lab, gz, N, N);
+    rt_dataset *ds = NULL;
+    CHECK_OK(rt_idx_dataset_open(&ds, img, lab, NULL));
+    if (!ds)
+        return;
+    CHECK(rt_dataset_count(ds) == N);
+    rt_shape s = rt_dataset_sample_shape(ds);
+    CHECK(s.c == 1 && s.h == R && s.w == C);
+    CHECK(rt_dataset_num_classes(ds) == 4);
+    check_values(ds, NULL);
+    float x[R * C];
+    int32_t y;
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_fetch(ds, N, x, &y));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_fetch(ds, -1, x, &y));
+    rt_dataset_free(ds);
+
+    rt_transform t = {.normalize = 1, .mean = 0.2860f, .std = 0.3530f};
+    CHECK_OK(rt_idx_dataset_open(&ds, img, lab, &t));
+    if (ds)
+        check_values(ds, &t);
+    rt_dataset_free(ds);
+    rt_transform plain = {.normalize = 0, .mean = 5, .std = 0};  /* ignored: not normalizing */
+    CHECK_OK(rt_idx_dataset_open(&ds, img, lab, &plain));
+    if (ds)
+        check_values(ds, &plain);
+    rt_dataset_free(ds);
+}
+
+/* Expects `code` and a message naming `path` and containing `word`. */
+static void expect_error(rt_status code, rt_status got, const char *path, const char *word)
+{
+    const char *msg = rt_error_message();
+    CHECK_MSG(got == code, "got %s, expected %s (%s)", rt_status_name(got), rt_status_name(code),
+              msg);
+    CHECK_MSG(strstr(msg, path) != NULL, "message does not name %s: %s", path, msg);
+    CHECK_MSG(!word || strstr(msg, word) != NULL, "message lacks '%s': %s", word, msg);
+    rt_error_clear();
+}
+
+static void test_idx_errors(void)
+{
+    rt_dataset *ds = NULL;
+    const char *img = tmp_path("e-images"), *lab = tmp_path("e-labels");
+    const char *gimg = tmp_path("e-images.gz");
+    write_labels(lab, 0, N, N);
+
+    const char *missing = tmp_path("no-such-file.gz");
+    expect_error(RT_ERR_IO, rt_idx_dataset_open(&ds, missing, lab, NULL), missing,
+                 "dataset-fashion-mnist");
+    expect_error(RT_ERR_IO, rt_idx_dataset_open(&ds, tmp_path("ok-images"), missing, NULL),
+                 missing, NULL);
+
+    write_images(img, 0, 0x00000804, N, R, C, N * R * C);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "magic");
+    /* Labels given as images: the magic is wrong and the message says why. */
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, lab, lab, NULL), lab, "swapped");
+
+    FILE *f = fopen(img, "wb");
+    fputs("hello, not an idx file", f);
+    fclose(f);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "neither gzip");
+    f = fopen(img, "wb");
+    fclose(f);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "empty");
+
+    /* Raw file cut in the middle of image 40. */
+    size_t cut = 40 * R * C + 7;
+    write_images(img, 0, 0x00000803, N, R, C, cut);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img,
+                 "header promises 70 images of 3x5 (1050 bytes), file holds only 607");
+    /* Header cut short. */
+    write_images(img, 0, 0x00000803, N, R, C, 0);
+    truncate(img, 10);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "truncated");
+
+    /* A complete gzip stream whose content is short, and a gzip stream cut
+     * in half (zlib reports the missing end). */
+    write_images(gimg, 1, 0x00000803, N, R, C, cut);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, gimg, lab, NULL), gimg, "truncated");
+    write_images(gimg, 1, 0x00000803, N, R, C, N * R * C);
+    FILE *g = fopen(gimg, "rb");
+    fseek(g, 0, SEEK_END);
+    long gsize = ftell(g);
+    fclose(g);
+    truncate(gimg, gsize / 2);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, gimg, lab, NULL), gimg, "truncated");
+
+    /* Trailing bytes after the promised payload, raw and gzip. */
+    write_images(img, 0, 0x00000803, N, R, C, N * R * C + 3);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "3 trailing");
+    write_images(gimg, 1, 0x00000803, N, R, C, N * R * C + 5);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, gimg, lab, NULL), gimg, "trailing");
+
+    /* Image and label counts disagree. */
+    write_images(img, 0, 0x00000803, N - 1, R, C, (N - 1) * R * C);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, lab);
+
+    /* Dimensions out of bounds, rejected from the header alone. */
+    write_images(img, 0, 0x00000803, N, 0, C, 0);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "rows and cols");
+    write_images(img, 0, 0x00000803, N, R, 5000, 0);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "rows and cols");
+    write_images(img, 0, 0x00000803, 0x80000000u, R, C, 0);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "samples");
+    write_images(img, 0, 0x00000803, 0, R, C, 0);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "samples");
+    /* A header promising 2^31-1 images of 4096x4096 (32 PiB) in a tiny file
+     * is reported as truncated without trying to allocate the promise. */
+    write_images(img, 0, 0x00000803, 0x7fffffffu, 4096, 4096, N * R * C);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), img, "truncated");
+
+    /* Truncated labels file. */
+    write_images(img, 0, 0x00000803, N, R, C, N * R * C);
+    write_labels(lab, 1, N, N - 2);
+    expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), lab, "truncated");
+
+    rt_transform bad = {.normalize = 1, .mean = 0.5f, .std = 0.0f};
+    write_labels(lab, 0, N, N);
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_idx_dataset_open(&ds, img, lab, &bad));
+    CHECK(ds == NULL);
+}
+
+/* ---- sampler ------------------------------------------------------------- */
+static int is_permutation(const uint32_t *p, uint32_t n)
+{
+    char *seen = calloc(n, 1);
+    int ok = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (p[i] >= n || seen[p[i]])
+            ok = 0;
+        else
+            seen[p[i]] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
+static void test_sample_order(void)
+{
+    enum { M = 1000 };
+    static uint32_t a[M], b[M], c[M], d[M];
+    rt_sample_order(a, M, 42, 3, 1);
+    rt_sample_order(b, M, 42, 3, 1);
+    rt_sample_order(c, M, 42, 4, 1);
+    rt_sample_order(d, M, 43, 3, 1);
+    CHECK(is_permutation(a, M) && is_permutation(c, M));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    CHECK(memcmp(a, d, sizeof a) != 0);
+    int moved = 0;
+    for (int i = 0; i < M; i++)
+        moved += a[i] != (uint32_t)i;
+    CHECK(moved > M / 2);   /* a shuffle, not the identity */
+    rt_sample_order(a, M, 42, 3, 0);
+    int identity = 1;
+    for (int i = 0; i < M; i++)
+        identity &= a[i] == (uint32_t)i;
+    CHECK(identity);
+}
+
+static void test_batch_split(void)
+{
+    int bad = 0;
+    for (int64_t g = 0; g <= 23; g++)
+        for (int w = 1; w <= 6; w++) {
+            int64_t prev_end = 0;
+            for (int r = 0; r < w; r++) {
+                int64_t b, e;
+                rt_batch_split(g, r, w, &b, &e);
+                /* Contiguous, in rank order, and the first g % w ranks get
+                 * floor(g / w) + 1 samples, the others floor(g / w). */
+                bad += b != prev_end;
+                bad += e - b != g / w + (r < g % w);
+                prev_end = e;
+            }
+            bad += prev_end != g;
+        }
+    CHECK_MSG(bad == 0, "%d split errors", bad);
+}
+
+/* ---- a custom dataset: x = {index, -index}, label = index ---------------- */
+typedef struct test_ds {
+    int64_t fail_at;   /* fetch of this index fails (-1: never) */
+    int delay_us;      /* per-sample delay, so the loader thread is busy */
+} test_ds;
+
+static rt_status test_fetch(void *impl, int64_t index, float *x, int32_t *label)
+{
+    test_ds *t = impl;
+    if (index == t->fail_at)
+        return RT_ERROR(RT_ERR_FORMAT, "injected failure at sample %lld of test set",
+                        (long long)index);
+    if (t->delay_us)
+        nanosleep(&(struct timespec){0, t->delay_us * 1000L}, NULL);
+    x[0] = (float)index;
+    x[1] = -(float)index;
+    *label = (int32_t)index;
+    return RT_OK;
+}
+
+static int destroyed;
+static void test_destroy(void *impl) { destroyed++; free(impl); }
+
+static rt_dataset *make_test_ds(int64_t count, int64_t fail_at, int delay_us)
+{
+    test_ds *t = malloc(sizeof *t);
+    t->fail_at = fail_at;
+    t->delay_us = delay_us;
+    rt_dataset_ops ops = {.fetch = test_fetch, .destroy = test_destroy};
+    rt_dataset *ds = NULL;
+    CHECK_OK(rt_dataset_create(&ds, &ops, t, count, (rt_shape){2, 1, 1}, 1));
+    return ds;
+}
+
+/* Runs a whole epoch and appends every label (= sample index) to seq;
+ * checks each batch's x against its labels. Returns the number of labels. */
+static int64_t run_epoch(rt_loader *l, int64_t epoch, int64_t first, int32_t *seq,
+                         int64_t *batch_n, int64_t *nbatches)
+{
+    int64_t n = 0, k = 0;
+    CHECK_OK(rt_loader_start_epoch(l, epoch, first));
+    for (;;) {
+        rt_batch b;
+        int done = 0;
+        rt_status s = rt_loader_next(l, &b, &done);
+        CHECK_OK(s);
+        if (s != RT_OK || done)
+            break;
+        int bad = b.index != first + k;
+        for (int i = 0; i < b.n; i++) {
+            bad += b.x[2 * i] != (float)b.y[i] || b.x[2 * i + 1] != -(float)b.y[i];
+            seq[n++] = b.y[i];
+        }
+        CHECK_MSG(!bad, "batch %lld inconsistent", (long long)b.index);
+        if (batch_n)
+            batch_n[k] = b.global_n;
+        k++;
+    }
+    if (nbatches)
+        *nbatches = k;
+    return n;
+}
+
+/* World-size independence: for W = 1..4 the rank slices of each global
+ * batch, concatenated in rank order, give the positions of the global order
+ * itself (computed here with rt_sample_order). */
+static void check_world_sizes(int64_t count, int64_t g, int drop_last)
+{
+    uint32_t *order = malloc(count * sizeof *order);
+    rt_sample_order(order, count, 7, 2, 1);
+    int64_t want_batches = drop_last ? count / g : (count + g - 1) / g;
+    int64_t want_n = drop_last ? want_batches * g : count;
+    rt_dataset *ds = make_test_ds(count, -1, 0);
+    for (int w = 1; w <= 4; w++) {
+        int32_t *got = calloc(count, sizeof *got);
+        int64_t filled = 0;
+        for (int64_t k = 0; k < want_batches; k++) {
+            for (int r = 0; r < w; r++) {
+                rt_loader_opts o = {.global_batch = g, .rank = r, .world_size = w, .shuffle = 1,
+                                    .seed = 7, .drop_last = drop_last, .prefetch = r % 2 ? 2 : 0};
+                rt_loader *l = NULL;
+                CHECK_OK(rt_loader_create(&l, ds, &o));
+                if (!l)
+                    continue;
+                CHECK(rt_loader_batches_per_epoch(l) == want_batches);
+                int64_t gk = count - k * g < g ? count - k * g : g;
+                CHECK(rt_loader_max_local_batch(l) == ((g < count ? g : count) + w - 1) / w);
+                /* Start at batch k (a resume point) and take one batch. */
+                CHECK_OK(rt_loader_start_epoch(l, 2, k));
+                rt_batch b;
+                int done = 1;
+                CHECK_OK(rt_loader_next(l, &b, &done));
+                CHECK(!done && b.index == k && b.global_n == gk);
+                CHECK(b.n == gk / w + (r < gk % w));
+                for (int i = 0; !done && i < b.n && filled < count; i++)
+                    got[filled++] = b.y[i];
+                rt_loader_free(l);
+            }
+        }
+        int bad = filled != want_n;
+        for (int64_t i = 0; i < filled && i < want_n; i++)
+            bad += got[i] != (int32_t)order[i];
+        CHECK_MSG(!bad, "count %lld, g %lld, drop_last %d, world %d: rank slices do not "
+                  "reassemble the global order", (long long)count, (long long)g, drop_last, w);
+        free(got);
+    }
+    rt_dataset_free(ds);
+    free(order);
+}
+
+static void test_world_size_independence(void)
+{
+    check_world_sizes(23, 6, 0);   /* last batch of 5; 6 not divisible by 4 */
+    check_world_sizes(23, 6, 1);
+    check_world_sizes(25, 6, 0);   /* last batch of 1: ranks 1..W-1 get none */
+    check_world_sizes(10, 7, 0);   /* 7 split over 2, 3, 4 ranks */
+    check_world_sizes(5, 8, 0);    /* one batch smaller than the global batch */
+}
+
+/* ---- loader ---------------------------------------------------------------- */
+static void test_loader_counts(void)
+{
+    rt_dataset *ds = make_test_ds(23, -1, 0);
+    rt_loader *l = NULL;
+    rt_loader_opts o = {.global_batch = 6, .rank = 3, .world_size = 4, .shuffle = 0};
+    CHECK_OK(rt_loader_create(&l, ds, &o));
+    /* 23 = 6+6+6+5: 4 batches, 3 with drop_last; 6 over 4 ranks: at most 2. */
+    CHECK(l && rt_loader_batches_per_epoch(l) == 4 && rt_loader_max_local_batch(l) == 2);
+    rt_batch b;
+    int done;
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_loader_next(l, &b, &done));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_loader_start_epoch(l, 0, 5));
+    CHECK_OK(rt_loader_start_epoch(l, 0, 4));   /* resuming at the end: nothing left */
+    CHECK_OK(rt_loader_next(l, &b, &done));
+    CHECK(done == 1);
+    rt_loader_free(l);
+    o.drop_last = 1;
+    CHECK_OK(rt_loader_create(&l, ds, &o));
+    CHECK(l && rt_loader_batches_per_epoch(l) == 3);
+    rt_loader_free(l);
+    o.global_batch = 24;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_loader_create(&l, ds, &o));
+    o.global_batch = 0;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_loader_create(&l, ds, &o));
+    o.global_batch = 6, o.rank = 4;
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_loader_create(&l, ds, &o));
+    o.rank = 0, o.prefetch = -1;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_loader_create(&l, ds, &o));
+    rt_dataset_free(ds);
+}
+
+/* prefetch 0 and 3 give the same batches, for a world of 3 and two epochs;
+ * starting at batch k gives the tail of the full epoch. */
+static void test_loader_prefetch_and_resume(void)
+{
+    enum { M = 101 };
+    rt_dataset *ds = make_test_ds(M, -1, 0);
+    int32_t s0[M], s3[M], tail[M];
+    int64_t n0[32], n3[32];
+    for (int r = 0; r < 3; r++) {
+        rt_loader_opts o = {.global_batch = 8, .rank = r, .world_size = 3, .shuffle = 1,
+                            .seed = 99, .prefetch = 0};
+        rt_loader *a = NULL, *b = NULL;
+        CHECK_OK(rt_loader_create(&a, ds, &o));
+        o.prefetch = 3;
+        CHECK_OK(rt_loader_create(&b, ds, &o));
+        if (!a || !b)
+            break;
+        for (int64_t e = 0; e < 2; e++) {
+            int64_t ka, kb;
+            int64_t la = run_epoch(a, e, 0, s0, n0, &ka);
+            int64_t lb = run_epoch(b, e, 0, s3, n3, &kb);
+            CHECK(ka == 13 && kb == 13 && la == lb);
+            CHECK(memcmp(s0, s3, la * sizeof *s0) == 0);
+            CHECK(memcmp(n0, n3, ka * sizeof *n0) == 0);
+            /* Resume at batch 5: the same samples as batches 5.. above. */
+            int64_t skip = 0;
+            for (int k = 0; k < 5; k++)
+                skip += n0[k] / 3 + (r < n0[k] % 3);
+            int64_t lt = run_epoch(b, e, 5, tail, NULL, NULL);
+            CHECK(lt == la - skip && memcmp(tail, s0 + skip, lt * sizeof *s0) == 0);
+            lt = run_epoch(a, e, 5, tail, NULL, NULL);
+            CHECK(lt == la - skip && memcmp(tail, s0 + skip, lt * sizeof *s0) == 0);
+        }
+        rt_loader_free(a);
+        rt_loader_free(b);
+    }
+    rt_dataset_free(ds);
+}
+
+/* Restarting while the thread is filling (slow fetches) gives exactly what a
+ * fresh start gives; freeing a busy loader joins its thread. */
+static void test_loader_restart(void)
+{
+    enum { M = 64 };
+    rt_dataset *ds = make_test_ds(M, -1, 200);
+    int32_t want[M], got[M];
+    rt_loader_opts o = {.global_batch = 4, .world_size = 1, .shuffle = 1, .seed = 5,
+                        .prefetch = 3};
+    rt_loader *l = NULL;
+    CHECK_OK(rt_loader_create(&l, ds, &o));
+    if (!l)
+        return;
+    int64_t nwant = run_epoch(l, 1, 0, want, NULL, NULL);
+    int bad = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        CHECK_OK(rt_loader_start_epoch(l, rep % 3, 0));
+        rt_batch b;
+        int done;
+        for (int k = 0; k < rep % 4; k++)
+            CHECK_OK(rt_loader_next(l, &b, &done));
+        int64_t n = run_epoch(l, 1, 0, got, NULL, NULL);
+        bad += n != nwant || memcmp(want, got, n * sizeof *got) != 0;
+    }
+    CHECK_MSG(bad == 0, "%d restarts gave a different epoch", bad);
+    CHECK_OK(rt_loader_start_epoch(l, 0, 0));
+    rt_batch b;
+    int done;
+    CHECK_OK(rt_loader_next(l, &b, &done));
+    rt_loader_free(l);   /* thread mid-epoch */
+    rt_dataset_free(ds);
+}
+
+/* A fetch failing on the loader thread reaches the caller with its message,
+ * after the batches before it, and stays until the next start_epoch. */
+static void test_loader_error(int prefetch)
+{
+    enum { M = 40, BAD = 13 };
+    rt_dataset *ds = make_test_ds(M, BAD, 0);
+    uint32_t order[M];
+    rt_sample_order(order, M, 3, 0, 1);
+    int pos = 0;
+    while (order[pos] != BAD)
+        pos++;
+    rt_loader_opts o = {.global_batch = 5, .world_size = 1, .shuffle = 1, .seed = 3,
+                        .prefetch = prefetch};
+    rt_loader *l = NULL;
+    CHECK_OK(rt_loader_create(&l, ds, &o));
+    if (!l)
+        return;
+    for (int round = 0; round < 2; round++) {
+        CHECK_OK(rt_loader_start_epoch(l, 0, 0));
+        int ok_batches = 0;
+        rt_status s = RT_OK;
+        for (;;) {
+            rt_batch b;
+            int done = 0;
+            s = rt_loader_next(l, &b, &done);
+            if (s != RT_OK || done)
+                break;
+            ok_batches++;
+        }
+        CHECK_MSG(s == RT_ERR_FORMAT, "prefetch %d: got %s", prefetch, rt_status_name(s));
+        CHECK_MSG(strstr(rt_error_message(), "injected failure at sample 13") != NULL,
+                  "prefetch %d: message '%s'", prefetch, rt_error_message());
+        CHECK(ok_batches == pos / 5);
+        rt_error_clear();
+        rt_batch b;
+        int done = 0;
+        CHECK_FAILS(RT_ERR_FORMAT, rt_loader_next(l, &b, &done));
+        CHECK(!done);
+    }
+    rt_loader_free(l);
+    rt_dataset_free(ds);
+}
+
+static void test_dataset_create(void)
+{
+    int before = destroyed;
+    rt_dataset *ds = make_test_ds(3, -1, 0);
+    rt_dataset_free(ds);
+    CHECK(destroyed == before + 1);
+    rt_dataset_ops none = {0};
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &none, NULL, 3, (rt_shape){1, 1, 1}, 1));
+    rt_dataset_ops ops = {.fetch = test_fetch};
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, 3, (rt_shape){0, 1, 1}, 1));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, -1, (rt_shape){1, 1, 1}, 1));
+}
+
+static void remove_tmpdir(void)
+{
+    static const char *names[] = {"ok-images", "ok-labels", "ok-images.gz", "ok-labels.gz",
+                                  "e-images", "e-labels", "e-images.gz"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        unlink(tmp_path(names[i]));
+    CHECK_MSG(rmdir(tmpdir) == 0, "could not remove %s (a file left behind?)", tmpdir);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rt_test_data_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    make_data();
+    test_idx_load(0);
+    test_idx_load(1);
+    test_idx_errors();
+    test_dataset_create();
+    test_sample_order();
+    test_batch_split();
+    test_world_size_independence();
+    test_loader_counts();
+    test_loader_prefetch_and_resume();
+    test_loader_restart();
+    test_loader_error(0);
+    test_loader_error(3);
+    remove_tmpdir();
+    return CHECK_DONE();
+}

@@ -1,0 +1,839 @@
+/* Unit tests for nn: every layer type's backward against central finite
+ * differences of L = sum(out * r) (r fixed random weights), BatchNorm's
+ * running statistics and synchronised mode, BasicBlock against the same
+ * computation assembled from plain layers, dropout masks, losses, the
+ * ResNet18 / MLP structure and names, initialisation, and config errors.
+ *
+ * Finite differences: the model runs in float32 and L is summed in double.
+ * With a step h, float rounding of the outputs puts an absolute error of
+ * about (rounding of L) / (2h) on the quotient; layers linear in the
+ * perturbed value have no truncation error and BatchNorm's h^2 term is
+ * ~1e-4 relative. Measured with h = 1e-2, every single-layer case agrees to
+ * 2e-5 + 1e-4 |fd|; the default tolerance 5e-4 + 2e-3 |fd| leaves a factor
+ * of ~10 and still catches a 1% error in BatchNorm's input-gradient
+ * correction. Models with interior ReLUs (BasicBlock, small networks) use
+ * h = 1e-3 so that crossing a kink is unlikely; rounding noise then
+ * reaches ~5e-4 (measured), so they allow 3e-3 + 2e-2 |fd|. Inputs of
+ * top-level ReLU and max-pooling layers are kept further than h from their
+ * kinks (and from ties), where a difference quotient is not a derivative. */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "rtrain/nn.h"
+
+typedef struct fd_tol { double h, atol, rtol; } fd_tol;
+static const fd_tol default_tol = {1e-2, 5e-4, 2e-3};
+
+static const rt_nn_ctx train_ctx = {1, 12345, NULL, NULL};
+static const rt_nn_ctx eval_ctx = {0, 0, NULL, NULL};
+
+/* ---- helpers --------------------------------------------------------------- */
+static void fill_uniform(float *x, size_t count, uint64_t key, float lo, float hi)
+{
+    rt_rng rng;
+    rt_rng_init(&rng, key);
+    for (size_t i = 0; i < count; i++)
+        x[i] = lo + (hi - lo) * rt_rng_uniform(&rng);
+}
+
+/* Values with |x| in [0.1, 1]: at least 10 steps h away from ReLU's kink. */
+static void fill_away_from_zero(float *x, size_t count, uint64_t key)
+{
+    fill_uniform(x, count, key, 0.1f, 1.0f);
+    rt_rng rng;
+    rt_rng_init(&rng, key + 1);
+    for (size_t i = 0; i < count; i++)
+        if (rt_rng_u32(&rng) & 1)
+            x[i] = -x[i];
+}
+
+/* Distinct values 0.05 apart in random order: max-pool windows never tie
+ * within a step h = 1e-2. */
+static void fill_distinct(float *x, size_t count, uint64_t key)
+{
+    uint32_t *perm = malloc(count * sizeof *perm);
+    rt_rng_permutation(key, perm, (uint32_t)count);
+    for (size_t i = 0; i < count; i++)
+        x[i] = 0.05f * ((float)perm[i] - (float)count / 2);
+    free(perm);
+}
+
+static rt_layer_spec spec_of(rt_layer_type type)
+{
+    rt_layer_spec s;
+    rt_layer_spec_default(&s, type);
+    return s;
+}
+
+static rt_layer_spec conv(int out, int kernel, int stride, int padding, int bias)
+{
+    rt_layer_spec s = spec_of(RT_LAYER_CONV2D);
+    s.out = out;
+    s.kernel = kernel;
+    s.stride = stride;
+    s.padding = padding;
+    s.bias = bias;
+    return s;
+}
+
+static rt_model *make_seq(const rt_layer_spec *specs, int count, rt_shape in, int max_batch,
+                          uint64_t seed)
+{
+    rt_model_spec ms;
+    rt_model_spec_default(&ms, RT_ARCH_SEQUENTIAL);
+    memcpy(ms.layers, specs, (size_t)count * sizeof *specs);
+    ms.num_layers = count;
+    rt_model *m = NULL;
+    CHECK_OK(rt_model_create(&m, &ms, in, max_batch, seed));
+    return m;
+}
+
+static double weighted_sum(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n,
+                           const float *r)
+{
+    const float *out = rt_model_forward(m, ctx, x, n);
+    size_t count = (size_t)n * rt_shape_size(rt_model_output_shape(m));
+    double s = 0;
+    for (size_t i = 0; i < count; i++)
+        s += (double)out[i] * r[i];
+    return s;
+}
+
+/* Central difference of L in the value *v (a parameter or an input). */
+static double diff_at(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n,
+                      const float *r, float *v, double h)
+{
+    float saved = *v;
+    float up = (float)(saved + h), down = (float)(saved - h);
+    *v = up;
+    double lp = weighted_sum(m, ctx, x, n, r);
+    *v = down;
+    double lm = weighted_sum(m, ctx, x, n, r);
+    *v = saved;
+    return (lp - lm) / ((double)up - (double)down);
+}
+
+/* Compares up to ~limit entries of analytic against finite differences of
+ * the values at vals; returns how many were off. */
+static int compare_entries(const char *what, const char *kind, rt_model *m,
+                           const rt_nn_ctx *ctx, float *x, int n, const float *r,
+                           float *vals, const float *analytic, size_t count, fd_tol tol)
+{
+    size_t step = count > 300 ? count / 300 : 1;
+    int bad = 0;
+    for (size_t j = 0; j < count; j += step) {
+        double fd = diff_at(m, ctx, x, n, r, &vals[j], tol.h);
+        if (!(fabs(analytic[j] - fd) <= tol.atol + tol.rtol * fabs(fd))) {
+            if (bad < 5)
+                fprintf(stderr, "%s: %s gradient [%zu] = %.6g, finite difference %.6g\n",
+                        what, kind, j, (double)analytic[j], fd);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Checks rt_model_backward's parameter gradients and, for one-layer models,
+ * the layer's input gradient (the model never asks layer 0 for it, so the
+ * test calls the layer's backward itself, right after the model's). */
+static void check_grads(const char *what, rt_model *m, const rt_nn_ctx *ctx, const float *x0,
+                        int n, fd_tol tol)
+{
+    size_t nin = (size_t)n * rt_shape_size(rt_model_input_shape(m));
+    size_t nout = (size_t)n * rt_shape_size(rt_model_output_shape(m));
+    size_t np = rt_model_num_params(m);
+    float *x = malloc(nin * sizeof *x), *dx = malloc(nin * sizeof *dx);
+    float *r = malloc(nout * sizeof *r), *g = malloc((np + 1) * sizeof *g);
+    memcpy(x, x0, nin * sizeof *x);
+    fill_uniform(r, nout, 99, -1.0f, 1.0f);
+
+    rt_model_zero_grad(m);
+    const float *out = rt_model_forward(m, ctx, x, n);
+    CHECK(out != NULL);
+    rt_model_backward(m, ctx, r, n);
+    memcpy(g, rt_model_grads(m), np * sizeof *g);
+    int single = rt_model_num_layers(m) == 1;
+    if (single) {
+        rt_layer *l = rt_model_layer(m, 0);
+        l->ops->backward(l, ctx, dx, r, x, out, n);
+    }
+    int bad = compare_entries(what, "parameter", m, ctx, x, n, r, rt_model_params(m), g, np,
+                              tol);
+    CHECK_MSG(bad == 0, "%s: %d parameter gradients differ from finite differences", what, bad);
+    if (single) {
+        bad = compare_entries(what, "input", m, ctx, x, n, r, x, dx, nin, tol);
+        CHECK_MSG(bad == 0, "%s: %d input gradients differ from finite differences", what, bad);
+    }
+    free(x);
+    free(dx);
+    free(r);
+    free(g);
+}
+
+/* Builds a sequential model, fills an input with `fill`, checks gradients. */
+static void grad_case(const char *what, const rt_layer_spec *specs, int count, rt_shape in,
+                      int n, const rt_nn_ctx *ctx, int fill, fd_tol tol)
+{
+    rt_model *m = make_seq(specs, count, in, n, 7);
+    if (!m)
+        return;
+    size_t nin = (size_t)n * rt_shape_size(in);
+    float *x = malloc(nin * sizeof *x);
+    if (fill == 0)
+        fill_uniform(x, nin, 5, -1.0f, 1.0f);
+    else if (fill == 1)
+        fill_away_from_zero(x, nin, 5);
+    else
+        fill_distinct(x, nin, 5);
+    check_grads(what, m, ctx, x, n, tol);
+    free(x);
+    rt_model_free(m);
+}
+
+enum { FILL_UNIFORM = 0, FILL_AWAY_FROM_ZERO = 1, FILL_DISTINCT = 2 };
+
+/* ---- per-layer gradient checks ------------------------------------------------ */
+static void test_linear_conv_grads(void)
+{
+    rt_layer_spec lin = spec_of(RT_LAYER_LINEAR);
+    lin.out = 5;
+    grad_case("linear", &lin, 1, (rt_shape){7, 1, 1}, 3, &train_ctx, FILL_UNIFORM, default_tol);
+    lin.bias = 0;
+    grad_case("linear no bias, batch 1", &lin, 1, (rt_shape){7, 1, 1}, 1, &train_ctx,
+              FILL_UNIFORM, default_tol);
+    /* Linear straight on a [c, h, w] input reads it as c*h*w features. */
+    lin.bias = 1;
+    grad_case("linear on [2,3,3]", &lin, 1, (rt_shape){2, 3, 3}, 2, &train_ctx, FILL_UNIFORM,
+              default_tol);
+
+    rt_layer_spec c = conv(4, 3, 1, 1, 1);
+    grad_case("conv 3x3 pad 1", &c, 1, (rt_shape){3, 5, 5}, 2, &train_ctx, FILL_UNIFORM,
+              default_tol);
+    c = conv(3, 3, 2, 0, 1);
+    grad_case("conv stride 2 pad 0", &c, 1, (rt_shape){2, 5, 5}, 2, &train_ctx, FILL_UNIFORM,
+              default_tol);
+    c = conv(2, 4, 3, 2, 0);
+    grad_case("conv k4 stride 3 pad 2, non-square", &c, 1, (rt_shape){2, 6, 7}, 2, &train_ctx,
+              FILL_UNIFORM, default_tol);
+    c = conv(3, 1, 1, 0, 1);
+    grad_case("conv 1x1, batch 1", &c, 1, (rt_shape){4, 3, 3}, 1, &train_ctx, FILL_UNIFORM,
+              default_tol);
+    c = conv(2, 4, 1, 0, 1);
+    grad_case("conv kernel = input", &c, 1, (rt_shape){3, 4, 4}, 2, &train_ctx, FILL_UNIFORM,
+              default_tol);
+    c = conv(2, 3, 2, 2, 1);
+    grad_case("conv pad 2 > kernel/2", &c, 1, (rt_shape){1, 4, 4}, 1, &train_ctx, FILL_UNIFORM,
+              default_tol);
+}
+
+static void test_elementwise_pool_grads(void)
+{
+    rt_layer_spec s = spec_of(RT_LAYER_RELU);
+    grad_case("relu", &s, 1, (rt_shape){3, 4, 4}, 2, &train_ctx, FILL_AWAY_FROM_ZERO,
+              default_tol);
+    s = spec_of(RT_LAYER_MAXPOOL2D);
+    s.kernel = 2;   /* stride 0: = kernel */
+    grad_case("maxpool 2", &s, 1, (rt_shape){2, 4, 5}, 2, &train_ctx, FILL_DISTINCT,
+              default_tol);
+    s.kernel = 3;
+    s.stride = 2;
+    s.padding = 1;
+    grad_case("maxpool 3/2/1", &s, 1, (rt_shape){2, 7, 7}, 1, &train_ctx, FILL_DISTINCT,
+              default_tol);
+    s = spec_of(RT_LAYER_AVGPOOL);
+    grad_case("avgpool", &s, 1, (rt_shape){3, 3, 4}, 2, &train_ctx, FILL_UNIFORM, default_tol);
+    s = spec_of(RT_LAYER_FLATTEN);
+    grad_case("flatten", &s, 1, (rt_shape){2, 3, 3}, 2, &train_ctx, FILL_UNIFORM, default_tol);
+    s = spec_of(RT_LAYER_DROPOUT);
+    s.p = 0.3f;   /* fixed ctx->rng_key: the mask is the same in every forward call */
+    grad_case("dropout train", &s, 1, (rt_shape){20, 1, 1}, 3, &train_ctx, FILL_UNIFORM,
+              default_tol);
+    grad_case("dropout eval", &s, 1, (rt_shape){20, 1, 1}, 3, &eval_ctx, FILL_UNIFORM,
+              default_tol);
+
+    /* A small network: conv -> relu -> maxpool -> flatten -> linear. */
+    rt_layer_spec net[5] = {conv(3, 3, 1, 1, 1), spec_of(RT_LAYER_RELU),
+                            spec_of(RT_LAYER_MAXPOOL2D), spec_of(RT_LAYER_FLATTEN),
+                            spec_of(RT_LAYER_LINEAR)};
+    net[2].kernel = 2;
+    net[4].out = 4;
+    /* Smaller step: interior ReLU/max kinks are not controlled here, so keep
+     * h small enough that crossing one is unlikely; rounding noise grows to
+     * ~1e-6 / 2e-3 = 5e-4, still under atol. */
+    fd_tol tol = {1e-3, 3e-3, 2e-2};
+    grad_case("conv-relu-pool-flatten-linear", net, 5, (rt_shape){2, 6, 6}, 2, &train_ctx,
+              FILL_UNIFORM, tol);
+}
+
+static void test_batchnorm_grads(void)
+{
+    rt_layer_spec bn = spec_of(RT_LAYER_BATCHNORM2D);
+    grad_case("batchnorm train, batch 4", &bn, 1, (rt_shape){3, 2, 3}, 4, &train_ctx,
+              FILL_UNIFORM, default_tol);
+    grad_case("batchnorm train, batch 1 spatial 4x4", &bn, 1, (rt_shape){2, 4, 4}, 1,
+              &train_ctx, FILL_UNIFORM, default_tol);
+    /* Eval mode: normalise with running statistics changed by one train step. */
+    rt_model *m = make_seq(&bn, 1, (rt_shape){3, 2, 2}, 4, 1);
+    if (!m)
+        return;
+    float x[48];
+    fill_uniform(x, 48, 3, -2.0f, 3.0f);
+    rt_model_forward(m, &train_ctx, x, 4);
+    check_grads("batchnorm eval", m, &eval_ctx, x, 4, default_tol);
+    rt_model_free(m);
+}
+
+static void test_basicblock_grads(void)
+{
+    rt_layer_spec b = spec_of(RT_LAYER_BASICBLOCK);
+    b.out = 4;
+    b.stride = 1;
+    /* Interior ReLUs: small step, as for the small network above. */
+    fd_tol tol = {1e-3, 3e-3, 2e-2};
+    grad_case("basicblock identity", &b, 1, (rt_shape){4, 4, 4}, 2, &train_ctx, FILL_UNIFORM,
+              tol);
+    b.stride = 2;
+    grad_case("basicblock downsample stride 2", &b, 1, (rt_shape){3, 5, 5}, 2, &train_ctx,
+              FILL_UNIFORM, tol);
+    b.stride = 1;
+    grad_case("basicblock downsample channels, batch 1", &b, 1, (rt_shape){2, 4, 4}, 1,
+              &train_ctx, FILL_UNIFORM, tol);
+}
+
+/* ---- BatchNorm statistics ------------------------------------------------------- */
+static void test_batchnorm_running_stats(void)
+{
+    rt_layer_spec bn = spec_of(RT_LAYER_BATCHNORM2D);
+    enum { N = 3, C = 2, HW = 4 };
+    rt_model *m = make_seq(&bn, 1, (rt_shape){C, 2, 2}, N, 1);
+    if (!m)
+        return;
+    float x[N * C * HW];
+    fill_uniform(x, N * C * HW, 11, -1.0f, 2.0f);
+    const float *y = rt_model_forward(m, &train_ctx, x, N);
+    const rt_tensor_info *rm = rt_model_find_tensor(m, "0.running_mean");
+    const rt_tensor_info *rv = rt_model_find_tensor(m, "0.running_var");
+    const rt_tensor_info *nb = rt_model_find_tensor(m, "0.num_batches_tracked");
+    CHECK(rm && rv && nb && nb->ndim == 0 && nb->count == 1);
+    if (!rm || !rv || !nb)
+        return;
+    float *buf = rt_model_buffers(m);
+    for (int c = 0; c < C; c++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < HW; k++)
+                s += x[(i * C + c) * HW + k];
+        double mean = s / (N * HW);
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < HW; k++) {
+                double d = x[(i * C + c) * HW + k] - mean;
+                s2 += d * d;
+            }
+        double var = s2 / (N * HW), unbiased = s2 / (N * HW - 1);
+        /* float statistics from float sums: 1e-5 covers their rounding. */
+        CHECK_CLOSE(buf[rm->offset + c], 0.1 * mean, 1e-5, 1e-4);
+        CHECK_CLOSE(buf[rv->offset + c], 0.9 + 0.1 * unbiased, 1e-5, 1e-4);
+        /* Output with weight 1, bias 0: (x - mean) / sqrt(var + eps). */
+        int i0 = c * HW;
+        CHECK_CLOSE(y[i0], (x[i0] - mean) / sqrt(var + 1e-5), 1e-4, 1e-4);
+    }
+    CHECK(buf[nb->offset] == 1.0f);
+    rt_model_forward(m, &train_ctx, x, N);
+    CHECK(buf[nb->offset] == 2.0f);
+    rt_model_forward(m, &eval_ctx, x, N);   /* eval never counts */
+    CHECK(buf[nb->offset] == 2.0f);
+    rt_model_free(m);
+}
+
+/* Synchronised BatchNorm: two threads stand in for two ranks, each with half
+ * of a batch; their reduce_sum adds both ranks' buffers in a fixed order.
+ * Outputs, running statistics and the summed gradients must equal one model
+ * on the whole batch. */
+typedef struct sync_group {
+    pthread_barrier_t barrier;
+    float *slot[2];
+} sync_group;
+
+typedef struct rank_job {
+    sync_group *group;
+    int rank;
+    rt_model *model;
+    const float *x, *dout;
+    int n;
+    const float *y;   /* this rank's output */
+    float tmp[256];
+} rank_job;
+
+static void thread_reduce(void *arg, float *buf, size_t count)
+{
+    rank_job *j = arg;
+    j->group->slot[j->rank] = buf;
+    pthread_barrier_wait(&j->group->barrier);
+    for (size_t i = 0; i < count && i < 256; i++)
+        j->tmp[i] = j->group->slot[0][i] + j->group->slot[1][i];
+    pthread_barrier_wait(&j->group->barrier);   /* both read before either writes */
+    memcpy(buf, j->tmp, (count < 256 ? count : 256) * sizeof *buf);
+}
+
+static void *rank_main(void *arg)
+{
+    rank_job *j = arg;
+    rt_nn_ctx ctx = {1, 0, thread_reduce, j};
+    rt_model_zero_grad(j->model);
+    j->y = rt_model_forward(j->model, &ctx, j->x, j->n);
+    rt_model_backward(j->model, &ctx, j->dout, j->n);
+    return NULL;
+}
+
+static void test_sync_batchnorm(void)
+{
+    enum { N = 4, HALF = 2 };
+    rt_shape in = {3, 5, 5};
+    rt_layer_spec layers[2] = {conv(4, 3, 1, 1, 1), spec_of(RT_LAYER_BATCHNORM2D)};
+    rt_model *ref = make_seq(layers, 2, in, N, 3);
+    rt_model *r0 = make_seq(layers, 2, in, HALF, 3), *r1 = make_seq(layers, 2, in, HALF, 3);
+    if (!ref || !r0 || !r1)
+        return;
+    size_t nin = rt_shape_size(in), nout = rt_shape_size(rt_model_output_shape(ref));
+    float x[N * 75], dout[N * 100];
+    fill_uniform(x, N * nin, 21, -1.0f, 1.0f);
+    fill_uniform(dout, N * nout, 22, -1.0f, 1.0f);
+
+    rt_model_zero_grad(ref);
+    const float *yref = rt_model_forward(ref, &train_ctx, x, N);
+    rt_model_backward(ref, &train_ctx, dout, N);
+
+    sync_group group;
+    pthread_barrier_init(&group.barrier, NULL, 2);
+    rank_job jobs[2] = {{&group, 0, r0, x, dout, HALF, NULL, {0}},
+                        {&group, 1, r1, x + HALF * nin, dout + HALF * nout, HALF, NULL, {0}}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, rank_main, &jobs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&group.barrier);
+
+    /* Same sums reduced in a different order: float rounding only, so
+     * 1e-5 on outputs of size ~1 and 1e-4 on gradient sums. */
+    int bad = 0;
+    for (int r = 0; r < 2; r++)
+        for (size_t i = 0; jobs[r].y && i < HALF * nout; i++)
+            bad += !(fabsf(jobs[r].y[i] - yref[r * HALF * nout + i]) <= 1e-5f);
+    CHECK(jobs[0].y && jobs[1].y);
+    CHECK_MSG(bad == 0, "sync BN: %d outputs differ from the full batch's", bad);
+    size_t np = rt_model_num_params(ref);
+    const float *g = rt_model_grads(ref), *g0 = rt_model_grads(r0), *g1 = rt_model_grads(r1);
+    bad = 0;
+    for (size_t i = 0; i < np; i++)
+        if (!(fabs((double)g0[i] + g1[i] - g[i]) <= 1e-4 + 1e-4 * fabs(g[i])))
+            bad++;
+    CHECK_MSG(bad == 0, "sync BN: %d summed gradients differ from the full batch's", bad);
+    size_t nb = rt_model_num_buffers(ref);
+    const float *b = rt_model_buffers(ref), *b0 = rt_model_buffers(r0),
+                *b1 = rt_model_buffers(r1);
+    bad = 0;
+    for (size_t i = 0; i < nb; i++)
+        if (!(fabs(b0[i] - b[i]) <= 1e-5 + 1e-5 * fabs(b[i])) || b0[i] != b1[i])
+            bad++;
+    CHECK_MSG(bad == 0, "sync BN: %d running statistics differ", bad);
+    rt_model_free(ref);
+    rt_model_free(r0);
+    rt_model_free(r1);
+}
+
+/* ---- BasicBlock against plain layers ---------------------------------------------- */
+/* The block's output must be relu(main(x) + shortcut(x)) with main = conv3x3,
+ * bn, relu, conv3x3, bn and shortcut = x or (conv1x1, bn), built here from
+ * separate sequential models that get the block's parameters (the block
+ * declares them in the same order: conv1, bn1, conv2, bn2, downsample). */
+static void check_block_composition(rt_shape in, int planes, int stride)
+{
+    enum { N = 2 };
+    rt_layer_spec b = spec_of(RT_LAYER_BASICBLOCK);
+    b.out = planes;
+    b.stride = stride;
+    rt_layer_spec main_specs[5] = {conv(planes, 3, stride, 1, 0),
+                                   spec_of(RT_LAYER_BATCHNORM2D), spec_of(RT_LAYER_RELU),
+                                   conv(planes, 3, 1, 1, 0), spec_of(RT_LAYER_BATCHNORM2D)};
+    rt_layer_spec ds_specs[2] = {conv(planes, 1, stride, 0, 0), spec_of(RT_LAYER_BATCHNORM2D)};
+    int has_ds = stride != 1 || in.c != planes;
+    rt_model *block = make_seq(&b, 1, in, N, 5);
+    rt_model *mainm = make_seq(main_specs, 5, in, N, 6);
+    rt_model *dsm = has_ds ? make_seq(ds_specs, 2, in, N, 7) : NULL;
+    if (!block || !mainm || (has_ds && !dsm))
+        return;
+    size_t nm = rt_model_num_params(mainm), nd = dsm ? rt_model_num_params(dsm) : 0;
+    CHECK(rt_model_num_params(block) == nm + nd);
+    memcpy(rt_model_params(mainm), rt_model_params(block), nm * sizeof(float));
+    if (dsm)
+        memcpy(rt_model_params(dsm), rt_model_params(block) + nm, nd * sizeof(float));
+    size_t nin = rt_shape_size(in), nout = rt_shape_size(rt_model_output_shape(block));
+    float *x = malloc(N * nin * sizeof *x);
+    fill_uniform(x, N * nin, 8, -1.0f, 1.0f);
+    const float *y = rt_model_forward(block, &train_ctx, x, N);
+    const float *ym = rt_model_forward(mainm, &train_ctx, x, N);
+    const float *yd = dsm ? rt_model_forward(dsm, &train_ctx, x, N) : x;
+    int bad = 0;
+    for (size_t i = 0; i < N * nout; i++) {
+        float want = ym[i] + yd[i] > 0 ? ym[i] + yd[i] : 0;
+        bad += !(fabsf(y[i] - want) <= 1e-5f);   /* same float ops in the same order */
+    }
+    CHECK_MSG(bad == 0, "basicblock stride %d: %d outputs differ from the plain layers", stride,
+              bad);
+    free(x);
+    rt_model_free(block);
+    rt_model_free(mainm);
+    rt_model_free(dsm);
+}
+
+static void test_basicblock_composition(void)
+{
+    check_block_composition((rt_shape){4, 5, 5}, 4, 1);
+    check_block_composition((rt_shape){3, 6, 6}, 5, 2);
+}
+
+/* ---- dropout ---------------------------------------------------------------------- */
+static void test_dropout_mask(void)
+{
+    enum { F = 4000 };
+    rt_layer_spec s = spec_of(RT_LAYER_DROPOUT);
+    CHECK(s.p == 0.5f);
+    rt_model *m = make_seq(&s, 1, (rt_shape){F, 1, 1}, 1, 1);
+    if (!m)
+        return;
+    float *x = malloc(F * sizeof *x), *y1 = malloc(F * sizeof *y1);
+    fill_uniform(x, F, 4, 0.5f, 1.5f);
+    memcpy(y1, rt_model_forward(m, &train_ctx, x, 1), F * sizeof *y1);
+    int zeros = 0, scaled = 0;
+    for (int i = 0; i < F; i++) {
+        zeros += y1[i] == 0.0f;
+        scaled += fabsf(y1[i] - 2.0f * x[i]) <= 1e-6f * x[i];
+    }
+    /* Binomial(4000, 0.5): standard deviation 0.0079 of the fraction; 5 sigma. */
+    CHECK_CLOSE((double)zeros / F, 0.5, 0.04, 0);
+    CHECK(zeros + scaled == F);
+    const float *y2 = rt_model_forward(m, &train_ctx, x, 1);
+    CHECK(memcmp(y1, y2, F * sizeof *y1) == 0);
+    rt_nn_ctx other = train_ctx;
+    other.rng_key++;
+    const float *y3 = rt_model_forward(m, &other, x, 1);
+    CHECK(memcmp(y1, y3, F * sizeof *y1) != 0);
+    const float *y4 = rt_model_forward(m, &eval_ctx, x, 1);
+    CHECK(memcmp(x, y4, F * sizeof *x) == 0);
+    free(x);
+    free(y1);
+    rt_model_free(m);
+}
+
+/* ---- losses ------------------------------------------------------------------------- */
+static void test_losses(void)
+{
+    float z[9] = {0, 0, 0, 1, 2, 3, 1000, 0, -1000};
+    int32_t labels[3] = {0, 2, 1};
+    float dz[9];
+    /* log 3; log(1 + e^-1 + e^-2); 1000 + log(1 + e^-1000 + e^-2000) = 1000. */
+    double want = log(3.0) + log(1 + exp(-1.0) + exp(-2.0)) + 1000.0;
+    double got = rt_cross_entropy(dz, z, labels, 3, 3, 0.5f);
+    CHECK_CLOSE(got, want, 1e-9, 1e-9);   /* double arithmetic on exact inputs */
+    CHECK_CLOSE(dz[0], 0.5 * (1.0 / 3 - 1), 1e-7, 1e-6);
+    CHECK_CLOSE(dz[1], 0.5 / 3, 1e-7, 1e-6);
+    CHECK_CLOSE(dz[6], 0.5, 1e-7, 1e-6);
+    CHECK_CLOSE(dz[7], -0.5, 1e-7, 1e-6);
+    CHECK(isfinite(dz[8]) && fabsf(dz[8]) < 1e-30f);
+
+    /* Finite differences of the summed loss (scale 1) on random logits; the
+     * loss is smooth and computed in double, so 1e-4 is generous. */
+    float zr[12];
+    int32_t lr[3] = {3, 0, 2};
+    fill_uniform(zr, 12, 31, -3.0f, 3.0f);
+    float dzr[12];
+    rt_cross_entropy(dzr, zr, lr, 3, 4, 1.0f);
+    int bad = 0;
+    for (int i = 0; i < 12; i++) {
+        float saved = zr[i];
+        zr[i] = saved + 1e-2f;
+        double lp = rt_cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
+        zr[i] = saved - 1e-2f;
+        double lm = rt_cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
+        zr[i] = saved;
+        double fd = (lp - lm) / ((double)(saved + 1e-2f) - (double)(saved - 1e-2f));
+        bad += !(fabs(fd - dzr[i]) <= 1e-4);
+    }
+    CHECK(bad == 0);
+
+    float logp[6] = {-0.1f, -2.0f, -3.0f, -1.5f, -0.5f, -4.0f};
+    int32_t nl[2] = {1, 2};
+    float dlogp[6];
+    CHECK_CLOSE(rt_nll_loss(dlogp, logp, nl, 2, 3, 0.25f), 2.0 + 4.0, 1e-6, 1e-6);
+    CHECK(dlogp[1] == -0.25f && dlogp[5] == -0.25f && dlogp[0] == 0 && dlogp[3] == 0);
+
+    int32_t bad_label[1] = {5};
+    CHECK(isnan(rt_cross_entropy(NULL, z, bad_label, 1, 3, 1.0f)));
+
+    float ties[6] = {1, 1, 0, 0, 2, 2};
+    int32_t t1[2] = {0, 1}, t2[2] = {1, 2};
+    CHECK(rt_count_correct(ties, t1, 2, 3) == 2);   /* first maximum wins */
+    CHECK(rt_count_correct(ties, t2, 2, 3) == 0);
+}
+
+/* ---- architectures ------------------------------------------------------------------- */
+static size_t conv_params(size_t cin, size_t cout, size_t k) { return cin * cout * k * k; }
+static size_t block_params(size_t cin, size_t cout, int ds)
+{
+    return conv_params(cin, cout, 3) + 2 * cout + conv_params(cout, cout, 3) + 2 * cout +
+           (ds ? conv_params(cin, cout, 1) + 2 * cout : 0);
+}
+
+static void check_shape(const rt_model *m, const char *name, int ndim, int d0, int d1, int d2,
+                        int d3)
+{
+    const rt_tensor_info *t = rt_model_find_tensor(m, name);
+    CHECK_MSG(t != NULL, "tensor %s missing", name);
+    if (!t)
+        return;
+    int want[4] = {d0, d1, d2, d3};
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = t->shape[d] == want[d];
+    CHECK_MSG(ok, "tensor %s has the wrong shape", name);
+}
+
+static int hook_calls[RT_MAX_LAYERS], hook_count;
+static void record_hook(void *arg, int layer)
+{
+    (void)arg;
+    if (hook_count < RT_MAX_LAYERS)
+        hook_calls[hook_count] = layer;
+    hook_count++;
+}
+
+static void test_resnet18(void)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_RESNET18);
+    spec.num_classes = 10;
+    spec.conv1_kernel = 7;
+    spec.conv1_stride = 2;
+    spec.conv1_padding = 3;
+    rt_model *m = NULL;
+    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 28, 28}, 2, 42));
+    if (!m)
+        return;
+    /* torchvision's resnet18 from its layer sizes, with 1 input channel. */
+    size_t want = conv_params(1, 64, 7) + 2 * 64;
+    size_t chans[5] = {64, 64, 128, 256, 512};
+    for (int stage = 1; stage <= 4; stage++)
+        want += block_params(chans[stage - 1], chans[stage], stage > 1) +
+                block_params(chans[stage], chans[stage], 0);
+    want += 512 * 10 + 10;
+    CHECK(rt_model_num_params(m) == want);
+    CHECK(want == 11175370);   /* also torch: sum(p.numel()) of this model */
+
+    rt_shape out = rt_model_output_shape(m);
+    CHECK(out.c == 10 && out.h == 1 && out.w == 1);
+    CHECK(rt_model_num_layers(m) == 15);
+    check_shape(m, "conv1.weight", 4, 64, 1, 7, 7);
+    check_shape(m, "layer1.0.conv1.weight", 4, 64, 64, 3, 3);
+    check_shape(m, "layer2.0.downsample.0.weight", 4, 128, 64, 1, 1);
+    check_shape(m, "layer2.0.downsample.1.running_var", 1, 128, 0, 0, 0);
+    check_shape(m, "layer4.1.bn2.bias", 1, 512, 0, 0, 0);
+    check_shape(m, "bn1.running_mean", 1, 64, 0, 0, 0);
+    check_shape(m, "bn1.num_batches_tracked", 0, 0, 0, 0, 0);
+    check_shape(m, "fc.weight", 2, 10, 512, 0, 0);
+    check_shape(m, "fc.bias", 1, 10, 0, 0, 0);
+    CHECK(rt_model_find_tensor(m, "layer1.0.downsample.0.weight") == NULL);
+    CHECK(rt_model_find_tensor(m, "conv1.bias") == NULL);
+
+    /* Parameters first, packed in slab order; then buffers, packed. */
+    size_t poff = 0, boff = 0;
+    int seen_buffer = 0, ordered = 1, nparam_tensors = 0;
+    for (int i = 0; i < rt_model_num_tensors(m); i++) {
+        const rt_tensor_info *t = rt_model_tensor(m, i);
+        size_t *off = t->kind == RT_TENSOR_PARAM ? &poff : &boff;
+        seen_buffer |= t->kind == RT_TENSOR_BUFFER;
+        ordered &= !(seen_buffer && t->kind == RT_TENSOR_PARAM) && t->offset == *off;
+        *off += t->count;
+        nparam_tensors += t->kind == RT_TENSOR_PARAM;
+    }
+    CHECK(ordered && poff == want && boff == rt_model_num_buffers(m));
+    CHECK(nparam_tensors == 62);   /* len(list(resnet18().parameters())) */
+    CHECK(strcmp(rt_model_tensor(m, 0)->name, "conv1.weight") == 0);
+    CHECK(strcmp(rt_model_tensor(m, 1)->name, "bn1.weight") == 0);
+    CHECK(strcmp(rt_model_tensor(m, 61)->name, "fc.bias") == 0);
+    CHECK(strcmp(rt_model_tensor(m, 62)->name, "bn1.running_mean") == 0);
+
+    /* torchvision init: kaiming_normal fan_out for convs (std sqrt(2/4608)
+     * for layer4's 3x3 convs; 2.4M draws, so 1% is ~15 standard errors),
+     * BN weight 1 / bias 0, fc U(-1/sqrt(512), 1/sqrt(512)). */
+    const rt_tensor_info *w = rt_model_find_tensor(m, "layer4.1.conv2.weight");
+    const float *p = rt_model_params(m);
+    double s2 = 0;
+    for (size_t i = 0; w && i < w->count; i++)
+        s2 += (double)p[w->offset + i] * p[w->offset + i];
+    CHECK(w && fabs(sqrt(s2 / w->count) / sqrt(2.0 / 4608) - 1) < 0.01);
+    const rt_tensor_info *fw = rt_model_find_tensor(m, "fc.weight");
+    float maxabs = 0;
+    for (size_t i = 0; fw && i < fw->count; i++)
+        maxabs = fmaxf(maxabs, fabsf(p[fw->offset + i]));
+    CHECK(maxabs <= 1.0f / sqrtf(512.0f) && maxabs > 0.9f / sqrtf(512.0f));
+    const rt_tensor_info *g1 = rt_model_find_tensor(m, "layer3.0.bn1.weight");
+    CHECK(g1 && p[g1->offset] == 1.0f && p[g1->offset + 255] == 1.0f);
+
+    /* Forward/backward: finite outputs; the hook sees layers 14..0 in order;
+     * layer offsets rise to the fc's. */
+    float x[2 * 784], dout[20];
+    fill_uniform(x, 2 * 784, 1, 0.0f, 1.0f);
+    fill_uniform(dout, 20, 2, -0.1f, 0.1f);
+    const float *y = rt_model_forward(m, &train_ctx, x, 2);
+    int finite = y != NULL;
+    for (int i = 0; finite && i < 20; i++)
+        finite = isfinite(y[i]);
+    CHECK(finite);
+    rt_model_set_backward_hook(m, record_hook, NULL);
+    rt_model_zero_grad(m);
+    rt_model_backward(m, &train_ctx, dout, 2);
+    int order = hook_count == 15;
+    for (int i = 0; order && i < 15; i++)
+        order = hook_calls[i] == 14 - i;
+    CHECK(order);
+    CHECK(rt_model_layer_param_offset(m, 0) == 0);
+    CHECK(rt_model_layer_param_offset(m, 14) == want - 5130);
+    CHECK(rt_model_layer_param_offset(m, 15) == want);
+    const float *g = rt_model_grads(m);
+    double gsum = 0;
+    for (size_t i = 0; i < want; i++)
+        gsum += fabs(g[i]);
+    CHECK(isfinite(gsum) && gsum > 0);
+    y = rt_model_forward(m, &eval_ctx, x, 1);
+    CHECK(y != NULL && isfinite(y[0]));
+    rt_model_print_summary(m);
+
+    /* Same seed, same values; another seed, other values. */
+    rt_model *same = NULL, *other = NULL;
+    CHECK_OK(rt_model_create(&same, &spec, (rt_shape){1, 28, 28}, 1, 42));
+    CHECK_OK(rt_model_create(&other, &spec, (rt_shape){1, 28, 28}, 1, 43));
+    if (same && other) {
+        rt_model *fresh = NULL;
+        CHECK_OK(rt_model_create(&fresh, &spec, (rt_shape){1, 28, 28}, 4, 42));
+        if (fresh)
+            CHECK(memcmp(rt_model_params(same), rt_model_params(fresh), want * 4) == 0);
+        CHECK(memcmp(rt_model_params(same), rt_model_params(other), want * 4) != 0);
+        rt_model_free(fresh);
+    }
+    rt_model_free(same);
+    rt_model_free(other);
+    rt_model_free(m);
+}
+
+static void test_mlp(void)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_MLP);
+    CHECK(spec.num_hidden == 2 && spec.hidden[0] == 512 && spec.hidden[1] == 512);
+    rt_model *m = NULL;
+    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 28, 28}, 4, 1));
+    if (!m)
+        return;
+    CHECK(rt_model_num_layers(m) == 7);   /* flatten + (linear, relu) x 3 */
+    CHECK(strcmp(rt_model_layer(m, 6)->name, "linear_relu_stack.5") == 0);
+    check_shape(m, "linear_relu_stack.0.weight", 2, 512, 784, 0, 0);
+    check_shape(m, "linear_relu_stack.2.weight", 2, 512, 512, 0, 0);
+    check_shape(m, "linear_relu_stack.4.bias", 1, 10, 0, 0, 0);
+    CHECK(rt_model_num_params(m) == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10);
+    rt_model_free(m);
+    spec.output_relu = 0;
+    spec.num_hidden = 1;
+    spec.hidden[0] = 8;
+    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 4, 1));
+    if (m) {
+        CHECK(rt_model_num_layers(m) == 4);
+        check_shape(m, "linear_relu_stack.2.weight", 2, 10, 8, 0, 0);
+        /* The whole network's parameter gradients; the kinks of its one ReLU
+         * layer are avoided by the small step. */
+        float x[64];
+        fill_uniform(x, 64, 9, -1.0f, 1.0f);
+        fd_tol tol = {1e-3, 3e-3, 2e-2};
+        check_grads("mlp", m, &train_ctx, x, 4, tol);
+    }
+    rt_model_free(m);
+}
+
+/* ---- configuration errors -------------------------------------------------------------- */
+static void test_config_errors(void)
+{
+    CHECK(rt_layer_type_from_name("batchnorm2d") == RT_LAYER_BATCHNORM2D);
+    CHECK(rt_layer_type_from_name("basicblock") == RT_LAYER_BASICBLOCK);
+    CHECK(rt_layer_type_from_name("conv3d") == -1);
+    for (int t = 0; t < RT_LAYER_TYPE_COUNT; t++)
+        CHECK(rt_layer_type_from_name(rt_layer_type_name((rt_layer_type)t)) == t);
+    rt_layer_spec d = spec_of(RT_LAYER_BATCHNORM2D);
+    CHECK(d.eps == 1e-5f && d.momentum == 0.1f && d.bias == 1);
+    d = spec_of(RT_LAYER_MAXPOOL2D);
+    CHECK(d.stride == 0);
+
+    rt_model_spec spec;
+    rt_model *m = NULL;
+    rt_model_spec_default(&spec, RT_ARCH_SEQUENTIAL);
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+
+    /* A 5x5 kernel on the 2x2 map a first conv leaves: names layer 1 and type. */
+    spec.layers[0] = conv(2, 3, 1, 0, 1);
+    spec.layers[1] = conv(2, 5, 1, 0, 1);
+    spec.num_layers = 2;
+    rt_error_clear();
+    CHECK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1) == RT_ERR_CONFIG);
+    CHECK(strstr(rt_error_message(), "'1'") && strstr(rt_error_message(), "conv2d"));
+    CHECK(m == NULL);
+    rt_error_clear();
+
+    spec.layers[1] = spec_of(RT_LAYER_MAXPOOL2D);
+    spec.layers[1].kernel = 2;
+    spec.layers[1].padding = 2;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    spec.layers[1] = spec_of(RT_LAYER_DROPOUT);
+    spec.layers[1].p = 1.5f;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    spec.layers[1] = spec_of(RT_LAYER_LINEAR);   /* out features 0 */
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    spec.layers[1].out = 3;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 0, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){0, 4, 4}, 2, 1));
+    /* Linear after an unflattened conv reads c*h*w features. */
+    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    if (m)
+        check_shape(m, "1.weight", 2, 3, 8, 0, 0);
+    float x[32] = {0};
+    CHECK(rt_model_forward(m, &eval_ctx, x, 3) == NULL);   /* more than max_batch */
+    rt_error_clear();
+    rt_model_free(m);
+
+    rt_model_spec_default(&spec, RT_ARCH_RESNET18);
+    spec.num_classes = 0;
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){3, 32, 32}, 2, 1));
+    rt_model_spec_default(&spec, RT_ARCH_RESNET18);
+    /* 7x7 stride 2 on 4x4 works; layer4's stride then needs >= 1 pixel: it
+     * always gets one, so a tiny input is fine, not an error. */
+    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){3, 4, 4}, 1, 1));
+    rt_model_free(m);
+}
+
+int main(void)
+{
+    test_linear_conv_grads();
+    test_elementwise_pool_grads();
+    test_batchnorm_grads();
+    test_basicblock_grads();
+    test_batchnorm_running_stats();
+    test_sync_batchnorm();
+    test_basicblock_composition();
+    test_dropout_mask();
+    test_losses();
+    test_resnet18();
+    test_mlp();
+    test_config_errors();
+    return CHECK_DONE();
+}
