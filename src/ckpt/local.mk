@@ -1,0 +1,1 @@
+# ckpt: parallel HDF5 checkpoints.

@@ -1,0 +1,1 @@
+# tools: rtrain-results, rtrain-ckpt (programs that need no MPI launch).
