@@ -1,9 +1,10 @@
 /* Benchmark of the CPU conv2d and linear kernels on the shapes of the
  * FashionMNIST models (ResNet18 on 28x28 at batch 128, the MLP at batch 32
  * and 64). For each layer it prints the forward+backward time, its GFLOP/s,
- * and the time of the bare sgemm calls of the same sizes on the same
- * chunking, so the ratio shows what im2col, col2im and the reorders cost
- * (target: layer <= 1.5x sgemm).
+ * and the time of the bare sgemm calls of the same products (for conv: one
+ * sgemm per chunk and product, as the batched path issues them), so the
+ * ratio shows what im2col, col2im and the reorders cost (target: layer <=
+ * 1.5x sgemm).
  *
  * Usage: bench_kernels [repetitions]   (best of `repetitions`, default 5)
  * OpenBLAS runs on 1 thread unless OPENBLAS_NUM_THREADS is set. */
@@ -79,7 +80,8 @@ static void conv_layer(conv_bench *b)
                        &b->g, b->n);
 }
 
-/* The sgemm calls the layer makes, on the same chunks, without the rest. */
+/* The layer's three products (forward, dw, dx) as one sgemm per chunk,
+ * without im2col, col2im or reorders. */
 static void conv_gemms(conv_bench *b)
 {
     const rt_conv_geom *g = &b->g;

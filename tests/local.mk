@@ -1,4 +1,5 @@
 # tests: shell-script and multi-rank tests, and tests that span modules.
+noinst_HEADERS += tests/unit/check.h
 
 # Reference tests of the nn module against PyTorch (fixtures written by
 # tests/gen_fixtures.py, committed under tests/fixtures/).

@@ -1,1 +1,20 @@
 # tools: rtrain-results, rtrain-ckpt (programs that need no MPI launch).
+
+# rtrain-results reads run directories on a login node: it links only
+# jansson and the MPI-free parts of the library it needs (compiled again for
+# it), and is linked with the plain C compiler so that it starts without
+# mpirun and without libmpi. RT_TOOL_CC can be overridden on the make command
+# line (make RT_TOOL_CC=clang).
+RT_TOOL_CC = cc
+bin_PROGRAMS += tools/rtrain-results
+tools_rtrain_results_SOURCES = tools/rtrain-results.c tools/svgplot.c tools/svgplot.h \
+	src/run/runfiles.c src/core/status.c
+tools_rtrain_results_CFLAGS = $(AM_CFLAGS)
+tools_rtrain_results_LDADD = $(JANSSON_LIBS) -lm
+tools_rtrain_results_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(RT_TOOL_CC) $(tools_rtrain_results_CFLAGS) $(CFLAGS) \
+	$(AM_LDFLAGS) $(LDFLAGS) -o $@
+
+# rtrain-ckpt (issue 5): inspect, verify, export, diff checkpoints.
+bin_PROGRAMS += tools/rtrain-ckpt
+tools_rtrain_ckpt_SOURCES = tools/rtrain-ckpt.c

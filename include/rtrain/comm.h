@@ -26,6 +26,11 @@ rt_status rt_comm_allreduce_sum(MPI_Comm comm, float *buf, size_t count);
 rt_status rt_comm_allreduce_sum_double(MPI_Comm comm, double *buf, size_t count);
 rt_status rt_comm_broadcast(MPI_Comm comm, float *buf, size_t count, int root);
 
+/* Waits for n requests; with timeout_s > 0 gives up after that long and
+ * returns RT_ERR_TIMEOUT (the requests stay pending: the caller is expected
+ * to abort the job). Not collective by itself. */
+rt_status rt_comm_wait_all(MPI_Request *reqs, int n, double timeout_s);
+
 /* Parameters and buffers of rank 0 to every rank, before training. */
 rt_status rt_comm_broadcast_model(MPI_Comm comm, rt_model *m);
 
@@ -36,6 +41,9 @@ typedef struct rt_ddp rt_ddp;
 rt_status rt_ddp_create(rt_ddp **out, MPI_Comm comm, rt_model *m, size_t bucket_bytes);
 void rt_ddp_free(rt_ddp *d);
 int rt_ddp_num_buckets(const rt_ddp *d);
+/* A bucket not complete timeout_s after rt_ddp_finish began waiting makes
+ * it return RT_ERR_TIMEOUT (0: wait forever). */
+void rt_ddp_set_timeout(rt_ddp *d, double timeout_s);
 /* sync = 0 for accumulation micro-steps: gradients stay local. */
 void rt_ddp_begin_backward(rt_ddp *d, int sync);
 /* Starts buckets not yet started and waits for all. Gradients are SUMMED:

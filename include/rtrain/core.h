@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +32,7 @@ typedef enum rt_status {
     RT_ERR_NUMERIC,      /* NaN/Inf where a finite value is required */
     RT_ERR_UNSUPPORTED,  /* valid request this build cannot do */
     RT_ERR_INTERNAL,     /* invariant broken inside rtrain (a bug) */
+    RT_ERR_TIMEOUT,      /* a collective did not complete in time (a rank hangs) */
     RT_STATUS_COUNT
 } rt_status;
 
@@ -86,6 +88,9 @@ typedef enum rt_log_level {
 void rt_log_set_rank(int rank, const char *host);
 void rt_log_set_level(rt_log_level level);
 rt_log_level rt_log_get_level(void);
+/* Also writes every line this process logs (within the level, including
+ * information of ranks other than 0) to f, flushed per line; NULL stops. */
+void rt_log_set_file(FILE *f);
 void rt_log(rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define rt_info(...) rt_log(RT_LOG_INFO, __VA_ARGS__)
 #define rt_warn(...) rt_log(RT_LOG_WARN, __VA_ARGS__)

@@ -48,25 +48,109 @@ rt_status rt_session_agree(rt_session *s, rt_status local);
  * process exit code for it. */
 int rt_session_exit_code(const rt_session *s, rt_status st);
 
+/* ---- stop signals, per-step agreement and the hang watchdog ----------------- */
+/* Not collective. After this, SIGUSR1 and SIGTERM only set a flag; the
+ * training loop asks rt_session_agree_step whether any rank saw one. */
+void rt_session_catch_stop_signals(rt_session *s);
+int rt_session_stop_signalled(const rt_session *s);   /* this rank only */
+
+/* Collective deadline for one step's collectives (failure.step_timeout_s;
+ * 0 = none). */
+void rt_session_set_step_timeout(rt_session *s, double seconds);
+double rt_session_step_timeout(const rt_session *s);
+
+/* Collective, once per step: agrees on `local` as rt_session_agree does and
+ * sets *stop on every rank when any rank has caught a stop signal. One
+ * small all-reduce. If the other ranks do not arrive within the step
+ * timeout, it does not return: see rt_session_abort_unresponsive. */
+rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop);
+
+/* Called by every rank that timed out waiting in `what` at `step`: a
+ * liveness round lets rank 0 name the ranks (and hosts) that do not
+ * respond, then the job is aborted with MPI_Abort so a launcher can retry.
+ * Never returns. */
+void rt_session_abort_unresponsive(rt_session *s, const char *what, long long step)
+    __attribute__((noreturn));
+
 /* Sets OpenBLAS threads: threads_per_worker, or cores / local ranks. */
 int rt_session_set_threads(rt_session *s, int threads_per_worker);
 
 /* ---- run directory and reports ---------------------------------------------- */
+/* A run lives in storage_path/name/ (see README "Run directory"). Only rank 0
+ * writes there: params.json, result.json (JSON lines), progress.csv (the same
+ * rows), error.txt on failure; every rank writes rank_N.log when
+ * run.log_per_rank is set. Directories are made 0750 and files 0640 whatever
+ * the umask; a storage path owned by another user (not root) or
+ * world-writable without the sticky bit is refused. */
 typedef struct rt_run rt_run;
 
-/* Collective. Rank 0 creates storage_path/name/ (deriving the name from the
- * config file when unset) and writes params.json; the outcome is agreed. */
+/* Collective. Rank 0 checks the storage path, creates storage_path/name/
+ * (deriving the name from the config file when unset) and writes
+ * params.json; the outcome and the directory are agreed. Also sets the log
+ * level from run.verbose and opens rank_N.log when run.log_per_rank. */
 rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg);
+/* Not collective. Closes rank_N.log; NULL is allowed. */
 void rt_run_close(rt_run *r);
+/* Not collective. The run directory as agreed (same string on every rank). */
 const char *rt_run_dir(const rt_run *r);
+/* Not collective. Reports made so far (the last training_iteration). */
+int rt_run_iteration(const rt_run *r);
 
-/* One metric of a report. NaN/Inf are written as null. */
+/* One metric of a report. NaN/Inf are written as null (empty in progress.csv). */
 typedef struct rt_metric { const char *name; double value; } rt_metric;
 
-/* Collective in cadence (every rank calls it for every report), but only
- * rank 0's values are recorded: appends one JSON line to result.json with
- * the metrics plus training_iteration, timestamp and time_total_s. */
-rt_status rt_report(rt_run *r, const rt_metric *metrics, int count);
+/* Collective in cadence: every rank calls it for every report (it ends with
+ * an agreement), but only rank 0's values are recorded. Appends one line to
+ * result.json and one row to progress.csv with the metrics in the given order
+ * followed by the auto-filled fields time_this_iter_s (since the previous
+ * report, or the run's start), time_total_s, world_size, training_iteration
+ * (1-based count of reports), timestamp (Unix seconds) and, when
+ * checkpoint_dir is not NULL, checkpoint (its name relative to the run
+ * directory). A metric named like an auto-filled field replaces it, except
+ * training_iteration and checkpoint, which are refused; so are empty and
+ * duplicate names. epoch and step, when given, are ordinary metrics. Rank 0
+ * also prints a one-line summary (run.verbose >= 1). */
+rt_status rt_report(rt_run *r, const rt_metric *metrics, int count,
+                    const char *checkpoint_dir);
+
+/* Reductions of metrics across the ranks of the session's communicator. */
+typedef enum rt_reduce_op {
+    RT_REDUCE_SUM, RT_REDUCE_MEAN, RT_REDUCE_MIN, RT_REDUCE_MAX
+} rt_reduce_op;
+
+/* Collective (MPI_Allreduce over rt_session_comm): replaces values[0..count)
+ * on every rank by their reduction over all ranks. MEAN divides the sum by
+ * the world size. */
+rt_status rt_run_reduce(rt_run *r, double *values, int count, rt_reduce_op op);
+/* Collective: the same for the values of metrics[0..count). */
+rt_status rt_run_reduce_metrics(rt_run *r, rt_metric *metrics, int count, rt_reduce_op op);
+
+/* Console progress of rank 0 (other ranks return at once; none of these is
+ * collective). On a terminal: a one-line bar per epoch with step/total, ETA,
+ * it/s and the current loss, redrawn at most 10 times a second; otherwise a
+ * plain line at most every run.log_every_s seconds. run.verbose = 0 shows
+ * nothing but errors and the final summary. */
+/* An epoch starts: epoch is 1-based, epochs the planned total (0: unknown),
+ * steps the optimizer steps it will have (0: unknown). */
+void rt_run_progress_epoch(rt_run *r, long long epoch, long long epochs, long long steps);
+/* `done` steps of the epoch are finished; loss is rank 0's running loss
+ * (NaN: none to show). */
+void rt_run_progress_step(rt_run *r, long long done, double loss);
+
+/* Not collective, but call it on every rank with an agreed failure status
+ * (from rt_session_agree): rank 0 writes error.txt (first failing rank, host,
+ * step, status, message) from the agreed message. step is the global
+ * optimizer step in progress (-1: unknown). r may be NULL (no run directory
+ * yet: nothing is written). Returns st, so that `return rt_run_fail(...)`
+ * passes the failure on; a failure to write error.txt is only a warning. */
+rt_status rt_run_fail(rt_run *r, rt_status st, long long step);
+
+/* Not collective: rank 0 prints the final summary table (also at
+ * run.verbose = 0): status (TERMINATED or ERROR), iterations, total time,
+ * the last metrics, the latest and best checkpoint (read from the run's
+ * checkpoint_index.json, written by the checkpoint manager) and the run
+ * path. r may be NULL. */
+void rt_run_print_summary(rt_run *r, rt_status st);
 
 #ifdef __cplusplus
 }

@@ -1,1 +1,5 @@
-# ckpt: parallel HDF5 checkpoints.
+# ckpt: parallel HDF5 checkpoints (format, commit protocol, retention, resume).
+rtraininclude_HEADERS += include/rtrain/ckpt.h
+noinst_HEADERS += src/ckpt/internal.h
+src_librtrain_la_SOURCES += src/ckpt/agree.c src/ckpt/fsutil.c src/ckpt/h5file.c \
+	src/ckpt/state.c src/ckpt/index.c src/ckpt/manager.c

@@ -200,6 +200,7 @@ static rt_status train_epoch(trainer *t, int64_t epoch, epoch_stats *es)
     double t0 = rt_time_now();
     RT_CHECK(rt_loader_start_epoch(t->train_loader, epoch, 0));
     rt_model_zero_grad(t->model);
+    rt_run_progress_epoch(t->run, epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
     for (int64_t s = 0; s < t->steps_per_epoch; s++) {
         for (int micro = 0; micro < accumulate; micro++) {
             rt_batch b;
@@ -214,6 +215,8 @@ static rt_status train_epoch(trainer *t, int64_t epoch, epoch_stats *es)
                       current_lr(t));
         rt_model_zero_grad(t->model);
         t->step++;
+        /* Rank 0's running loss: display only, no collective per step. */
+        rt_run_progress_step(t->run, s + 1, es->samples > 0 ? es->loss_sum / es->samples : NAN);
     }
     es->train_time = rt_time_now() - t0;
     return RT_OK;
@@ -245,7 +248,9 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
     return RT_OK;
 }
 
-static rt_status report_epoch(trainer *t, int64_t epoch, epoch_stats *es, double epoch_start)
+/* One report per epoch; time_this_iter_s, time_total_s, world_size,
+ * training_iteration and timestamp are filled in by rt_report. */
+static rt_status report_epoch(trainer *t, int64_t epoch, epoch_stats *es)
 {
     double sums[2] = {es->loss_sum, es->samples};
     RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
@@ -260,13 +265,8 @@ static rt_status report_epoch(trainer *t, int64_t epoch, epoch_stats *es, double
         {"epoch", (double)epoch + 1}, {"step", (double)t->step},
         {"train_loss", train_loss}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
         {"lr", current_lr(t)}, {"samples_per_s", sps}, {"train_time_s", es->train_time},
-        {"time_this_iter_s", rt_time_now() - epoch_start},
-        {"world_size", (double)t->ctx->world_size},
     };
-    rt_info("epoch %lld/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.4f  "
-            "%.0f samples/s  %.2f s", (long long)epoch + 1, t->cfg->train.epochs, train_loss,
-            val_loss, val_acc, sps, rt_time_now() - epoch_start);
-    return rt_report(t->run, m, (int)(sizeof m / sizeof m[0]));
+    return rt_report(t->run, m, (int)(sizeof m / sizeof m[0]), NULL);
 }
 
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
@@ -283,12 +283,20 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
         if (cfg->run.verbose >= 2)
             rt_model_print_summary(t.model);
     }
+    int64_t failed_step = -1;   /* the optimizer step in progress when it failed */
     for (int64_t epoch = 0; st == RT_OK && epoch < cfg->train.epochs; epoch++) {
         epoch_stats es = {0};
-        double t0 = rt_time_now();
         st = train_epoch(&t, epoch, &es);
-        if (st == RT_OK)
-            st = report_epoch(&t, epoch, &es, t0);
+        failed_step = t.step + 1;
+        if (st == RT_OK) {
+            st = report_epoch(&t, epoch, &es);
+            failed_step = t.step;
+        }
+    }
+    /* st is agreed: every rank gets here; rank 0 records and summarises. */
+    if (t.run) {
+        st = rt_run_fail(t.run, st, failed_step);
+        rt_run_print_summary(t.run, st);
     }
     trainer_free(&t);
     return st;

@@ -1,6 +1,7 @@
 /* Checked collectives on large float buffers. MPI counts are int, so
  * buffers are reduced in chunks of at most 2^30 elements. */
 #include <limits.h>
+#include <sched.h>
 #include "rtrain/comm.h"
 
 #define CHUNK ((size_t)1 << 30)
@@ -42,4 +43,26 @@ rt_status rt_comm_broadcast_model(MPI_Comm comm, rt_model *m)
     RT_CHECK(rt_comm_broadcast(comm, rt_model_params(m), rt_model_num_params(m), 0));
     RT_CHECK(rt_comm_broadcast(comm, rt_model_buffers(m), rt_model_num_buffers(m), 0));
     return RT_OK;
+}
+
+rt_status rt_comm_wait_all(MPI_Request *reqs, int n, double timeout_s)
+{
+    if (timeout_s <= 0) {
+        if (MPI_Waitall(n, reqs, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+            return RT_ERROR(RT_ERR_MPI, "MPI_Waitall failed");
+        return RT_OK;
+    }
+    /* Polling keeps the deadline; MPI_Testall also drives progress. */
+    double deadline = rt_time_now() + timeout_s;
+    for (;;) {
+        int done = 0;
+        if (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+            return RT_ERROR(RT_ERR_MPI, "MPI_Testall failed");
+        if (done)
+            return RT_OK;
+        if (rt_time_now() > deadline)
+            return RT_ERROR(RT_ERR_TIMEOUT, "communication did not complete within %.0f s",
+                            timeout_s);
+        sched_yield();
+    }
 }

@@ -22,7 +22,9 @@ struct rt_ddp {
     int count;
     int next;             /* next bucket to start */
     int sync;
+    double timeout_s;     /* 0: wait forever */
     rt_status error;      /* first failure inside the hook */
+    MPI_Request *pending; /* scratch for waiting on all buckets */
 };
 
 static rt_status start_bucket(rt_ddp *d, bucket *b)
@@ -65,6 +67,7 @@ static rt_status plan_buckets(rt_ddp *d, size_t bucket_floats)
     int layers = rt_model_num_layers(m);
     size_t end = rt_model_num_params(m);
     RT_CHECK(rt_alloc(&d->buckets, (size_t)layers + 1, sizeof(bucket), "gradient buckets"));
+    RT_CHECK(rt_alloc(&d->pending, (size_t)layers + 1, sizeof(MPI_Request), "bucket requests"));
     for (int i = layers - 1; i >= 0; i--) {
         size_t begin = rt_model_layer_param_offset(m, i);
         int last = i == 0;
@@ -107,10 +110,12 @@ void rt_ddp_free(rt_ddp *d)
         return;
     rt_model_set_backward_hook(d->model, NULL, NULL);
     rt_free(d->buckets);
+    rt_free(d->pending);
     free(d);
 }
 
 int rt_ddp_num_buckets(const rt_ddp *d) { return d->count; }
+void rt_ddp_set_timeout(rt_ddp *d, double timeout_s) { d->timeout_s = timeout_s; }
 
 void rt_ddp_begin_backward(rt_ddp *d, int sync)
 {
@@ -126,10 +131,13 @@ rt_status rt_ddp_finish(rt_ddp *d)
     rt_status st = d->error;
     while (st == RT_OK && d->next < d->count)
         st = start_bucket(d, &d->buckets[d->next++]);
-    /* Wait for every started bucket even after a failure: no request is
-     * left pending on this rank. */
+    /* Wait for every started bucket even after a failure, so that no
+     * request is left pending on this rank (except on a timeout, after
+     * which the job is aborted). */
     for (int i = 0; i < d->next; i++)
-        if (MPI_Wait(&d->buckets[i].request, MPI_STATUS_IGNORE) != MPI_SUCCESS && st == RT_OK)
-            st = RT_ERROR(RT_ERR_MPI, "MPI_Wait on gradient bucket %d failed", i);
-    return st;
+        d->pending[i] = d->buckets[i].request;
+    rt_status waited = rt_comm_wait_all(d->pending, d->next, d->timeout_s);
+    for (int i = 0; i < d->next; i++)
+        d->buckets[i].request = d->pending[i];
+    return st != RT_OK ? st : waited;
 }

@@ -7,6 +7,7 @@
 static int log_rank = -1;
 static char log_host[64];
 static rt_log_level log_level = RT_LOG_INFO;
+static FILE *log_file;   /* per-rank log (run.log_per_rank), or NULL */
 
 void rt_log_set_rank(int rank, const char *host)
 {
@@ -16,15 +17,17 @@ void rt_log_set_rank(int rank, const char *host)
 
 void rt_log_set_level(rt_log_level level) { log_level = level; }
 rt_log_level rt_log_get_level(void) { return log_level; }
+void rt_log_set_file(FILE *f) { log_file = f; }
 
 void rt_log(rt_log_level level, const char *fmt, ...)
 {
     static const char *const tags[] = {"error: ", "warning: ", "", "debug: "};
     if (level > log_level)
         return;
-    if (log_rank > 0 && level > RT_LOG_WARN)
+    /* The per-rank file gets every line of this rank; the console only
+     * rank 0's information. */
+    if (log_rank > 0 && level > RT_LOG_WARN && !log_file)
         return;
-    FILE *f = level <= RT_LOG_WARN ? stderr : stdout;
     char line[4096];
     int len = 0;
     if (log_rank > 0)
@@ -34,7 +37,14 @@ void rt_log(rt_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + len, sizeof line - (size_t)len, fmt, ap);
     va_end(ap);
+    if (log_file) {
+        fprintf(log_file, "%s\n", line);
+        fflush(log_file);
+    }
+    if (log_rank > 0 && level > RT_LOG_WARN)
+        return;
     /* One write per line keeps lines of different ranks from interleaving. */
+    FILE *f = level <= RT_LOG_WARN ? stderr : stdout;
     fprintf(f, "%s\n", line);
     fflush(f);
 }

@@ -1,41 +1,145 @@
-/* The run directory (storage_path/name/) and its result files. Only rank 0
- * touches the filesystem; the outcome and the directory name are agreed so
- * that every rank knows where the run lives. */
+/* The run directory (storage_path/name/): where it is, whether it is safe to
+ * write there, creating it with fixed permissions, params.json and the
+ * per-rank logs. Only rank 0 creates and writes the shared files; the outcome
+ * and the directory name are agreed so that every rank knows where the run
+ * lives.
+ *
+ * Permissions: results may hold data a site treats as private, so
+ * directories are 0750 and files 0640 whatever the umask (set explicitly
+ * after creation), and a storage path someone else could rewrite (owned by
+ * another user, or world-writable without the sticky bit) is refused. */
 #include <errno.h>
-#include <math.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <jansson.h>
-#include "rtrain/run.h"
+#include <unistd.h>
+#include "run_internal.h"
 
-struct rt_run {
-    rt_session *session;
-    char dir[RT_PATH_MAX];
-    int iteration;        /* reports so far */
-    double start_time;
-};
+rt_status rt_run_file_open(int *fd, const char *path, int flags, const char *hint)
+{
+    int mode_flags = (flags & O_APPEND) ? 0 : O_TRUNC;
+    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | mode_flags | flags, RT_RUN_FILE_MODE);
+    if (*fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: %s (%s)", path, strerror(errno),
+                        hint ? hint : "check run.storage_path and its permissions");
+    /* open() applied the umask; fchmod() does not. */
+    if (fchmod(*fd, RT_RUN_FILE_MODE) != 0) {
+        int err = errno;
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_IO, "cannot set mode 0640 on %s: %s", path, strerror(err));
+    }
+    return RT_OK;
+}
 
-/* mkdir -p with mode 0750 for every directory it creates. */
+rt_status rt_run_write_all(int fd, const char *buf, size_t len, const char *path)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return RT_ERROR(RT_ERR_IO, "cannot write %s: %s (disk full?)", path,
+                            n < 0 ? strerror(errno) : "short write");
+        buf += n;
+        len -= (size_t)n;
+    }
+    return RT_OK;
+}
+
+/* ---- is the storage path safe? --------------------------------------------- */
+
+static const char *user_name(uid_t uid, char *buf, size_t size)
+{
+    struct passwd *pw = getpwuid(uid);
+    snprintf(buf, size, "%s", pw ? pw->pw_name : "?");
+    return buf;
+}
+
+/* Refuses a directory another user (other than root) owns, when own_check,
+ * and one anybody may rename entries of (world-writable, no sticky bit). */
+static rt_status check_dir_safe(const char *path, const struct stat *st, int own_check)
+{
+    char who[64], me[64];
+    uid_t uid = geteuid();
+    if (own_check && st->st_uid != uid && st->st_uid != 0)
+        return RT_ERROR(RT_ERR_CONFIG, "run.storage_path: %s is owned by user %s (uid %u), "
+                        "not by you (%s, uid %u): that user could change or remove your "
+                        "results; use a directory you own, e.g. "
+                        "run.storage_path=\"$HOME/rtrain_results\"", path,
+                        user_name(st->st_uid, who, sizeof who), (unsigned)st->st_uid,
+                        user_name(uid, me, sizeof me), (unsigned)uid);
+    if ((st->st_mode & S_IWOTH) && !(st->st_mode & S_ISVTX))
+        return RT_ERROR(RT_ERR_CONFIG, "run.storage_path: %s is world-writable without the "
+                        "sticky bit (mode %04o): any user could replace your results; fix it "
+                        "with 'chmod o-w %s' (or 'chmod +t %s'), or choose another "
+                        "run.storage_path", path, (unsigned)(st->st_mode & 07777), path, path);
+    return RT_OK;
+}
+
+/* The storage path if it exists (owner and mode checked), else its deepest
+ * existing ancestor (mode checked: we will own what we create below it);
+ * then the run directory itself when it exists already. */
+static rt_status check_storage(const char *storage, const char *dir)
+{
+    char buf[RT_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", storage);
+    struct stat st;
+    int own_check = 1;
+    while (stat(buf, &st) != 0) {
+        if (errno != ENOENT || !strcmp(buf, ".") || !strcmp(buf, "/"))
+            return RT_ERROR(RT_ERR_IO, "run.storage_path: cannot examine %s: %s", buf,
+                            strerror(errno));
+        own_check = 0;
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            snprintf(buf, sizeof buf, ".");
+        else if (slash == buf)
+            buf[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    if (!S_ISDIR(st.st_mode))
+        return RT_ERROR(RT_ERR_CONFIG, "run.storage_path: %s is not a directory", buf);
+    RT_CHECK(check_dir_safe(buf, &st, own_check));
+    if (stat(dir, &st) == 0)
+        RT_CHECK(check_dir_safe(dir, &st, 1));
+    return RT_OK;
+}
+
+/* ---- creating it ---------------------------------------------------------------- */
+
+/* mkdir -p; every directory it creates gets mode 0750 whatever the umask. */
 static rt_status make_dirs(const char *path)
 {
     char buf[RT_PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return RT_ERROR(RT_ERR_CONFIG, "run directory path is too long: %s", path);
     for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-                return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s (check "
-                                "run.storage_path and its permissions)", buf, strerror(errno));
-            *p = saved;
-            if (saved == '\0')
-                break;
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, RT_RUN_DIR_MODE) == 0) {
+            if (chmod(buf, RT_RUN_DIR_MODE) != 0)
+                return RT_ERROR(RT_ERR_IO, "cannot set mode 0750 on %s: %s", buf,
+                                strerror(errno));
+        } else if (errno != EEXIST) {
+            return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s (check "
+                            "run.storage_path and its permissions)", buf, strerror(errno));
         }
+        *p = saved;
+        if (saved == '\0')
+            break;
     }
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: choose another run.name",
+                        buf);
     return RT_OK;
 }
 
@@ -43,38 +147,56 @@ static void config_basename(char *out, size_t size, const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    snprintf(out, size, "%s", base);
+    snprintf(out, size, "%.200s", base);
     char *dot = strrchr(out, '.');
     if (dot && dot != out)
         *dot = '\0';
 }
 
 /* storage_path: override/config > $RTRAIN_STORAGE > ./rtrain_results */
-static void resolve_dir(char *dir, size_t size, const rt_config *cfg)
+static const char *resolve_storage(const rt_config *cfg)
 {
     const char *storage = cfg->run.storage_path;
     if (!storage[0])
         storage = getenv("RTRAIN_STORAGE");
     if (!storage || !storage[0])
         storage = "rtrain_results";
+    return storage;
+}
+
+static rt_status resolve_dir(char *dir, size_t size, const char *storage, const rt_config *cfg)
+{
+    int n;
     if (cfg->run.name[0]) {
-        snprintf(dir, size, "%s/%s", storage, cfg->run.name);
-        return;
+        if (strchr(cfg->run.name, '/') || !strcmp(cfg->run.name, ".") ||
+            !strcmp(cfg->run.name, ".."))
+            return RT_ERROR(RT_ERR_CONFIG, "run.name \"%s\" must be a plain directory name "
+                            "(no '/'): put the parent into run.storage_path", cfg->run.name);
+        n = snprintf(dir, size, "%s/%s", storage, cfg->run.name);
+    } else {
+        char base[256], stamp[32];
+        config_basename(base, sizeof base, cfg->source);
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y-%m-%d_%H-%M-%S", gmtime(&now));
+        n = snprintf(dir, size, "%s/rtrain_%s_%s", storage, base, stamp);
     }
-    char base[256], stamp[32];
-    config_basename(base, sizeof base, cfg->source);
-    time_t now = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y-%m-%d_%H-%M-%S", gmtime(&now));
-    snprintf(dir, size, "%s/rtrain_%s_%s", storage, base, stamp);
+    if (n < 0 || (size_t)n >= size)
+        return RT_ERROR(RT_ERR_CONFIG, "run directory path is too long: %s/%s", storage,
+                        cfg->run.name);
+    return RT_OK;
 }
 
 static rt_status write_params(const char *dir, const rt_config *cfg)
 {
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/params.json", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
+    int fd;
+    RT_CHECK(rt_run_file_open(&fd, path, 0, NULL));
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
         return RT_ERROR(RT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    }
     rt_status st = rt_config_write_json(cfg, f);
     if (fclose(f) != 0 && st == RT_OK)
         st = RT_ERROR(RT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
@@ -83,9 +205,64 @@ static rt_status write_params(const char *dir, const rt_config *cfg)
 
 static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
 {
-    resolve_dir(r->dir, sizeof r->dir, cfg);
+    const char *storage = resolve_storage(cfg);
+    RT_CHECK(resolve_dir(r->dir, sizeof r->dir, storage, cfg));
+    RT_CHECK(check_storage(storage, r->dir));
     RT_CHECK(make_dirs(r->dir));
     return write_params(r->dir, cfg);
+}
+
+/* rank_N.log of this rank; the run directory must be visible to every node. */
+static rt_status open_rank_log(rt_run *r)
+{
+    char path[RT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/rank_%d.log", r->dir, r->rank);
+    int fd;
+    RT_CHECK(rt_run_file_open(&fd, path, O_APPEND, "run.log_per_rank needs "
+                              "run.storage_path on a file system every node sees"));
+    r->rank_log = fdopen(fd, "a");
+    if (!r->rank_log) {
+        close(fd);
+        return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    rt_log_set_file(r->rank_log);
+    return RT_OK;
+}
+
+/* Open MPI gives its ranks a pseudo-terminal even when mpirun's own output
+ * goes to a file, so isatty() alone would draw bars into Slurm logs: when
+ * our parent (mpirun, or the shell) can be asked through /proc, its stdout
+ * decides. */
+static int stdout_is_terminal(void)
+{
+    if (!isatty(STDOUT_FILENO))
+        return 0;
+    char link[64], target[256];
+    snprintf(link, sizeof link, "/proc/%d/fd/1", (int)getppid());
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return 1;
+    target[n] = '\0';
+    return !strncmp(target, "/dev/pts/", 9) || !strncmp(target, "/dev/tty", 8);
+}
+
+static void init_fields(rt_run *r, rt_session *s, const rt_config *cfg)
+{
+    const rt_context *ctx = rt_session_context(s);
+    r->session = s;
+    r->rank = ctx->world_rank;
+    r->world_size = ctx->world_size;
+    snprintf(r->host, sizeof r->host, "%s", ctx->host);
+    r->start_time = r->last_report_time = rt_time_now();
+    snprintf(r->score_attribute, sizeof r->score_attribute, "%s",
+             cfg->checkpoint.score_attribute);
+    snprintf(r->score_order, sizeof r->score_order, "%s", cfg->checkpoint.score_order);
+    r->progress.tty = stdout_is_terminal();
+    r->progress.verbose = cfg->run.verbose;
+    r->progress.log_every_s = cfg->run.log_every_s;
+    static const rt_log_level levels[] = {RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG};
+    int v = cfg->run.verbose < 0 ? 0 : cfg->run.verbose > 2 ? 2 : cfg->run.verbose;
+    rt_log_set_level(levels[v]);
 }
 
 rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg)
@@ -94,59 +271,39 @@ rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg)
     rt_run *r = calloc(1, sizeof *r);
     rt_status st = r ? RT_OK : RT_ERROR(RT_ERR_NOMEM, "out of memory opening the run");
     if (st == RT_OK) {
-        r->session = s;
-        r->start_time = rt_time_now();
-        if (rt_session_context(s)->world_rank == 0)
+        init_fields(r, s, cfg);
+        if (r->rank == 0)
             st = open_on_rank0(r, cfg);
     }
     st = rt_session_agree(s, st);
     if (st == RT_OK && MPI_Bcast(r->dir, sizeof r->dir, MPI_CHAR, 0,
                                  rt_session_comm(s)) != MPI_SUCCESS)
         st = RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the run directory failed");
+    if (st == RT_OK && cfg->run.log_per_rank)
+        st = rt_session_agree(s, open_rank_log(r));
     if (st != RT_OK) {
-        free(r);
+        rt_run_close(r);
         return st;
     }
     *out = r;
     return RT_OK;
 }
 
-void rt_run_close(rt_run *r) { free(r); }
+void rt_run_close(rt_run *r)
+{
+    if (!r)
+        return;
+    rt_progress_clear(r);
+    if (r->rank_log) {
+        rt_log_set_file(NULL);
+        fclose(r->rank_log);
+    }
+    for (int i = 0; i < r->ncolumns; i++)
+        free(r->columns[i]);
+    free(r->columns);
+    json_decref(r->last);
+    free(r);
+}
+
 const char *rt_run_dir(const rt_run *r) { return r->dir; }
-
-static json_t *metric_value(double v)
-{
-    /* JSON has no NaN/Inf: null keeps every line valid JSON. */
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static rt_status append_result(rt_run *r, const rt_metric *metrics, int count)
-{
-    json_t *obj = json_object();
-    for (int i = 0; i < count; i++)
-        json_object_set_new(obj, metrics[i].name, metric_value(metrics[i].value));
-    json_object_set_new(obj, "training_iteration", json_integer(r->iteration));
-    json_object_set_new(obj, "time_total_s", json_real(rt_time_now() - r->start_time));
-    json_object_set_new(obj, "timestamp", json_integer((json_int_t)time(NULL)));
-    char *line = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    json_decref(obj);
-    if (!line)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory formatting a report");
-    char path[RT_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/result.json", r->dir);
-    FILE *f = fopen(path, "a");
-    rt_status st = RT_OK;
-    if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f) != 0)
-        st = RT_ERROR(RT_ERR_IO, "cannot append to %s: %s", path, strerror(errno));
-    free(line);
-    return st;
-}
-
-rt_status rt_report(rt_run *r, const rt_metric *metrics, int count)
-{
-    r->iteration++;
-    rt_status st = RT_OK;
-    if (rt_session_context(r->session)->world_rank == 0)
-        st = append_result(r, metrics, count);
-    return rt_session_agree(r->session, st);
-}
+int rt_run_iteration(const rt_run *r) { return r->iteration; }

@@ -1,17 +1,26 @@
 /* The worker session: MPI start-up, the rank context, agreement on errors
  * across ranks, exit codes and BLAS thread count. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cblas.h>
+#include "rtrain/comm.h"
 #include "rtrain/run.h"
+
+typedef struct host_name { char name[64]; } host_name;
 
 struct rt_session {
     MPI_Comm world;
     int owns_mpi;       /* 1: we called MPI_Init_thread, so we finalise */
     rt_context ctx;
+    host_name *hosts;   /* [world_size]: to name ranks in messages */
+    double step_timeout_s;
 };
+
+/* Set from the signal handler, read by the training loop. */
+static volatile sig_atomic_t stop_signal = 0;
 
 /* Node rank: the lowest world rank of each node's shared-memory group
  * names the node; nodes are numbered in order of those leaders. */
@@ -44,6 +53,11 @@ static rt_status build_context(rt_session *s)
     rt_status st = find_nodes(s, local);
     MPI_Comm_free(&local);
     gethostname(s->ctx.host, sizeof s->ctx.host - 1);
+    if (st == RT_OK)
+        st = rt_alloc(&s->hosts, (size_t)s->ctx.world_size, sizeof(host_name), "host table");
+    if (st == RT_OK && MPI_Allgather(s->ctx.host, sizeof(host_name), MPI_CHAR, s->hosts,
+                                     sizeof(host_name), MPI_CHAR, s->world) != MPI_SUCCESS)
+        st = RT_ERROR(RT_ERR_MPI, "MPI_Allgather of host names failed");
     return st;
 }
 
@@ -75,6 +89,7 @@ void rt_session_finalize(rt_session *s)
     if (!s)
         return;
     int owns = s->owns_mpi;
+    rt_free(s->hosts);
     free(s);
     if (owns)
         MPI_Finalize();
@@ -132,4 +147,128 @@ int rt_session_set_threads(rt_session *s, int threads_per_worker)
     }
     openblas_set_num_threads(threads);
     return threads;
+}
+
+/* ---- stop signals, per-step agreement, watchdog -------------------------- */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_signal = 1;
+}
+
+void rt_session_catch_stop_signals(rt_session *s)
+{
+    (void)s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int rt_session_stop_signalled(const rt_session *s) { (void)s; return stop_signal != 0; }
+void rt_session_set_step_timeout(rt_session *s, double seconds) { s->step_timeout_s = seconds; }
+double rt_session_step_timeout(const rt_session *s) { return s->step_timeout_s; }
+
+/* One MIN all-reduce carries both questions: the lowest failing rank
+ * (world_size if none) and "no stop signal" (0 if any rank caught one). */
+rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop)
+{
+    const rt_context *c = &s->ctx;
+    int mine[2] = {local != RT_OK ? c->world_rank : c->world_size, stop_signal ? 0 : 1};
+    int all[2];
+    MPI_Request req;
+    if (MPI_Iallreduce(mine, all, 2, MPI_INT, MPI_MIN, s->world, &req) != MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Iallreduce failed while agreeing on a step");
+    rt_status st = rt_comm_wait_all(&req, 1, s->step_timeout_s);
+    if (st == RT_ERR_TIMEOUT)
+        rt_session_abort_unresponsive(s, "the per-step agreement", -1);
+    RT_CHECK(st);
+    *stop = all[1] == 0;
+    if (all[0] == c->world_size)
+        return RT_OK;
+    /* Someone failed: share its message exactly as rt_session_agree does. */
+    return rt_session_agree(s, local);
+}
+
+enum { TAG_ALIVE = 7301 };
+
+/* Rank 0: collect "alive" messages for up to `wait_s`; name the missing. */
+static void name_missing_ranks(rt_session *s, const char *what, long long step, double wait_s)
+{
+    int world = s->ctx.world_size;
+    MPI_Request *reqs = calloc((size_t)world, sizeof *reqs);
+    int *alive = calloc((size_t)world, sizeof *alive);
+    int *flags = calloc((size_t)world, sizeof *flags);
+    if (!reqs || !alive || !flags)
+        MPI_Abort(s->world, RT_EXIT_FAILURE);
+    reqs[0] = MPI_REQUEST_NULL;
+    alive[0] = 1;
+    for (int r = 1; r < world; r++)
+        MPI_Irecv(&flags[r], 1, MPI_INT, r, TAG_ALIVE, s->world, &reqs[r]);
+    double deadline = rt_time_now() + wait_s;
+    while (rt_time_now() < deadline) {
+        int pending = 0;
+        for (int r = 1; r < world; r++) {
+            if (!alive[r])
+                MPI_Test(&reqs[r], &alive[r], MPI_STATUS_IGNORE);
+            pending += !alive[r];
+        }
+        if (!pending)
+            break;
+        usleep(1000);
+    }
+    char list[1024] = "";
+    size_t len = 0;
+    int missing = 0;
+    for (int r = 1; r < world && len < sizeof list - 80; r++)
+        if (!alive[r]) {
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%d (%s)",
+                                    missing ? ", " : "", r, s->hosts[r].name);
+            missing++;
+        }
+    char where[64] = "";
+    if (step >= 0)
+        snprintf(where, sizeof where, " at step %lld", step);
+    if (missing)
+        fprintf(stderr, "rtrain: error: %s did not complete within %.0f s%s: no response "
+                "from rank%s %s; aborting the job so that it can be retried\n", what,
+                s->step_timeout_s, where, missing > 1 ? "s" : "", list);
+    else
+        fprintf(stderr, "rtrain: error: %s did not complete within %.0f s%s although every "
+                "rank is alive (a stalled network?); aborting the job\n", what,
+                s->step_timeout_s, where);
+    fflush(stderr);
+    MPI_Abort(s->world, RT_EXIT_FAILURE);
+    abort();
+}
+
+void rt_session_abort_unresponsive(rt_session *s, const char *what, long long step)
+{
+    /* The liveness round gets the same time again: every rank that is
+     * alive is stuck in the same place, so it reaches this point within
+     * one timeout of the others. */
+    double wait_s = s->step_timeout_s > 0 ? s->step_timeout_s : 30;
+    if (s->ctx.world_rank == 0)
+        name_missing_ranks(s, what, step, wait_s);
+    int alive = 1;
+    MPI_Request req;
+    MPI_Isend(&alive, 1, MPI_INT, 0, TAG_ALIVE, s->world, &req);
+    /* Rank 0 aborts the job after its round; if it never does, it is the
+     * rank that hangs. */
+    double deadline = rt_time_now() + 2 * wait_s;
+    while (rt_time_now() < deadline) {
+        int done;
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        usleep(1000);
+    }
+    fprintf(stderr, "rtrain: error: [rank %d %s] %s did not complete within %.0f s and rank 0 "
+            "(%s) does not respond; aborting the job\n", s->ctx.world_rank, s->ctx.host, what,
+            s->step_timeout_s, s->hosts[0].name);
+    fflush(stderr);
+    MPI_Abort(s->world, RT_EXIT_FAILURE);
+    abort();
 }

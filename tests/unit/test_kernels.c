@@ -228,9 +228,14 @@ static void run_conv_case(const conv_case *tc)
     const size_t nx = (size_t)n * g.c * g.h * g.w, nw = (size_t)g.k * g.c * g.kh * g.kw;
     const size_t ny = (size_t)n * g.k * g.oh * g.ow, nb = (size_t)g.k;
     const size_t nscratch = rt_conv2d_scratch_floats(&g, n);
-    if (tc->want_chunks)
-        CHECK_MSG(nscratch < (size_t)n * g.oh * g.ow * (nw / g.k + g.k),
-                  "%s: batch fits one chunk, so this case no longer tests chunking", tc->name);
+    if (tc->want_chunks) {
+        /* The scratch holds `chunk` samples of columns plus output; we want
+         * several chunks of 2 or more samples and a shorter last one. */
+        size_t chunk = nscratch / ((size_t)g.oh * g.ow * (nw / g.k + g.k));
+        CHECK_MSG(chunk >= 2 && chunk < (size_t)n && n % chunk != 0,
+                  "%s: chunk of %zu samples for n = %d: resize this case so that it "
+                  "still tests chunking", tc->name, chunk, n);
+    }
 
     float *x = falloc(nx), *w = falloc(nw), *b = falloc(nb), *y = falloc(ny);
     float *y2 = falloc(ny), *dy = falloc(ny), *dx = falloc(nx), *dx2 = falloc(nx);
@@ -344,7 +349,10 @@ static void test_conv(void)
         { "1x1/1 pointwise",          3, 5,  3,   4,  6, 1, 1, 0, 1, 1000, 0 },
         { "1x1/1 pointwise batch 1",  1, 5,  3,   4,  6, 1, 1, 0, 1, 1000, 0 },
         { "3x3/1 on 1x1 (layer4)",    4, 6,  1,   1,  5, 3, 1, 1, 1, 1000, 0 },
-        { "3x3/1 several chunks",     7, 2, 200, 330, 3, 3, 1, 1, 1,   12, 1 },
+        /* two chunked cases: narrow samples (one sgemm per chunk + reorder)
+         * and wide ones (per-sample sgemms), see conv2d.c */
+        { "3x3/1 chunks, narrow",    40, 64, 7,   7,  8, 3, 1, 1, 1,   12, 1 },
+        { "3x3/1 chunks, wide",       7, 2, 100, 160, 3, 3, 1, 1, 1,   12, 1 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_conv_case(&cases[i]);

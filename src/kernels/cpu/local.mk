@@ -6,11 +6,6 @@ src_librtrain_la_SOURCES += src/kernels/cpu/linear.c src/kernels/cpu/conv2d.c \
 check_PROGRAMS += tests/unit/test_kernels
 TESTS += tests/unit/test_kernels
 
-# Benchmark, built only by `make bench` (EXTRA_PROGRAMS get a link rule but
-# are not part of `all`). Plain `=` because Makefile.am does not define
-# EXTRA_PROGRAMS yet (automake refuses `+=` on an undefined variable); switch
-# to `+=` once it does. The list for `make bench` cannot be called
-# BENCH_PROGRAMS: automake reads any *_PROGRAMS as a primary and then wants
-# a BENCHdir, so it is bench_programs.
-EXTRA_PROGRAMS = bench/bench_kernels
-bench_programs = bench/bench_kernels
+# Benchmark, built only by `make bench` (see bench/local.mk).
+EXTRA_PROGRAMS += bench/bench_kernels
+bench_programs += bench/bench_kernels

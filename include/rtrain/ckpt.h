@@ -1,0 +1,228 @@
+/* rtrain ckpt: checkpoints as one parallel HDF5 file per checkpoint, the
+ * commit protocol that makes them appear atomically, retention, resume.
+ *
+ * Two levels:
+ * - named tensors in one HDF5 file (rt_ckpt_file_*, rt_ckpt_write_tensor,
+ *   rt_ckpt_read_tensor, rt_ckpt_attr_*): float32 datasets with their global
+ *   shapes, each with an XXH3-64 checksum attribute, plus user attributes.
+ *   Every rank holds the full replica of a tensor (data parallelism); on
+ *   write each rank writes a disjoint slice of its rows (dimension 0), on
+ *   read each rank reads its slice and the replica is rebuilt with
+ *   MPI_Allgatherv, so write and read bandwidth scale with the ranks.
+ * - training state (rt_ckpt_save / rt_ckpt_load / rt_ckpt_find_latest ...):
+ *   model, optimizer, scheduler, RNG and data position in a run directory,
+ *   one directory checkpoint_%06d per checkpoint, committed atomically,
+ *   listed in checkpoint_index.json, with top-K retention.
+ * The on-disk format and the commit protocol are described in
+ * docs/checkpoint-format.md.
+ *
+ * Collectiveness: a function taking an MPI_Comm (or an rt_ckpt_file opened
+ * with one) is collective over it: every rank calls it with the same
+ * arguments and every rank gets the same status; a failure on one rank is
+ * reported on every rank with that rank's message. Pass MPI_COMM_NULL to
+ * work on one process without MPI (the tools do): then nothing is
+ * collective and MPI need not be initialised. Functions without a
+ * communicator are not collective.
+ *
+ * Test-only fault hook: the environment variable RTRAIN_FAULT set to
+ * ckpt_before_write, ckpt_during_write, ckpt_before_commit or
+ * ckpt_before_index makes rt_ckpt_save raise SIGKILL in that phase (on
+ * rank RTRAIN_FAULT_RANK only, if set; ckpt_before_index is a phase of rank
+ * 0 only); ckpt_fail_write makes that rank's data write fail with an I/O
+ * error instead. Never set it in production. */
+#ifndef RTRAIN_CKPT_H
+#define RTRAIN_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <mpi.h>
+#include "rtrain/core.h"
+#include "rtrain/nn.h"
+#include "rtrain/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_CKPT_FORMAT_VERSION 1
+#define RT_CKPT_PATH_MAX 4096
+#define RT_CKPT_MAX_NDIM 8
+#define RT_CKPT_DIGEST_MAX 80          /* config digest, e.g. 64 hex digits */
+#define RT_CKPT_MAX_METRICS 64         /* metrics stored with one checkpoint */
+#define RT_CKPT_METRIC_NAME_MAX 64
+
+/* ---- named tensors in one HDF5 file ------------------------------------- */
+typedef struct rt_ckpt_file rt_ckpt_file;
+
+/* Creates (truncating) an HDF5 file at path. comm != MPI_COMM_NULL:
+ * collective, MPI-IO driver, collective metadata and transfers.
+ * MPI_COMM_NULL: one process, POSIX driver. */
+rt_status rt_ckpt_file_create(rt_ckpt_file **out, MPI_Comm comm, const char *path);
+/* Opens an existing file read-only (same drivers as above). */
+rt_status rt_ckpt_file_open(rt_ckpt_file **out, MPI_Comm comm, const char *path);
+/* Closes and frees f (also on failure; NULL is a no-op). Collective. A
+ * failure here means the file is incomplete. */
+rt_status rt_ckpt_file_close(rt_ckpt_file *f);
+const char *rt_ckpt_file_path(const rt_ckpt_file *f);
+
+/* Writes dataset `name` ("/model/fc.weight"; missing groups are created)
+ * of global shape shape[ndim] (ndim 0: a scalar) from data, the full
+ * row-major replica, which every rank passes. Each rank writes its slice
+ * of rows; the XXH3-64 checksum of the whole tensor is stored in the
+ * dataset's attribute "xxh3_64". Collective. */
+rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
+                               const int64_t *shape, const float *data);
+/* 1 if `name` exists in the file (a dataset or a group). Collective. */
+rt_status rt_ckpt_exists(rt_ckpt_file *f, const char *name, int *exists);
+/* Shape of float dataset `name`; RT_ERR_FORMAT naming the file if it is
+ * missing or not a float32 dataset. Collective. */
+rt_status rt_ckpt_tensor_shape(rt_ckpt_file *f, const char *name, int *ndim,
+                               int64_t shape[RT_CKPT_MAX_NDIM]);
+/* Reads dataset `name` into data (the full replica, on every rank). The
+ * stored shape must equal shape[ndim] (RT_ERR_FORMAT naming both shapes
+ * otherwise) and the checksum must match (RT_ERR_FORMAT naming file and
+ * dataset). Collective. */
+rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
+                              const int64_t *shape, float *data);
+
+/* Attributes of object `obj` ("/" or a group path; set creates missing
+ * groups, replaces an existing attribute). Every rank passes the same
+ * value. Collective. Strings are variable-length UTF-8 (str in h5py). */
+rt_status rt_ckpt_attr_set_int(rt_ckpt_file *f, const char *obj, const char *attr, int64_t v);
+rt_status rt_ckpt_attr_set_uint(rt_ckpt_file *f, const char *obj, const char *attr, uint64_t v);
+rt_status rt_ckpt_attr_set_double(rt_ckpt_file *f, const char *obj, const char *attr, double v);
+rt_status rt_ckpt_attr_set_string(rt_ckpt_file *f, const char *obj, const char *attr,
+                                  const char *v);
+/* Missing attribute or wrong type: RT_ERR_FORMAT naming file, object and
+ * attribute. Integer reads accept any stored integer type that fits. */
+rt_status rt_ckpt_attr_get_int(rt_ckpt_file *f, const char *obj, const char *attr, int64_t *v);
+rt_status rt_ckpt_attr_get_uint(rt_ckpt_file *f, const char *obj, const char *attr, uint64_t *v);
+rt_status rt_ckpt_attr_get_double(rt_ckpt_file *f, const char *obj, const char *attr, double *v);
+rt_status rt_ckpt_attr_get_string(rt_ckpt_file *f, const char *obj, const char *attr,
+                                  char *buf, size_t size);
+
+/* Calls fn for every dataset under group `under` ("/" for all), in name
+ * order, with its full path and shape; a dataset that is not float32 is
+ * RT_ERR_FORMAT; stops at the first error fn returns. Not collective: only
+ * for files opened with MPI_COMM_NULL. */
+typedef rt_status (*rt_ckpt_tensor_fn)(void *arg, const char *name, int ndim,
+                                       const int64_t *shape);
+rt_status rt_ckpt_foreach_tensor(rt_ckpt_file *f, const char *under, rt_ckpt_tensor_fn fn,
+                                 void *arg);
+
+/* ---- training state ------------------------------------------------------ */
+typedef struct rt_ckpt_metric { const char *name; double value; } rt_ckpt_metric;
+
+/* What a checkpoint holds besides the model and optimizer slabs. */
+typedef struct rt_train_state {
+    rt_model *model;                 /* required */
+    rt_optimizer *optim;             /* NULL: no /optimizer group */
+    const char *optimizer_type;      /* "sgd", "adam", ... (rt_optim_type_name); may be NULL */
+    int64_t epoch;                   /* epoch to continue in */
+    int64_t next_batch;              /* next global batch index within that epoch */
+    int64_t step;                    /* optimizer steps done (also the scheduler's step) */
+    int64_t training_iteration;      /* reports so far, >= 1; checkpoint index = this - 1 */
+    uint64_t seed;                   /* the run's seed (the RNG is counter-based) */
+    char config_digest[RT_CKPT_DIGEST_MAX];   /* of the resolved configuration */
+} rt_train_state;
+
+/* Everything in a checkpoint except the tensors (rt_ckpt_read_info). */
+typedef struct rt_ckpt_info {
+    int64_t format_version;
+    char rtrain_version[32];
+    int64_t world_size;              /* ranks that wrote it */
+    int64_t epoch, next_batch, step, training_iteration, optimizer_step;
+    uint64_t seed;
+    int has_optimizer;
+    char optimizer_type[32];         /* "" when not recorded */
+    char config_digest[RT_CKPT_DIGEST_MAX];
+    int num_metrics;
+    char metric_names[RT_CKPT_MAX_METRICS][RT_CKPT_METRIC_NAME_MAX];
+    double metric_values[RT_CKPT_MAX_METRICS];   /* NaN stays NaN */
+} rt_ckpt_info;
+
+typedef enum rt_ckpt_score_order { RT_CKPT_SCORE_MAX = 0, RT_CKPT_SCORE_MIN = 1 } rt_ckpt_score_order;
+
+/* Retention (Ray's CheckpointConfig). num_to_keep 0 keeps all; otherwise
+ * the num_to_keep best by score_attribute (the newest ones when it is NULL
+ * or ""), NaN or missing scores ranking worst, ties won by the newer one;
+ * the newest checkpoint is always kept on top of those. */
+typedef struct rt_ckpt_policy {
+    int num_to_keep;
+    const char *score_attribute;
+    rt_ckpt_score_order score_order;
+} rt_ckpt_policy;
+
+/* Saves state and metrics as run_dir/checkpoint_%06d (training_iteration -
+ * 1) with the commit protocol of docs/checkpoint-format.md, rewrites
+ * run_dir/checkpoint_index.json, then applies policy (NULL: keep all).
+ * committed_dir (may be NULL) receives the committed directory's path.
+ * Every rank passes the same state and metrics. The directory run_dir is
+ * created if missing (its parent must exist). An existing committed
+ * checkpoint of the same index is an error (committed checkpoints are
+ * immutable). On failure nothing is committed and earlier checkpoints are
+ * untouched, unless the failure came after the commit (index or retention),
+ * which the message says. Collective. */
+rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state *state,
+                       const rt_ckpt_metric *metrics, int num_metrics,
+                       const rt_ckpt_policy *policy, char *committed_dir,
+                       size_t committed_dir_size);
+
+enum {
+    RT_CKPT_LOAD_MODEL = 1,       /* parameters and buffers */
+    RT_CKPT_LOAD_OPTIMIZER = 2,   /* state slots and step count */
+    RT_CKPT_LOAD_PROGRESS = 4,    /* epoch, next_batch, step, training_iteration, seed */
+    RT_CKPT_LOAD_ALL = 7
+};
+
+/* Restores the parts in `what` from checkpoint directory ckpt_dir into
+ * state (model and optimizer must be built with the checkpoint's shapes;
+ * any world size works). info (may be NULL) receives the checkpoint's
+ * attributes, e.g. to compare config digests. Checksums are verified.
+ * Collective. */
+rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *state, int what,
+                       rt_ckpt_info *info);
+
+/* Newest committed checkpoint of run_dir that verifies (structure and
+ * checksums; the ranks share the reading). An invalid one is logged with
+ * its file and reason and the previous one is tried. *found = 0 and RT_OK
+ * when there is no committed checkpoint; RT_ERR_FORMAT when there are some
+ * but none is valid (nothing is deleted). Collective. */
+rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
+                              size_t out_size, int *found);
+
+/* Removes temporaries a crashed save left in run_dir (.tmp_checkpoint_*,
+ * .tmp_deleted_*, the index's temporary file). Call at the start of a run,
+ * before any save. A missing run_dir is fine. Collective. */
+rt_status rt_ckpt_cleanup_stale(MPI_Comm comm, const char *run_dir);
+
+/* Checks a checkpoint directory: manifest, structure, every dataset's
+ * checksum. On failure the message names the file and the reason.
+ * Collective (ranks share the datasets); MPI_COMM_NULL for one process. */
+rt_status rt_ckpt_verify(MPI_Comm comm, const char *ckpt_dir);
+
+/* Reads the attributes of checkpoint directory ckpt_dir (opens it with the
+ * POSIX driver). Not collective. */
+rt_status rt_ckpt_read_info(const char *ckpt_dir, rt_ckpt_info *info);
+
+/* Indices (training_iteration - 1) of the committed checkpoint directories
+ * in run_dir, ascending; *indices is freed with rt_free (NULL when *count
+ * is 0). A missing run_dir has none. Not collective. */
+rt_status rt_ckpt_list(const char *run_dir, int64_t **indices, int *count);
+
+/* One checkpoint as retention sees it. */
+typedef struct rt_ckpt_score {
+    int64_t training_iteration;
+    int has_score;    /* 0: the score attribute was not reported */
+    double score;     /* NaN ranks like a missing score */
+} rt_ckpt_score;
+
+/* keep[i] = 1 for the checkpoints policy keeps, 0 for those to delete
+ * (see rt_ckpt_policy). Not collective. */
+void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n,
+                              const rt_ckpt_policy *policy, int *keep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

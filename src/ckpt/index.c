@@ -1,0 +1,242 @@
+/* The small JSON files of a run's checkpoints: each checkpoint's
+ * manifest.json, the run's checkpoint_index.json (read by rtrain-results),
+ * and the retention rule that decides which checkpoints the index keeps.
+ *
+ * JSON has no NaN or Inf: such metric values are written as null and read
+ * back as NaN. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "config.h"
+#include "internal.h"
+
+enum { MANIFEST_MAX_BYTES = 1 << 20 };
+
+static json_t *metric_value(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* json_object_set_new that reports failure (out of memory) instead of
+ * dropping the value. */
+static int set(json_t *obj, const char *key, json_t *v)
+{
+    return v ? json_object_set_new(obj, key, v) : -1;
+}
+
+static rt_status dump_json(json_t *root, const char *what, char **text)
+{
+    *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(root);
+    if (!*text)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing %s", what);
+    return RT_OK;
+}
+
+rt_status ckpt_manifest_write(const char *dir, const rt_train_state *s, int world_size,
+                              const rt_ckpt_metric *metrics, int num_metrics)
+{
+    json_t *root = json_object(), *m = json_object();
+    int bad = !root || !m;
+    for (int i = 0; !bad && i < num_metrics; i++)
+        bad = set(m, metrics[i].name, metric_value(metrics[i].value)) != 0;
+    if (!bad)
+        bad = set(root, "format", json_string(CKPT_FORMAT_NAME)) ||
+              set(root, "format_version", json_integer(RT_CKPT_FORMAT_VERSION)) ||
+              set(root, "rtrain_version", json_string(PACKAGE_VERSION)) ||
+              set(root, "file", json_string(CKPT_FILE_NAME)) ||
+              set(root, "training_iteration", json_integer(s->training_iteration)) ||
+              set(root, "step", json_integer(s->step)) ||
+              set(root, "epoch", json_integer(s->epoch)) ||
+              set(root, "next_batch", json_integer(s->next_batch)) ||
+              set(root, "world_size", json_integer(world_size)) ||
+              set(root, "config_digest", json_string(s->config_digest)) ||
+              set(root, "metrics", m);
+    else
+        json_decref(m);
+    if (bad) {
+        json_decref(root);
+        return RT_ERROR(RT_ERR_INVALID_ARG, "cannot write the checkpoint manifest (metric "
+                        "names and the config digest must be UTF-8)");
+    }
+    char *text = NULL, path[RT_CKPT_PATH_MAX];
+    RT_CHECK(dump_json(root, "the checkpoint manifest", &text));
+    rt_status st = ckpt_path(path, sizeof path, "%s/%s", dir, CKPT_MANIFEST_NAME);
+    if (st == RT_OK)
+        st = ckpt_write_file(path, text, 0640);
+    free(text);
+    RT_CHECK(st);
+    return RT_OK;
+}
+
+static rt_status get_int(json_t *root, const char *key, const char *path, int64_t *v)
+{
+    json_t *j = json_object_get(root, key);
+    if (!json_is_integer(j))
+        return RT_ERROR(RT_ERR_FORMAT, "%s: \"%s\" is missing or not an integer", path, key);
+    *v = (int64_t)json_integer_value(j);
+    return RT_OK;
+}
+
+static rt_status parse_manifest(json_t *root, const char *path, ckpt_entry *e)
+{
+    json_t *format = json_object_get(root, "format");
+    if (!json_is_string(format) || strcmp(json_string_value(format), CKPT_FORMAT_NAME) != 0)
+        return RT_ERROR(RT_ERR_FORMAT, "%s is not an rtrain checkpoint manifest (no \"format\": "
+                        "\"%s\")", path, CKPT_FORMAT_NAME);
+    RT_CHECK(get_int(root, "training_iteration", path, &e->training_iteration));
+    RT_CHECK(get_int(root, "step", path, &e->step));
+    RT_CHECK(get_int(root, "epoch", path, &e->epoch));
+    json_t *m = json_object_get(root, "metrics");
+    if (!json_is_object(m) || json_object_size(m) > RT_CKPT_MAX_METRICS)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: \"metrics\" is missing, not an object or has more "
+                        "than %d entries", path, RT_CKPT_MAX_METRICS);
+    const char *key;
+    json_t *v;
+    json_object_foreach(m, key, v) {
+        if (strlen(key) >= RT_CKPT_METRIC_NAME_MAX || !(json_is_number(v) || json_is_null(v)))
+            return RT_ERROR(RT_ERR_FORMAT, "%s: metric \"%.64s\" has a name too long or a value "
+                            "that is not a number", path, key);
+        snprintf(e->metric_names[e->num_metrics], RT_CKPT_METRIC_NAME_MAX, "%s", key);
+        e->metric_values[e->num_metrics++] = json_is_null(v) ? NAN : json_number_value(v);
+    }
+    return RT_OK;
+}
+
+rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    char path[RT_CKPT_PATH_MAX], *text = NULL;
+    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_MANIFEST_NAME));
+    RT_CHECK(ckpt_read_small_file(path, MANIFEST_MAX_BYTES, &text));
+    json_error_t err;
+    json_t *root = json_loads(text, 0, &err);
+    rt_free(text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return RT_ERROR(RT_ERR_FORMAT, "%s is not valid JSON (line %d: %s): the checkpoint is "
+                        "damaged", path, err.line, root ? "not an object" : err.text);
+    }
+    rt_status st = parse_manifest(root, path, e);
+    json_decref(root);
+    RT_CHECK(st);
+    const char *base = strrchr(ckpt_dir, '/');
+    int64_t idx;
+    if (ckpt_parse_dir_name(base ? base + 1 : ckpt_dir, CKPT_DIR_PREFIX, &idx) &&
+        idx != e->training_iteration - 1)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: training_iteration %lld does not match the "
+                        "directory's index %lld", path, (long long)e->training_iteration,
+                        (long long)idx);
+    e->index = e->training_iteration - 1;
+    return RT_OK;
+}
+
+static json_t *entry_json(const ckpt_entry *e)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, CKPT_DIR_PREFIX "%06lld", (long long)e->index);
+    json_t *o = json_object(), *m = json_object();
+    int bad = !o || !m;
+    for (int i = 0; !bad && i < e->num_metrics; i++)
+        bad = set(m, e->metric_names[i], metric_value(e->metric_values[i])) != 0;
+    if (!bad)
+        bad = set(o, "dir", json_string(dir)) ||
+              set(o, "training_iteration", json_integer(e->training_iteration)) ||
+              set(o, "step", json_integer(e->step)) ||
+              set(o, "epoch", json_integer(e->epoch)) || set(o, "metrics", m);
+    else
+        json_decref(m);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const int *keep,
+                           int n, const rt_ckpt_policy *policy)
+{
+    json_t *root = json_object(), *list = json_array();
+    int bad = !root || !list;
+    for (int i = 0; !bad && i < n; i++)
+        if (keep[i])
+            bad = json_array_append_new(list, entry_json(&entries[i])) != 0;
+    const char *attr = policy && policy->score_attribute && policy->score_attribute[0]
+                           ? policy->score_attribute : NULL;
+    int min = policy && policy->score_order == RT_CKPT_SCORE_MIN;
+    if (!bad)
+        bad = set(root, "checkpoints", list) ||
+              set(root, "score_attribute", attr ? json_string(attr) : json_null()) ||
+              set(root, "score_order", json_string(min ? "min" : "max"));
+    else
+        json_decref(list);
+    if (bad) {
+        json_decref(root);
+        return RT_ERROR(RT_ERR_NOMEM, "cannot build %s/%s (out of memory or a name that is "
+                        "not UTF-8)", run_dir, CKPT_INDEX_NAME);
+    }
+    char *text = NULL, path[RT_CKPT_PATH_MAX], tmp[RT_CKPT_PATH_MAX];
+    RT_CHECK(dump_json(root, CKPT_INDEX_NAME, &text));
+    rt_status st = ckpt_path(path, sizeof path, "%s/%s", run_dir, CKPT_INDEX_NAME);
+    if (st == RT_OK)
+        st = ckpt_path(tmp, sizeof tmp, "%s/%s", run_dir, CKPT_INDEX_TMP_NAME);
+    if (st == RT_OK)
+        st = ckpt_write_atomic(run_dir, tmp, path, text, 0640);
+    free(text);
+    RT_CHECK(st);
+    return RT_OK;
+}
+
+/* ---- retention ----------------------------------------------------------------- */
+
+typedef struct rank_ctx { const rt_ckpt_score *e; int by_score, min; } rank_ctx;
+
+static int has_usable_score(const rt_ckpt_score *s) { return s->has_score && !isnan(s->score); }
+
+/* Best first: usable scores before NaN/missing ones, better scores first,
+ * then newer first. */
+static int cmp_rank(const void *a, const void *b, void *arg)
+{
+    const rank_ctx *c = arg;
+    const rt_ckpt_score *x = &c->e[*(const int *)a], *y = &c->e[*(const int *)b];
+    if (c->by_score) {
+        int ux = has_usable_score(x), uy = has_usable_score(y);
+        if (ux != uy)
+            return uy - ux;
+        if (ux && x->score != y->score)
+            return (x->score > y->score) == !c->min ? -1 : 1;
+    }
+    return (x->training_iteration < y->training_iteration) -
+           (x->training_iteration > y->training_iteration);
+}
+
+void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n, const rt_ckpt_policy *policy,
+                              int *keep)
+{
+    if (n <= 0)
+        return;
+    int newest = 0;
+    for (int i = 0; i < n; i++) {
+        keep[i] = 1;
+        if (entries[i].training_iteration > entries[newest].training_iteration)
+            newest = i;
+    }
+    if (!policy || policy->num_to_keep <= 0 || policy->num_to_keep >= n)
+        return;
+    int *order = NULL;
+    if (rt_alloc(&order, (size_t)n, sizeof *order, "retention order") != RT_OK) {
+        rt_error_clear();   /* keeping everything is the safe answer */
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    rank_ctx c = {entries, policy->score_attribute && policy->score_attribute[0],
+                  policy->score_order == RT_CKPT_SCORE_MIN};
+    qsort_r(order, (size_t)n, sizeof *order, cmp_rank, &c);
+    for (int r = policy->num_to_keep; r < n; r++)
+        keep[order[r]] = 0;
+    keep[newest] = 1;   /* the newest committed checkpoint is never deleted */
+    rt_free(order);
+}

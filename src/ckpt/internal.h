@@ -1,0 +1,84 @@
+/* Helpers shared by the files of the ckpt module (not a public API). */
+#ifndef RTRAIN_CKPT_INTERNAL_H
+#define RTRAIN_CKPT_INTERNAL_H
+
+#include "rtrain/ckpt.h"
+
+#define CKPT_FILE_NAME "checkpoint.h5"
+#define CKPT_MANIFEST_NAME "manifest.json"
+#define CKPT_INDEX_NAME "checkpoint_index.json"
+#define CKPT_INDEX_TMP_NAME ".checkpoint_index.json.tmp"
+#define CKPT_DIR_PREFIX "checkpoint_"
+#define CKPT_TMP_PREFIX ".tmp_checkpoint_"
+#define CKPT_DELETED_PREFIX ".tmp_deleted_checkpoint_"
+#define CKPT_METRIC_PREFIX "metric."
+#define CKPT_FORMAT_NAME "rtrain-checkpoint"
+#define CKPT_MAX_CHECKPOINTS 1000000   /* bound on directories listed in a run */
+
+/* ---- agreement (agree.c) -------------------------------------------------- */
+/* Every rank learns the outcome of a step each rank did locally: the
+ * highest status code wins, and the message of the lowest rank that failed
+ * with it is given to every rank. MPI_COMM_NULL: returns local. */
+rt_status ckpt_agree(MPI_Comm comm, rt_status local);
+/* Outcome of a step only `root` did: its status and message to all. */
+rt_status ckpt_agree_root(MPI_Comm comm, rt_status local, int root);
+int ckpt_rank(MPI_Comm comm);      /* 0 for MPI_COMM_NULL */
+int ckpt_world(MPI_Comm comm);     /* 1 for MPI_COMM_NULL */
+
+/* Test-only fault hook: kills this process with SIGKILL when
+ * RTRAIN_FAULT == phase (and RTRAIN_FAULT_RANK, if set, == rank). */
+void ckpt_fault_point(const char *phase, int rank);
+/* 1 when RTRAIN_FAULT == phase applies to this rank (injected failures). */
+int ckpt_fault_active(const char *phase, int rank);
+
+/* ---- file system (fsutil.c) ------------------------------------------------- */
+rt_status ckpt_fsync_path(const char *path, int is_dir);
+rt_status ckpt_remove_tree(const char *path);
+/* Writes text to path atomically: path.tmp-like temporary `tmp_path`,
+ * fsync, rename, fsync of the directory `dir`. mode: final permissions. */
+rt_status ckpt_write_atomic(const char *dir, const char *tmp_path, const char *path,
+                            const char *text, int mode);
+/* Writes text to path (created with mode) and fsyncs it. */
+rt_status ckpt_write_file(const char *path, const char *text, int mode);
+/* Reads a whole small file (at most max_bytes) into *text (rt_free). */
+rt_status ckpt_read_small_file(const char *path, size_t max_bytes, char **text);
+/* snprintf into a path buffer; RT_ERR_INVALID_ARG if it does not fit. */
+rt_status ckpt_path(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 1 and the index if name is "checkpoint_" followed by 6+ digits. */
+int ckpt_parse_dir_name(const char *name, const char *prefix, int64_t *index);
+
+/* ---- HDF5 files (h5file.c) --------------------------------------------------- */
+/* "[10,512]" ("[]" for a scalar). */
+void ckpt_format_shape(char *buf, size_t size, int ndim, const int64_t *shape);
+/* Size in bytes of the file behind f (bounds sizes read from it). */
+int64_t ckpt_file_size(const rt_ckpt_file *f);
+int ckpt_file_rank(const rt_ckpt_file *f);
+/* Root attributes "metric.<name>" into info's metrics. Collective. */
+rt_status ckpt_read_metrics(rt_ckpt_file *f, rt_ckpt_info *info);
+/* Number of links in group (which must exist). Collective. */
+rt_status ckpt_group_count(rt_ckpt_file *f, const char *group, int64_t *count);
+
+/* ---- manifest and index (index.c) ------------------------------------------- */
+/* What the index lists for one checkpoint, read from its manifest. */
+typedef struct ckpt_entry {
+    int64_t index, training_iteration, step, epoch;
+    int num_metrics;
+    char metric_names[RT_CKPT_MAX_METRICS][RT_CKPT_METRIC_NAME_MAX];
+    double metric_values[RT_CKPT_MAX_METRICS];
+} ckpt_entry;
+
+rt_status ckpt_manifest_write(const char *dir, const rt_train_state *s, int world_size,
+                              const rt_ckpt_metric *metrics, int num_metrics);
+rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e);
+/* Rewrites run_dir's index (atomically) listing entries[i] with keep[i]. */
+rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const int *keep,
+                           int n, const rt_ckpt_policy *policy);
+
+/* ---- state <-> file (state.c) ----------------------------------------------- */
+rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, int world_size,
+                           const rt_ckpt_metric *metrics, int num_metrics);
+rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info);
+rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
+
+#endif

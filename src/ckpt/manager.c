@@ -1,0 +1,356 @@
+/* The checkpoint manager: saving with an atomic commit, the run's index,
+ * retention, finding the checkpoint to resume from, and removing what a
+ * crashed save left behind.
+ *
+ * Commit protocol (ARCHITECTURE.md invariant 4: committed checkpoints are
+ * immutable). A checkpoint exists exactly when the directory
+ * RUN/checkpoint_%06d exists; it only ever appears there by a rename of a
+ * complete, synced directory, so a crash at any moment leaves either the
+ * old state or the new checkpoint, never a partial one under that name.
+ *  1. Rank 0 creates RUN (if missing) and the temporary directory
+ *     RUN/.tmp_checkpoint_%06d (removing a stale one of the same index);
+ *     an existing committed checkpoint of that index is an error. All
+ *     ranks learn the outcome (broadcast).
+ *  2. All ranks create checkpoint.h5 in it with the MPI-IO driver, write
+ *     their slices of every dataset collectively, and close it. After
+ *     each step the ranks agree on success (all-reduce), so a failure on
+ *     one rank stops all of them at the same point.
+ *  3. Every rank fsyncs checkpoint.h5 (each flushes what its node wrote);
+ *     all-reduce. Rank 0 writes manifest.json (fsynced), makes the files
+ *     read-only (0440) and fsyncs the temporary directory; broadcast.
+ *  4. Rank 0 makes the directory read-only (0550), renames it to
+ *     RUN/checkpoint_%06d (the commit point) and fsyncs RUN.
+ *  5. Rank 0 lists the committed checkpoints (from their manifests),
+ *     applies retention and writes RUN/checkpoint_index.json atomically
+ *     (temporary file, fsync, rename, fsync RUN) listing those it keeps;
+ *     only then renames each one to delete to RUN/.tmp_deleted_* and
+ *     removes it. The newest checkpoint is always kept. The index is
+ *     rebuilt from the directories each time, so an index left stale by a
+ *     crash between 4 and 5 is corrected by the next save.
+ *  6. Rank 0 broadcasts the outcome of 4-5 with its message, so every
+ *     rank returns the same status.
+ * If steps 1-3 fail, rank 0 removes the temporary directory and nothing
+ * committed is touched. Temporaries left by a crash are removed by
+ * rt_ckpt_cleanup_stale at the next start; nothing reads them before.
+ *
+ * Test-only fault points (RTRAIN_FAULT, see rtrain/ckpt.h) sit between the
+ * steps: ckpt_before_write (after 1), ckpt_during_write (inside 2, model
+ * written, optimizer not), ckpt_before_commit (after 3), ckpt_before_index
+ * (after 4). */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "internal.h"
+
+/* ---- step 1 ------------------------------------------------------------------- */
+
+static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir)
+{
+    struct stat sb;
+    if (mkdir(run_dir, 0750) != 0 && errno != EEXIST)
+        return RT_ERROR(RT_ERR_IO, "cannot create run directory %s: %s (its parent must be "
+                        "an existing, writable directory)", run_dir, strerror(errno));
+    if (stat(run_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return RT_ERROR(RT_ERR_IO, "run directory %s is not a directory", run_dir);
+    if (stat(final_dir, &sb) == 0)
+        return RT_ERROR(RT_ERR_IO, "%s already exists: committed checkpoints are immutable "
+                        "(is another run writing to %s, or was training_iteration not "
+                        "restored on resume?)", final_dir, run_dir);
+    RT_CHECK(ckpt_remove_tree(tmp_dir));
+    if (mkdir(tmp_dir, 0750) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot create %s: %s", tmp_dir, strerror(errno));
+    return RT_OK;
+}
+
+/* ---- steps 2 and 3 ---------------------------------------------------------------- */
+
+static rt_status write_file(MPI_Comm comm, const char *path, const rt_train_state *s,
+                            const rt_ckpt_metric *metrics, int num_metrics)
+{
+    rt_ckpt_file *f = NULL;
+    RT_CHECK(rt_ckpt_file_create(&f, comm, path));
+    rt_status st = ckpt_state_write(f, s, ckpt_world(comm), metrics, num_metrics);
+    rt_status cst = rt_ckpt_file_close(f);
+    RT_CHECK(st);
+    RT_CHECK(cst);
+    /* Each rank flushes what it wrote (on a parallel file system, the
+     * pages its own client holds). */
+    RT_CHECK(ckpt_agree(comm, ckpt_fsync_path(path, 0)));
+    return RT_OK;
+}
+
+static rt_status seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
+                          int world, const rt_ckpt_metric *metrics, int num_metrics)
+{
+    char manifest[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics));
+    RT_CHECK(ckpt_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
+    if (chmod(file, 0440) != 0 || chmod(manifest, 0440) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot make the files in %s read-only: %s", tmp_dir,
+                        strerror(errno));
+    RT_CHECK(ckpt_fsync_path(tmp_dir, 1));
+    return RT_OK;
+}
+
+/* ---- step 5 -------------------------------------------------------------------------- */
+
+static rt_status delete_checkpoint(const char *run_dir, int64_t index)
+{
+    char from[RT_CKPT_PATH_MAX], to[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_path(from, sizeof from, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+                       (long long)index));
+    RT_CHECK(ckpt_path(to, sizeof to, "%s/" CKPT_DELETED_PREFIX "%06lld", run_dir,
+                       (long long)index));
+    /* Out of the committed name space first, atomically: a crash while
+     * removing leaves a temporary, never a half-deleted checkpoint. */
+    RT_CHECK(ckpt_remove_tree(to));
+    if (rename(from, to) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
+    RT_CHECK(ckpt_remove_tree(to));
+    return RT_OK;
+}
+
+/* Manifests of the committed checkpoints; one that cannot be read is left
+ * out of the index (and so never deleted), with a warning. */
+static rt_status read_entries(const char *run_dir, ckpt_entry **out, int *count)
+{
+    int64_t *idx = NULL;
+    int n = 0, m = 0;
+    *out = NULL;
+    *count = 0;
+    RT_CHECK(rt_ckpt_list(run_dir, &idx, &n));
+    ckpt_entry *e = NULL;
+    rt_status st = rt_alloc(&e, (size_t)(n ? n : 1), sizeof *e, "checkpoint index entries");
+    for (int i = 0; st == RT_OK && i < n; i++) {
+        char dir[RT_CKPT_PATH_MAX];
+        st = ckpt_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+                       (long long)idx[i]);
+        if (st != RT_OK)
+            break;
+        if (ckpt_manifest_read(dir, &e[m]) == RT_OK) {
+            m++;
+        } else {
+            rt_warn("checkpoint %s is left out of the index and kept: %s", dir,
+                    rt_error_message());
+            rt_error_clear();
+        }
+    }
+    rt_free(idx);
+    if (st != RT_OK) {
+        rt_free(e);
+        return st;
+    }
+    *out = e;
+    *count = m;
+    return RT_OK;
+}
+
+static rt_status index_and_retain(const char *run_dir, const rt_ckpt_policy *policy)
+{
+    ckpt_entry *e = NULL;
+    int n = 0;
+    RT_CHECK(read_entries(run_dir, &e, &n));
+    rt_ckpt_score *scores = NULL;
+    int *keep = NULL;
+    rt_status st = rt_alloc(&scores, (size_t)(n ? n : 1), sizeof *scores, "retention scores");
+    if (st == RT_OK)
+        st = rt_alloc(&keep, (size_t)(n ? n : 1), sizeof *keep, "retention flags");
+    const char *attr = policy ? policy->score_attribute : NULL;
+    for (int i = 0; st == RT_OK && i < n; i++) {
+        scores[i] = (rt_ckpt_score){.training_iteration = e[i].training_iteration};
+        for (int k = 0; attr && k < e[i].num_metrics; k++)
+            if (strcmp(e[i].metric_names[k], attr) == 0) {
+                scores[i].has_score = 1;
+                scores[i].score = e[i].metric_values[k];
+            }
+    }
+    if (st == RT_OK) {
+        rt_ckpt_retention_select(scores, n, policy, keep);
+        st = ckpt_index_write(run_dir, e, keep, n, policy);   /* before any deletion */
+    }
+    for (int i = 0; st == RT_OK && i < n; i++) {
+        if (keep[i])
+            continue;
+        if (delete_checkpoint(run_dir, e[i].index) != RT_OK) {
+            /* Not fatal: the checkpoint stays valid and the next save retries. */
+            rt_warn("retention could not remove a checkpoint: %s", rt_error_message());
+            rt_error_clear();
+        }
+    }
+    rt_free(keep);
+    rt_free(scores);
+    rt_free(e);
+    RT_CHECK(st);
+    return RT_OK;
+}
+
+/* Steps 4 and 5 (rank 0). */
+static rt_status commit(const char *run_dir, const char *tmp_dir, const char *final_dir,
+                        const rt_ckpt_policy *policy)
+{
+    if (chmod(tmp_dir, 0550) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot make %s read-only: %s", tmp_dir, strerror(errno));
+    if (rename(tmp_dir, final_dir) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot commit checkpoint: rename %s to %s: %s", tmp_dir,
+                        final_dir, strerror(errno));
+    RT_CHECK(ckpt_fsync_path(run_dir, 1));
+    ckpt_fault_point("ckpt_before_index", 0);
+    rt_status st = index_and_retain(run_dir, policy);
+    if (st != RT_OK)
+        rt_warn("checkpoint %s is committed, but the index or retention failed", final_dir);
+    RT_CHECK(st);
+    return RT_OK;
+}
+
+static rt_status check_save_args(const char *run_dir, const rt_train_state *s,
+                                 const rt_ckpt_metric *metrics, int num_metrics,
+                                 const rt_ckpt_policy *policy)
+{
+    if (!run_dir || !run_dir[0] || !s || !s->model)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save needs a run directory and a model");
+    if (s->training_iteration < 1)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
+                        "counts reports and must be >= 1", (long long)s->training_iteration);
+    if (policy && policy->num_to_keep < 0)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "checkpoint num_to_keep is %d (0 keeps all)",
+                        policy->num_to_keep);
+    RT_CHECK(ckpt_check_metrics(metrics, num_metrics));
+    return RT_OK;
+}
+
+rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state *s,
+                       const rt_ckpt_metric *metrics, int num_metrics,
+                       const rt_ckpt_policy *policy, char *committed_dir,
+                       size_t committed_dir_size)
+{
+    int rank = ckpt_rank(comm), world = ckpt_world(comm);
+    RT_CHECK(check_save_args(run_dir, s, metrics, num_metrics, policy));   /* same on all ranks */
+    long long idx = (long long)s->training_iteration - 1;
+    char tmp_dir[RT_CKPT_PATH_MAX], final_dir[RT_CKPT_PATH_MAX], file[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_path(tmp_dir, sizeof tmp_dir, "%s/" CKPT_TMP_PREFIX "%06lld", run_dir, idx));
+    RT_CHECK(ckpt_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir, idx));
+    RT_CHECK(ckpt_path(file, sizeof file, "%s/%s", tmp_dir, CKPT_FILE_NAME));
+    if (committed_dir && committed_dir_size)
+        committed_dir[0] = '\0';
+
+    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? prepare_dirs(run_dir, tmp_dir, final_dir)
+                                             : RT_OK, 0));
+    ckpt_fault_point("ckpt_before_write", rank);
+    rt_status st = write_file(comm, file, s, metrics, num_metrics);
+    if (st == RT_OK)
+        st = ckpt_agree_root(comm, rank == 0 ? seal_dir(tmp_dir, file, s, world, metrics,
+                                                        num_metrics)
+                                             : RT_OK, 0);
+    if (st != RT_OK) {
+        if (rank == 0 && ckpt_remove_tree(tmp_dir) != RT_OK)
+            rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");
+        RT_CHECK(st);
+    }
+    ckpt_fault_point("ckpt_before_commit", rank);
+    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
+                                             : RT_OK, 0));
+    if (committed_dir && committed_dir_size)
+        snprintf(committed_dir, committed_dir_size, "%s", final_dir);
+    return RT_OK;
+}
+
+/* ---- start of a run -------------------------------------------------------------------- */
+
+static int is_stale_name(const char *name)
+{
+    return strncmp(name, CKPT_TMP_PREFIX, strlen(CKPT_TMP_PREFIX)) == 0 ||
+           strncmp(name, CKPT_DELETED_PREFIX, strlen(CKPT_DELETED_PREFIX)) == 0 ||
+           strcmp(name, CKPT_INDEX_TMP_NAME) == 0;
+}
+
+static rt_status remove_stale(const char *run_dir)
+{
+    DIR *d = opendir(run_dir);
+    if (!d)
+        return errno == ENOENT ? RT_OK
+                               : RT_ERROR(RT_ERR_IO, "cannot list run directory %s: %s",
+                                          run_dir, strerror(errno));
+    rt_status st = RT_OK;
+    int removed = 0;
+    struct dirent *de;
+    while (st == RT_OK && (de = readdir(d)) != NULL) {
+        if (!is_stale_name(de->d_name))
+            continue;
+        char path[RT_CKPT_PATH_MAX];
+        st = ckpt_path(path, sizeof path, "%s/%s", run_dir, de->d_name);
+        if (st == RT_OK)
+            st = ckpt_remove_tree(path);
+        removed += st == RT_OK;
+    }
+    closedir(d);
+    RT_CHECK(st);
+    if (removed)
+        rt_info("removed %d temporary checkpoint file(s) left in %s by an interrupted save",
+                removed, run_dir);
+    return RT_OK;
+}
+
+rt_status rt_ckpt_cleanup_stale(MPI_Comm comm, const char *run_dir)
+{
+    int rank = ckpt_rank(comm);
+    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? remove_stale(run_dir) : RT_OK, 0));
+    return RT_OK;
+}
+
+/* Rank 0's list of committed checkpoints, given to every rank. */
+static rt_status shared_list(MPI_Comm comm, const char *run_dir, int64_t **idx, int *n)
+{
+    int rank = ckpt_rank(comm);
+    *idx = NULL;
+    *n = 0;
+    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? rt_ckpt_list(run_dir, idx, n) : RT_OK, 0));
+    if (comm == MPI_COMM_NULL)
+        return RT_OK;
+    if (MPI_Bcast(n, 1, MPI_INT, 0, comm) != MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the checkpoint count failed");
+    if (*n == 0)
+        return RT_OK;
+    if (rank != 0)
+        RT_CHECK(rt_alloc(idx, (size_t)*n, sizeof **idx, "checkpoint list"));
+    if (MPI_Bcast(*idx, *n, MPI_INT64_T, 0, comm) != MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the checkpoint list failed");
+    return RT_OK;
+}
+
+rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
+                              size_t out_size, int *found)
+{
+    int64_t *idx = NULL;
+    int n = 0;
+    *found = 0;
+    RT_CHECK(shared_list(comm, run_dir, &idx, &n));
+    char first_reason[1024] = "";
+    rt_status st = RT_OK;
+    for (int i = n - 1; i >= 0 && !*found; i--) {
+        char dir[RT_CKPT_PATH_MAX];
+        st = ckpt_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+                       (long long)idx[i]);
+        if (st != RT_OK)
+            break;
+        if (rt_ckpt_verify(comm, dir) == RT_OK) {
+            *found = 1;
+            st = ckpt_path(out_dir, out_size, "%s", dir);
+            break;
+        }
+        if (!first_reason[0])
+            snprintf(first_reason, sizeof first_reason, "%s", rt_error_message());
+        if (ckpt_rank(comm) == 0)
+            rt_warn("checkpoint %s is not valid and is skipped: %s", dir, rt_error_message());
+        rt_error_clear();
+    }
+    rt_free(idx);
+    RT_CHECK(st);
+    if (n > 0 && !*found)
+        return RT_ERROR(RT_ERR_FORMAT, "no valid checkpoint in %s: all %d committed checkpoints "
+                        "failed verification (newest: %s); nothing was deleted: inspect them "
+                        "with rtrain-ckpt verify", run_dir, n, first_reason);
+    return RT_OK;
+}

@@ -1,0 +1,369 @@
+/* Training state <-> checkpoint file: what goes where in checkpoint.h5
+ * (docs/checkpoint-format.md), loading with any world size, and the
+ * verification used by find_latest and `rtrain-ckpt verify`.
+ *
+ *   /                     attributes: format, format_version, rtrain_version,
+ *                         world_size, config_digest, step, epoch,
+ *                         training_iteration, metric.<name>
+ *   /model/<name>         parameters then buffers, state_dict names, global shapes
+ *   /optimizer            attributes: type, step
+ *   /optimizer/<slot>/<name>   state slot (momentum_buffer, exp_avg, ...) per parameter
+ *   /scheduler            attribute step
+ *   /rng                  attribute seed (the RNG is counter-based: keys come from it)
+ *   /data                 attributes epoch, next_batch */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "config.h"
+#include "internal.h"
+
+/* ---- writing -------------------------------------------------------------------- */
+
+rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics)
+{
+    if (num_metrics < 0 || num_metrics > RT_CKPT_MAX_METRICS || (num_metrics && !metrics))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "a checkpoint holds 0 to %d metrics, not %d",
+                        RT_CKPT_MAX_METRICS, num_metrics);
+    for (int i = 0; i < num_metrics; i++) {
+        const char *n = metrics[i].name;
+        if (!n || !n[0] || strlen(n) >= RT_CKPT_METRIC_NAME_MAX || strchr(n, '/'))
+            return RT_ERROR(RT_ERR_INVALID_ARG, "metric name \"%s\" cannot be stored in a "
+                            "checkpoint (1 to %d bytes, no '/')", n ? n : "(null)",
+                            RT_CKPT_METRIC_NAME_MAX - 1);
+        for (int j = 0; j < i; j++)
+            if (strcmp(metrics[j].name, n) == 0)
+                return RT_ERROR(RT_ERR_INVALID_ARG, "metric %s is given twice", n);
+    }
+    return RT_OK;
+}
+
+static rt_status write_root_attrs(rt_ckpt_file *f, const rt_train_state *s, int world_size,
+                                  const rt_ckpt_metric *metrics, int num_metrics)
+{
+    RT_CHECK(rt_ckpt_attr_set_string(f, "/", "format", CKPT_FORMAT_NAME));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/", "format_version", RT_CKPT_FORMAT_VERSION));
+    RT_CHECK(rt_ckpt_attr_set_string(f, "/", "rtrain_version", PACKAGE_VERSION));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/", "world_size", world_size));
+    RT_CHECK(rt_ckpt_attr_set_string(f, "/", "config_digest", s->config_digest));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/", "step", s->step));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/", "epoch", s->epoch));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/", "training_iteration", s->training_iteration));
+    for (int i = 0; i < num_metrics; i++) {
+        char attr[RT_CKPT_METRIC_NAME_MAX + 16];
+        snprintf(attr, sizeof attr, "%s%s", CKPT_METRIC_PREFIX, metrics[i].name);
+        RT_CHECK(rt_ckpt_attr_set_double(f, "/", attr, metrics[i].value));
+    }
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/scheduler", "step", s->step));
+    RT_CHECK(rt_ckpt_attr_set_uint(f, "/rng", "seed", s->seed));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/data", "epoch", s->epoch));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/data", "next_batch", s->next_batch));
+    return RT_OK;
+}
+
+static void tensor_shape64(const rt_tensor_info *t, int64_t *shape)
+{
+    for (int d = 0; d < t->ndim; d++)
+        shape[d] = t->shape[d];
+}
+
+static rt_status write_model(rt_ckpt_file *f, rt_model *m)
+{
+    const float *params = rt_model_params(m), *buffers = rt_model_buffers(m);
+    for (int i = 0; i < rt_model_num_tensors(m); i++) {
+        const rt_tensor_info *t = rt_model_tensor(m, i);
+        char name[RT_NAME_MAX + 16];
+        int64_t shape[RT_MAX_NDIM];
+        snprintf(name, sizeof name, "/model/%s", t->name);
+        tensor_shape64(t, shape);
+        const float *base = t->kind == RT_TENSOR_PARAM ? params : buffers;
+        RT_CHECK(rt_ckpt_write_tensor(f, name, t->ndim, shape, base + t->offset));
+    }
+    return RT_OK;
+}
+
+static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s)
+{
+    rt_optimizer *o = s->optim;
+    RT_CHECK(rt_ckpt_attr_set_string(f, "/optimizer", "type",
+                                     s->optimizer_type ? s->optimizer_type : ""));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", rt_optim_step_count(o)));
+    for (int k = 0; k < rt_optim_state_slots(o); k++) {
+        const float *slab = rt_optim_state(o, k);
+        for (int i = 0; i < rt_model_num_tensors(s->model); i++) {
+            const rt_tensor_info *t = rt_model_tensor(s->model, i);
+            if (t->kind != RT_TENSOR_PARAM)
+                continue;
+            char name[2 * RT_NAME_MAX + 16];
+            int64_t shape[RT_MAX_NDIM];
+            snprintf(name, sizeof name, "/optimizer/%s/%s", rt_optim_state_name(o, k), t->name);
+            tensor_shape64(t, shape);
+            RT_CHECK(rt_ckpt_write_tensor(f, name, t->ndim, shape, slab + t->offset));
+        }
+    }
+    return RT_OK;
+}
+
+rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, int world_size,
+                           const rt_ckpt_metric *metrics, int num_metrics)
+{
+    RT_CHECK(write_root_attrs(f, s, world_size, metrics, num_metrics));
+    RT_CHECK(write_model(f, s->model));
+    /* Test-only: a rank dies with part of the datasets written. */
+    ckpt_fault_point("ckpt_during_write", ckpt_file_rank(f));
+    if (s->optim)
+        RT_CHECK(write_optimizer(f, s));
+    return RT_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info)
+{
+    memset(info, 0, sizeof *info);
+    char format[64];
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/", "format", format, sizeof format));
+    if (strcmp(format, CKPT_FORMAT_NAME) != 0)
+        return RT_ERROR(RT_ERR_FORMAT, "%s is not an rtrain checkpoint (format \"%s\")",
+                        rt_ckpt_file_path(f), format);
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/", "format_version", &info->format_version));
+    if (info->format_version < 1 || info->format_version > RT_CKPT_FORMAT_VERSION)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "%s has checkpoint format version %lld; this "
+                        "rtrain (%s) reads versions 1 to %d: use a newer rtrain",
+                        rt_ckpt_file_path(f), (long long)info->format_version, PACKAGE_VERSION,
+                        RT_CKPT_FORMAT_VERSION);
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/", "rtrain_version", info->rtrain_version,
+                                     sizeof info->rtrain_version));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/", "world_size", &info->world_size));
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/", "config_digest", info->config_digest,
+                                     sizeof info->config_digest));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/", "step", &info->step));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/", "epoch", &info->epoch));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/", "training_iteration", &info->training_iteration));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/data", "next_batch", &info->next_batch));
+    RT_CHECK(rt_ckpt_attr_get_uint(f, "/rng", "seed", &info->seed));
+    int64_t sched_step = 0, data_epoch = 0;
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/scheduler", "step", &sched_step));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/data", "epoch", &data_epoch));
+    if (sched_step != info->step || data_epoch != info->epoch)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: /scheduler step or /data epoch disagrees with "
+                        "the root attributes: the file is inconsistent", rt_ckpt_file_path(f));
+    RT_CHECK(rt_ckpt_exists(f, "/optimizer", &info->has_optimizer));
+    if (info->has_optimizer) {
+        RT_CHECK(rt_ckpt_attr_get_string(f, "/optimizer", "type", info->optimizer_type,
+                                         sizeof info->optimizer_type));
+        RT_CHECK(rt_ckpt_attr_get_int(f, "/optimizer", "step", &info->optimizer_step));
+    }
+    RT_CHECK(ckpt_read_metrics(f, info));
+    return RT_OK;
+}
+
+static rt_status load_model(rt_ckpt_file *f, rt_model *m)
+{
+    int64_t stored = 0;
+    int n = rt_model_num_tensors(m);
+    RT_CHECK(ckpt_group_count(f, "/model", &stored));
+    if (stored != n)
+        return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has %lld tensors under /model, the model "
+                        "has %d: the config's model differs from the one saved",
+                        rt_ckpt_file_path(f), (long long)stored, n);
+    float *params = rt_model_params(m), *buffers = rt_model_buffers(m);
+    for (int i = 0; i < n; i++) {
+        const rt_tensor_info *t = rt_model_tensor(m, i);
+        char name[RT_NAME_MAX + 16];
+        int64_t want[RT_MAX_NDIM], got[RT_CKPT_MAX_NDIM];
+        int nd = 0, exists = 0;
+        snprintf(name, sizeof name, "/model/%s", t->name);
+        tensor_shape64(t, want);
+        RT_CHECK(rt_ckpt_exists(f, name, &exists));
+        if (!exists)
+            return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has no %s, which the model has: the "
+                            "config's model differs from the one saved",
+                            rt_ckpt_file_path(f), t->name);
+        RT_CHECK(rt_ckpt_tensor_shape(f, name, &nd, got));
+        int same = nd == t->ndim;
+        for (int d = 0; same && d < nd; d++)
+            same = got[d] == want[d];
+        if (!same) {
+            char a[128], b[128];
+            ckpt_format_shape(a, sizeof a, nd, got);
+            ckpt_format_shape(b, sizeof b, t->ndim, want);
+            return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has %s %s, model expects %s %s: the "
+                            "config's model differs from the one saved",
+                            rt_ckpt_file_path(f), t->name, a, t->name, b);
+        }
+        float *base = t->kind == RT_TENSOR_PARAM ? params : buffers;
+        RT_CHECK(rt_ckpt_read_tensor(f, name, t->ndim, want, base + t->offset));
+    }
+    return RT_OK;
+}
+
+static rt_status load_optimizer(rt_ckpt_file *f, rt_train_state *s, const rt_ckpt_info *info)
+{
+    const char *path = rt_ckpt_file_path(f);
+    if (!s->optim)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "loading optimizer state from %s needs an "
+                        "optimizer in the training state", path);
+    if (!info->has_optimizer)
+        return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has no optimizer state: load the model "
+                        "weights only", path);
+    if (s->optimizer_type && info->optimizer_type[0] &&
+        strcmp(s->optimizer_type, info->optimizer_type) != 0)
+        return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s was saved with optimizer %s, the "
+                        "training uses %s: use the same optimizer or load the model weights "
+                        "only", path, info->optimizer_type, s->optimizer_type);
+    rt_optimizer *o = s->optim;
+    for (int k = 0; k < rt_optim_state_slots(o); k++) {
+        float *slab = rt_optim_state(o, k);
+        char group[RT_NAME_MAX + 16];
+        int exists = 0;
+        snprintf(group, sizeof group, "/optimizer/%s", rt_optim_state_name(o, k));
+        RT_CHECK(rt_ckpt_exists(f, group, &exists));
+        if (!exists)
+            return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has no optimizer state %s (saved "
+                            "with optimizer \"%s\"): use the same optimizer or load the model "
+                            "weights only", path, rt_optim_state_name(o, k),
+                            info->optimizer_type);
+        for (int i = 0; i < rt_model_num_tensors(s->model); i++) {
+            const rt_tensor_info *t = rt_model_tensor(s->model, i);
+            if (t->kind != RT_TENSOR_PARAM)
+                continue;
+            char name[2 * RT_NAME_MAX + 16];
+            int64_t shape[RT_MAX_NDIM];
+            snprintf(name, sizeof name, "%s/%s", group, t->name);
+            tensor_shape64(t, shape);
+            RT_CHECK(rt_ckpt_read_tensor(f, name, t->ndim, shape, slab + t->offset));
+        }
+    }
+    rt_optim_set_step_count(o, info->optimizer_step);
+    return RT_OK;
+}
+
+static rt_status load_parts(rt_ckpt_file *f, rt_train_state *s, int what, rt_ckpt_info *info)
+{
+    RT_CHECK(ckpt_info_read(f, info));
+    if ((what & RT_CKPT_LOAD_MODEL) && !s->model)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "loading %s needs a model in the training state",
+                        rt_ckpt_file_path(f));
+    if (what & RT_CKPT_LOAD_MODEL)
+        RT_CHECK(load_model(f, s->model));
+    if (what & RT_CKPT_LOAD_OPTIMIZER)
+        RT_CHECK(load_optimizer(f, s, info));
+    if (what & RT_CKPT_LOAD_PROGRESS) {
+        s->epoch = info->epoch;
+        s->next_batch = info->next_batch;
+        s->step = info->step;
+        s->training_iteration = info->training_iteration;
+        s->seed = info->seed;
+    }
+    return RT_OK;
+}
+
+rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *s, int what,
+                       rt_ckpt_info *info)
+{
+    char path[RT_CKPT_PATH_MAX];
+    rt_ckpt_info local;
+    if (!info)
+        info = &local;
+    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    rt_ckpt_file *f = NULL;
+    RT_CHECK(rt_ckpt_file_open(&f, comm, path));
+    rt_status st = load_parts(f, s, what, info);   /* agreed step by step */
+    rt_status cst = rt_ckpt_file_close(f);
+    RT_CHECK(st);
+    RT_CHECK(cst);
+    return RT_OK;
+}
+
+rt_status rt_ckpt_read_info(const char *ckpt_dir, rt_ckpt_info *info)
+{
+    char path[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    rt_ckpt_file *f = NULL;
+    RT_CHECK(rt_ckpt_file_open(&f, MPI_COMM_NULL, path));
+    rt_status st = ckpt_info_read(f, info);
+    rt_status cst = rt_ckpt_file_close(f);
+    RT_CHECK(st);
+    RT_CHECK(cst);
+    return RT_OK;
+}
+
+/* ---- verification ------------------------------------------------------------------ */
+
+typedef struct verify_ctx {
+    rt_ckpt_file *f;
+    int rank, world, seen;
+    int64_t file_size;
+    float *buf;
+    uint64_t buf_count;
+} verify_ctx;
+
+/* Reads (and so checksums) every world-th dataset, starting at rank. */
+static rt_status verify_tensor(void *arg, const char *name, int ndim, const int64_t *shape)
+{
+    verify_ctx *v = arg;
+    if (v->seen++ % v->world != v->rank)
+        return RT_OK;
+    /* Bound the size by the file's before allocating: contiguous data must
+     * lie inside the file. */
+    uint64_t count = 1, limit = v->file_size > 0 ? (uint64_t)v->file_size / 4 : 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] != 0 && count > limit / (uint64_t)shape[d]) {
+            count = limit + 1;
+            break;
+        }
+        count *= (uint64_t)shape[d];
+    }
+    if (count > limit)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s claims more data than the file's %lld "
+                        "bytes: the file is truncated or corrupt", rt_ckpt_file_path(v->f),
+                        name, (long long)v->file_size);
+    if (count > v->buf_count) {
+        rt_free(v->buf);
+        v->buf = NULL;
+        v->buf_count = 0;
+        RT_CHECK(rt_alloc(&v->buf, (size_t)count, sizeof(float), "checkpoint verify buffer"));
+        v->buf_count = count;
+    }
+    RT_CHECK(rt_ckpt_read_tensor(v->f, name, ndim, shape, v->buf));
+    return RT_OK;
+}
+
+/* This rank's share of the checks of one checkpoint directory. */
+static rt_status verify_local(const char *ckpt_dir, int rank, int world)
+{
+    ckpt_entry entry;
+    RT_CHECK(ckpt_manifest_read(ckpt_dir, &entry));
+    char path[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    rt_ckpt_file *f = NULL;
+    RT_CHECK(rt_ckpt_file_open(&f, MPI_COMM_NULL, path));
+    rt_ckpt_info info;
+    verify_ctx v = {.f = f, .rank = rank, .world = world, .file_size = ckpt_file_size(f)};
+    rt_status st = ckpt_info_read(f, &info);
+    if (st == RT_OK && info.training_iteration != entry.training_iteration)
+        st = RT_ERROR(RT_ERR_FORMAT, "%s: training_iteration %lld differs from the manifest's "
+                      "%lld: the directory is inconsistent", path,
+                      (long long)info.training_iteration, (long long)entry.training_iteration);
+    static const char *const groups[] = {"/model", "/scheduler", "/rng", "/data"};
+    for (size_t i = 0; st == RT_OK && i < sizeof groups / sizeof groups[0]; i++) {
+        int exists = 0;
+        st = rt_ckpt_exists(f, groups[i], &exists);
+        if (st == RT_OK && !exists)
+            st = RT_ERROR(RT_ERR_FORMAT, "%s has no group %s", path, groups[i]);
+    }
+    if (st == RT_OK)
+        st = rt_ckpt_foreach_tensor(f, "/", verify_tensor, &v);
+    rt_free(v.buf);
+    rt_status cst = rt_ckpt_file_close(f);
+    RT_CHECK(st);
+    RT_CHECK(cst);
+    return RT_OK;
+}
+
+rt_status rt_ckpt_verify(MPI_Comm comm, const char *ckpt_dir)
+{
+    rt_status st = verify_local(ckpt_dir, ckpt_rank(comm), ckpt_world(comm));
+    RT_CHECK(ckpt_agree(comm, st));
+    return RT_OK;
+}

@@ -1,0 +1,54 @@
+/* Internal to the run module: the rt_run handle shared by rundir.c (the
+ * directory), report.c (result.json, progress.csv), progress.c (console)
+ * and errfile.c (error.txt), and their small file helpers. */
+#ifndef RTRAIN_RUN_INTERNAL_H
+#define RTRAIN_RUN_INTERNAL_H
+
+#include <jansson.h>
+#include "rtrain/run.h"
+
+#define RT_RUN_DIR_MODE 0750
+#define RT_RUN_FILE_MODE 0640
+
+/* Console progress state (rank 0). */
+typedef struct rt_progress {
+    int tty;               /* stdout is a terminal: redraw a bar with \r */
+    int verbose;           /* run.verbose */
+    double log_every_s;    /* plain-line interval when not a terminal */
+    long long epoch, epochs, steps;
+    double epoch_start;    /* rt_time_now() when the epoch began */
+    double last_draw;      /* last bar redraw or plain line */
+    int bar_visible;       /* a bar is on the current line: clear it first */
+} rt_progress;
+
+struct rt_run {
+    rt_session *session;
+    int rank, world_size;
+    char host[64];
+    char dir[RT_PATH_MAX];
+    int iteration;              /* reports so far */
+    double start_time, last_report_time;
+    /* rank 0: progress.csv columns in file order */
+    char **columns;
+    int ncolumns, columns_cap;
+    int files_checked;          /* torn tails of the result files were trimmed */
+    json_t *last;               /* rank 0: the last report written */
+    char score_attribute[64], score_order[8];   /* checkpoint.*, for the summary */
+    FILE *rank_log;             /* rank_N.log, or NULL */
+    rt_progress progress;
+};
+
+/* Creates (or truncates, unless O_APPEND is in flags) path with mode 0640
+ * whatever the umask; *fd is the open descriptor. hint ends the error
+ * message (NULL: check run.storage_path). */
+rt_status rt_run_file_open(int *fd, const char *path, int flags, const char *hint);
+/* write(2) until all of buf is written. */
+rt_status rt_run_write_all(int fd, const char *buf, size_t len, const char *path);
+
+/* progress.c: rank 0's one-line summary of a report just recorded. */
+void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,
+                              double iter_time);
+/* progress.c: clears a bar left on the current terminal line. */
+void rt_progress_clear(rt_run *r);
+
+#endif

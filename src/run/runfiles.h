@@ -1,0 +1,82 @@
+/* Reading a run directory's files, shared by the library (final summary,
+ * result writers) and by rtrain-results, which links without MPI: nothing
+ * here may use MPI or rt_session. None of these functions is collective.
+ *
+ * Files read (see README "Run directory"):
+ *   result.json            JSON lines, one object per report
+ *   checkpoint_index.json  {"checkpoints": [{"dir", "training_iteration",
+ *                          "metrics": {...}}...], "score_attribute",
+ *                          "score_order": "max"|"min"} (checkpoint manager)
+ *   error.txt              "key: value" lines, written by rt_run_fail
+ *   attempts.json          restarts: {"restarts": N} or {"attempts": [...]}
+ *                          or [...] (one entry per attempt) */
+#ifndef RTRAIN_RUN_RUNFILES_H
+#define RTRAIN_RUN_RUNFILES_H
+
+#include <stdio.h>
+#include <jansson.h>
+#include "rtrain/core.h"
+
+#define RT_RUNFILES_MAX_LINE (1 << 20)          /* longest result.json line read */
+#define RT_RUNFILES_MAX_JSON (64L << 20)        /* largest small JSON file read */
+
+/* The shortest decimal text that reads back as the same double (like
+ * Python's repr): integral values keep ".0" so that they stay reals. NaN and
+ * Inf give "" (the caller writes null or an empty cell). */
+void rt_runfiles_format_number(char *out, size_t size, double v);
+
+typedef struct rt_run_rows {
+    json_t *rows;          /* JSON array of the report objects, in file order */
+    long lines;            /* lines read */
+    long torn_line;        /* > 0: this unterminated last line did not parse; ignored */
+    long bad_lines;        /* complete lines that were not a JSON object; skipped */
+    long first_bad_line;
+} rt_run_rows;
+
+/* Reads dir/result.json. A missing file gives no rows (the run has not
+ * reported yet); a missing directory is RT_ERR_IO. */
+rt_status rt_runfiles_read_rows(rt_run_rows *out, const char *dir);
+void rt_runfiles_free_rows(rt_run_rows *rows);
+
+/* Reads dir/name as JSON into *out (NULL when the file does not exist). */
+rt_status rt_runfiles_read_json(json_t **out, const char *dir, const char *name);
+/* Reads dir/name as text into *out (malloc'd; NULL when it does not exist). */
+rt_status rt_runfiles_read_text(char **out, const char *dir, const char *name, size_t max);
+
+/* Checkpoints of a checkpoint_index.json ranked by a metric. */
+typedef struct rt_ckpt_item {
+    const char *dir;           /* points into the index */
+    long long iteration;       /* training_iteration, -1 when absent */
+    double score;              /* NaN when the metric is absent or null */
+} rt_ckpt_item;
+
+typedef struct rt_ckpt_list {
+    rt_ckpt_item *items;       /* best first; unscored ones last, newest first */
+    int count;
+    int latest;                /* index into items of the newest, -1: none */
+    char metric[128];          /* "" : no score, ranked newest first */
+    int maximize;
+} rt_ckpt_list;
+
+/* metric/mode NULL or "": the index's score_attribute/score_order. index may
+ * be NULL (no checkpoints). */
+rt_status rt_runfiles_rank_checkpoints(rt_ckpt_list *out, const json_t *index,
+                                       const char *metric, const char *mode);
+void rt_runfiles_free_checkpoints(rt_ckpt_list *list);
+
+/* Restarts recorded in dir/attempts.json; 0 when it does not exist. */
+rt_status rt_runfiles_restarts(int *out, const char *dir);
+
+/* The value of "key: value" in error.txt's text, copied to out ("" if absent). */
+void rt_runfiles_error_field(char *out, size_t size, const char *text, const char *key);
+
+/* s as one CSV cell (quoted when it holds a comma, quote or line break;
+ * quotes doubled), like snprintf: returns the length it needs. */
+size_t rt_runfiles_csv_cell(char *out, size_t size, const char *s);
+
+/* Prints a boxed table like Ray's trial status: cells[row * cols + col],
+ * row 0 the header; numbers (cells starting with a digit, '-' or '.')
+ * right-aligned. */
+void rt_runfiles_print_table(FILE *f, const char *const *cells, int rows, int cols);
+
+#endif
