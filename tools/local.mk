@@ -18,3 +18,13 @@ tools_rtrain_results_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
 # rtrain-ckpt (issue 5): inspect, verify, export, diff checkpoints.
 bin_PROGRAMS += tools/rtrain-ckpt
 tools_rtrain_ckpt_SOURCES = tools/rtrain-ckpt.c
+
+# rtrain-run (issue 6): the launcher that retries failed runs (mpirun, or
+# srun --mpi=pmix inside Slurm) and records attempts.json. It reads the
+# config with the library (rt_config_load), linked statically (-static:
+# libtool's uninstalled librtrain.a) so that the program is a real binary and
+# not a libtool wrapper script, which matters because it looks for rtrain
+# next to its own executable.
+bin_PROGRAMS += tools/rtrain-run
+tools_rtrain_run_SOURCES = tools/rtrain-run.c
+tools_rtrain_run_LDFLAGS = -static

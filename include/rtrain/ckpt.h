@@ -153,8 +153,11 @@ typedef struct rt_ckpt_policy {
     rt_ckpt_score_order score_order;
 } rt_ckpt_policy;
 
-/* Saves state and metrics as run_dir/checkpoint_%06d (training_iteration -
- * 1) with the commit protocol of docs/checkpoint-format.md, rewrites
+/* Saves state and metrics as run_dir/checkpoint_%06d, numbered in commit
+ * order (one more than the highest committed; with one checkpoint per
+ * report, as the built-in loop saves them, this is training_iteration - 1
+ * as in Ray, but a preemption checkpoint between two reports gets its own
+ * number) with the commit protocol of docs/checkpoint-format.md, rewrites
  * run_dir/checkpoint_index.json, then applies policy (NULL: keep all).
  * committed_dir (may be NULL) receives the committed directory's path.
  * Every rank passes the same state and metrics. The directory run_dir is
@@ -196,6 +199,14 @@ rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
  * before any save. A missing run_dir is fine. Collective. */
 rt_status rt_ckpt_cleanup_stale(MPI_Comm comm, const char *run_dir);
 
+/* Index the next rt_ckpt_save in run_dir will commit under (so that a
+ * report can name the checkpoint it is saved with). Collective. */
+rt_status rt_ckpt_next_index(MPI_Comm comm, const char *run_dir, int64_t *index);
+
+/* Removes every checkpoint of run_dir and its index (run.overwrite): the
+ * index goes first, so nothing half-removed is ever listed. Collective. */
+rt_status rt_ckpt_remove_all(MPI_Comm comm, const char *run_dir);
+
 /* Checks a checkpoint directory: manifest, structure, every dataset's
  * checksum. On failure the message names the file and the reason.
  * Collective (ranks share the datasets); MPI_COMM_NULL for one process. */
@@ -205,14 +216,14 @@ rt_status rt_ckpt_verify(MPI_Comm comm, const char *ckpt_dir);
  * POSIX driver). Not collective. */
 rt_status rt_ckpt_read_info(const char *ckpt_dir, rt_ckpt_info *info);
 
-/* Indices (training_iteration - 1) of the committed checkpoint directories
+/* Indices (commit order) of the committed checkpoint directories
  * in run_dir, ascending; *indices is freed with rt_free (NULL when *count
  * is 0). A missing run_dir has none. Not collective. */
 rt_status rt_ckpt_list(const char *run_dir, int64_t **indices, int *count);
 
 /* One checkpoint as retention sees it. */
 typedef struct rt_ckpt_score {
-    int64_t training_iteration;
+    int64_t sequence;  /* commit order (directory index): larger is newer */
     int has_score;    /* 0: the score attribute was not reported */
     double score;     /* NaN ranks like a missing score */
 } rt_ckpt_score;

@@ -33,6 +33,7 @@ typedef enum rt_status {
     RT_ERR_UNSUPPORTED,  /* valid request this build cannot do */
     RT_ERR_INTERNAL,     /* invariant broken inside rtrain (a bug) */
     RT_ERR_TIMEOUT,      /* a collective did not complete in time (a rank hangs) */
+    RT_STOPPED,          /* stopped on a signal after checkpointing (not a failure) */
     RT_STATUS_COUNT
 } rt_status;
 

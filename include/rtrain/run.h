@@ -59,6 +59,12 @@ int rt_session_stop_signalled(const rt_session *s);   /* this rank only */
 void rt_session_set_step_timeout(rt_session *s, double seconds);
 double rt_session_step_timeout(const rt_session *s);
 
+/* Collective: in-place MPI all-reduce on the session's communicator that
+ * waits at most the step timeout (then names the unresponsive ranks and
+ * aborts the job, as rt_session_abort_unresponsive). */
+rt_status rt_session_allreduce(rt_session *s, void *buf, int count, MPI_Datatype type,
+                               MPI_Op op);
+
 /* Collective, once per step: agrees on `local` as rt_session_agree does and
  * sets *stop on every rank when any rank has caught a stop signal. One
  * small all-reduce. If the other ranks do not arrive within the step
@@ -95,6 +101,11 @@ void rt_run_close(rt_run *r);
 const char *rt_run_dir(const rt_run *r);
 /* Not collective. Reports made so far (the last training_iteration). */
 int rt_run_iteration(const rt_run *r);
+/* Collective. Continues the run after report `iteration` (0: from the
+ * start): result.json and progress.csv keep their first `iteration` rows
+ * (rows of an interrupted attempt after the checkpoint resumed from are
+ * dropped) and the next report is iteration + 1. */
+rt_status rt_run_resume_at(rt_run *r, int iteration);
 
 /* One metric of a report. NaN/Inf are written as null (empty in progress.csv). */
 typedef struct rt_metric { const char *name; double value; } rt_metric;

@@ -174,7 +174,7 @@ rt_status rt_ckpt_list(const char *run_dir, int64_t **indices, int *count)
     *count = 0;
     DIR *d = opendir(run_dir);
     if (!d) {
-        if (errno == ENOENT)
+        if (errno == ENOENT || errno == ENOTDIR)   /* no such directory: no checkpoints */
             return RT_OK;
         return RT_ERROR(RT_ERR_IO, "cannot list run directory %s: %s", run_dir,
                         strerror(errno));

@@ -124,12 +124,10 @@ rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e)
     RT_CHECK(st);
     const char *base = strrchr(ckpt_dir, '/');
     int64_t idx;
-    if (ckpt_parse_dir_name(base ? base + 1 : ckpt_dir, CKPT_DIR_PREFIX, &idx) &&
-        idx != e->training_iteration - 1)
-        return RT_ERROR(RT_ERR_FORMAT, "%s: training_iteration %lld does not match the "
-                        "directory's index %lld", path, (long long)e->training_iteration,
-                        (long long)idx);
-    e->index = e->training_iteration - 1;
+    if (!ckpt_parse_dir_name(base ? base + 1 : ckpt_dir, CKPT_DIR_PREFIX, &idx))
+        return RT_ERROR(RT_ERR_FORMAT, "%s: the directory is not named checkpoint_NNNNNN",
+                        ckpt_dir);
+    e->index = idx;
     return RT_OK;
 }
 
@@ -208,8 +206,7 @@ static int cmp_rank(const void *a, const void *b, void *arg)
         if (ux && x->score != y->score)
             return (x->score > y->score) == !c->min ? -1 : 1;
     }
-    return (x->training_iteration < y->training_iteration) -
-           (x->training_iteration > y->training_iteration);
+    return (x->sequence < y->sequence) - (x->sequence > y->sequence);
 }
 
 void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n, const rt_ckpt_policy *policy,
@@ -220,7 +217,7 @@ void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n, const rt_ckpt
     int newest = 0;
     for (int i = 0; i < n; i++) {
         keep[i] = 1;
-        if (entries[i].training_iteration > entries[newest].training_iteration)
+        if (entries[i].sequence > entries[newest].sequence)
             newest = i;
     }
     if (!policy || policy->num_to_keep <= 0 || policy->num_to_keep >= n)

@@ -43,7 +43,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "internal.h"
+
+static rt_status shared_list(MPI_Comm comm, const char *run_dir, int64_t **idx, int *n);
 
 /* ---- step 1 ------------------------------------------------------------------- */
 
@@ -160,7 +163,7 @@ static rt_status index_and_retain(const char *run_dir, const rt_ckpt_policy *pol
         st = rt_alloc(&keep, (size_t)(n ? n : 1), sizeof *keep, "retention flags");
     const char *attr = policy ? policy->score_attribute : NULL;
     for (int i = 0; st == RT_OK && i < n; i++) {
-        scores[i] = (rt_ckpt_score){.training_iteration = e[i].training_iteration};
+        scores[i] = (rt_ckpt_score){.sequence = e[i].index};
         for (int k = 0; attr && k < e[i].num_metrics; k++)
             if (strcmp(e[i].metric_names[k], attr) == 0) {
                 scores[i].has_score = 1;
@@ -228,7 +231,9 @@ rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state 
 {
     int rank = ckpt_rank(comm), world = ckpt_world(comm);
     RT_CHECK(check_save_args(run_dir, s, metrics, num_metrics, policy));   /* same on all ranks */
-    long long idx = (long long)s->training_iteration - 1;
+    int64_t next;
+    RT_CHECK(rt_ckpt_next_index(comm, run_dir, &next));
+    long long idx = (long long)next;
     char tmp_dir[RT_CKPT_PATH_MAX], final_dir[RT_CKPT_PATH_MAX], file[RT_CKPT_PATH_MAX];
     RT_CHECK(ckpt_path(tmp_dir, sizeof tmp_dir, "%s/" CKPT_TMP_PREFIX "%06lld", run_dir, idx));
     RT_CHECK(ckpt_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir, idx));
@@ -352,5 +357,37 @@ rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
         return RT_ERROR(RT_ERR_FORMAT, "no valid checkpoint in %s: all %d committed checkpoints "
                         "failed verification (newest: %s); nothing was deleted: inspect them "
                         "with rtrain-ckpt verify", run_dir, n, first_reason);
+    return RT_OK;
+}
+
+static rt_status remove_all(const char *run_dir)
+{
+    char index[RT_CKPT_PATH_MAX];
+    RT_CHECK(ckpt_path(index, sizeof index, "%s/" CKPT_INDEX_NAME, run_dir));
+    if (unlink(index) != 0 && errno != ENOENT)
+        return RT_ERROR(RT_ERR_IO, "cannot remove %s: %s", index, strerror(errno));
+    int64_t *idx = NULL;
+    int n = 0;
+    RT_CHECK(rt_ckpt_list(run_dir, &idx, &n));
+    rt_status st = RT_OK;
+    for (int i = 0; st == RT_OK && i < n; i++)
+        st = delete_checkpoint(run_dir, idx[i]);
+    rt_free(idx);
+    return st;
+}
+
+rt_status rt_ckpt_remove_all(MPI_Comm comm, const char *run_dir)
+{
+    return ckpt_agree_root(comm, ckpt_rank(comm) == 0 ? remove_all(run_dir) : RT_OK, 0);
+}
+
+/* The next number in commit order; every rank gets rank 0's list. */
+rt_status rt_ckpt_next_index(MPI_Comm comm, const char *run_dir, int64_t *index)
+{
+    int64_t *committed = NULL;
+    int n = 0;
+    RT_CHECK(shared_list(comm, run_dir, &committed, &n));
+    *index = n ? committed[n - 1] + 1 : 0;
+    rt_free(committed);
     return RT_OK;
 }

@@ -1,42 +1,19 @@
 /* The built-in training loop: data -> model -> DDP -> optimizer, one report
  * per epoch. Every rank runs the same sequence of collectives:
- *   setup (each step's outcome agreed) -> per optimizer step: forward,
- *   agree (loader error or non-finite loss stops every rank together),
- *   backward with bucketed gradient all-reduce -> per epoch: reduce the
- *   epoch's loss sums, evaluate (sums reduced), report. */
+ *   setup (each stage's outcome agreed) -> resume (trainer_ckpt.c) ->
+ *   per micro-batch: fetch + forward + loss, then ONE agreement that
+ *   carries any rank's failure (loader error, non-finite loss) and any
+ *   rank's stop signal, then backward with bucketed gradient all-reduce ->
+ *   per epoch: reduce the epoch's sums, evaluate, report, checkpoint.
+ * The agreement and the all-reduce wait at most failure.step_timeout_s;
+ * past it the job is aborted naming the ranks that do not respond. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "rtrain/comm.h"
-#include "rtrain/data.h"
-#include "rtrain/nn.h"
-#include "rtrain/optim.h"
 #include "trainer.h"
 
-typedef double (*loss_fn)(float *dlogits, const float *logits, const int32_t *labels, int n,
-                          int classes, float scale);
-
-typedef struct trainer {
-    rt_session *session;
-    const rt_config *cfg;
-    const rt_context *ctx;
-    MPI_Comm comm;
-    rt_dataset *train_set, *test_set;
-    rt_loader *train_loader, *test_loader;
-    rt_model *model;
-    rt_optimizer *optim;
-    rt_ddp *ddp;
-    rt_run *run;
-    loss_fn loss;
-    float *dlogits;             /* [max batch][classes] */
-    int classes;
-    int64_t global_batch;
-    int64_t steps_per_epoch;    /* optimizer steps */
-    int64_t step;               /* optimizer steps done */
-} trainer;
-
-static const struct { const char *name; loss_fn fn; } loss_table[] = {
+static const struct { const char *name; rt_loss_fn fn; } loss_table[] = {
     {"cross_entropy", rt_cross_entropy},
     {"nll", rt_nll_loss},
 };
@@ -132,7 +109,11 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_session_agree(t->session, open_data(t)));
     RT_CHECK(rt_session_agree(t->session, build_model(t)));
     RT_CHECK(rt_comm_broadcast_model(t->comm, t->model));
-    return rt_run_open(&t->run, t->session, t->cfg);
+    RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
+    rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
+    rt_ddp_set_timeout(t->ddp, t->cfg->failure.step_timeout_s);
+    rt_session_catch_stop_signals(t->session);
+    return trainer_resume(t);
 }
 
 static void trainer_free(trainer *t)
@@ -148,43 +129,62 @@ static void trainer_free(trainer *t)
     rt_dataset_free(t->test_set);
 }
 
-typedef struct epoch_stats {
-    double loss_sum;      /* sum of per-sample training losses (this rank) */
-    double samples;       /* samples trained (this rank) */
-    double train_time;
-} epoch_stats;
-
-/* Forward and loss of one micro-batch; returns a non-OK status on a
- * non-finite loss (agreed by the caller). */
-static rt_status forward_loss(trainer *t, const rt_batch *b, int64_t epoch, float scale,
-                              epoch_stats *es)
+/* Forward and loss of one micro-batch; a non-finite loss is an error for
+ * the caller to agree on. Nothing is accumulated until the step is agreed. */
+static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
 {
+    *loss = 0.0;
     if (b->n == 0)
         return RT_OK;
-    rt_nn_ctx nc = {.train = 1, .rng_key = rt_rng_key((uint64_t)t->cfg->train.seed, (uint64_t)epoch,
-                                                        (uint64_t)b->index, (uint64_t)t->ctx->world_rank)};
+    rt_nn_ctx nc = {.train = 1, .rng_key = rt_rng_key((uint64_t)t->cfg->train.seed,
+                                                        (uint64_t)t->epoch, (uint64_t)b->index,
+                                                        (uint64_t)t->ctx->world_rank)};
+    float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
     const float *logits = rt_model_forward(t->model, &nc, b->x, b->n);
-    double loss = t->loss(t->dlogits, logits, b->y, b->n, t->classes, scale);
-    if (!isfinite(loss))
+    if (!logits)
+        return RT_ERROR(RT_ERR_INTERNAL, "forward failed: %s", rt_error_message());
+    *loss = t->loss(t->dlogits, logits, b->y, b->n, t->classes, scale);
+    if (!isfinite(*loss))
         return RT_ERROR(RT_ERR_NUMERIC, "training loss is %g at epoch %lld, global batch %lld: "
-                        "lower optimizer.lr or check the data", loss, (long long)epoch + 1,
+                        "lower optimizer.lr or check the data", *loss, (long long)t->epoch + 1,
                         (long long)b->index);
-    es->loss_sum += loss;
-    es->samples += b->n;
     return RT_OK;
 }
 
-static rt_status train_micro_batch(trainer *t, const rt_batch *b, int64_t epoch, int sync,
-                                   epoch_stats *es)
+static rt_status backward(trainer *t, const rt_batch *b, int sync)
 {
-    float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
-    RT_CHECK(rt_session_agree(t->session, forward_loss(t, b, epoch, scale, es)));
     rt_ddp_begin_backward(t->ddp, sync);
     if (b->n > 0) {
         rt_nn_ctx nc = {.train = 1};
         rt_model_backward(t->model, &nc, t->dlogits, b->n);
     }
-    return rt_ddp_finish(t->ddp);
+    rt_status st = rt_ddp_finish(t->ddp);
+    if (st == RT_ERR_TIMEOUT)
+        rt_session_abort_unresponsive(t->session, "the gradient all-reduce", t->step + 1);
+    return st;
+}
+
+/* One micro-batch. *stop is set (and nothing trained) when a stop signal
+ * is agreed at the start of an optimizer step. */
+static rt_status train_micro_batch(trainer *t, int micro, int *stop)
+{
+    rt_batch b;
+    int done = 0;
+    double loss = 0.0;
+    rt_status st = rt_loader_next(t->train_loader, &b, &done);
+    if (st == RT_OK && done)
+        st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
+                      (long long)t->epoch + 1);
+    if (st == RT_OK)
+        st = forward_loss(t, &b, &loss);
+    RT_CHECK(rt_session_agree_step(t->session, st, stop));
+    if (*stop && micro == 0)
+        return RT_OK;
+    *stop = 0;   /* mid-accumulation: finish the optimizer step first */
+    t->es.loss_sum += loss;
+    t->es.samples += b.n;
+    t->next_batch = b.index + 1;
+    return backward(t, &b, micro == t->cfg->train.accumulate_steps - 1);
 }
 
 static float current_lr(const trainer *t)
@@ -194,31 +194,33 @@ static float current_lr(const trainer *t)
                           t->steps_per_epoch, total);
 }
 
-static rt_status train_epoch(trainer *t, int64_t epoch, epoch_stats *es)
+/* Trains the rest of epoch t->epoch from t->next_batch. */
+static rt_status train_epoch(trainer *t)
 {
     int accumulate = t->cfg->train.accumulate_steps;
-    double t0 = rt_time_now();
-    RT_CHECK(rt_loader_start_epoch(t->train_loader, epoch, 0));
+    RT_CHECK(rt_loader_start_epoch(t->train_loader, t->epoch, t->next_batch));
     rt_model_zero_grad(t->model);
-    rt_run_progress_epoch(t->run, epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
-    for (int64_t s = 0; s < t->steps_per_epoch; s++) {
+    rt_run_progress_epoch(t->run, t->epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
+    for (int64_t s = t->next_batch / accumulate; s < t->steps_per_epoch; s++) {
+        double t0 = rt_time_now();
         for (int micro = 0; micro < accumulate; micro++) {
-            rt_batch b;
-            int done = 0;
-            rt_status st = rt_loader_next(t->train_loader, &b, &done);
-            if (st == RT_OK && done)
-                st = RT_ERROR(RT_ERR_INTERNAL, "loader ended the epoch early");
-            RT_CHECK(rt_session_agree(t->session, st));
-            RT_CHECK(train_micro_batch(t, &b, epoch, micro == accumulate - 1, es));
+            int stop = 0;
+            RT_CHECK(train_micro_batch(t, micro, &stop));
+            if (stop) {
+                t->es.train_time += rt_time_now() - t0;
+                return trainer_stop(t);
+            }
         }
         rt_optim_step(t->optim, rt_model_params(t->model), rt_model_grads(t->model),
                       current_lr(t));
         rt_model_zero_grad(t->model);
         t->step++;
+        t->es.train_time += rt_time_now() - t0;
+        trainer_fault_after_step(t);
         /* Rank 0's running loss: display only, no collective per step. */
-        rt_run_progress_step(t->run, s + 1, es->samples > 0 ? es->loss_sum / es->samples : NAN);
+        rt_run_progress_step(t->run, s + 1,
+                             t->es.samples > 0 ? t->es.loss_sum / t->es.samples : NAN);
     }
-    es->train_time = rt_time_now() - t0;
     return RT_OK;
 }
 
@@ -232,7 +234,9 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
     for (;;) {
         rt_batch b;
         int done = 0;
-        RT_CHECK(rt_session_agree(t->session, rt_loader_next(t->test_loader, &b, &done)));
+        int stop_ignored;   /* a stop signal is acted on at the next training step */
+        RT_CHECK(rt_session_agree_step(t->session, rt_loader_next(t->test_loader, &b, &done),
+                                       &stop_ignored));
         if (done)
             break;
         if (b.n == 0)
@@ -242,37 +246,54 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
         sums[1] += rt_count_correct(logits, b.y, b.n, t->classes);
         sums[2] += b.n;
     }
-    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 3));
+    RT_CHECK(rt_session_allreduce(t->session, sums, 3, MPI_DOUBLE, MPI_SUM));
     *val_loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     *val_accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
     return RT_OK;
 }
 
-/* One report per epoch; time_this_iter_s, time_total_s, world_size,
- * training_iteration and timestamp are filled in by rt_report. */
-static rt_status report_epoch(trainer *t, int64_t epoch, epoch_stats *es)
+static int checkpoint_due(const trainer *t)
 {
-    double sums[2] = {es->loss_sum, es->samples};
-    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
+    const rt_config *c = t->cfg;
+    int last = t->epoch + 1 == c->train.epochs;
+    return (c->checkpoint.frequency > 0 && (t->epoch + 1) % c->checkpoint.frequency == 0) ||
+           (c->checkpoint.at_end && last);
+}
+
+/* One report per epoch (time_this_iter_s, time_total_s, world_size,
+ * training_iteration and timestamp are filled in by rt_report), then the
+ * checkpoint it names, which continues at the next epoch. */
+static rt_status finish_epoch(trainer *t)
+{
+    double sums[2] = {t->es.loss_sum, t->es.samples};
+    RT_CHECK(rt_session_allreduce(t->session, sums, 2, MPI_DOUBLE, MPI_SUM));
     double val_loss = NAN, val_acc = NAN;
     int eval_every = t->cfg->train.eval_every;
-    int last = epoch + 1 == t->cfg->train.epochs;
-    if (eval_every > 0 && ((epoch + 1) % eval_every == 0 || last))
+    int last = t->epoch + 1 == t->cfg->train.epochs;
+    if (eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last))
         RT_CHECK(evaluate(t, &val_loss, &val_acc));
-    double train_loss = sums[0] / sums[1];
-    double sps = sums[1] / es->train_time;
     rt_metric m[] = {
-        {"epoch", (double)epoch + 1}, {"step", (double)t->step},
-        {"train_loss", train_loss}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
-        {"lr", current_lr(t)}, {"samples_per_s", sps}, {"train_time_s", es->train_time},
+        {"epoch", (double)t->epoch + 1}, {"step", (double)t->step},
+        {"train_loss", sums[0] / sums[1]}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
+        {"lr", current_lr(t)}, {"samples_per_s", sums[1] / t->es.train_time},
+        {"train_time_s", t->es.train_time},
     };
-    return rt_report(t->run, m, (int)(sizeof m / sizeof m[0]), NULL);
+    int count = (int)(sizeof m / sizeof m[0]);
+    int save = checkpoint_due(t);
+    char name[64] = "";
+    if (save)
+        RT_CHECK(trainer_next_checkpoint_name(t, name, sizeof name));
+    RT_CHECK(rt_report(t->run, m, count, save ? name : NULL));
+    t->epoch++;
+    t->next_batch = 0;
+    t->es = (epoch_stats){0};
+    return save ? trainer_checkpoint(t, m, count, NULL, 0) : RT_OK;
 }
 
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
 {
     trainer t = {.session = s, .cfg = cfg, .ctx = rt_session_context(s),
-                 .comm = rt_session_comm(s)};
+                 .comm = rt_session_comm(s), .last_ckpt_step = -1};
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
     rt_status st = setup(&t);
     if (st == RT_OK) {
@@ -284,12 +305,11 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
             rt_model_print_summary(t.model);
     }
     int64_t failed_step = -1;   /* the optimizer step in progress when it failed */
-    for (int64_t epoch = 0; st == RT_OK && epoch < cfg->train.epochs; epoch++) {
-        epoch_stats es = {0};
-        st = train_epoch(&t, epoch, &es);
+    while (st == RT_OK && t.epoch < cfg->train.epochs) {
+        st = train_epoch(&t);
         failed_step = t.step + 1;
         if (st == RT_OK) {
-            st = report_epoch(&t, epoch, &es);
+            st = finish_epoch(&t);
             failed_step = t.step;
         }
     }

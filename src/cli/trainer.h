@@ -1,11 +1,68 @@
-/* The built-in training loop of the rtrain program. */
+/* The built-in training loop of the rtrain program (internal to src/cli). */
 #ifndef RTRAIN_CLI_TRAINER_H
 #define RTRAIN_CLI_TRAINER_H
 
+#include "rtrain/ckpt.h"
+#include "rtrain/comm.h"
 #include "rtrain/config.h"
+#include "rtrain/data.h"
+#include "rtrain/nn.h"
+#include "rtrain/optim.h"
 #include "rtrain/run.h"
 
-/* Collective: trains as configured; returns an agreed status. */
+typedef double (*rt_loss_fn)(float *dlogits, const float *logits, const int32_t *labels,
+                             int n, int classes, float scale);
+
+/* Sums over the current epoch (this rank), kept in checkpoints taken in
+ * the middle of an epoch so the epoch's report is complete after a resume. */
+typedef struct epoch_stats {
+    double loss_sum;      /* sum of per-sample training losses */
+    double samples;       /* samples trained */
+    double train_time;    /* seconds spent training */
+} epoch_stats;
+
+typedef struct trainer {
+    rt_session *session;
+    const rt_config *cfg;
+    const rt_context *ctx;
+    MPI_Comm comm;
+    rt_dataset *train_set, *test_set;
+    rt_loader *train_loader, *test_loader;
+    rt_model *model;
+    rt_optimizer *optim;
+    rt_ddp *ddp;
+    rt_run *run;
+    rt_loss_fn loss;
+    float *dlogits;             /* [max batch][classes] */
+    int classes;
+    int64_t global_batch;
+    int64_t steps_per_epoch;    /* optimizer steps per epoch */
+    /* Position: everything a checkpoint must hold to continue exactly. */
+    int64_t epoch;              /* epoch in progress (0-based) */
+    int64_t next_batch;         /* global batch to continue from in that epoch */
+    int64_t step;               /* optimizer steps done */
+    epoch_stats es;
+    char config_digest[RT_CKPT_DIGEST_MAX];
+    int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */
+} trainer;
+
+/* Collective: trains as configured; returns an agreed status
+ * (RT_STOPPED after a stop signal and its checkpoint). */
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
+
+/* trainer_ckpt.c: checkpoints and resume (all collective). */
+rt_status trainer_digest_config(trainer *t);
+rt_status trainer_resume(trainer *t);
+/* Saves a checkpoint of the current position; `dir_name` (may be NULL)
+ * receives its directory name. */
+rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count,
+                             char *dir_name, size_t size);
+/* Name the next checkpoint will have (for the report that precedes it). */
+rt_status trainer_next_checkpoint_name(trainer *t, char *name, size_t size);
+/* Checkpoint in the middle of an epoch on a stop signal: returns RT_STOPPED. */
+rt_status trainer_stop(trainer *t);
+
+/* fault.c: test-only fault injection (see fault.c). */
+void trainer_fault_after_step(const trainer *t);
 
 #endif

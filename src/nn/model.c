@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kernels/cpu/parallel.h"
 #include "nn/builder.h"
 
 #define MAX_BATCH_LIMIT (1 << 20)
@@ -205,7 +206,17 @@ void rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int
     }
 }
 
-void rt_model_zero_grad(rt_model *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }
+/* The slab is 44 MB for ResNet18: the kernels' threads clear a part each. */
+static void zero_piece(void *arg, size_t lo, size_t hi)
+{
+    memset((float *)arg + lo, 0, (hi - lo) * sizeof(float));
+}
+
+void rt_model_zero_grad(rt_model *m)
+{
+    rt_par_for(m->num_params, rt_par_threads(m->num_params, RT_PAR_MIN_FLOATS), zero_piece,
+               m->grads);
+}
 
 rt_shape rt_model_input_shape(const rt_model *m) { return m->in; }
 rt_shape rt_model_output_shape(const rt_model *m) { return m->out; }

@@ -66,7 +66,7 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
 
 rt_status rt_run_fail(rt_run *r, rt_status st, long long step)
 {
-    if (!r || r->rank != 0 || st == RT_OK)
+    if (!r || r->rank != 0 || st == RT_OK || st == RT_STOPPED)
         return st;
     rt_progress_clear(r);
     int err = write_error_file(r, st, step, rt_error_message());

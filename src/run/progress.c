@@ -205,11 +205,11 @@ void rt_run_print_summary(rt_run *r, rt_status st)
     if (!r || r->rank != 0)
         return;
     rt_progress_clear(r);
-    const char *status = st == RT_OK ? "TERMINATED" : "ERROR";
+    const char *status = st == RT_OK ? "TERMINATED" : st == RT_STOPPED ? "STOPPED" : "ERROR";
     printf("\nRun status: %s after %d report(s)\n", status, r->iteration);
     print_table(r, status);
     print_checkpoints(r);
-    if (st != RT_OK)
+    if (st != RT_OK && st != RT_STOPPED)
         printf("Error: see %s/error.txt\n", r->dir);
     char abs[PATH_MAX];
     printf("Run path: %s\n", realpath(r->dir, abs) ? abs : r->dir);

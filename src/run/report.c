@@ -438,9 +438,7 @@ rt_status rt_run_reduce(rt_run *r, double *values, int count, rt_reduce_op op)
     if (count < 0 || (unsigned)op > RT_REDUCE_MAX)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_run_reduce: count %d, op %d", count, (int)op);
     MPI_Op mop = op == RT_REDUCE_MIN ? MPI_MIN : op == RT_REDUCE_MAX ? MPI_MAX : MPI_SUM;
-    if (MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, mop,
-                      rt_session_comm(r->session)) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Allreduce of %d metric value(s) failed", count);
+    RT_CHECK(rt_session_allreduce(r->session, values, count, MPI_DOUBLE, mop));
     if (op == RT_REDUCE_MEAN)
         for (int i = 0; i < count; i++)
             values[i] /= r->world_size;

@@ -98,13 +98,30 @@ void rt_session_finalize(rt_session *s)
 const rt_context *rt_session_context(const rt_session *s) { return &s->ctx; }
 MPI_Comm rt_session_comm(const rt_session *s) { return s->world; }
 
+/* Waits for a collective under the step deadline; a rank that does not
+ * arrive in time is named and the job aborted (see the watchdog below). */
+static rt_status wait_or_abort(rt_session *s, MPI_Request *req, const char *what)
+{
+    rt_status st = rt_comm_wait_all(req, 1, s->step_timeout_s);
+    if (st == RT_ERR_TIMEOUT)
+        rt_session_abort_unresponsive(s, what, -1);
+    return st;
+}
+
+rt_status rt_session_allreduce(rt_session *s, void *buf, int count, MPI_Datatype type,
+                               MPI_Op op)
+{
+    MPI_Request req;
+    if (MPI_Iallreduce(MPI_IN_PLACE, buf, count, type, op, s->world, &req) != MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Iallreduce of %d values failed", count);
+    return wait_or_abort(s, &req, "an all-reduce");
+}
+
 rt_status rt_session_agree(rt_session *s, rt_status local)
 {
     const rt_context *c = &s->ctx;
-    int mine = local != RT_OK ? c->world_rank : c->world_size;
-    int first = c->world_size;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, s->world) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Allreduce failed while agreeing on a status");
+    int first = local != RT_OK ? c->world_rank : c->world_size;
+    RT_CHECK(rt_session_allreduce(s, &first, 1, MPI_INT, MPI_MIN));
     if (first == c->world_size)
         return RT_OK;
     /* The first failing rank's status and message become everyone's. */
@@ -127,6 +144,11 @@ int rt_session_exit_code(const rt_session *s, rt_status st)
 {
     if (st == RT_OK)
         return RT_EXIT_OK;
+    if (st == RT_STOPPED) {
+        if (!s || s->ctx.world_rank == 0)
+            fprintf(stderr, "rtrain: %s\n", rt_error_message());
+        return RT_EXIT_PREEMPTED;
+    }
     if (!s || s->ctx.world_rank == 0) {
         fprintf(stderr, "rtrain: error: %s\n", rt_error_message());
         if (rt_log_get_level() >= RT_LOG_DEBUG)
@@ -178,15 +200,8 @@ double rt_session_step_timeout(const rt_session *s) { return s->step_timeout_s; 
 rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop)
 {
     const rt_context *c = &s->ctx;
-    int mine[2] = {local != RT_OK ? c->world_rank : c->world_size, stop_signal ? 0 : 1};
-    int all[2];
-    MPI_Request req;
-    if (MPI_Iallreduce(mine, all, 2, MPI_INT, MPI_MIN, s->world, &req) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Iallreduce failed while agreeing on a step");
-    rt_status st = rt_comm_wait_all(&req, 1, s->step_timeout_s);
-    if (st == RT_ERR_TIMEOUT)
-        rt_session_abort_unresponsive(s, "the per-step agreement", -1);
-    RT_CHECK(st);
+    int all[2] = {local != RT_OK ? c->world_rank : c->world_size, stop_signal ? 0 : 1};
+    RT_CHECK(rt_session_allreduce(s, all, 2, MPI_INT, MPI_MIN));
     *stop = all[1] == 0;
     if (all[0] == c->world_size)
         return RT_OK;

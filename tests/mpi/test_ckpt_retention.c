@@ -27,23 +27,23 @@ static int beats(const rt_ckpt_score *a, const rt_ckpt_score *b, int by_score, i
                 return 0;
         }
     }
-    return a->training_iteration > b->training_iteration;   /* ties: newer wins */
+    return a->sequence > b->sequence;   /* ties: newer wins */
 }
 
 static void reference(const rt_ckpt_score *e, int n, const rt_ckpt_policy *p, int *keep)
 {
     int by_score = p->score_attribute && p->score_attribute[0];
     int min = p->score_order == RT_CKPT_SCORE_MIN;
-    int64_t newest = e[0].training_iteration;
+    int64_t newest = e[0].sequence;
     for (int i = 0; i < n; i++)
-        if (e[i].training_iteration > newest)
-            newest = e[i].training_iteration;
+        if (e[i].sequence > newest)
+            newest = e[i].sequence;
     for (int i = 0; i < n; i++) {
         int better = 0;
         for (int j = 0; j < n; j++)
             better += j != i && beats(&e[j], &e[i], by_score, min);
         keep[i] = p->num_to_keep == 0 || better < p->num_to_keep ||
-                  e[i].training_iteration == newest;
+                  e[i].sequence == newest;
     }
 }
 
@@ -61,7 +61,7 @@ int main(void)
         int64_t it = 1 + rt_rng_below(&rng, 3);
         for (int i = 0; i < n; i++) {
             uint32_t kind = rt_rng_below(&rng, 10);
-            e[i].training_iteration = it;
+            e[i].sequence = it;
             it += 1 + rt_rng_below(&rng, 3);
             e[i].has_score = kind != 0;                       /* 10% missing */
             e[i].score = kind == 1 ? NAN                      /* 10% NaN */
@@ -86,7 +86,7 @@ int main(void)
                 int kept = 0, newest = 0;
                 for (int i = 0; i < n; i++) {
                     kept += got[i];
-                    if (e[i].training_iteration > e[newest].training_iteration)
+                    if (e[i].sequence > e[newest].sequence)
                         newest = i;
                 }
                 CHECK(got[newest] == 1);

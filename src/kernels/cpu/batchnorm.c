@@ -3,56 +3,118 @@
  * between them (SyncBatchNorm). The caller turns the sums into
  * mean = sum/m, var = sumsq/m - mean^2, rstd = 1/sqrt(var + eps).
  * Sums use double accumulators: sumsq/m - mean^2 cancels badly in float
- * when |mean| >> std, and m reaches n*hw*ranks (10^5 and more). */
+ * when |mean| >> std, and m reaches n*hw*ranks (10^5 and more).
+ * Threads (parallel.h) split the sums by channel, so each channel's sum
+ * runs in the same order whatever the thread count, and the elementwise
+ * passes by (sample, channel) plane. */
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/parallel.h"
 
-void rt_bn_sums(float *sum, float *sumsq, const float *x, int n, int c, int hw)
+/* Everything any of the passes reads or writes. */
+typedef struct bn_job {
+    float *out, *out2;              /* y or dx; sumsq or sum_dy_xhat */
+    const float *x, *dy;
+    const float *mean, *rstd, *gamma, *beta, *sum_dy, *sum_dy_xhat;
+    double count;
+    int n, c, hw;
+} bn_job;
+
+/* Runs fn over `units` channels or planes of a [n][c][hw] tensor. */
+static void bn_run(rt_par_fn fn, bn_job *j, size_t units)
 {
-    for (int ch = 0; ch < c; ch++) {
+    int t = rt_par_threads((size_t)j->n * j->c * j->hw, RT_PAR_MIN_FLOATS);
+    rt_par_for(units, t, fn, j);
+}
+
+static void sums_piece(void *arg, size_t lo, size_t hi)
+{
+    const bn_job *j = arg;
+    for (int ch = (int)lo; ch < (int)hi; ch++) {
         double s = 0.0, s2 = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            for (int j = 0; j < hw; j++) {
-                double v = p[j];
+        for (int i = 0; i < j->n; i++) {
+            const float *p = j->x + ((size_t)i * j->c + ch) * j->hw;
+            for (int k = 0; k < j->hw; k++) {
+                double v = p[k];
                 s += v;
                 s2 += v * v;
             }
         }
-        sum[ch] = (float)s;
-        sumsq[ch] = (float)s2;
+        j->out[ch] = (float)s;
+        j->out2[ch] = (float)s2;
+    }
+}
+
+void rt_bn_sums(float *sum, float *sumsq, const float *x, int n, int c, int hw)
+{
+    bn_job j = {.out = sum, .out2 = sumsq, .x = x, .n = n, .c = c, .hw = hw};
+    bn_run(sums_piece, &j, (size_t)c);
+}
+
+/* planes [lo, hi) of the n*c (sample, channel) planes */
+static void normalize_piece(void *arg, size_t lo, size_t hi)
+{
+    const bn_job *j = arg;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const int ch = (int)(pl % (size_t)j->c);
+        const float m = j->mean[ch], scale = j->rstd[ch] * (j->gamma ? j->gamma[ch] : 1.0f);
+        const float shift = j->beta ? j->beta[ch] : 0.0f;
+        const float *p = j->x + pl * j->hw;
+        float *q = j->out + pl * j->hw;
+        for (int k = 0; k < j->hw; k++)
+            q[k] = (p[k] - m) * scale + shift;
     }
 }
 
 void rt_bn_normalize(float *y, const float *x, const float *mean, const float *rstd,
                      const float *gamma, const float *beta, int n, int c, int hw)
 {
-    for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++) {
-            const float m = mean[ch], scale = rstd[ch] * (gamma ? gamma[ch] : 1.0f);
-            const float shift = beta ? beta[ch] : 0.0f;
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float *q = y + ((size_t)i * c + ch) * hw;
-            for (int j = 0; j < hw; j++)
-                q[j] = (p[j] - m) * scale + shift;
+    bn_job j = {.out = y, .x = x, .mean = mean, .rstd = rstd, .gamma = gamma, .beta = beta,
+                .n = n, .c = c, .hw = hw};
+    bn_run(normalize_piece, &j, (size_t)n * c);
+}
+
+static void backward_sums_piece(void *arg, size_t lo, size_t hi)
+{
+    const bn_job *j = arg;
+    for (int ch = (int)lo; ch < (int)hi; ch++) {
+        double s = 0.0, sx = 0.0;
+        const float m = j->mean[ch];
+        for (int i = 0; i < j->n; i++) {
+            const float *p = j->x + ((size_t)i * j->c + ch) * j->hw;
+            const float *d = j->dy + ((size_t)i * j->c + ch) * j->hw;
+            for (int k = 0; k < j->hw; k++) {
+                s += d[k];
+                sx += (double)d[k] * (p[k] - m);
+            }
         }
+        j->out[ch] = (float)s;
+        j->out2[ch] = (float)(sx * j->rstd[ch]);
+    }
 }
 
 void rt_bn_backward_sums(float *sum_dy, float *sum_dy_xhat, const float *dy, const float *x,
                          const float *mean, const float *rstd, int n, int c, int hw)
 {
-    for (int ch = 0; ch < c; ch++) {
-        double s = 0.0, sx = 0.0;
-        const float m = mean[ch];
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            const float *d = dy + ((size_t)i * c + ch) * hw;
-            for (int j = 0; j < hw; j++) {
-                s += d[j];
-                sx += (double)d[j] * (p[j] - m);
-            }
-        }
-        sum_dy[ch] = (float)s;
-        sum_dy_xhat[ch] = (float)(sx * rstd[ch]);
+    bn_job j = {.out = sum_dy, .out2 = sum_dy_xhat, .x = x, .dy = dy, .mean = mean,
+                .rstd = rstd, .n = n, .c = c, .hw = hw};
+    bn_run(backward_sums_piece, &j, (size_t)c);
+}
+
+static void backward_dx_piece(void *arg, size_t lo, size_t hi)
+{
+    const bn_job *j = arg;
+    for (size_t pl = lo; pl < hi; pl++) {
+        /* dx = gamma*rstd * (dy - sum_dy/m - xhat * sum_dy_xhat/m) */
+        const int ch = (int)(pl % (size_t)j->c);
+        const float r = j->rstd[ch], m = j->mean[ch];
+        const float scale = (j->gamma ? j->gamma[ch] : 1.0f) * r;
+        const float mean_dy = (float)(j->sum_dy[ch] / j->count);
+        const float mean_dy_xhat = (float)(j->sum_dy_xhat[ch] / j->count);
+        const float *p = j->x + pl * j->hw;
+        const float *d = j->dy + pl * j->hw;
+        float *q = j->out + pl * j->hw;
+        for (int k = 0; k < j->hw; k++)
+            q[k] = scale * (d[k] - mean_dy - (p[k] - m) * r * mean_dy_xhat);
     }
 }
 
@@ -62,17 +124,8 @@ void rt_bn_backward_dx(float *dx, const float *dy, const float *x, const float *
 {
     if (!dx)
         return;
-    for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++) {
-            /* dx = gamma*rstd * (dy - sum_dy/m - xhat * sum_dy_xhat/m) */
-            const float r = rstd[ch], m = mean[ch];
-            const float scale = (gamma ? gamma[ch] : 1.0f) * r;
-            const float mean_dy = (float)(sum_dy[ch] / count);
-            const float mean_dy_xhat = (float)(sum_dy_xhat[ch] / count);
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            const float *d = dy + ((size_t)i * c + ch) * hw;
-            float *q = dx + ((size_t)i * c + ch) * hw;
-            for (int j = 0; j < hw; j++)
-                q[j] = scale * (d[j] - mean_dy - (p[j] - m) * r * mean_dy_xhat);
-        }
+    bn_job j = {.out = dx, .x = x, .dy = dy, .mean = mean, .rstd = rstd, .gamma = gamma,
+                .sum_dy = sum_dy, .sum_dy_xhat = sum_dy_xhat, .count = count,
+                .n = n, .c = c, .hw = hw};
+    bn_run(backward_dx_piece, &j, (size_t)n * c);
 }

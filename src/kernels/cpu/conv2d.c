@@ -11,12 +11,20 @@
  * sample on the same columns instead, writing NCHW without a reorder.
  * Backward mirrors this: dw += dy . col^T, dcol = w^T . dy, col2im.
  *
+ * Threads (parallel.h) share a chunk by samples: each unfolds its samples'
+ * columns, multiplies its block of columns (one single-threaded sgemm) and
+ * writes its samples' outputs, so forward is one parallel loop and im2col,
+ * the reorder and col2im run in parallel with the products. dw needs every
+ * sample, so backward runs three loops: columns by sample, dw by output
+ * channel, dx by sample.
+ *
  * The chunk size depends only on the geometry (never on max_batch), so the
  * order of every floating-point sum, and hence every bit of the result, is
  * a function of the inputs alone. */
 #include <string.h>
 #include <cblas.h>
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/parallel.h"
 
 /* Bound on one chunk's scratch (columns + reordered output), in floats:
  * 1M floats = 4 MiB. Measured on the ResNet18 shapes at batch 128, limits
@@ -82,7 +90,7 @@ static void conv_valid_range(int *lo, int *hi, int out, int size, int stride, in
 /* Columns of one sample: dst points at its first column in col (row stride
  * cols); padding reads as zero. The geometry is copied into locals so the
  * compiler keeps it in registers across the stores. */
-static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv_geom *g)
+__attribute__((optimize("O2"))) static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv_geom *g)
 {
     const int c = g->c, kh = g->kh, kw = g->kw, w = g->w, oh = g->oh, ow = g->ow;
     const int stride = g->stride, pad = g->pad;
@@ -129,12 +137,13 @@ static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv
     }
 }
 
-/* col[ckk][cn*ohw] <- patches of x[cn][c][h][w], sample by sample so that
- * the input is read sequentially. */
-static void im2col(float *col, const float *x, const rt_conv_geom *g, int cn)
+/* Columns of samples [s0, s1) of a chunk: col[ckk][cols] <- patches of
+ * x[s][c][h][w], sample by sample so that the input is read sequentially. */
+static void im2col(float *col, size_t cols, const float *x, const rt_conv_geom *g, int s0,
+                   int s1)
 {
-    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g), cols = (size_t)cn * ohw;
-    for (int s = 0; s < cn; s++) {
+    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g);
+    for (int s = s0; s < s1; s++) {
         const float *xs = x + (size_t)s * g->c * hw;
         if (conv_pointwise(g))
             for (int ci = 0; ci < g->c; ci++)
@@ -172,11 +181,12 @@ static void col2im_sample(float *dx, const float *src, size_t cols, const rt_con
     }
 }
 
-/* dx[cn][c][h][w] from dcol[ckk][cn*ohw] (adjoint of im2col). */
-static void col2im(float *dx, const float *col, const rt_conv_geom *g, int cn)
+/* dx of samples [s0, s1) from dcol[ckk][cols] (adjoint of im2col). */
+static void col2im(float *dx, const float *col, size_t cols, const rt_conv_geom *g, int s0,
+                   int s1)
 {
-    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g), cols = (size_t)cn * ohw;
-    for (int s = 0; s < cn; s++) {
+    const size_t hw = (size_t)g->h * g->w, ohw = conv_ohw(g);
+    for (int s = s0; s < s1; s++) {
         float *dxs = dx + (size_t)s * g->c * hw;
         if (conv_pointwise(g))
             for (int ci = 0; ci < g->c; ci++)
@@ -186,12 +196,12 @@ static void col2im(float *dx, const float *col, const rt_conv_geom *g, int cn)
     }
 }
 
-/* y[cn][k][ohw] = buf[k][cn*ohw] (+ b[k]) */
-static void conv_unchunk_output(float *y, const float *buf, const float *b,
-                                const rt_conv_geom *g, int cn)
+/* y[s][k][ohw] = buf[k][s*ohw ...] (+ b[k]) for samples [s0, s1) */
+static void conv_unchunk_output(float *y, const float *buf, size_t cols, const float *b,
+                                const rt_conv_geom *g, int s0, int s1)
 {
-    const size_t ohw = conv_ohw(g), cols = (size_t)cn * ohw;
-    for (int s = 0; s < cn; s++)
+    const size_t ohw = conv_ohw(g);
+    for (int s = s0; s < s1; s++)
         for (int k = 0; k < g->k; k++) {
             float *d = y + ((size_t)s * g->k + k) * ohw;
             const float *src = buf + k * cols + s * ohw;
@@ -201,12 +211,14 @@ static void conv_unchunk_output(float *y, const float *buf, const float *b,
         }
 }
 
-/* buf[k][cn*ohw] = dy[cn][k][ohw] (inverse of conv_unchunk_output) */
-static void conv_chunk_grad(float *buf, const float *dy, const rt_conv_geom *g, int cn)
+/* buf[k][s*ohw ...] = dy[s][k][ohw] for samples [s0, s1) (inverse of
+ * conv_unchunk_output) */
+static void conv_chunk_grad(float *buf, size_t cols, const float *dy, const rt_conv_geom *g,
+                            int s0, int s1)
 {
-    const size_t ohw = conv_ohw(g), cols = (size_t)cn * ohw;
+    const size_t ohw = conv_ohw(g);
     /* plain loops, not memcpy: ohw is 1..4 floats in the late layers */
-    for (int s = 0; s < cn; s++)
+    for (int s = s0; s < s1; s++)
         for (int k = 0; k < g->k; k++) {
             float *d = buf + k * cols + s * ohw;
             const float *src = dy + ((size_t)s * g->k + k) * ohw;
@@ -225,49 +237,90 @@ static int conv_per_sample(const rt_conv_geom *g, int cn)
     return cn == 1 || conv_ohw(g) >= CONV_PER_SAMPLE_MIN_OHW;
 }
 
+/* One chunk of cn samples, as seen by every thread working on it. */
+typedef struct conv_chunk_job {
+    const rt_conv_geom *g;
+    int cn;
+    size_t cols;          /* cn * oh*ow: row stride of the column matrices */
+    const float *x, *w, *b, *dy;
+    float *y, *dx, *dw;
+    float *col;           /* [ckk][cols] columns (scratch) */
+    float *buf;           /* [k][cols] after the columns: output or dy, reordered */
+    const float *b_mat;   /* the column matrix: col, or x itself (see conv_direct) */
+} conv_chunk_job;
+
+/* One pointwise sample: x is its own column block, no im2col needed. */
+static int conv_direct(const rt_conv_geom *g, int cn) { return cn == 1 && conv_pointwise(g); }
+
+/* Forward of samples [s0, s1): their columns, their output columns of the
+ * product, their outputs; no other thread reads or writes any of it. */
+static void conv_forward_samples(const conv_chunk_job *j, int s0, int s1)
+{
+    const rt_conv_geom *g = j->g;
+    const size_t ckk = conv_ckk(g), ohw = conv_ohw(g), out_sample = (size_t)g->k * ohw;
+    const int cols = (int)j->cols;
+    if (s1 <= s0)
+        return;
+    if (!conv_direct(g, j->cn))
+        im2col(j->col, j->cols, j->x, g, s0, s1);
+    if (conv_per_sample(g, j->cn)) {
+        /* y_s[k][ohw] = w . col[:, s*ohw .. +ohw], straight into NCHW */
+        for (int s = s0; s < s1; s++) {
+            float *ys = j->y + s * out_sample;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->k, (int)ohw, (int)ckk,
+                        1.0f, j->w, (int)ckk, j->b_mat + s * ohw, cols, 0.0f, ys, (int)ohw);
+            if (j->b)
+                for (int k = 0; k < g->k; k++)
+                    for (size_t i = 0; i < ohw; i++)
+                        ys[k * ohw + i] += j->b[k];
+        }
+    } else {
+        size_t c0 = (size_t)s0 * ohw;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->k, (int)((s1 - s0) * ohw),
+                    (int)ckk, 1.0f, j->w, (int)ckk, j->b_mat + c0, cols, 0.0f, j->buf + c0,
+                    cols);
+        conv_unchunk_output(j->y, j->buf, j->cols, j->b, g, s0, s1);
+    }
+}
+
+/* Threads for a chunk of cn samples: at most one per sample, and one
+ * thread altogether when the chunk's product is too small to share. */
+static int conv_threads(const rt_conv_geom *g, int cn)
+{
+    size_t flops = 2 * conv_ckk(g) * (size_t)g->k * conv_ohw(g) * (size_t)cn;
+    if (flops < ((size_t)1 << 20))
+        return 1;
+    return rt_par_threads((size_t)cn, 1);
+}
+
+static void conv_forward_piece(void *arg, size_t lo, size_t hi)
+{
+    conv_forward_samples(arg, (int)lo, (int)hi);
+}
+
 void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        float *scratch, const rt_conv_geom *g, int n)
 {
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
-    float *col = scratch;
     for (int s0 = 0; s0 < n; s0 += chunk) {
         int cn = n - s0 < chunk ? n - s0 : chunk;
-        const int cols = (int)((size_t)cn * ohw);
-        const float *xc = x + s0 * in_sample;
-        float *yc = y + s0 * out_sample;
-        const float *b_mat = xc;   /* one pointwise sample: x is its own column block */
-        if (!(cn == 1 && conv_pointwise(g))) {
-            im2col(col, xc, g, cn);
-            b_mat = col;
-        }
-        if (conv_per_sample(g, cn)) {
-            /* y_s[k][ohw] = w . col[:, s*ohw .. +ohw], straight into NCHW */
-            for (int s = 0; s < cn; s++) {
-                float *ys = yc + s * out_sample;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->k, (int)ohw,
-                            (int)ckk, 1.0f, w, (int)ckk, b_mat + s * ohw, cols, 0.0f, ys,
-                            (int)ohw);
-                if (b)
-                    for (int k = 0; k < g->k; k++)
-                        for (size_t i = 0; i < ohw; i++)
-                            ys[k * ohw + i] += b[k];
-            }
-        } else {
-            float *out = col + ckk * (size_t)cols;   /* after this chunk's columns */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->k, cols, (int)ckk, 1.0f,
-                        w, (int)ckk, b_mat, cols, 0.0f, out, cols);
-            conv_unchunk_output(yc, out, b, g, cn);
-        }
+        conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
+                            .w = w, .b = b, .y = y + s0 * out_sample, .col = scratch};
+        j.buf = scratch + ckk * j.cols;
+        j.b_mat = conv_direct(g, cn) ? j.x : j.col;
+        rt_par_for((size_t)cn, conv_threads(g, cn), conv_forward_piece, &j);
     }
 }
 
-/* db[k] += sum over samples and positions of dy, in double for accuracy. */
-static void conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, int n)
+/* db[k] += sum over samples and positions of dy, in double for accuracy;
+ * output channels [k0, k1). */
+static void conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, int n, int k0,
+                           int k1)
 {
     const size_t ohw = conv_ohw(g);
-    for (int k = 0; k < g->k; k++) {
+    for (int k = k0; k < k1; k++) {
         double acc = 0.0;
         for (int s = 0; s < n; s++) {
             const float *d = dy + ((size_t)s * g->k + k) * ohw;
@@ -278,49 +331,111 @@ static void conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, in
     }
 }
 
+/* dw[k0..k1) += dy . col^T over the whole chunk: rows of dw are
+ * independent, so threads split them. */
+static void conv_dw_rows(const conv_chunk_job *j, int k0, int k1)
+{
+    const rt_conv_geom *g = j->g;
+    const size_t ckk = conv_ckk(g), ohw = conv_ohw(g), out_sample = (size_t)g->k * ohw;
+    const int cols = (int)j->cols;
+    if (k1 <= k0)
+        return;
+    float *dw = j->dw + (size_t)k0 * ckk;
+    if (conv_per_sample(g, j->cn)) {
+        /* dw += dy_s . col_s^T, sample after sample */
+        for (int s = 0; s < j->cn; s++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k1 - k0, (int)ckk, (int)ohw,
+                        1.0f, j->dy + s * out_sample + (size_t)k0 * ohw, (int)ohw,
+                        j->b_mat + s * ohw, cols, 1.0f, dw, (int)ckk);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k1 - k0, (int)ckk, cols, 1.0f,
+                    j->buf + (size_t)k0 * cols, cols, j->b_mat, cols, 1.0f, dw, (int)ckk);
+    }
+}
+
+/* dcol = w^T . dy for samples [s0, s1), written over their columns (which
+ * dw has used by now), or straight into dx when the columns are the input
+ * itself; then col2im into their dx. */
+static void conv_dx_samples(const conv_chunk_job *j, int s0, int s1)
+{
+    const rt_conv_geom *g = j->g;
+    const size_t ckk = conv_ckk(g), ohw = conv_ohw(g), out_sample = (size_t)g->k * ohw;
+    const int cols = (int)j->cols;
+    const int direct = conv_direct(g, j->cn);
+    float *dcol = direct ? j->dx : j->col;
+    if (s1 <= s0)
+        return;
+    if (conv_per_sample(g, j->cn)) {
+        for (int s = s0; s < s1; s++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, (int)ohw, g->k,
+                        1.0f, j->w, (int)ckk, j->dy + s * out_sample, (int)ohw, 0.0f,
+                        dcol + s * ohw, cols);
+    } else {
+        size_t c0 = (size_t)s0 * ohw;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, (int)((s1 - s0) * ohw),
+                    g->k, 1.0f, j->w, (int)ckk, j->buf + c0, cols, 0.0f, dcol + c0, cols);
+    }
+    if (!direct)
+        col2im(j->dx, j->col, j->cols, g, s0, s1);
+}
+
+/* The three phases of a chunk's backward, each split its own way:
+ * columns by sample, dw by output channel (it needs every sample's
+ * columns), dx by sample (it overwrites the columns dw reads). */
+static void conv_columns_piece(void *arg, size_t lo, size_t hi)
+{
+    const conv_chunk_job *j = arg;
+    if (!conv_direct(j->g, j->cn))
+        im2col(j->col, j->cols, j->x, j->g, (int)lo, (int)hi);
+    if (!conv_per_sample(j->g, j->cn))
+        conv_chunk_grad(j->buf, j->cols, j->dy, j->g, (int)lo, (int)hi);
+}
+
+static void conv_dw_piece(void *arg, size_t lo, size_t hi)
+{
+    conv_dw_rows(arg, (int)lo, (int)hi);
+}
+
+static void conv_dx_piece(void *arg, size_t lo, size_t hi)
+{
+    conv_dx_samples(arg, (int)lo, (int)hi);
+}
+
+typedef struct conv_bias_job {
+    float *db;
+    const float *dy;
+    const rt_conv_geom *g;
+    int n;
+} conv_bias_job;
+
+static void conv_bias_piece(void *arg, size_t lo, size_t hi)
+{
+    const conv_bias_job *j = arg;
+    conv_bias_grad(j->db, j->dy, j->g, j->n, (int)lo, (int)hi);
+}
+
 void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, float *scratch, const rt_conv_geom *g, int n)
 {
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
-    if (db)
-        conv_bias_grad(db, dy, g, n);
-    float *col = scratch;
+    if (db) {
+        conv_bias_job bj = {db, dy, g, n};
+        rt_par_for((size_t)g->k, rt_par_threads((size_t)g->k * n * ohw, RT_PAR_MIN_FLOATS),
+                   conv_bias_piece, &bj);
+    }
     for (int s0 = 0; s0 < n; s0 += chunk) {
         int cn = n - s0 < chunk ? n - s0 : chunk;
-        const int cols = (int)((size_t)cn * ohw);
-        const float *xc = x + s0 * in_sample, *dyc = dy + s0 * out_sample;
-        float *dxc = dx ? dx + s0 * in_sample : NULL;
-        const int direct = cn == 1 && conv_pointwise(g);
-        const float *b_mat = xc;
-        if (!direct) {
-            im2col(col, xc, g, cn);
-            b_mat = col;
-        }
-        /* dcol[ckk][cols] = w^T . dy is written over col once dw has used it,
-         * or straight into dx when the columns are the input itself. */
-        float *dcol = direct ? dxc : col;
-        if (conv_per_sample(g, cn)) {
-            /* dw += dy_s . col_s^T for every sample, then dcol_s = w^T . dy_s */
-            for (int s = 0; s < cn; s++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->k, (int)ckk, (int)ohw,
-                            1.0f, dyc + s * out_sample, (int)ohw, b_mat + s * ohw, cols, 1.0f,
-                            dw, (int)ckk);
-            for (int s = 0; dx && s < cn; s++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, (int)ohw, g->k,
-                            1.0f, w, (int)ckk, dyc + s * out_sample, (int)ohw, 0.0f,
-                            dcol + s * ohw, cols);
-        } else {
-            float *dyr = col + ckk * (size_t)cols;   /* dy as [k][cols] */
-            conv_chunk_grad(dyr, dyc, g, cn);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->k, (int)ckk, cols, 1.0f,
-                        dyr, cols, b_mat, cols, 1.0f, dw, (int)ckk);
-            if (dx)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, cols, g->k, 1.0f,
-                            w, (int)ckk, dyr, cols, 0.0f, dcol, cols);
-        }
-        if (dx && !direct)
-            col2im(dxc, col, g, cn);
+        conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
+                            .w = w, .dy = dy + s0 * out_sample, .dw = dw,
+                            .dx = dx ? dx + s0 * in_sample : NULL, .col = scratch};
+        j.buf = scratch + ckk * j.cols;
+        j.b_mat = conv_direct(g, cn) ? j.x : j.col;
+        int threads = conv_threads(g, cn);
+        rt_par_for((size_t)cn, threads, conv_columns_piece, &j);
+        rt_par_for((size_t)g->k, threads, conv_dw_piece, &j);
+        if (j.dx)
+            rt_par_for((size_t)cn, threads, conv_dx_piece, &j);
     }
 }

@@ -1,30 +1,103 @@
-/* Fully connected layer on the CPU: one OpenBLAS sgemm per product. Row-major
- * throughout: x[n][in], w[out][in] (PyTorch's nn.Linear layout), y[n][out]. */
+/* Fully connected layer on the CPU: OpenBLAS sgemm per product. Row-major
+ * throughout: x[n][in], w[out][in] (PyTorch's nn.Linear layout), y[n][out].
+ *
+ * Threads (parallel.h) each run one single-threaded sgemm on a block of
+ * the output: forward splits y by output feature (or by sample when the
+ * layer is narrow, as the 10-class head), backward splits dw and dx by
+ * input feature. No split runs along a sum, so every element is computed
+ * the same way whatever the thread count. */
 #include <cblas.h>
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/parallel.h"
 
-void rt_linear_forward(float *y, const float *x, const float *w, const float *b,
-                       int n, int in, int out)
+/* A block narrower than this many columns makes sgemm inefficient
+ * (its micro-kernels are 16 to 64 floats wide). */
+#define LINEAR_MIN_BLOCK 64
+
+/* Threads for a product of 2*m*n*k flops split into blocks along a
+ * dimension of `width`. Below ~1 MFLOP a thread's share would be shorter
+ * than waking it. */
+static int linear_threads(size_t m, size_t n, size_t k, size_t width)
 {
+    if (2 * m * n * k < ((size_t)1 << 20))
+        return 1;
+    return rt_par_threads(width, LINEAR_MIN_BLOCK);
+}
+
+/* y[:, o0..o1) for samples [i0, i1) */
+static void linear_forward_block(float *y, const float *x, const float *w, const float *b,
+                                 int in, int out, int i0, int i1, int o0, int o1)
+{
+    if (i1 <= i0 || o1 <= o0)
+        return;
     /* Pre-fill y with the bias and let sgemm accumulate onto it (beta = 1):
      * one pass over y instead of a second bias pass after the product. */
     float beta = 0.0f;
     if (b) {
-        for (int i = 0; i < n; i++)
-            for (int o = 0; o < out; o++)
+        for (int i = i0; i < i1; i++)
+            for (int o = o0; o < o1; o++)
                 y[(size_t)i * out + o] = b[o];
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in,
-                beta, y, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, o1 - o0, in, 1.0f,
+                x + (size_t)i0 * in, in, w + (size_t)o0 * in, in, beta,
+                y + (size_t)i0 * out + o0, out);
+}
+
+typedef struct linear_job {
+    float *y, *dx, *dw;
+    const float *x, *w, *b, *dy;
+    int n, in, out;
+} linear_job;
+
+static void forward_features_piece(void *arg, size_t lo, size_t hi)
+{
+    const linear_job *j = arg;
+    linear_forward_block(j->y, j->x, j->w, j->b, j->in, j->out, 0, j->n, (int)lo, (int)hi);
+}
+
+static void forward_samples_piece(void *arg, size_t lo, size_t hi)
+{
+    const linear_job *j = arg;
+    linear_forward_block(j->y, j->x, j->w, j->b, j->in, j->out, (int)lo, (int)hi, 0, j->out);
+}
+
+void rt_linear_forward(float *y, const float *x, const float *w, const float *b,
+                       int n, int in, int out)
+{
+    linear_job j = {.y = y, .x = x, .w = w, .b = b, .n = n, .in = in, .out = out};
+    if (out >= n)
+        rt_par_for((size_t)out, linear_threads((size_t)n, (size_t)out, (size_t)in,
+                                               (size_t)out), forward_features_piece, &j);
+    else
+        rt_par_for((size_t)n, linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)n),
+                   forward_samples_piece, &j);
+}
+
+/* Input features [j0, j1): dw[:, j0..j1) += dy^T . x[:, j0..j1) and
+ * dx[:, j0..j1) = dy . w[:, j0..j1). */
+static void linear_backward_block(float *dx, float *dw, const float *dy, const float *x,
+                                  const float *w, int n, int in, int out, int j0, int j1)
+{
+    if (j1 <= j0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, j1 - j0, n, 1.0f, dy, out,
+                x + j0, in, 1.0f, dw + j0, in);
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j1 - j0, out, 1.0f, dy, out,
+                    w + j0, in, 0.0f, dx + j0, in);
+}
+
+static void backward_piece(void *arg, size_t lo, size_t hi)
+{
+    const linear_job *j = arg;
+    linear_backward_block(j->dx, j->dw, j->dy, j->x, j->w, j->n, j->in, j->out, (int)lo,
+                          (int)hi);
 }
 
 void rt_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, int n, int in, int out)
 {
-    /* dw[out][in] += dy[n][out]^T . x[n][in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
-                1.0f, dw, in);
     if (db) {
         /* Summed apart (in double, as the conv bias) and then added, so db
          * receives the same increment whatever it held before. */
@@ -35,8 +108,8 @@ void rt_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
             db[o] += (float)acc;
         }
     }
-    /* dx[n][in] = dy[n][out] . w[out][in] */
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w,
-                    in, 0.0f, dx, in);
+    linear_job j = {.dx = dx, .dw = dw, .x = x, .w = w, .dy = dy, .n = n, .in = in,
+                    .out = out};
+    rt_par_for((size_t)in, linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)in),
+               backward_piece, &j);
 }

@@ -1,7 +1,9 @@
-# kernels/cpu: float32 NCHW math behind the nn layers (OpenBLAS sgemm + im2col).
-noinst_HEADERS += src/kernels/cpu/kernels.h
+# kernels/cpu: float32 NCHW math behind the nn layers (OpenBLAS sgemm + im2col),
+# threaded with OpenMP (parallel.h).
+noinst_HEADERS += src/kernels/cpu/kernels.h src/kernels/cpu/parallel.h
 src_librtrain_la_SOURCES += src/kernels/cpu/linear.c src/kernels/cpu/conv2d.c \
-	src/kernels/cpu/elementwise.c src/kernels/cpu/pool.c src/kernels/cpu/batchnorm.c
+	src/kernels/cpu/elementwise.c src/kernels/cpu/pool.c src/kernels/cpu/batchnorm.c \
+	src/kernels/cpu/parallel.c
 
 check_PROGRAMS += tests/unit/test_kernels
 TESTS += tests/unit/test_kernels

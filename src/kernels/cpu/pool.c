@@ -1,9 +1,27 @@
 /* Pooling on the CPU: max-pool with PyTorch semantics (padding is -inf and
  * never wins, the first maximum in row-major window order wins ties, NaN
- * propagates) and global average pooling (AdaptiveAvgPool2d((1,1))). */
+ * propagates) and global average pooling (AdaptiveAvgPool2d((1,1))).
+ * Threads (parallel.h) split the (sample, channel) planes. */
 #include <math.h>
 #include <string.h>
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/parallel.h"
+
+/* Operands of a pooling pass over planes. */
+typedef struct pool_job {
+    float *out;
+    const float *in;
+    int32_t *argmax_out;
+    const int32_t *argmax;
+    const rt_pool_geom *g;
+    int hw;                 /* global average pooling: floats per plane */
+} pool_job;
+
+/* Runs fn over `planes` planes of `floats` floats each. */
+static void pool_run(rt_par_fn fn, pool_job *j, size_t planes, size_t floats)
+{
+    rt_par_for(planes, rt_par_threads(planes * floats, RT_PAR_MIN_FLOATS), fn, j);
+}
 
 int rt_pool_geom_init(rt_pool_geom *g, int c, int h, int w, int kernel, int stride, int pad)
 {
@@ -45,46 +63,80 @@ static float pool_window_max(const float *plane, const rt_pool_geom *g, int oy, 
     return best;
 }
 
-void rt_maxpool2d_forward(float *y, int32_t *argmax, const float *x, const rt_pool_geom *g,
-                          int n)
+static void maxpool_forward_piece(void *arg, size_t lo, size_t hi)
 {
+    const pool_job *j = arg;
+    const rt_pool_geom *g = j->g;
     const size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-    for (size_t p = 0; p < (size_t)n * g->c; p++) {
-        const float *plane = x + p * hw;
-        float *yp = y + p * ohw;
-        int32_t *ap = argmax + p * ohw;
+    for (size_t p = lo; p < hi; p++) {
+        const float *plane = j->in + p * hw;
+        float *yp = j->out + p * ohw;
+        int32_t *ap = j->argmax_out + p * ohw;
         for (int oy = 0; oy < g->oh; oy++)
             for (int ox = 0; ox < g->ow; ox++)
                 yp[oy * g->ow + ox] = pool_window_max(plane, g, oy, ox, &ap[oy * g->ow + ox]);
     }
 }
 
+void rt_maxpool2d_forward(float *y, int32_t *argmax, const float *x, const rt_pool_geom *g,
+                          int n)
+{
+    pool_job j = {.out = y, .in = x, .argmax_out = argmax, .g = g};
+    pool_run(maxpool_forward_piece, &j, (size_t)n * g->c, (size_t)g->h * g->w);
+}
+
+static void maxpool_backward_piece(void *arg, size_t lo, size_t hi)
+{
+    const pool_job *j = arg;
+    const rt_pool_geom *g = j->g;
+    const size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    for (size_t p = lo; p < hi; p++) {
+        float *dx = j->out + p * hw;
+        const float *dy = j->in + p * ohw;
+        const int32_t *arg_p = j->argmax + p * ohw;
+        memset(dx, 0, hw * sizeof(float));
+        for (size_t o = 0; o < ohw; o++)
+            if (arg_p[o] >= 0)
+                dx[arg_p[o]] += dy[o];
+    }
+}
+
 void rt_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax,
                            const rt_pool_geom *g, int n)
 {
-    const size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-    memset(dx, 0, (size_t)n * g->c * hw * sizeof(float));
-    for (size_t p = 0; p < (size_t)n * g->c; p++)
-        for (size_t o = 0; o < ohw; o++)
-            if (argmax[p * ohw + o] >= 0)
-                dx[p * hw + argmax[p * ohw + o]] += dy[p * ohw + o];
+    pool_job j = {.out = dx, .in = dy, .argmax = argmax, .g = g};
+    pool_run(maxpool_backward_piece, &j, (size_t)n * g->c, (size_t)g->h * g->w);
+}
+
+static void avgpool_forward_piece(void *arg, size_t lo, size_t hi)
+{
+    const pool_job *j = arg;
+    for (size_t p = lo; p < hi; p++) {
+        double acc = 0.0;
+        for (int i = 0; i < j->hw; i++)
+            acc += j->in[p * j->hw + i];
+        j->out[p] = (float)(acc / j->hw);
+    }
 }
 
 void rt_global_avgpool_forward(float *y, const float *x, int n, int c, int hw)
 {
-    for (size_t p = 0; p < (size_t)n * c; p++) {
-        double acc = 0.0;
-        for (int i = 0; i < hw; i++)
-            acc += x[p * hw + i];
-        y[p] = (float)(acc / hw);
+    pool_job j = {.out = y, .in = x, .hw = hw};
+    pool_run(avgpool_forward_piece, &j, (size_t)n * c, (size_t)hw);
+}
+
+static void avgpool_backward_piece(void *arg, size_t lo, size_t hi)
+{
+    const pool_job *j = arg;
+    for (size_t p = lo; p < hi; p++) {
+        float g = j->in[p] / (float)j->hw;
+        for (int i = 0; i < j->hw; i++)
+            j->out[p * j->hw + i] = g;
     }
 }
 
 void rt_global_avgpool_backward(float *dx, const float *dy, int n, int c, int hw)
 {
-    for (size_t p = 0; p < (size_t)n * c; p++) {
-        float g = dy[p] / (float)hw;
-        for (int i = 0; i < hw; i++)
-            dx[p * hw + i] = g;
-    }
+    pool_job j = {.out = dx, .in = dy, .hw = hw};
+    pool_run(avgpool_backward_piece, &j, (size_t)n * c, (size_t)hw);
 }

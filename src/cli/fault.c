@@ -1,0 +1,70 @@
+/* Test-only fault injection for the retry and resume tests; inert unless
+ * RTRAIN_FAULT is set. Users never set these variables.
+ *   RTRAIN_FAULT=kill_at_step:N[,M...]  rank RTRAIN_FAULT_RANK (default 0)
+ *                                        kills itself (SIGKILL) right after
+ *                                        optimizer step N
+ *   RTRAIN_FAULT=usr1_at_step:N[,M...]  same rank sends itself SIGUSR1 (a
+ *                                        stop signal seen by one rank only)
+ *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
+ *                                        created first, and an existing one
+ *                                        disarms it, so a retried attempt
+ *                                        that passes step N again goes on.
+ * (The checkpoint writer has fault points of its own, RTRAIN_FAULT=ckpt_*,
+ * see rtrain/ckpt.h.) */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "trainer.h"
+
+static int step_listed(const char *list, long long step)
+{
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long long n = strtoll(p, &end, 10);
+        if (end == p)
+            return 0;
+        if (n == step)
+            return 1;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
+static const struct { const char *prefix; int sig; } faults[] = {
+    {"kill_at_step:", SIGKILL},
+    {"usr1_at_step:", SIGUSR1},
+};
+
+void trainer_fault_after_step(const trainer *t)
+{
+    const char *fault = getenv("RTRAIN_FAULT");
+    if (!fault)
+        return;
+    int sig = 0;
+    const char *steps = NULL;
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        if (!strncmp(fault, faults[i].prefix, strlen(faults[i].prefix))) {
+            sig = faults[i].sig;
+            steps = fault + strlen(faults[i].prefix);
+        }
+    const char *rank = getenv("RTRAIN_FAULT_RANK");
+    if (!sig || (rank ? atoi(rank) : 0) != t->ctx->world_rank || !step_listed(steps, t->step))
+        return;
+    const char *dir = getenv("RTRAIN_FAULT_DIR");
+    if (dir) {
+        char marker[RT_PATH_MAX];
+        snprintf(marker, sizeof marker, "%s/fault.%lld", dir, (long long)t->step);
+        int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0644);
+        if (fd < 0)
+            return;   /* fired before: disarmed */
+        close(fd);
+    }
+    fprintf(stderr, "rtrain: test fault: rank %d raises %s after step %lld\n",
+            t->ctx->world_rank, strsignal(sig), (long long)t->step);
+    fflush(stderr);
+    raise(sig);
+}

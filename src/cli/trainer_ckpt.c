@@ -1,0 +1,213 @@
+/* Checkpoints and resume for the built-in training loop.
+ *
+ * Resume protocol at start (collective; every decision is rank 0's or is
+ * agreed): remove a crashed save's temporaries; then
+ *   run.resume_from_checkpoint = PATH: a new run whose weights come from
+ *     PATH (iteration 0, its own directory);
+ *   run.resume = "auto": continue from the newest valid committed
+ *     checkpoint of this run directory (model, optimizer, position, and the
+ *     current epoch's sums when it was taken mid-epoch); result rows the
+ *     interrupted attempt wrote after it are dropped;
+ *   run.resume = "never": refuse a directory that already has results,
+ *     unless run.overwrite = true, which removes them first.
+ * A checkpoint is always written after the report it belongs to, so a
+ * crash between the two leaves a report row that the next resume drops. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+#include "trainer.h"
+
+/* Mid-epoch checkpoints carry the epoch's running sums as these metrics. */
+static const char *const partial_names[3] = {"epoch_loss_sum", "epoch_samples",
+                                             "epoch_train_time_s"};
+
+rt_status trainer_digest_config(trainer *t)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory hashing the configuration");
+    rt_status st = rt_config_write_json(t->cfg, f);
+    fclose(f);
+    if (st == RT_OK)
+        snprintf(t->config_digest, sizeof t->config_digest, "xxh3:%016llx",
+                 (unsigned long long)XXH3_64bits(text, len));
+    free(text);
+    return st;
+}
+
+static rt_train_state train_state(trainer *t)
+{
+    rt_train_state s = {
+        .model = t->model, .optim = t->optim,
+        .optimizer_type = rt_optim_type_name(t->cfg->optimizer.type),
+        .epoch = t->epoch, .next_batch = t->next_batch, .step = t->step,
+        .training_iteration = rt_run_iteration(t->run),
+        .seed = (uint64_t)t->cfg->train.seed,
+    };
+    snprintf(s.config_digest, sizeof s.config_digest, "%s", t->config_digest);
+    return s;
+}
+
+static rt_ckpt_policy retention(const trainer *t)
+{
+    const rt_config *c = t->cfg;
+    return (rt_ckpt_policy){
+        .num_to_keep = c->checkpoint.num_to_keep,
+        .score_attribute = c->checkpoint.score_attribute,
+        .score_order = strcmp(c->checkpoint.score_order, "min") ? RT_CKPT_SCORE_MAX
+                                                                 : RT_CKPT_SCORE_MIN,
+    };
+}
+
+rt_status trainer_next_checkpoint_name(trainer *t, char *name, size_t size)
+{
+    int64_t index;
+    RT_CHECK(rt_ckpt_next_index(t->comm, rt_run_dir(t->run), &index));
+    snprintf(name, size, "checkpoint_%06lld", (long long)index);
+    return RT_OK;
+}
+
+rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count, char *dir_name,
+                             size_t size)
+{
+    enum { MAX_METRICS = 32 };
+    rt_ckpt_metric m[MAX_METRICS];
+    if (count > MAX_METRICS)
+        count = MAX_METRICS;
+    for (int i = 0; i < count; i++)
+        m[i] = (rt_ckpt_metric){metrics[i].name, metrics[i].value};
+    rt_train_state s = train_state(t);
+    rt_ckpt_policy policy = retention(t);
+    char committed[RT_CKPT_PATH_MAX];
+    double t0 = rt_time_now();
+    RT_CHECK(rt_ckpt_save(t->comm, rt_run_dir(t->run), &s, m, count, &policy, committed,
+                          sizeof committed));
+    t->last_ckpt_step = t->step;
+    const char *base = strrchr(committed, '/');
+    base = base ? base + 1 : committed;
+    if (dir_name)
+        snprintf(dir_name, size, "%s", base);
+    rt_debug("checkpoint %s written in %.2f s", base, rt_time_now() - t0);
+    return RT_OK;
+}
+
+rt_status trainer_stop(trainer *t)
+{
+    double sums[2] = {t->es.loss_sum, t->es.samples};
+    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
+    char name[64] = "the checkpoint of this step";
+    if (t->last_ckpt_step != t->step) {
+        rt_metric m[] = {
+            {"epoch", (double)t->epoch + 1}, {"step", (double)t->step},
+            {partial_names[0], sums[0]}, {partial_names[1], sums[1]},
+            {partial_names[2], t->es.train_time},
+        };
+        RT_CHECK(trainer_checkpoint(t, m, (int)(sizeof m / sizeof m[0]), name, sizeof name));
+    }
+    return RT_ERROR(RT_STOPPED, "stopped by a signal at epoch %lld, step %lld after writing "
+                    "%s in %s; run the same command again to resume",
+                    (long long)t->epoch + 1, (long long)t->step, name, rt_run_dir(t->run));
+}
+
+/* Rank 0's answer to "does the run directory hold results already?". */
+static rt_status has_results(trainer *t, int *has)
+{
+    int answer = 0;
+    if (t->ctx->world_rank == 0) {
+        char path[RT_PATH_MAX + 32];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/result.json", rt_run_dir(t->run));
+        int64_t *idx = NULL;
+        int n = 0;
+        answer = stat(path, &sb) == 0 && sb.st_size > 0;
+        if (rt_ckpt_list(rt_run_dir(t->run), &idx, &n) == RT_OK && n > 0)
+            answer = 1;
+        rt_error_clear();
+        rt_free(idx);
+    }
+    if (MPI_Bcast(&answer, 1, MPI_INT, 0, t->comm) != MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast failed while checking the run directory");
+    *has = answer;
+    return RT_OK;
+}
+
+static rt_status start_fresh(trainer *t)
+{
+    int has = 0;
+    RT_CHECK(has_results(t, &has));
+    const rt_config *c = t->cfg;
+    if (has && !strcmp(c->run.resume, "never") && !c->run.overwrite)
+        return RT_ERROR(RT_ERR_CONFIG, "run directory %s already holds results and "
+                        "run.resume = \"never\": continue it with run.resume=auto, start it "
+                        "over with run.overwrite=true, or choose another run.name",
+                        rt_run_dir(t->run));
+    if (has && !strcmp(c->run.resume, "never"))
+        RT_CHECK(rt_ckpt_remove_all(t->comm, rt_run_dir(t->run)));
+    else if (has && t->ctx->world_rank == 0)
+        rt_warn("%s has results but no checkpoint to resume from: starting over",
+                rt_run_dir(t->run));
+    return rt_run_resume_at(t->run, 0);
+}
+
+static double info_metric(const rt_ckpt_info *info, const char *name)
+{
+    for (int i = 0; i < info->num_metrics; i++)
+        if (!strcmp(info->metric_names[i], name))
+            return info->metric_values[i];
+    return 0.0;
+}
+
+static rt_status continue_from(trainer *t, const char *dir)
+{
+    rt_train_state s = train_state(t);
+    rt_ckpt_info info;
+    RT_CHECK(rt_ckpt_load(t->comm, dir, &s, RT_CKPT_LOAD_ALL, &info));
+    if (s.seed != (uint64_t)t->cfg->train.seed)
+        return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s was trained with train.seed = %llu but "
+                        "the configuration says %lld: resume with train.seed=%llu", dir,
+                        (unsigned long long)s.seed, (long long)t->cfg->train.seed,
+                        (unsigned long long)s.seed);
+    /* Expected when a run is extended (train.epochs) or moved: say so, go on;
+     * a model that no longer fits the checkpoint was refused by the load. */
+    if (strcmp(info.config_digest, t->config_digest))
+        rt_info("note: the configuration differs from the one %s was saved with; "
+                "continuing with the current one", dir);
+    t->epoch = s.epoch;
+    t->next_batch = s.next_batch;
+    t->step = s.step;
+    t->last_ckpt_step = s.step;
+    if (t->next_batch > 0 && t->ctx->world_rank == 0)   /* the sums are global: rank 0 holds them */
+        t->es = (epoch_stats){info_metric(&info, partial_names[0]),
+                              info_metric(&info, partial_names[1]),
+                              info_metric(&info, partial_names[2])};
+    rt_info("resuming from %s: epoch %lld, global batch %lld, step %lld", dir,
+            (long long)t->epoch + 1, (long long)t->next_batch, (long long)t->step);
+    return rt_run_resume_at(t->run, (int)s.training_iteration);
+}
+
+rt_status trainer_resume(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    const char *run_dir = rt_run_dir(t->run);
+    RT_CHECK(trainer_digest_config(t));
+    RT_CHECK(rt_ckpt_cleanup_stale(t->comm, run_dir));
+    if (c->run.resume_from_checkpoint[0]) {
+        rt_train_state s = train_state(t);
+        RT_CHECK(rt_ckpt_load(t->comm, c->run.resume_from_checkpoint, &s, RT_CKPT_LOAD_MODEL,
+                              NULL));
+        rt_info("initialised the model from %s", c->run.resume_from_checkpoint);
+        return start_fresh(t);
+    }
+    if (!strcmp(c->run.resume, "auto")) {
+        char dir[RT_CKPT_PATH_MAX];
+        int found = 0;
+        RT_CHECK(rt_ckpt_find_latest(t->comm, run_dir, dir, sizeof dir, &found));
+        if (found)
+            return continue_from(t, dir);
+    }
+    return start_fresh(t);
+}
