@@ -11,7 +11,11 @@ fi
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev
-  dataset-fashion-mnist python3 python3-lxml ca-certificates"
+  dataset-fashion-mnist python3 python3-lxml ca-certificates
+  slurm-wlm munge libpmix-dev"
+# slurm-wlm + munge: the Slurm tests start a private one-node cluster
+# (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
+# libpmix.so, which nothing else pulls in.
 
 if [ "${1:-}" = "--peers" ]; then
   packages="$packages python3-torch python3-torchvision python3-h5py python3-numpy"

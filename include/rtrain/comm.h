@@ -31,6 +31,11 @@ rt_status rt_comm_broadcast(MPI_Comm comm, float *buf, size_t count, int root);
  * to abort the job). Not collective by itself. */
 rt_status rt_comm_wait_all(MPI_Request *reqs, int n, double timeout_s);
 
+/* rt_nn_ctx.reduce_sum for synchronised BatchNorm: sums count floats in
+ * place across the communicator *(MPI_Comm *)comm. A failure aborts the
+ * job (a layer cannot return a status). Collective. */
+void rt_comm_nn_reduce_sum(void *comm, float *buf, size_t count);
+
 /* Parameters and buffers of rank 0 to every rank, before training. */
 rt_status rt_comm_broadcast_model(MPI_Comm comm, rt_model *m);
 

@@ -70,6 +70,14 @@ static rt_status open_data(trainer *t)
     lo.shuffle = 0;
     lo.drop_last = 0;
     RT_CHECK(rt_loader_create(&t->test_loader, t->test_set, &lo));
+    /* Synchronised BatchNorm reduces inside every forward: each rank must
+     * hold at least one sample of every global batch. */
+    int64_t last = rt_dataset_count(t->train_set) % t->global_batch;
+    if (c->model.bn_sync && !c->data.drop_last && last > 0 && last < t->ctx->world_size)
+        return RT_ERROR(RT_ERR_CONFIG, "with model.sync_batchnorm the last global batch of %lld "
+                        "samples leaves some of the %d ranks without data: set "
+                        "data.drop_last = true or change the batch size", (long long)last,
+                        t->ctx->world_size);
     int64_t batches = rt_loader_batches_per_epoch(t->train_loader);
     if (c->train.steps_per_epoch > 0 && c->train.steps_per_epoch * c->train.accumulate_steps < batches)
         batches = c->train.steps_per_epoch * c->train.accumulate_steps;
@@ -129,6 +137,19 @@ static void trainer_free(trainer *t)
     rt_dataset_free(t->test_set);
 }
 
+/* Training-mode context; BatchNorm statistics are summed across ranks when
+ * model.sync_batchnorm is set (every rank then runs the same layers on
+ * every step, an empty batch included: see train_micro_batch). */
+static rt_nn_ctx train_ctx(trainer *t)
+{
+    rt_nn_ctx nc = {.train = 1};
+    if (t->cfg->model.bn_sync && t->ctx->world_size > 1) {
+        nc.reduce_sum = rt_comm_nn_reduce_sum;
+        nc.reduce_arg = &t->comm;
+    }
+    return nc;
+}
+
 /* Forward and loss of one micro-batch; a non-finite loss is an error for
  * the caller to agree on. Nothing is accumulated until the step is agreed. */
 static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
@@ -136,9 +157,9 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
     *loss = 0.0;
     if (b->n == 0)
         return RT_OK;
-    rt_nn_ctx nc = {.train = 1, .rng_key = rt_rng_key((uint64_t)t->cfg->train.seed,
-                                                        (uint64_t)t->epoch, (uint64_t)b->index,
-                                                        (uint64_t)t->ctx->world_rank)};
+    rt_nn_ctx nc = train_ctx(t);
+    nc.rng_key = rt_rng_key((uint64_t)t->cfg->train.seed, (uint64_t)t->epoch,
+                            (uint64_t)b->index, (uint64_t)t->ctx->world_rank);
     float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
     const float *logits = rt_model_forward(t->model, &nc, b->x, b->n);
     if (!logits)
@@ -155,7 +176,7 @@ static rt_status backward(trainer *t, const rt_batch *b, int sync)
 {
     rt_ddp_begin_backward(t->ddp, sync);
     if (b->n > 0) {
-        rt_nn_ctx nc = {.train = 1};
+        rt_nn_ctx nc = train_ctx(t);
         rt_model_backward(t->model, &nc, t->dlogits, b->n);
     }
     rt_status st = rt_ddp_finish(t->ddp);

@@ -1,6 +1,7 @@
 /* Checked collectives on large float buffers. MPI counts are int, so
  * buffers are reduced in chunks of at most 2^30 elements. */
 #include <limits.h>
+#include <stdio.h>
 #include <sched.h>
 #include "rtrain/comm.h"
 
@@ -64,5 +65,14 @@ rt_status rt_comm_wait_all(MPI_Request *reqs, int n, double timeout_s)
             return RT_ERROR(RT_ERR_TIMEOUT, "communication did not complete within %.0f s",
                             timeout_s);
         sched_yield();
+    }
+}
+
+void rt_comm_nn_reduce_sum(void *comm, float *buf, size_t count)
+{
+    MPI_Comm c = *(MPI_Comm *)comm;
+    if (rt_comm_allreduce_sum(c, buf, count) != RT_OK) {
+        fprintf(stderr, "rtrain: error: synchronised BatchNorm: %s\n", rt_error_message());
+        MPI_Abort(c, RT_EXIT_FAILURE);
     }
 }

@@ -4,7 +4,11 @@
  *   MPI_COMM_SELF), up to float reassociation;
  * - bucket logic: one bucket per layer and one huge bucket give identical
  *   bits (2 ranks: a sum of two floats does not depend on order);
- * - determinism: the same run twice gives identical bits.
+ * - determinism: the same run twice gives identical bits;
+ * - synchronised BatchNorm: W ranks equal one process with the whole
+ *   global batch (parameters and running statistics);
+ * - gradient accumulation: 2 micro-batches of g per step equal one batch
+ *   of 2g (and communicate only on the last micro-batch).
  * The verdict is agreed across ranks so every rank exits with it. */
 #include <math.h>
 #include <stdio.h>
@@ -47,7 +51,31 @@ typedef struct run_opts {
     size_t bucket_bytes;
     int buckets_out;
     float *initial;   /* if set: receives the parameters before training */
+    int bn;           /* model with BatchNorm, statistics synchronised */
+    int accumulate;   /* micro-batches per optimizer step (0 = 1) */
+    float *buffers;   /* if set: receives the BatchNorm buffers after training */
 } run_opts;
+
+static void build_spec(rt_model_spec *spec, int bn)
+{
+    if (!bn) {
+        rt_model_spec_default(spec, RT_ARCH_MLP);
+        spec->num_classes = CLASSES;
+        spec->num_hidden = 2;
+        spec->hidden[0] = 16;
+        spec->hidden[1] = 8;
+        return;
+    }
+    rt_model_spec_default(spec, RT_ARCH_SEQUENTIAL);
+    const rt_layer_type types[] = {RT_LAYER_LINEAR, RT_LAYER_BATCHNORM2D, RT_LAYER_RELU,
+                                   RT_LAYER_LINEAR};
+    const int outs[] = {16, 0, 0, CLASSES};
+    spec->num_layers = 4;
+    for (int i = 0; i < 4; i++) {
+        rt_layer_spec_default(&spec->layers[i], types[i]);
+        spec->layers[i].out = outs[i];
+    }
+}
 
 /* Trains an MLP for STEPS steps with SGD+momentum on comm's ranks and
  * copies the final parameters to params (num_params floats). */
@@ -69,11 +97,7 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
                          .shuffle = 1, .seed = 7, .prefetch = 2};
     RT_CHECK_GOTO(st, rt_loader_create(&loader, ds, &lo), done);
     rt_model_spec spec;
-    rt_model_spec_default(&spec, RT_ARCH_MLP);
-    spec.num_classes = CLASSES;
-    spec.num_hidden = 2;
-    spec.hidden[0] = 16;
-    spec.hidden[1] = 8;
+    build_spec(&spec, o->bn);
     RT_CHECK_GOTO(st, rt_model_create(&model, &spec, (rt_shape){FEATURES, 1, 1},
                                       rt_loader_max_local_batch(loader), 99), done);
     RT_CHECK_GOTO(st, rt_comm_broadcast_model(o->comm, model), done);
@@ -87,7 +111,14 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     RT_CHECK_GOTO(st, rt_ddp_create(&ddp, o->comm, model, o->bucket_bytes), done);
     o->buckets_out = rt_ddp_num_buckets(ddp);
     int64_t epoch = 0, step = 0;
+    int accumulate = o->accumulate > 0 ? o->accumulate : 1, micro = 0;
+    rt_nn_ctx ctx = {.train = 1};
+    if (o->bn && world > 1) {
+        ctx.reduce_sum = rt_comm_nn_reduce_sum;
+        ctx.reduce_arg = &o->comm;
+    }
     RT_CHECK_GOTO(st, rt_loader_start_epoch(loader, epoch, 0), done);
+    rt_model_zero_grad(model);
     while (step < STEPS) {
         rt_batch b;
         int end = 0;
@@ -96,18 +127,26 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
             RT_CHECK_GOTO(st, rt_loader_start_epoch(loader, ++epoch, 0), done);
             continue;
         }
-        rt_nn_ctx ctx = {.train = 1};
-        rt_model_zero_grad(model);
-        rt_ddp_begin_backward(ddp, 1);
+        int last = micro == accumulate - 1;
+        rt_ddp_begin_backward(ddp, last);
         if (b.n > 0) {
             const float *logits = rt_model_forward(model, &ctx, b.x, b.n);
-            rt_cross_entropy(dlogits, logits, b.y, b.n, CLASSES, 1.0f / (float)b.global_n);
+            rt_cross_entropy(dlogits, logits, b.y, b.n, CLASSES,
+                             1.0f / ((float)b.global_n * (float)accumulate));
             rt_model_backward(model, &ctx, dlogits, b.n);
         }
         RT_CHECK_GOTO(st, rt_ddp_finish(ddp), done);
+        if (!last) {
+            micro++;
+            continue;
+        }
         rt_optim_step(opt, rt_model_params(model), rt_model_grads(model), oo.lr);
+        rt_model_zero_grad(model);
+        micro = 0;
         step++;
     }
+    if (o->buffers)
+        memcpy(o->buffers, rt_model_buffers(model), rt_model_num_buffers(model) * sizeof(float));
     *num_params = rt_model_num_params(model);
     memcpy(params, rt_model_params(model), *num_params * sizeof(float));
 done:
@@ -137,8 +176,8 @@ int main(int argc, char **argv)
     size_t n_tiny = 0, n_huge = 0, n_again = 0, n_ref = 0;
     int global = BATCH_PER_RANK * world;
 
-    run_opts o_tiny = {MPI_COMM_WORLD, global, 4, 0, initial};
-    run_opts o_huge = {MPI_COMM_WORLD, global, (size_t)1 << 30, 0, NULL};
+    run_opts o_tiny = {MPI_COMM_WORLD, global, 4, 0, initial, 0, 1, NULL};
+    run_opts o_huge = {MPI_COMM_WORLD, global, (size_t)1 << 30, 0, NULL, 0, 1, NULL};
     CHECK_OK(train(&o_tiny, tiny, &n_tiny));
     CHECK_OK(train(&o_huge, huge, &n_huge));
     run_opts o_again = o_tiny;
@@ -155,7 +194,7 @@ int main(int argc, char **argv)
 
     if (rank == 0) {
         /* The single-process reference with the same global batches. */
-        run_opts o_ref = {MPI_COMM_SELF, global, 4, 0, NULL};
+        run_opts o_ref = {MPI_COMM_SELF, global, 4, 0, NULL, 0, 1, NULL};
         CHECK_OK(train(&o_ref, reference, &n_ref));
         CHECK(n_ref == n_tiny);
         /* Tolerance: the W partial gradient sums are added in another order
@@ -172,6 +211,34 @@ int main(int argc, char **argv)
         double moved = max_abs_diff(tiny, initial, n_tiny);
         printf("max |trained - initial| = %.3g\n", moved);
         CHECK(moved > 1e-2);
+    }
+    /* Synchronised BatchNorm and accumulation against one process. */
+    static float bn_ranks[4096], bn_ref[4096], bn_buf_ranks[256], bn_buf_ref[256];
+    static float acc_ranks[4096];
+    size_t n_bn = 0, n_bn_ref = 0, n_acc = 0;
+    run_opts o_bn = {MPI_COMM_WORLD, global, 4, 0, NULL, 1, 1, bn_buf_ranks};
+    CHECK_OK(train(&o_bn, bn_ranks, &n_bn));
+    /* Micro-batches of half the global batch, two per optimizer step. */
+    run_opts o_acc = {MPI_COMM_WORLD, global / 2, 4, 0, NULL, 0, 2, NULL};
+    CHECK_OK(train(&o_acc, acc_ranks, &n_acc));
+    if (rank == 0) {
+        run_opts r_bn = {MPI_COMM_SELF, global, 4, 0, NULL, 1, 1, bn_buf_ref};
+        CHECK_OK(train(&r_bn, bn_ref, &n_bn_ref));
+        CHECK(n_bn > 0 && n_bn == n_bn_ref);
+        /* Same tolerance argument as above; the BatchNorm sums are reduced
+         * in double, so reassociation stays at the float level. */
+        double d_bn = max_abs_diff(bn_ranks, bn_ref, n_bn);
+        double d_buf = max_abs_diff(bn_buf_ranks, bn_buf_ref, 2 * 16);  /* mean, var */
+        printf("sync BatchNorm: max |params diff| = %.3g, |running stats diff| = %.3g\n",
+               d_bn, d_buf);
+        CHECK_CLOSE(d_bn, 0.0, 2e-5, 0);
+        CHECK_CLOSE(d_buf, 0.0, 2e-5, 0);
+        /* The whole global batch in one step is the accumulation reference. */
+        CHECK(n_acc == n_tiny);
+        double d_acc = max_abs_diff(acc_ranks, reference, n_acc);
+        printf("accumulate 2 x %d vs one batch of %d: max |diff| = %.3g\n", global / 2,
+               global, d_acc);
+        CHECK_CLOSE(d_acc, 0.0, 2e-5, 0);
     }
     int failed = check_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
