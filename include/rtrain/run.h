@@ -78,6 +78,11 @@ rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop);
 void rt_session_abort_unresponsive(rt_session *s, const char *what, long long step)
     __attribute__((noreturn));
 
+/* Collective: every rank passes its warning (NULL: none). Rank 0 prints
+ * each distinct text once, with the number of ranks and which ones, e.g.
+ * "warning: disk almost full (on 6 of 8 ranks: 1-6)". */
+void rt_session_warn_all(rt_session *s, const char *warning);
+
 /* Sets OpenBLAS threads: threads_per_worker, or cores / local ranks. */
 int rt_session_set_threads(rt_session *s, int threads_per_worker);
 

@@ -287,3 +287,62 @@ void rt_session_abort_unresponsive(rt_session *s, const char *what, long long st
     MPI_Abort(s->world, RT_EXIT_FAILURE);
     abort();
 }
+
+/* ---- warnings from many ranks --------------------------------------------- */
+
+enum { WARN_MAX = 256 };
+
+/* Appends "a-b" or "a" for the run of ranks [a, b] to list. */
+static void append_range(char *list, size_t size, int a, int b)
+{
+    size_t len = strlen(list);
+    if (len + 24 >= size)
+        return;
+    snprintf(list + len, size - len, a == b ? "%s%d" : "%s%d-%d", len ? "," : "", a, b);
+}
+
+static void print_grouped(const char *all, int world)
+{
+    char *done = calloc((size_t)world, 1);
+    if (!done)
+        return;
+    for (int r = 0; r < world; r++) {
+        const char *text = all + (size_t)r * WARN_MAX;
+        if (done[r] || !text[0])
+            continue;
+        char ranks[512] = "";
+        int count = 0, run_start = -1;
+        for (int q = r; q <= world; q++) {
+            int same = q < world && !done[q] && !strcmp(all + (size_t)q * WARN_MAX, text);
+            if (same) {
+                done[q] = 1;
+                count++;
+                if (run_start < 0)
+                    run_start = q;
+            } else if (run_start >= 0) {
+                append_range(ranks, sizeof ranks, run_start, q - 1);
+                run_start = -1;
+            }
+        }
+        if (count == 1)
+            rt_warn("%s (rank %s)", text, ranks);
+        else
+            rt_warn("%s (on %d of %d ranks: %s)", text, count, world, ranks);
+    }
+    free(done);
+}
+
+void rt_session_warn_all(rt_session *s, const char *warning)
+{
+    int world = s->ctx.world_size;
+    char mine[WARN_MAX] = "";
+    if (warning)
+        snprintf(mine, sizeof mine, "%s", warning);
+    char *all = s->ctx.world_rank == 0 ? calloc((size_t)world, WARN_MAX) : NULL;
+    if (s->ctx.world_rank == 0 && !all)
+        rt_warn("%s", mine);   /* no memory to group: say at least rank 0's */
+    MPI_Gather(mine, WARN_MAX, MPI_CHAR, all, WARN_MAX, MPI_CHAR, 0, s->world);
+    if (all)
+        print_grouped(all, world);
+    free(all);
+}

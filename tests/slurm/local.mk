@@ -8,6 +8,7 @@ SLURM_TESTS = \
 	tests/slurm/run_no_retry.test \
 	tests/slurm/run_preempt.test \
 	tests/slurm/sbatch_train.test \
+	tests/slurm/sbatch_retry.test \
 	tests/slurm/sbatch_preempt.test
 TESTS += $(SLURM_TESTS)
 EXTRA_DIST += tests/slurm/lib.sh $(SLURM_TESTS) jobs/train.sbatch \

@@ -322,6 +322,27 @@ static void run_conv_case(const conv_case *tc)
     CHECK_MSG(same_bits(dx, dx2, nx * sizeof(float)) && same_bits(dw, dw2, nw * sizeof(float)),
               "%s: backward not deterministic", tc->name);
 
+    /* keeping the columns from forward for backward changes no bit, and
+     * the kept columns stay within rt_conv2d_cols_floats() */
+    size_t ncols = rt_conv2d_cols_floats(&g, n);
+    float *cols = falloc(ncols + SCRATCH_GUARD);
+    for (size_t i = 0; i < SCRATCH_GUARD; i++)
+        cols[ncols + i] = 12345.0f + (float)i;
+    fill_nan(y2, ny);
+    rt_conv2d_forward_cols(y2, cols, x, w, bias, scratch, &g, n);
+    CHECK_MSG(same_bits(y, y2, ny * sizeof(float)), "%s: forward_cols differs", tc->name);
+    memcpy(dw2, dw0, nw * sizeof(float));
+    memcpy(db2, db0, nb * sizeof(float));
+    fill_nan(dx2, nx);
+    rt_conv2d_backward_cols(dx2, dw2, tc->bias ? db2 : NULL, dy, cols, x, w, scratch, &g, n);
+    CHECK_MSG(same_bits(dx, dx2, nx * sizeof(float)) && same_bits(dw, dw2, nw * sizeof(float)) &&
+              same_bits(db, db2, nb * sizeof(float)), "%s: backward_cols differs", tc->name);
+    int cols_ok = 1;
+    for (size_t i = 0; i < SCRATCH_GUARD; i++)
+        cols_ok &= cols[ncols + i] == 12345.0f + (float)i;
+    CHECK_MSG(cols_ok, "%s: forward_cols wrote past rt_conv2d_cols_floats()", tc->name);
+    rt_free(cols);
+
     int canary_ok = 1;
     for (size_t i = 0; i < SCRATCH_GUARD; i++)
         canary_ok &= scratch[nscratch + i] == 12345.0f + (float)i;

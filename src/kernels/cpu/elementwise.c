@@ -32,8 +32,12 @@ static void relu_backward_piece(void *arg, size_t lo, size_t hi)
     const ew_job *j = arg;
     float *dx = j->out;
     const float *dy = j->a, *y = j->b;
-    for (size_t i = lo; i < hi; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    /* dy is loaded unconditionally so that the select vectorises (a load
+     * under the condition would have to stay a branch) */
+    for (size_t i = lo; i < hi; i++) {
+        float d = dy[i];
+        dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 static void mul_piece(void *arg, size_t lo, size_t hi)
