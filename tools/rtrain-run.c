@@ -26,7 +26,8 @@
  *      attempt's code (mpirun's 137 for a killed rank would read as if
  *      rtrain-run itself had been killed)
  * When rtrain-run itself receives SIGTERM, SIGINT or SIGUSR1 it forwards the
- * signal to the launcher and starts no further attempt.
+ * signal to the launcher (SIGTERM as SIGUSR1, see on_stop_signal) and starts
+ * no further attempt.
  *
  * Every attempt is recorded in RUN_DIR/attempts.json (replaced atomically:
  * temp file + rename), which rtrain-results reads:
@@ -77,6 +78,7 @@ typedef struct plan {
     int config_ok;             /* CONFIG loaded here: retries are possible */
     int in_slurm;
     int max_failures;
+    int num_workers;           /* scaling.num_workers (0: not set) */
     char run_dir[RT_PATH_MAX + 300];
     char name_override[300];   /* run.name="..." when pinned here, else "" */
     char rtrain[PATH_MAX];
@@ -87,7 +89,6 @@ typedef struct plan {
 /* Written by the signal handler, read by the loop. */
 static volatile sig_atomic_t child_pid = 0;
 static volatile sig_atomic_t stop_signal = 0;
-static volatile sig_atomic_t translate_term = 0;
 
 static void usage(FILE *f)
 {
@@ -284,6 +285,7 @@ static void plan_config(plan *p, const options *o)
     if (!p->config_ok)
         return;
     p->max_failures = o->max_failures_set ? o->max_failures : cfg.failure.max_failures;
+    p->num_workers = cfg.scaling.num_workers;
     char name[256];
     if (cfg.run.name[0]) {
         snprintf(name, sizeof name, "%s", cfg.run.name);
@@ -302,12 +304,7 @@ static int default_np(const options *o, const plan *p)
     int n;
     if (p->in_slurm && tasks && !parse_int(tasks, 1, 1 << 20, &n))
         return n;
-    static rt_config cfg;   /* only read when the config loaded in plan_config */
-    if (p->config_ok && rt_config_load(&cfg, o->config, o->noverrides, o->overrides) == RT_OK &&
-        cfg.scaling.num_workers > 0)
-        return cfg.scaling.num_workers;
-    rt_error_clear();
-    return 1;
+    return p->num_workers > 0 ? p->num_workers : 1;
 }
 
 /* argv: the launcher's words, then rtrain CONFIG overrides [run.name=...]. */
@@ -334,11 +331,10 @@ static int plan_argv(plan *p, const options *o)
             p->argv[k++] = w;
         /* rtrain runs its own thread pool per rank (scaling.threads_per_worker):
          * binding each rank to one core would serialise it. */
-        static char *const words[] = {"-np", NULL, "--bind-to", "none"};
-        p->argv[k++] = words[0];
+        p->argv[k++] = "-np";
         p->argv[k++] = np_text;
-        p->argv[k++] = words[2];
-        p->argv[k++] = words[3];
+        p->argv[k++] = "--bind-to";
+        p->argv[k++] = "none";
     }
     if (k + 3 + o->noverrides >= MAX_ARGS)
         return -1;
@@ -466,16 +462,17 @@ static int record_attempt(const plan *p, const attempt *a)
 
 /* ---- running one attempt ---------------------------------------------------------- */
 
-/* Forwards stop signals to the launcher. Open MPI's mpirun answers SIGTERM
- * by killing the ranks at once, but forwards SIGUSR1 and waits: so SIGTERM
- * reaches rtrain through mpirun as SIGUSR1, which rtrain treats the same
- * (checkpoint, exit 3). srun forwards both to the tasks. */
+/* Forwards stop signals to the launcher. Both Open MPI's mpirun and srun
+ * answer SIGTERM by killing the ranks at once ("forcing job termination"),
+ * but pass SIGUSR1 on to them and wait: so SIGTERM reaches rtrain as
+ * SIGUSR1, which rtrain treats the same (checkpoint, exit 3). SIGINT stays
+ * SIGINT: stop now. */
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
     pid_t pid = (pid_t)child_pid;
     if (pid > 0)
-        kill(pid, sig == SIGTERM && translate_term ? SIGUSR1 : sig);
+        kill(pid, sig == SIGTERM ? SIGUSR1 : sig);
 }
 
 static void install_handlers(void)
@@ -635,7 +632,6 @@ int main(int argc, char **argv)
     static plan p;
     const char *job = getenv("SLURM_JOB_ID");
     p.in_slurm = o.launch == LAUNCH_SRUN || (o.launch == LAUNCH_AUTO && job && *job);
-    translate_term = !p.in_slurm;
     if (find_rtrain(p.rtrain, sizeof p.rtrain) != 0) {
         fprintf(stderr, "rtrain-run: error: cannot find the rtrain program (%s): install it "
                 "next to rtrain-run or on PATH, or set RTRAIN_BIN\n",
@@ -645,6 +641,14 @@ int main(int argc, char **argv)
     plan_config(&p, &o);
     if (plan_argv(&p, &o) != 0) {
         fprintf(stderr, "rtrain-run: error: too many arguments (at most %d)\n", MAX_ARGS - 40);
+        return RT_EXIT_INPUT;
+    }
+    /* A missing launcher would fail every attempt the same way. */
+    char launcher_path[PATH_MAX];
+    if (strchr(p.argv[0], '/') ? !is_executable(p.argv[0])
+                               : search_path(launcher_path, sizeof launcher_path, p.argv[0])) {
+        fprintf(stderr, "rtrain-run: error: cannot find the launcher '%s': install it or %s\n",
+                p.argv[0], p.in_slurm ? "put srun on PATH" : "set MPIRUN to the mpirun to use");
         return RT_EXIT_INPUT;
     }
     install_handlers();

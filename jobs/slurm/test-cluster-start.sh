@@ -42,11 +42,13 @@ ctld_port=$(free_port)
 slurmd_port=$(free_port)
 while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(free_port); done
 
+first_job_id=$(python3 -c 'import random; print(random.randint(1000, 60000000))')
 host=$(hostname -s)
 user=$(id -un)
 cpus=$(nproc)
 sed -e "s|@STATE@|$state|g" -e "s|@HOST@|$host|g" -e "s|@USER@|$user|g" \
     -e "s|@CPUS@|$cpus|g" -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$slurmd_port|g" \
+    -e "s|@FIRST_JOB_ID@|$first_job_id|g" \
     "$here/slurm.conf.in" >"$state/slurm.conf"
 cat >"$state/env" <<EOF
 SLURM_CONF='$state/slurm.conf'; export SLURM_CONF

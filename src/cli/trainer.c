@@ -38,6 +38,9 @@ static rt_status resolve_batch(trainer *t)
         return RT_ERROR(RT_ERR_CONFIG, "scaling.num_workers = %d but MPI started %d ranks: "
                         "launch with mpirun -np %d or change scaling.num_workers",
                         c->scaling.num_workers, world, c->scaling.num_workers);
+    if (c->scaling.use_gpu)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "scaling.use_gpu = true, but this rtrain has no GPU "
+                        "backend yet: set scaling.use_gpu = false to train on the CPU");
     if (c->data.global_batch_size > 0) {
         if (c->data.global_batch_size % world != 0)
             return RT_ERROR(RT_ERR_CONFIG, "data.global_batch_size = %d does not divide by "

@@ -2,10 +2,10 @@
  * [out][in][k][k] and optional bias [out]. PyTorch's default init is
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); torchvision's ResNet switches the
  * weight to kaiming_normal(fan_out) through rt_conv2d_set_init. The
- * im2col columns of a training forward are kept (saved storage) for
- * backward, which then does not unfold the input again: measured on
- * ResNet18 at batch 128 that saves about 6% of a step for 120 MB; other
- * temporaries live in the model's shared scratch area. */
+ * im2col columns live in the model's shared scratch area. (Keeping
+ * forward's columns for backward instead was measured on ResNet18 at batch
+ * 128: backward gained what forward lost writing 120 MB of columns to
+ * memory, so it was not worth the memory.) */
 #include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
@@ -15,8 +15,6 @@ typedef struct conv2d_impl {
     rt_conv_geom g;
     float *w, *b, *dw, *db;
     float *scratch;
-    float *cols;             /* [max_batch][c*k*k*oh*ow] columns of the last forward */
-    int cols_valid;          /* 1: the last forward was a training one and kept them */
 } conv2d_impl;
 
 rt_status rt_conv2d_init(rt_layer *l, const rt_layer_spec *spec)
@@ -65,7 +63,6 @@ static rt_status conv2d_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape 
                                   fan_in, &p->b, &p->db));
     RT_CHECK(rt_builder_scratch(b, rt_conv2d_scratch_floats(&p->g, rt_builder_max_batch(b)),
                                 &p->scratch));
-    RT_CHECK(rt_builder_saved(b, rt_conv2d_cols_floats(&p->g, 1), &p->cols));
     *out = (rt_shape){p->out_channels, p->g.oh, p->g.ow};
     return RT_OK;
 }
@@ -74,23 +71,14 @@ static void conv2d_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const 
                            int n)
 {
     conv2d_impl *p = l->impl;
-    /* Evaluation has no backward to keep columns for. */
-    p->cols_valid = ctx->train;
-    if (ctx->train)
-        rt_conv2d_forward_cols(out, p->cols, in, p->w, p->b, p->scratch, &p->g, n);
-    else
-        rt_conv2d_forward(out, in, p->w, p->b, p->scratch, &p->g, n);
+    rt_conv2d_forward(out, in, p->w, p->b, p->scratch, &p->g, n);
 }
 
 static void conv2d_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
                             const float *in, const float *out, int n)
 {
     conv2d_impl *p = l->impl;
-    if (p->cols_valid)
-        rt_conv2d_backward_cols(din, p->dw, p->db, dout, p->cols, in, p->w, p->scratch, &p->g,
-                                n);
-    else
-        rt_conv2d_backward(din, p->dw, p->db, dout, in, p->w, p->scratch, &p->g, n);
+    rt_conv2d_backward(din, p->dw, p->db, dout, in, p->w, p->scratch, &p->g, n);
 }
 
 const rt_layer_ops rt_conv2d_ops = {"conv2d", conv2d_build, conv2d_forward, conv2d_backward,

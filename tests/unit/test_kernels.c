@@ -18,13 +18,21 @@
  * term) gives errors of order 1e-1 or more. The finite differences are
  * taken in double on functions that are linear (conv, linear) or smooth
  * (batch norm) in each variable, so their own error (~1e-9) is negligible.
+ *
+ * Threads. The kernel checks run twice: on one thread and on three (more
+ * than the 2 cores here, and a count that splits most sizes unevenly), so
+ * that the threaded paths (parallel.h) meet the same references. The pool
+ * itself is checked first: every piece exactly once, nested and concurrent
+ * calls.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
 #include "rtrain/core.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/parallel.h"
 
 #define REL_TOL 1e-4
 
@@ -321,27 +329,6 @@ static void run_conv_case(const conv_case *tc)
     rt_conv2d_backward(dx2, dw2, tc->bias ? db2 : NULL, dy, x, w, scratch, &g, n);
     CHECK_MSG(same_bits(dx, dx2, nx * sizeof(float)) && same_bits(dw, dw2, nw * sizeof(float)),
               "%s: backward not deterministic", tc->name);
-
-    /* keeping the columns from forward for backward changes no bit, and
-     * the kept columns stay within rt_conv2d_cols_floats() */
-    size_t ncols = rt_conv2d_cols_floats(&g, n);
-    float *cols = falloc(ncols + SCRATCH_GUARD);
-    for (size_t i = 0; i < SCRATCH_GUARD; i++)
-        cols[ncols + i] = 12345.0f + (float)i;
-    fill_nan(y2, ny);
-    rt_conv2d_forward_cols(y2, cols, x, w, bias, scratch, &g, n);
-    CHECK_MSG(same_bits(y, y2, ny * sizeof(float)), "%s: forward_cols differs", tc->name);
-    memcpy(dw2, dw0, nw * sizeof(float));
-    memcpy(db2, db0, nb * sizeof(float));
-    fill_nan(dx2, nx);
-    rt_conv2d_backward_cols(dx2, dw2, tc->bias ? db2 : NULL, dy, cols, x, w, scratch, &g, n);
-    CHECK_MSG(same_bits(dx, dx2, nx * sizeof(float)) && same_bits(dw, dw2, nw * sizeof(float)) &&
-              same_bits(db, db2, nb * sizeof(float)), "%s: backward_cols differs", tc->name);
-    int cols_ok = 1;
-    for (size_t i = 0; i < SCRATCH_GUARD; i++)
-        cols_ok &= cols[ncols + i] == 12345.0f + (float)i;
-    CHECK_MSG(cols_ok, "%s: forward_cols wrote past rt_conv2d_cols_floats()", tc->name);
-    rt_free(cols);
 
     int canary_ok = 1;
     for (size_t i = 0; i < SCRATCH_GUARD; i++)
@@ -865,14 +852,101 @@ static void test_batchnorm(void)
     rt_bn_backward_dx(NULL, dy, x, mean, rstd, gamma, sdy, sdyx, m, BN_N, BN_C, BN_HW);
 }
 
-int main(void)
+/* ---- the kernels' thread pool ---------------------------------------------- */
+
+#define PAR_N 1000
+typedef struct par_job {
+    int *hits;          /* [PAR_N]: times each index was covered */
+    int pieces;         /* pieces seen (atomic: pieces run concurrently) */
+    int nested_pieces;  /* pieces of the nested loop, summed */
+} par_job;
+
+static void par_mark(void *arg, size_t lo, size_t hi)
 {
-    rt_rng_init(&test_rng, rt_rng_key(2024, 0, 0, 0));
+    par_job *j = arg;
+    for (size_t i = lo; i < hi; i++)
+        __atomic_fetch_add(&j->hits[i], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&j->pieces, 1, __ATOMIC_RELAXED);
+}
+
+/* A piece that starts a loop of its own (runs serially, in that thread). */
+static void par_nested(void *arg, size_t lo, size_t hi)
+{
+    par_job *j = arg;
+    par_job inner = { j->hits, 0, 0 };
+    rt_par_for(hi - lo, 4, par_mark, &inner);
+    __atomic_fetch_add(&j->nested_pieces, inner.pieces, __ATOMIC_RELAXED);
+}
+
+/* Every index in exactly `times` pieces. */
+static int par_covered(const int *hits, int times)
+{
+    for (int i = 0; i < PAR_N; i++)
+        if (hits[i] != times)
+            return 0;
+    return 1;
+}
+
+static void *par_caller(void *arg)
+{
+    /* many loops in a row from this thread while another one does the same */
+    par_job *j = arg;
+    for (int r = 0; r < 200; r++)
+        rt_par_for(PAR_N, 3, par_mark, j);
+    return NULL;
+}
+
+static void test_parallel(void)
+{
+    static int hits[PAR_N], hits2[PAR_N];
+    rt_cpu_set_threads(3);
+    CHECK(rt_cpu_threads() == 3);
+    for (int parts = 1; parts <= 5; parts++) {
+        memset(hits, 0, sizeof hits);
+        par_job j = { hits, 0, 0 };
+        rt_par_for(PAR_N, parts, par_mark, &j);
+        CHECK_MSG(par_covered(hits, 1) && j.pieces == parts, "%d parts: %d pieces", parts,
+                  j.pieces);
+    }
+    /* fewer items than parts: one piece per item */
+    memset(hits, 0, sizeof hits);
+    par_job few = { hits, 0, 0 };
+    rt_par_for(2, 3, par_mark, &few);
+    CHECK(few.pieces == 2 && hits[0] == 1 && hits[1] == 1 && hits[2] == 0);
+    /* nested: 3 outer pieces, each running 4 inner ones over its length */
+    memset(hits, 0, sizeof hits);
+    par_job nest = { hits, 0, 0 };
+    rt_par_for(PAR_N, 3, par_nested, &nest);
+    CHECK(nest.nested_pieces == 12);
+    /* two threads using the pool at once: both loops complete */
+    memset(hits, 0, sizeof hits);
+    memset(hits2, 0, sizeof hits2);
+    par_job a = { hits, 0, 0 }, b = { hits2, 0, 0 };
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, par_caller, &b) == 0);
+    par_caller(&a);
+    pthread_join(t, NULL);
+    CHECK(par_covered(hits, 200) && par_covered(hits2, 200));
+    CHECK(a.pieces == 600 && b.pieces == 600);
+}
+
+static void test_all_kernels(void)
+{
     test_conv();
     test_linear();
     test_relu_add();
     test_dropout();
     test_pool();
     test_batchnorm();
+}
+
+int main(void)
+{
+    rt_rng_init(&test_rng, rt_rng_key(2024, 0, 0, 0));
+    test_parallel();
+    rt_cpu_set_threads(1);
+    test_all_kernels();
+    rt_cpu_set_threads(3);
+    test_all_kernels();
     return CHECK_DONE();
 }

@@ -20,7 +20,7 @@
  *
  * The chunk size depends only on the geometry (never on max_batch), so the
  * order of every floating-point sum, and hence every bit of the result, is
- * a function of the inputs alone. */
+ * a function of the inputs and the thread count alone (parallel.h). */
 #include <string.h>
 #include <cblas.h>
 #include "kernels/cpu/kernels.h"
@@ -90,7 +90,7 @@ static void conv_valid_range(int *lo, int *hi, int out, int size, int stride, in
 /* Columns of one sample: dst points at its first column in col (row stride
  * cols); padding reads as zero. The geometry is copied into locals so the
  * compiler keeps it in registers across the stores. */
-__attribute__((optimize("O2"))) static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv_geom *g)
+static void im2col_sample(float *dst, size_t cols, const float *x, const rt_conv_geom *g)
 {
     const int c = g->c, kh = g->kh, kw = g->kw, w = g->w, oh = g->oh, ow = g->ow;
     const int stride = g->stride, pad = g->pad;
@@ -244,10 +244,9 @@ typedef struct conv_chunk_job {
     size_t cols;          /* cn * oh*ow: row stride of the column matrices */
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw;
-    float *col;           /* [ckk][cols] columns (scratch), or forward's kept copy */
+    float *col;           /* [ckk][cols] columns (scratch) */
     float *buf;           /* [k][cols] after the columns: output or dy, reordered */
     const float *b_mat;   /* the column matrix: col, or x itself (see conv_direct) */
-    int have_cols;        /* backward: b_mat holds forward's columns, col is free */
 } conv_chunk_job;
 
 /* One pointwise sample: x is its own column block, no im2col needed. */
@@ -299,10 +298,8 @@ static void conv_forward_piece(void *arg, size_t lo, size_t hi)
     conv_forward_samples(arg, (int)lo, (int)hi);
 }
 
-/* Forward; cols (may be NULL) receives every chunk's columns, chunk after
- * chunk, for backward. */
-static void conv_forward(float *y, float *cols, const float *x, const float *w, const float *b,
-                         float *scratch, const rt_conv_geom *g, int n)
+void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
+                       float *scratch, const rt_conv_geom *g, int n)
 {
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
@@ -310,29 +307,11 @@ static void conv_forward(float *y, float *cols, const float *x, const float *w, 
     for (int s0 = 0; s0 < n; s0 += chunk) {
         int cn = n - s0 < chunk ? n - s0 : chunk;
         conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
-                            .w = w, .b = b, .y = y + s0 * out_sample,
-                            .col = cols ? cols + s0 * ckk * ohw : scratch};
+                            .w = w, .b = b, .y = y + s0 * out_sample, .col = scratch};
         j.buf = scratch + ckk * j.cols;
         j.b_mat = conv_direct(g, cn) ? j.x : j.col;
         rt_par_for((size_t)cn, conv_threads(g, cn), conv_forward_piece, &j);
     }
-}
-
-void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
-                       float *scratch, const rt_conv_geom *g, int n)
-{
-    conv_forward(y, NULL, x, w, b, scratch, g, n);
-}
-
-size_t rt_conv2d_cols_floats(const rt_conv_geom *g, int n)
-{
-    return (size_t)(n < 1 ? 1 : n) * conv_ckk(g) * conv_ohw(g);
-}
-
-void rt_conv2d_forward_cols(float *y, float *cols, const float *x, const float *w,
-                            const float *b, float *scratch, const rt_conv_geom *g, int n)
-{
-    conv_forward(y, cols, x, w, b, scratch, g, n);
 }
 
 /* db[k] += sum over samples and positions of dy, in double for accuracy;
@@ -406,7 +385,7 @@ static void conv_dx_samples(const conv_chunk_job *j, int s0, int s1)
 static void conv_columns_piece(void *arg, size_t lo, size_t hi)
 {
     const conv_chunk_job *j = arg;
-    if (!conv_direct(j->g, j->cn) && !j->have_cols)
+    if (!conv_direct(j->g, j->cn))
         im2col(j->col, j->cols, j->x, j->g, (int)lo, (int)hi);
     if (!conv_per_sample(j->g, j->cn))
         conv_chunk_grad(j->buf, j->cols, j->dy, j->g, (int)lo, (int)hi);
@@ -435,10 +414,8 @@ static void conv_bias_piece(void *arg, size_t lo, size_t hi)
     conv_bias_grad(j->db, j->dy, j->g, j->n, (int)lo, (int)hi);
 }
 
-/* Backward; cols (may be NULL) holds forward's columns (conv_forward). */
-static void conv_backward(float *dx, float *dw, float *db, const float *dy, const float *cols,
-                          const float *x, const float *w, float *scratch,
-                          const rt_conv_geom *g, int n)
+void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, float *scratch, const rt_conv_geom *g, int n)
 {
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
@@ -452,27 +429,13 @@ static void conv_backward(float *dx, float *dw, float *db, const float *dy, cons
         int cn = n - s0 < chunk ? n - s0 : chunk;
         conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
                             .w = w, .dy = dy + s0 * out_sample, .dw = dw,
-                            .dx = dx ? dx + s0 * in_sample : NULL, .col = scratch,
-                            .have_cols = cols != NULL};
+                            .dx = dx ? dx + s0 * in_sample : NULL, .col = scratch};
         j.buf = scratch + ckk * j.cols;
-        j.b_mat = conv_direct(g, cn) ? j.x : cols ? cols + s0 * ckk * ohw : j.col;
+        j.b_mat = conv_direct(g, cn) ? j.x : j.col;
         int threads = conv_threads(g, cn);
         rt_par_for((size_t)cn, threads, conv_columns_piece, &j);
         rt_par_for((size_t)g->k, threads, conv_dw_piece, &j);
         if (j.dx)
             rt_par_for((size_t)cn, threads, conv_dx_piece, &j);
     }
-}
-
-void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, float *scratch, const rt_conv_geom *g, int n)
-{
-    conv_backward(dx, dw, db, dy, NULL, x, w, scratch, g, n);
-}
-
-void rt_conv2d_backward_cols(float *dx, float *dw, float *db, const float *dy,
-                             const float *cols, const float *x, const float *w,
-                             float *scratch, const rt_conv_geom *g, int n)
-{
-    conv_backward(dx, dw, db, dy, cols, x, w, scratch, g, n);
 }

@@ -37,16 +37,6 @@ void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        float *scratch, const rt_conv_geom *g, int n);
 void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, float *scratch, const rt_conv_geom *g, int n);
-/* The same pair keeping the im2col columns from forward for backward,
- * which then skips its own im2col: cols holds rt_conv2d_cols_floats(g, n)
- * floats and must not change in between. Results are bit for bit those of
- * rt_conv2d_forward/backward. */
-size_t rt_conv2d_cols_floats(const rt_conv_geom *g, int n);
-void rt_conv2d_forward_cols(float *y, float *cols, const float *x, const float *w,
-                            const float *b, float *scratch, const rt_conv_geom *g, int n);
-void rt_conv2d_backward_cols(float *dx, float *dw, float *db, const float *dy,
-                             const float *cols, const float *x, const float *w,
-                             float *scratch, const rt_conv_geom *g, int n);
 
 /* ---- elementwise -------------------------------------------------------- */
 void rt_relu_forward(float *y, const float *x, size_t count);

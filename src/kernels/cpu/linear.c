@@ -4,8 +4,8 @@
  * Threads (parallel.h) each run one single-threaded sgemm on a block of
  * the output: forward splits y by output feature (or by sample when the
  * layer is narrow, as the 10-class head), backward splits dw and dx by
- * input feature. No split runs along a sum, so every element is computed
- * the same way whatever the thread count. */
+ * input feature. No split runs along a sum (see parallel.h for what that
+ * does and does not guarantee about the bits). */
 #include <cblas.h>
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/parallel.h"

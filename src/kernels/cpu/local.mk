@@ -1,5 +1,5 @@
 # kernels/cpu: float32 NCHW math behind the nn layers (OpenBLAS sgemm + im2col),
-# threaded with OpenMP (parallel.h).
+# split over a small thread pool of their own (parallel.h).
 noinst_HEADERS += src/kernels/cpu/kernels.h src/kernels/cpu/parallel.h
 src_librtrain_la_SOURCES += src/kernels/cpu/linear.c src/kernels/cpu/conv2d.c \
 	src/kernels/cpu/elementwise.c src/kernels/cpu/pool.c src/kernels/cpu/batchnorm.c \
