@@ -12,6 +12,7 @@
 #include <string.h>
 #include "kernels/cpu/parallel.h"
 #include "nn/builder.h"
+#include "nn/custom.h"
 
 #define MAX_BATCH_LIMIT (1 << 20)
 #define MAX_SAMPLE_FLOATS ((size_t)1 << 30)
@@ -106,7 +107,8 @@ static rt_status alloc_activations(rt_model *m)
 
 static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
 {
-    RT_CHECK(rt_arch_layers(&m->spec, m->in, &m->layers, &m->num_layers));
+    if (!m->layers)   /* custom models (custom.c) come with their layers */
+        RT_CHECK(rt_arch_layers(&m->spec, m->in, &m->layers, &m->num_layers));
     RT_CHECK(build_layers(m, b));
     m->num_params = b->param_floats;
     m->num_buffers = b->buffer_floats;
@@ -273,4 +275,40 @@ void rt_model_print_summary(const rt_model *m)
     }
     rt_info("input [%d, %d, %d]; %zu parameters, %zu buffer values, %d tensors", m->in.c,
             m->in.h, m->in.w, m->num_params, m->num_buffers, m->num_tensors);
+}
+
+/* A model of the caller's own top-level layers (src/nn/custom.c checks them
+ * first); it owns them from here on, also when it fails. */
+rt_status rt_model_create_custom(rt_model **out, rt_layer **layers, int n, rt_shape in,
+                                 int max_batch, uint64_t seed)
+{
+    *out = NULL;
+    rt_model *m = NULL;
+    rt_status s = check_input(in, max_batch);
+    if (s == RT_OK)
+        s = rt_alloc(&m, 1, sizeof *m, "model");
+    if (s == RT_OK)
+        s = rt_alloc(&m->layers, (size_t)n, sizeof *m->layers, "layer table");
+    if (s != RT_OK) {
+        for (int i = 0; i < n; i++)
+            rt_layer_free(layers[i]);
+        rt_model_free(m);
+        return s;
+    }
+    rt_model_spec_default(&m->spec, RT_ARCH_SEQUENTIAL);
+    memcpy(m->layers, layers, (size_t)n * sizeof *layers);
+    m->num_layers = n;
+    m->in = in;
+    m->max_batch = max_batch;
+    rt_builder b;
+    rt_builder_init(&b, max_batch);
+    s = create_model(m, &b, seed);
+    rt_builder_release(&b);
+    if (s != RT_OK) {
+        rt_error_trace(__FILE__, __LINE__, "create_model");
+        rt_model_free(m);
+        return s;
+    }
+    *out = m;
+    return RT_OK;
 }

@@ -1,0 +1,110 @@
+/* rtrain train: the thin layer a user's own training loop needs on top of
+ * the session, data, nn, comm, ckpt and run modules (Ray Train's
+ * prepare_model, prepare_data_loader and get_checkpoint), and models made
+ * of the user's own layer types.
+ *
+ *   Ray Train                         rtrain
+ *   ray.train.get_context()           rt_session_context(session)
+ *   train.torch.prepare_model(m)      rt_prepare_model(session, model, bucket_bytes, &ddp)
+ *   train.torch.prepare_data_loader   rt_prepare_data_loader(session, dataset, ...)
+ *   ray.train.get_checkpoint()        rt_get_checkpoint(session, run, dir, size, &found)
+ *   ray.train.report(m, checkpoint)   rt_report_checkpoint(session, run, m, n, &state, ...)
+ *   ray.train.report(m)               rt_report(run, m, n, NULL)             (run.h)
+ *   Checkpoint (model + optimizer)    rt_ckpt_save / rt_ckpt_load            (ckpt.h)
+ *
+ * See docs/api.md for a whole loop. */
+#ifndef RTRAIN_TRAIN_H
+#define RTRAIN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rtrain/core.h"
+#include "rtrain/nn.h"
+#include "rtrain/data.h"
+#include "rtrain/comm.h"
+#include "rtrain/config.h"
+#include "rtrain/run.h"
+#include "rtrain/ckpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- user-defined models ------------------------------------------------------ */
+/* A layer of the caller's own type: ops is the caller's table (it must stay
+ * valid as long as the layer lives; `build`, `forward` and `backward` are
+ * required), impl its private state (freed by ops->destroy, or with free()
+ * when destroy is NULL), name its state_dict prefix ("fc1"). In build, the
+ * layer declares its parameters with rt_builder_param(b, l, "weight", ...),
+ * which the model allocates, initialises, bucket-all-reduces (DDP) and
+ * checkpoints like those of the built-in layers. Not collective. */
+rt_status rt_layer_create_custom(rt_layer **out, const rt_layer_ops *ops, const char *name,
+                                 void *impl);
+
+/* A model of n top-level layers (the caller's own, from
+ * rt_layer_create_custom, and/or built-in ones from rt_layer_create), run in
+ * order, for inputs of shape `in` and batches up to max_batch; parameters
+ * are initialised from seed (the same values on every rank). The model
+ * takes the layers over, also when it fails (it frees them): the caller
+ * only frees the array. Names must be unique. Not collective. */
+rt_status rt_model_create_from_layers(rt_model **out, rt_layer **layers, int n, rt_shape in,
+                                      int max_batch, uint64_t seed);
+
+/* ---- prepare_model / prepare_data_loader / get_checkpoint ---------------------- */
+/* Collective over the session's communicator: every rank passes its model,
+ * built the same way. Broadcasts rank 0's parameters and buffers (so that
+ * every rank starts from the same weights whatever its seed) and creates
+ * the gradient buckets of at least bucket_bytes (0: 25 MiB, as PyTorch's
+ * DDP); the watchdog's step timeout of the session applies to them. The
+ * caller then trains with rt_ddp_begin_backward / rt_model_backward /
+ * rt_ddp_finish and frees *out with rt_ddp_free before the model. The
+ * outcome is agreed: every rank gets the same status. */
+rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
+                           rt_ddp **out);
+
+/* Collective in outcome (ends with an agreement): a loader of this rank's
+ * part of every global batch of `global_batch` samples of ds, in the global
+ * order (the same whatever the number of ranks; shuffled by (seed, epoch)
+ * when shuffle is set), with one batch prefetched by a thread. global_batch
+ * must be at least the world size. The loader does not own ds. */
+rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, int64_t global_batch,
+                                 int shuffle, uint64_t seed, rt_loader **out);
+
+/* What rt_get_checkpoint found. */
+enum {
+    RT_RESUME_NONE = 0,       /* no checkpoint: train from the start */
+    RT_RESUME_CONTINUE = 1,   /* the run's own checkpoint: continue the run */
+    RT_RESUME_INIT = 2        /* run.resume_from_checkpoint: a new run from its weights */
+};
+
+/* Collective: the checkpoint a run should restore from, as the built-in
+ * trainer chooses it: cfg->run.resume_from_checkpoint when set
+ * (*found = RT_RESUME_INIT), else, when cfg->run.resume is "auto", the
+ * newest valid committed checkpoint of the run's directory
+ * (*found = RT_RESUME_CONTINUE); *found = RT_RESUME_NONE (dir = "") when
+ * there is none. Also removes what a crashed save left behind (call it before the
+ * first rt_ckpt_save). With RT_RESUME_CONTINUE the caller restores its state with
+ * rt_ckpt_load(..., RT_CKPT_LOAD_ALL, ...) and continues the run's reports
+ * with rt_run_resume_at(run, state.training_iteration); with RT_RESUME_INIT it
+ * loads RT_CKPT_LOAD_MODEL only; otherwise it calls rt_run_resume_at(run, 0). */
+rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, char *dir,
+                            size_t size, int *found);
+
+/* Collective (ray.train.report(metrics, checkpoint=...)): reports metrics
+ * with rt_report naming the checkpoint, then saves state as that
+ * checkpoint of the run directory with rt_ckpt_save (the metrics stored
+ * with it, retention by policy, NULL: keep all). state->training_iteration
+ * is set to the report's iteration, so that a resume continues the
+ * reports after it; the caller sets the rest (model, optimizer, epoch and
+ * next_batch to continue at, step, seed). A crash between the report and
+ * the commit leaves a report row that the next resume drops. committed_dir
+ * (may be NULL) receives the checkpoint directory's path. */
+rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metrics,
+                               int count, rt_train_state *state,
+                               const rt_ckpt_policy *policy, char *committed_dir,
+                               size_t committed_dir_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

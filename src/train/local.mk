@@ -1,0 +1,10 @@
+# train: the API for a user's own training loop (include/rtrain/train.h):
+# prepare_model, prepare_data_loader, get_checkpoint, user-defined models
+# (src/nn/custom.c, listed here to leave the nn fragment alone), and the
+# umbrella header rtrain/rtrain.h.
+rtraininclude_HEADERS += include/rtrain/train.h include/rtrain/rtrain.h
+noinst_HEADERS += src/nn/custom.h
+src_librtrain_la_SOURCES += src/train/prepare.c src/train/checkpoint.c src/nn/custom.c
+
+check_PROGRAMS += tests/unit/test_train
+TESTS += tests/unit/test_train

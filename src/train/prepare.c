@@ -1,0 +1,60 @@
+/* prepare_model and prepare_data_loader: what Ray Train's
+ * train.torch.prepare_model / prepare_data_loader do for a PyTorch loop,
+ * for a user loop in C. Both are thin: the work is in comm (broadcast,
+ * buckets) and data (global order, per-rank slices, prefetching); what is
+ * added here is the agreement, so that every rank gets the same outcome. */
+#include "rtrain/train.h"
+
+/* PyTorch DDP's default bucket_cap_mb. */
+#define DEFAULT_BUCKET_BYTES ((size_t)25 << 20)
+
+rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
+                           rt_ddp **out)
+{
+    *out = NULL;
+    rt_status st = model ? RT_OK
+                         : RT_ERROR(RT_ERR_INVALID_ARG, "rt_prepare_model: model is NULL");
+    RT_CHECK(rt_session_agree(s, st));
+    MPI_Comm comm = rt_session_comm(s);
+    RT_CHECK(rt_comm_broadcast_model(comm, model));
+    rt_ddp *ddp = NULL;
+    st = rt_ddp_create(&ddp, comm, model, bucket_bytes ? bucket_bytes : DEFAULT_BUCKET_BYTES);
+    st = rt_session_agree(s, st);
+    if (st != RT_OK) {
+        rt_ddp_free(ddp);
+        return st;
+    }
+    rt_ddp_set_timeout(ddp, rt_session_step_timeout(s));
+    *out = ddp;
+    return RT_OK;
+}
+
+rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, int64_t global_batch,
+                                 int shuffle, uint64_t seed, rt_loader **out)
+{
+    *out = NULL;
+    const rt_context *ctx = rt_session_context(s);
+    rt_status st = RT_OK;
+    if (!ds)
+        st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_prepare_data_loader: dataset is NULL");
+    else if (global_batch < ctx->world_size)
+        st = RT_ERROR(RT_ERR_CONFIG, "global batch %lld is smaller than the %d ranks: every "
+                      "rank needs at least one sample per batch; raise the batch size",
+                      (long long)global_batch, ctx->world_size);
+    rt_loader *l = NULL;
+    if (st == RT_OK) {
+        rt_loader_opts o = {
+            .global_batch = global_batch, .rank = ctx->world_rank,
+            .world_size = ctx->world_size, .shuffle = shuffle, .seed = seed,
+            .drop_last = 0, .prefetch = 1,
+        };
+        st = rt_loader_create(&l, ds, &o);
+    }
+    st = rt_session_agree(s, st);
+    if (st != RT_OK) {
+        rt_loader_free(l);
+        return st;
+    }
+    *out = l;
+    return RT_OK;
+}
