@@ -11,5 +11,9 @@ bench: all $(bench_programs)
 .PHONY: bench
 
 TESTS += bench/quick.test
+# The smoke test also runs the micro-benchmarks (all-reduce, checkpoint), which
+# `make check` would not build otherwise (they are EXTRA_PROGRAMS).
+bench/quick.log: $(bench_programs)
 EXTRA_DIST += bench/run bench/quick.test bench/README.md \
-	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py
+	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py \
+	bench/peers/torch_allreduce.py bench/peers/torch_ckpt.py

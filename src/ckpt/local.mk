@@ -3,3 +3,6 @@ rtraininclude_HEADERS += include/rtrain/ckpt.h
 noinst_HEADERS += src/ckpt/internal.h
 src_librtrain_la_SOURCES += src/ckpt/agree.c src/ckpt/fsutil.c src/ckpt/h5file.c \
 	src/ckpt/state.c src/ckpt/index.c src/ckpt/manager.c
+# Checkpoint write/read benchmark (bench/run workload ckpt; `make bench`).
+EXTRA_PROGRAMS += bench/bench_ckpt
+bench_programs += bench/bench_ckpt
