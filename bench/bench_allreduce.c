@@ -122,6 +122,7 @@ static void run_model(const char *name, const rt_model_spec *spec, rt_shape in, 
 
 int main(int argc, char **argv)
 {
+    rt_comm_tune_before_init();   /* as rt_session_init does for rtrain */
     MPI_Init(&argc, &argv);
     int reps = argc > 1 ? atoi(argv[1]) : 10;
     int quick = argc > 2 && !strcmp(argv[2], "--quick");

@@ -1,6 +1,7 @@
 /* Checked collectives on large float buffers. MPI counts are int, so
  * buffers are reduced in chunks of at most 2^30 elements. */
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sched.h>
 #include "rtrain/comm.h"
@@ -75,4 +76,9 @@ void rt_comm_nn_reduce_sum(void *comm, float *buf, size_t count)
         fprintf(stderr, "rtrain: error: synchronised BatchNorm: %s\n", rt_error_message());
         MPI_Abort(c, RT_EXIT_FAILURE);
     }
+}
+
+void rt_comm_tune_before_init(void)
+{
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);   /* 1 = ring */
 }

@@ -67,6 +67,7 @@ rt_status rt_session_init(rt_session **out, int *argc, char ***argv)
     int initialised = 0;
     MPI_Initialized(&initialised);
     if (!initialised) {
+        rt_comm_tune_before_init();
         int provided;
         if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
             return RT_ERROR(RT_ERR_MPI, "MPI_Init_thread failed: is this an MPI launch?");
