@@ -15,20 +15,10 @@
 #include <string.h>
 #include <mpi.h>
 #include <cblas.h>
+#include "bench_util.h"
 #include "rtrain/comm.h"
 #include "rtrain/nn.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef struct timing { double compute, ddp, raw, buckets; } timing;
 
@@ -84,8 +74,8 @@ static timing measure(rt_model *m, rt_ddp *ddp, int n, int reps)
             t[0][r] = compute; t[1][r] = with_ddp; t[2][r] = raw; t[3][r] = buckets;
         }
     }
-    timing result = {median(t[0], reps), median(t[1], reps), median(t[2], reps),
-                     median(t[3], reps)};
+    timing result = {bench_median(t[0], reps), bench_median(t[1], reps),
+                     bench_median(t[2], reps), bench_median(t[3], reps)};
     for (int k = 0; k < 4; k++)
         free(t[k]);
     free(x);

@@ -18,21 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <mpi.h>
+#include "bench_util.h"
 #include "rtrain/ckpt.h"
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(const char *what)
 {
@@ -159,7 +149,7 @@ int main(int argc, char **argv)
         snprintf(run_dir, sizeof run_dir, "%s/rep%03d", argv[1], r);
         save_and_load(run_dir, &s, &tw[r], &tr[r]);
     }
-    double w = median(tw, reps), rd = median(tr, reps);
+    double w = bench_median(tw, reps), rd = bench_median(tr, reps);
     if (rank == 0)
         printf("{\"state\": \"%s\", \"ranks\": %d, \"params\": %zu, \"bytes\": %zu, "
                "\"reps\": %d, \"write_s\": %.6f, \"read_s\": %.6f, \"write_gb_s\": %.4f, "
