@@ -14,6 +14,8 @@ TESTS += bench/quick.test
 # The smoke test also runs the micro-benchmarks (all-reduce, checkpoint), which
 # `make check` would not build otherwise (they are EXTRA_PROGRAMS).
 bench/quick.log: $(bench_programs)
+# make check builds them for the quick test: clean removes them again.
+CLEANFILES += $(bench_programs)
 noinst_HEADERS += bench/bench_util.h
 EXTRA_DIST += bench/run bench/quick.test bench/README.md \
 	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py \

@@ -108,6 +108,8 @@ static rt_status build_model(trainer *t)
                         "classes: set model.num_classes = %d", t->classes,
                         rt_dataset_num_classes(t->train_set), rt_dataset_num_classes(t->train_set));
     RT_CHECK(rt_alloc(&t->dlogits, (size_t)max_batch * t->classes, sizeof(float), "logit gradients"));
+    RT_CHECK(rt_alloc(&t->buffers_before, rt_model_num_buffers(t->model), sizeof(float),
+                      "buffer snapshot"));
     RT_CHECK(rt_optim_create(&t->optim, &c->optimizer, rt_model_num_params(t->model)));
     return rt_ddp_create(&t->ddp, t->comm, t->model, (size_t)c->comm.bucket_bytes);
 }
@@ -133,6 +135,7 @@ static void trainer_free(trainer *t)
     rt_ddp_free(t->ddp);
     rt_optim_free(t->optim);
     rt_free(t->dlogits);
+    rt_free(t->buffers_before);
     rt_model_free(t->model);
     rt_loader_free(t->train_loader);
     rt_loader_free(t->test_loader);
@@ -141,8 +144,8 @@ static void trainer_free(trainer *t)
 }
 
 /* Training-mode context; BatchNorm statistics are summed across ranks when
- * model.sync_batchnorm is set (every rank then runs the same layers on
- * every step, an empty batch included: see train_micro_batch). */
+ * model.sync_batchnorm is set (open_data refuses a batch split that would
+ * leave a rank without samples, which would skip that collective). */
 static rt_nn_ctx train_ctx(trainer *t)
 {
     rt_nn_ctx nc = {.train = 1};
@@ -195,6 +198,12 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     rt_batch b;
     int done = 0;
     double loss = 0.0;
+    /* A stop is agreed after this forward, which has already updated the
+     * BatchNorm running statistics for a batch the resumed run trains
+     * again: keep them as they were, so that the resume is exact. */
+    size_t nbuf = rt_model_num_buffers(t->model);
+    if (micro == 0)
+        memcpy(t->buffers_before, rt_model_buffers(t->model), nbuf * sizeof(float));
     rt_status st = rt_loader_next(t->train_loader, &b, &done);
     if (st == RT_OK && done)
         st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
@@ -202,8 +211,10 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     if (st == RT_OK)
         st = forward_loss(t, &b, &loss);
     RT_CHECK(rt_session_agree_step(t->session, st, stop));
-    if (*stop && micro == 0)
+    if (*stop && micro == 0) {
+        memcpy(rt_model_buffers(t->model), t->buffers_before, nbuf * sizeof(float));
         return RT_OK;
+    }
     *stop = 0;   /* mid-accumulation: finish the optimizer step first */
     t->es.loss_sum += loss;
     t->es.samples += b.n;
@@ -276,6 +287,21 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
     return RT_OK;
 }
 
+rt_status trainer_sync_buffers(trainer *t)
+{
+    size_t n = rt_model_num_buffers(t->model);
+    if (n == 0 || t->ctx->world_size == 1)
+        return RT_OK;
+    MPI_Request req;
+    if (MPI_Ibcast(rt_model_buffers(t->model), (int)n, MPI_FLOAT, 0, t->comm, &req) !=
+        MPI_SUCCESS)
+        return RT_ERROR(RT_ERR_MPI, "MPI_Ibcast of %zu buffer values failed", n);
+    rt_status st = rt_comm_wait_all(&req, 1, rt_session_step_timeout(t->session));
+    if (st == RT_ERR_TIMEOUT)
+        rt_session_abort_unresponsive(t->session, "the buffer broadcast", t->step);
+    return st;
+}
+
 static int checkpoint_due(const trainer *t)
 {
     const rt_config *c = t->cfg;
@@ -291,6 +317,7 @@ static rt_status finish_epoch(trainer *t)
 {
     double sums[2] = {t->es.loss_sum, t->es.samples};
     RT_CHECK(rt_session_allreduce(t->session, sums, 2, MPI_DOUBLE, MPI_SUM));
+    RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */
     double val_loss = NAN, val_acc = NAN;
     int eval_every = t->cfg->train.eval_every;
     int last = t->epoch + 1 == t->cfg->train.epochs;

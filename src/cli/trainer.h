@@ -34,6 +34,7 @@ typedef struct trainer {
     rt_run *run;
     rt_loss_fn loss;
     float *dlogits;             /* [max batch][classes] */
+    float *buffers_before;      /* buffer slab before this step's first forward */
     int classes;
     int64_t global_batch;
     int64_t steps_per_epoch;    /* optimizer steps per epoch */
@@ -49,6 +50,13 @@ typedef struct trainer {
 /* Collective: trains as configured; returns an agreed status
  * (RT_STOPPED after a stop signal and its checkpoint). */
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
+
+/* Collective: every rank takes rank 0's buffers (BatchNorm running
+ * statistics). Without synchronised BatchNorm each rank's follow its own
+ * batches; training does not read them (it normalises with batch
+ * statistics), but evaluation and checkpoints do, and a checkpoint is
+ * written from identical replicas. PyTorch DDP broadcasts them too. */
+rt_status trainer_sync_buffers(trainer *t);
 
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_digest_config(trainer *t);

@@ -99,6 +99,7 @@ rt_status trainer_stop(trainer *t)
 {
     double sums[2] = {t->es.loss_sum, t->es.samples};
     RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
+    RT_CHECK(trainer_sync_buffers(t));
     char name[64] = "the checkpoint of this step";
     if (t->last_ckpt_step != t->step) {
         rt_metric m[] = {
