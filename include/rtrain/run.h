@@ -52,7 +52,6 @@ int rt_session_exit_code(const rt_session *s, rt_status st);
 /* Not collective. After this, SIGUSR1 and SIGTERM only set a flag; the
  * training loop asks rt_session_agree_step whether any rank saw one. */
 void rt_session_catch_stop_signals(rt_session *s);
-int rt_session_stop_signalled(const rt_session *s);   /* this rank only */
 
 /* Collective deadline for one step's collectives (failure.step_timeout_s;
  * 0 = none). */

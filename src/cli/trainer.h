@@ -59,7 +59,6 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
 rt_status trainer_sync_buffers(trainer *t);
 
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
-rt_status trainer_digest_config(trainer *t);
 rt_status trainer_resume(trainer *t);
 /* Saves a checkpoint of the current position; `dir_name` (may be NULL)
  * receives its directory name. */

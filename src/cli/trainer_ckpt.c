@@ -23,7 +23,7 @@
 static const char *const partial_names[3] = {"epoch_loss_sum", "epoch_samples",
                                              "epoch_train_time_s"};
 
-rt_status trainer_digest_config(trainer *t)
+static rt_status digest_config(trainer *t)
 {
     char *text = NULL;
     size_t len = 0;
@@ -194,7 +194,9 @@ rt_status trainer_resume(trainer *t)
 {
     const rt_config *c = t->cfg;
     const char *run_dir = rt_run_dir(t->run);
-    RT_CHECK(trainer_digest_config(t));
+    /* Agreed: a rank that cannot hash the config must not leave the others
+     * waiting in the collective cleanup below. */
+    RT_CHECK(rt_session_agree(t->session, digest_config(t)));
     RT_CHECK(rt_ckpt_cleanup_stale(t->comm, run_dir));
     if (c->run.resume_from_checkpoint[0]) {
         rt_train_state s = train_state(t);

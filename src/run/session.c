@@ -192,7 +192,6 @@ void rt_session_catch_stop_signals(rt_session *s)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int rt_session_stop_signalled(const rt_session *s) { (void)s; return stop_signal != 0; }
 void rt_session_set_step_timeout(rt_session *s, double seconds) { s->step_timeout_s = seconds; }
 double rt_session_step_timeout(const rt_session *s) { return s->step_timeout_s; }
 
