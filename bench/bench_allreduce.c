@@ -16,7 +16,10 @@
 #include <mpi.h>
 #include <cblas.h>
 #include "bench_util.h"
-#include "rtrain/comm.h"
+#include "rtrain/comm_mpi.h"
+
+/* The job's communicator (all ranks), made after MPI_Init. */
+static rt_comm *world_comm;
 #include "rtrain/nn.h"
 
 
@@ -92,7 +95,7 @@ static void run_model(const char *name, const rt_model_spec *spec, rt_shape in, 
     rt_model *m = NULL;
     rt_ddp *ddp = NULL;
     if (rt_model_create(&m, spec, in, n, 1) != RT_OK ||
-        rt_ddp_create(&ddp, MPI_COMM_WORLD, m, bucket_bytes) != RT_OK) {
+        rt_ddp_create(&ddp, world_comm, m, bucket_bytes) != RT_OK) {
         fprintf(stderr, "bench_allreduce: %s\n", rt_error_message());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -112,8 +115,15 @@ static void run_model(const char *name, const rt_model_spec *spec, rt_shape in, 
 
 int main(int argc, char **argv)
 {
-    rt_comm_tune_before_init();   /* as rt_session_init does for rtrain */
-    MPI_Init(&argc, &argv);
+    int owned = 0;   /* as rt_session_init starts MPI for rtrain */
+    if (rt_comm_mpi_init(&argc, &argv, &owned) != RT_OK) {
+        fprintf(stderr, "%s\n", rt_error_message());
+        return 1;
+    }
+    if (rt_comm_from_mpi(MPI_COMM_WORLD, &world_comm) != RT_OK) {
+        fprintf(stderr, "%s\n", rt_error_message());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 10;
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
     openblas_set_num_threads(1);
@@ -133,6 +143,7 @@ int main(int argc, char **argv)
     resnet.conv1_stride = 2;
     resnet.conv1_padding = 3;
     run_model("resnet18", &resnet, (rt_shape){1, 28, 28}, quick ? 4 : 128, bucket, reps);
+    rt_comm_free(world_comm);
     MPI_Finalize();
     return 0;
 }

@@ -20,6 +20,10 @@
 #include <mpi.h>
 #include "bench_util.h"
 #include "rtrain/ckpt.h"
+#include "rtrain/comm_mpi.h"
+
+/* The job's communicator (all ranks), made after MPI_Init. */
+static rt_comm *world_comm;
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
 
@@ -101,22 +105,26 @@ static void save_and_load(const char *run_dir, rt_train_state *s, double *tw, do
     char committed[RT_CKPT_PATH_MAX];
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = MPI_Wtime();
-    if (rt_ckpt_save(MPI_COMM_WORLD, run_dir, s, NULL, 0, NULL, committed,
+    if (rt_ckpt_save(world_comm, run_dir, s, NULL, 0, NULL, committed,
                      sizeof committed) != RT_OK)
         die("rt_ckpt_save");
     *tw = slowest(t0);
     MPI_Barrier(MPI_COMM_WORLD);
     t0 = MPI_Wtime();
-    if (rt_ckpt_load(MPI_COMM_WORLD, committed, s, RT_CKPT_LOAD_ALL, NULL) != RT_OK)
+    if (rt_ckpt_load(world_comm, committed, s, RT_CKPT_LOAD_ALL, NULL) != RT_OK)
         die("rt_ckpt_load");
     *tr = slowest(t0);
-    if (rt_ckpt_remove_all(MPI_COMM_WORLD, run_dir) != RT_OK)
+    if (rt_ckpt_remove_all(world_comm, run_dir) != RT_OK)
         die("removing the run directory");
 }
 
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    if (rt_comm_from_mpi(MPI_COMM_WORLD, &world_comm) != RT_OK) {
+        fprintf(stderr, "%s\n", rt_error_message());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
@@ -125,7 +133,8 @@ int main(int argc, char **argv)
     if (argc < 3 || (strcmp(what, "resnet18") && !(mib > 0 && mib <= 65536))) {
         if (rank == 0)
             fprintf(stderr, "usage: bench_ckpt DIR resnet18|MIB [REPS]  (0 < MIB <= 65536)\n");
-        MPI_Finalize();
+        rt_comm_free(world_comm);
+    MPI_Finalize();
         return 2;
     }
     int reps = argc > 3 ? atoi(argv[3]) : 3;
@@ -159,6 +168,7 @@ int main(int argc, char **argv)
     free(tr);
     rt_optim_free(o);
     rt_model_free(m);
+    rt_comm_free(world_comm);
     MPI_Finalize();
     return 0;
 }

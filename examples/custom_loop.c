@@ -220,7 +220,7 @@ static rt_status train_epoch(loop *L, double sums[3])
                       L->cfg.optimizer.lr);
         L->state.step++;
     }
-    return rt_session_allreduce(L->s, sums, 3, MPI_DOUBLE, MPI_SUM);
+    return rt_run_reduce(L->run, sums, 3, RT_REDUCE_SUM);
 }
 
 static rt_status train(loop *L)

@@ -98,7 +98,8 @@ static rt_status validate_epoch(worker *w, rt_loader *loader, double *loss, doub
         sums[1] += rt_count_correct(pred, b.y, b.n, 10);
         sums[2] += b.n;
     }
-    RT_CHECK(rt_session_allreduce(w->s, sums, 3, MPI_DOUBLE, MPI_SUM));
+    RT_CHECK(rt_comm_allreduce(rt_session_comm(w->s), sums, 3, RT_DTYPE_FLOAT64,
+                               RT_REDUCE_SUM));
     *loss = sums[0] / sums[2];
     *accuracy = sums[1] / sums[2];
     return RT_OK;

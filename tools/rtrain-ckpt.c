@@ -10,7 +10,7 @@
  *
  * CKPT is a checkpoint directory (or its checkpoint.h5). Runs as a single
  * process without mpirun: MPI is never initialised, files are read with
- * HDF5's POSIX driver through the library's MPI_COMM_NULL mode.
+ * HDF5's POSIX driver through the library's NULL mode.
  * Exit codes: 0 ok / valid / identical, 1 invalid or different, 2 usage or
  * input error. */
 #include <float.h>
@@ -84,7 +84,7 @@ static int cmd_ls(const char *run_dir)
         rt_ckpt_info info;
         int have_info = rt_ckpt_read_info(dir, &info) == RT_OK;
         rt_error_clear();
-        int valid = rt_ckpt_verify(MPI_COMM_NULL, dir) == RT_OK;
+        int valid = rt_ckpt_verify(NULL, dir) == RT_OK;
         char reason[1024];
         snprintf(reason, sizeof reason, "%s", rt_error_message());
         rt_error_clear();
@@ -110,7 +110,7 @@ static int cmd_verify(const char *arg)
 {
     char dir[RT_CKPT_PATH_MAX];
     ckpt_dir_of(arg, dir, sizeof dir);
-    if (rt_ckpt_verify(MPI_COMM_NULL, dir) != RT_OK) {
+    if (rt_ckpt_verify(NULL, dir) != RT_OK) {
         fprintf(stderr, "rtrain-ckpt: %s is NOT valid: %s\n", dir, rt_error_message());
         return EXIT_DIFFERENT;
     }
@@ -164,7 +164,7 @@ static int cmd_show(const char *arg)
     print_metrics(&info);
     printf("\ndatasets:\n");
     rt_ckpt_file *f = NULL;
-    if (rt_ckpt_file_open(&f, MPI_COMM_NULL, path) != RT_OK)
+    if (rt_ckpt_file_open(&f, NULL, path) != RT_OK)
         return fail(NULL);
     show_ctx c = {f, 0};
     rt_status st = rt_ckpt_foreach_tensor(f, "/", show_tensor, &c);
@@ -225,9 +225,9 @@ static int cmd_export(const char *arg, const char *out_path)
     ckpt_dir_of(arg, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
     rt_ckpt_file *in = NULL, *out = NULL;
-    if (rt_ckpt_file_open(&in, MPI_COMM_NULL, path) != RT_OK)
+    if (rt_ckpt_file_open(&in, NULL, path) != RT_OK)
         return fail(NULL);
-    if (rt_ckpt_file_create(&out, MPI_COMM_NULL, out_path) != RT_OK) {
+    if (rt_ckpt_file_create(&out, NULL, out_path) != RT_OK) {
         rt_ckpt_file_close(in);
         return fail(NULL);
     }
@@ -315,9 +315,9 @@ static int cmd_diff(const char *arg_a, const char *arg_b)
     snprintf(pa, sizeof pa, "%s/checkpoint.h5", da);
     snprintf(pb, sizeof pb, "%s/checkpoint.h5", db);
     diff_ctx c = {0};
-    if (rt_ckpt_file_open(&c.a, MPI_COMM_NULL, pa) != RT_OK)
+    if (rt_ckpt_file_open(&c.a, NULL, pa) != RT_OK)
         return fail(NULL);
-    if (rt_ckpt_file_open(&c.b, MPI_COMM_NULL, pb) != RT_OK) {
+    if (rt_ckpt_file_open(&c.b, NULL, pb) != RT_OK) {
         rt_ckpt_file_close(c.a);
         return fail(NULL);
     }

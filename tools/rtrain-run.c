@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "rtrain/config.h"
+#include "core/fs.h"
 
 #define MAX_ARGS 512                   /* launcher words + rtrain argv */
 #define ATTEMPTS_MAX_BYTES (16 << 20)  /* bound on an existing attempts.json */
@@ -397,38 +398,26 @@ static json_t *attempt_json(int number, const attempt *a, const plan *p)
     return j;
 }
 
-/* Writes doc to path through a temporary file in the same directory, then
- * renames it over path: a reader sees the old record or the new one. */
+/* Writes doc to path atomically (a reader sees the old record or the new
+ * one); 0 on success, else -1 with the reason in rt_error_message(). */
 static int write_atomic(const char *path, const json_t *doc)
 {
-    char tmp[RT_PATH_MAX + 440];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -1;
-    int ok = fchmod(fd, 0640) == 0 && json_dumpfd(doc, fd, JSON_INDENT(1)) == 0 &&
-             write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    char *text = json_dumps(doc, JSON_INDENT(1));
+    if (!text) {
+        RT_ERROR(RT_ERR_NOMEM, "out of memory formatting %s", path);
         return -1;
     }
-    return 0;
-}
-
-/* mkdir -p with mode 0750, rtrain's mode for run directories. */
-static void make_dirs(const char *path)
-{
-    char buf[RT_PATH_MAX + 300];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        mkdir(buf, 0750);
-        *s = '/';
+    size_t len = strlen(text);
+    char *line = realloc(text, len + 2);   /* end the file with a newline */
+    if (!line) {
+        free(text);
+        RT_ERROR(RT_ERR_NOMEM, "out of memory formatting %s", path);
+        return -1;
     }
-    mkdir(buf, 0750);
+    memcpy(line + len, "\n", 2);
+    rt_status st = rt_fs_write_atomic(path, line, 0640);
+    free(line);
+    return st == RT_OK ? 0 : -1;
 }
 
 /* Appends attempt a; returns the number of attempts recorded (0 when the
@@ -442,7 +431,11 @@ static int record_attempt(const plan *p, const attempt *a)
     if (stat(p->run_dir, &st) != 0) {
         if (a->exit_code == RT_EXIT_INPUT)
             return 0;
-        make_dirs(p->run_dir);
+        if (rt_fs_mkdir_p(p->run_dir, 0750, NULL) != RT_OK) {
+            fprintf(stderr, "rtrain-run: warning: %s (the run goes on)\n", rt_error_message());
+            rt_error_clear();
+            return 0;
+        }
     }
     char path[RT_PATH_MAX + 400];
     snprintf(path, sizeof path, "%s/attempts.json", p->run_dir);
@@ -454,7 +447,8 @@ static int record_attempt(const plan *p, const attempt *a)
     json_decref(doc);
     if (rc != 0) {
         fprintf(stderr, "rtrain-run: warning: cannot write %s: %s (the run goes on)\n", path,
-                strerror(errno));
+                rt_error_message());
+        rt_error_clear();
         return 0;
     }
     return n;

@@ -8,7 +8,7 @@
  *   Every rank holds the full replica of a tensor (data parallelism); on
  *   write each rank writes a disjoint slice of its rows (dimension 0), on
  *   read each rank reads its slice and the replica is rebuilt with
- *   MPI_Allgatherv, so write and read bandwidth scale with the ranks.
+ *   an all-gather, so write and read bandwidth scale with the ranks.
  * - training state (rt_ckpt_save / rt_ckpt_load / rt_ckpt_find_latest ...):
  *   model, optimizer, scheduler, RNG and data position in a run directory,
  *   one directory checkpoint_%06d per checkpoint, committed atomically,
@@ -16,10 +16,11 @@
  * The on-disk format and the commit protocol are described in
  * docs/checkpoint-format.md.
  *
- * Collectiveness: a function taking an MPI_Comm (or an rt_ckpt_file opened
+ * Collectiveness: a function taking an rt_comm (or an rt_ckpt_file opened
  * with one) is collective over it: every rank calls it with the same
- * arguments and every rank gets the same status; a failure on one rank is
- * reported on every rank with that rank's message. Pass MPI_COMM_NULL to
+ * arguments and every rank gets the same status, agreed by the rule of
+ * rt_comm_agree (a failure on one rank is reported on every rank with that
+ * rank's message, prefixed with its rank). Pass a NULL communicator to
  * work on one process without MPI (the tools do): then nothing is
  * collective and MPI need not be initialised. Functions without a
  * communicator are not collective.
@@ -35,10 +36,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <mpi.h>
 #include "rtrain/core.h"
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
+#include "rtrain/comm.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,12 +55,12 @@ extern "C" {
 /* ---- named tensors in one HDF5 file ------------------------------------- */
 typedef struct rt_ckpt_file rt_ckpt_file;
 
-/* Creates (truncating) an HDF5 file at path. comm != MPI_COMM_NULL:
- * collective, MPI-IO driver, collective metadata and transfers.
- * MPI_COMM_NULL: one process, POSIX driver. */
-rt_status rt_ckpt_file_create(rt_ckpt_file **out, MPI_Comm comm, const char *path);
+/* Creates (truncating) an HDF5 file at path. comm != NULL: collective,
+ * MPI-IO driver (on rt_comm_mpi(comm)), collective metadata and transfers.
+ * NULL: one process, POSIX driver. */
+rt_status rt_ckpt_file_create(rt_ckpt_file **out, rt_comm *comm, const char *path);
 /* Opens an existing file read-only (same drivers as above). */
-rt_status rt_ckpt_file_open(rt_ckpt_file **out, MPI_Comm comm, const char *path);
+rt_status rt_ckpt_file_open(rt_ckpt_file **out, rt_comm *comm, const char *path);
 /* Closes and frees f (also on failure; NULL is a no-op). Collective. A
  * failure here means the file is incomplete. */
 rt_status rt_ckpt_file_close(rt_ckpt_file *f);
@@ -104,7 +105,7 @@ rt_status rt_ckpt_attr_get_string(rt_ckpt_file *f, const char *obj, const char *
 /* Calls fn for every dataset under group `under` ("/" for all), in name
  * order, with its full path and shape; a dataset that is not float32 is
  * RT_ERR_FORMAT; stops at the first error fn returns. Not collective: only
- * for files opened with MPI_COMM_NULL. */
+ * for files opened without a communicator. */
 typedef rt_status (*rt_ckpt_tensor_fn)(void *arg, const char *name, int ndim,
                                        const int64_t *shape);
 rt_status rt_ckpt_foreach_tensor(rt_ckpt_file *f, const char *under, rt_ckpt_tensor_fn fn,
@@ -166,7 +167,7 @@ typedef struct rt_ckpt_policy {
  * immutable). On failure nothing is committed and earlier checkpoints are
  * untouched, unless the failure came after the commit (index or retention),
  * which the message says. Collective. */
-rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state *state,
+rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state *state,
                        const rt_ckpt_metric *metrics, int num_metrics,
                        const rt_ckpt_policy *policy, char *committed_dir,
                        size_t committed_dir_size);
@@ -183,7 +184,7 @@ enum {
  * any world size works). info (may be NULL) receives the checkpoint's
  * attributes, e.g. to compare config digests. Checksums are verified.
  * Collective. */
-rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *state, int what,
+rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *state, int what,
                        rt_ckpt_info *info);
 
 /* Newest committed checkpoint of run_dir that verifies (structure and
@@ -191,26 +192,26 @@ rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *stat
  * its file and reason and the previous one is tried. *found = 0 and RT_OK
  * when there is no committed checkpoint; RT_ERR_FORMAT when there are some
  * but none is valid (nothing is deleted). Collective. */
-rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
+rt_status rt_ckpt_find_latest(rt_comm *comm, const char *run_dir, char *out_dir,
                               size_t out_size, int *found);
 
 /* Removes temporaries a crashed save left in run_dir (.tmp_checkpoint_*,
  * .tmp_deleted_*, the index's temporary file). Call at the start of a run,
  * before any save. A missing run_dir is fine. Collective. */
-rt_status rt_ckpt_cleanup_stale(MPI_Comm comm, const char *run_dir);
+rt_status rt_ckpt_cleanup_stale(rt_comm *comm, const char *run_dir);
 
 /* Index the next rt_ckpt_save in run_dir will commit under (so that a
  * report can name the checkpoint it is saved with). Collective. */
-rt_status rt_ckpt_next_index(MPI_Comm comm, const char *run_dir, int64_t *index);
+rt_status rt_ckpt_next_index(rt_comm *comm, const char *run_dir, int64_t *index);
 
 /* Removes every checkpoint of run_dir and its index (run.overwrite): the
  * index goes first, so nothing half-removed is ever listed. Collective. */
-rt_status rt_ckpt_remove_all(MPI_Comm comm, const char *run_dir);
+rt_status rt_ckpt_remove_all(rt_comm *comm, const char *run_dir);
 
 /* Checks a checkpoint directory: manifest, structure, every dataset's
  * checksum. On failure the message names the file and the reason.
- * Collective (ranks share the datasets); MPI_COMM_NULL for one process. */
-rt_status rt_ckpt_verify(MPI_Comm comm, const char *ckpt_dir);
+ * Collective (ranks share the datasets); NULL for one process. */
+rt_status rt_ckpt_verify(rt_comm *comm, const char *ckpt_dir);
 
 /* Reads the attributes of checkpoint directory ckpt_dir (opens it with the
  * POSIX driver). Not collective. */

@@ -1,19 +1,37 @@
-/* rtrain comm: collectives on float slabs and data-parallel gradient
- * averaging (DDP) with buckets.
+/* rtrain comm: the communicator object every collective of rtrain goes
+ * through, and data-parallel gradient averaging (DDP) with buckets.
  *
- * Buckets are contiguous slices of the model's gradient slab (views, no
- * copies), formed from the last layer backwards so that they become final
- * in the order backward produces them. As soon as backward has finished
- * every layer a bucket covers, its MPI_Iallreduce is started, so
- * communication overlaps the rest of backward; rt_ddp_finish waits for all
- * of them before the optimizer step. Every rank builds the same buckets
- * from the same model, so the collectives match. All functions here are
- * collective over the communicator given at creation. */
+ * An rt_comm is a group of ranks with its own operations (a table of
+ * functions behind the opaque handle): non-blocking all-reduce, broadcast,
+ * reduce-scatter, all-gather, a wait with a deadline, abort, and one
+ * agreement rule. Implemented over MPI; an NCCL implementation fills the
+ * same table. DDP, synchronised BatchNorm, the metric reductions of a run
+ * and the checkpoint protocol use nothing else, so none of them names MPI.
+ * Code that needs the MPI communicator itself (MPI-IO for parallel HDF5)
+ * gets it from rtrain/comm_mpi.h, the only public header that includes
+ * mpi.h.
+ *
+ * Deadline (the hang watchdog): every blocking collective here, and
+ * rt_comm_wait, waits at most rt_comm_timeout(c) seconds (0: forever). A
+ * rank still waiting past it does not return: a liveness round lets rank
+ * 0 name the ranks (and hosts) that do not respond, and the job is ended
+ * through rt_abort, so that a launcher can retry it.
+ *
+ * Agreement rule (ARCHITECTURE.md invariant 1, the same everywhere): every
+ * rank passes its local status; the lowest rank that failed wins, and its
+ * status and message become every rank's, the message prefixed with
+ * "[rank R host] " when R is not 0. error.txt parses that prefix, so it
+ * names the rank where the failure happened.
+ *
+ * Collectiveness: a function taking an rt_comm is collective over it
+ * (every rank calls it in the same order) unless its comment says "not
+ * collective". Data buffers are in the memory of the model's backend
+ * (host memory for the CPU backends). */
 #ifndef RTRAIN_COMM_H
 #define RTRAIN_COMM_H
 
 #include <stddef.h>
-#include <mpi.h>
+#include <stdint.h>
 #include "rtrain/core.h"
 #include "rtrain/nn.h"
 
@@ -21,47 +39,134 @@
 extern "C" {
 #endif
 
-/* Call before MPI_Init (rt_session_init does). Chooses the ring algorithm
- * for Open MPI's non-blocking all-reduce (coll/libnbc), which DDP buckets
- * use: for 2 ranks its default heuristic took 25 ms for ResNet18's 44.7 MB
- * of gradients where the ring takes 14 ms and a blocking MPI_Allreduce
- * 17 ms (bench/RESULTS.md). Only sets what the user has not set in the
- * environment (OMPI_MCA_coll_libnbc_iallreduce_algorithm); other MPIs
- * ignore it. Not collective. */
-void rt_comm_tune_before_init(void);
+typedef struct rt_comm rt_comm;
 
-/* In-place sum of count floats across comm (any count, beyond INT_MAX too). */
-rt_status rt_comm_allreduce_sum(MPI_Comm comm, float *buf, size_t count);
-rt_status rt_comm_allreduce_sum_double(MPI_Comm comm, double *buf, size_t count);
-rt_status rt_comm_broadcast(MPI_Comm comm, float *buf, size_t count, int root);
+typedef enum rt_dtype {
+    RT_DTYPE_FLOAT32 = 0,
+    RT_DTYPE_FLOAT64,
+    RT_DTYPE_INT32,
+    RT_DTYPE_INT64,
+    RT_DTYPE_BYTE,       /* broadcast and gather only */
+    RT_DTYPE_COUNT
+} rt_dtype;
 
-/* Waits for n requests; with timeout_s > 0 gives up after that long and
- * returns RT_ERR_TIMEOUT (the requests stay pending: the caller is expected
- * to abort the job). Not collective by itself. */
-rt_status rt_comm_wait_all(MPI_Request *reqs, int n, double timeout_s);
+/* Bytes per element of t. Not collective. */
+size_t rt_dtype_size(rt_dtype t);
 
-/* rt_nn_ctx.reduce_sum for synchronised BatchNorm: sums count floats in
- * place across the communicator *(MPI_Comm *)comm. A failure aborts the
- * job (a layer cannot return a status). Collective. */
-void rt_comm_nn_reduce_sum(void *comm, float *buf, size_t count);
+typedef enum rt_reduce_op {
+    RT_REDUCE_SUM = 0,
+    RT_REDUCE_MEAN,      /* the sum divided by the number of ranks (floating types;
+                          * blocking all-reduce only) */
+    RT_REDUCE_MIN,
+    RT_REDUCE_MAX
+} rt_reduce_op;
+
+/* A non-blocking operation in flight. Start from RT_COMM_REQ_NULL. */
+typedef struct rt_comm_req {
+    uintptr_t handle;    /* the implementation's request */
+    int active;          /* 0: nothing to wait for */
+} rt_comm_req;
+#define RT_COMM_REQ_NULL ((rt_comm_req){0, 0})
+
+/* ---- creation ---------------------------------------------------------------- */
+/* Collective over all processes of the job (MPI_COMM_WORLD; MPI must be
+ * initialised: rt_session_init does it). Also registers MPI_Abort as an
+ * rt_abort hook and the process's log rank and host. */
+rt_status rt_comm_world(rt_comm **out);
+/* Collective over parent: the ranks passing the same color >= 0 form a
+ * new communicator, ranked by key (then by parent rank); color < 0 gives
+ * *out = NULL. The child has the parent's deadline. */
+rt_status rt_comm_split(rt_comm *parent, int color, int key, rt_comm **out);
+/* Collective: the ranks of c on this node (sharing memory). */
+rt_status rt_comm_split_node(rt_comm *c, rt_comm **out);
+/* Collective; NULL is a no-op. */
+void rt_comm_free(rt_comm *c);
+
+/* Not collective. */
+int rt_comm_rank(const rt_comm *c);
+int rt_comm_size(const rt_comm *c);
+const char *rt_comm_kind(const rt_comm *c);             /* "mpi" */
+const char *rt_comm_host(const rt_comm *c, int rank);   /* "?" if out of range */
+/* Ranks of the whole job on this node, all communicators together (what
+ * the node's cores are shared by); the communicator's own ranks on the
+ * node when the job was not started through rt_comm_world. Not collective. */
+int rt_comm_job_ranks_on_node(const rt_comm *c);
+
+/* Deadline of every wait on c, in seconds (0: none). Every rank sets the
+ * same value. Not collective. */
+void rt_comm_set_timeout(rt_comm *c, double seconds);
+double rt_comm_timeout(const rt_comm *c);
+/* The optimizer step in progress, named by the watchdog's message (-1:
+ * none). Not collective. */
+void rt_comm_set_step(rt_comm *c, long long step);
+
+/* ---- collectives ---------------------------------------------------------------- */
+/* In-place all-reduce of count elements of buf (any count). */
+rt_status rt_comm_allreduce(rt_comm *c, void *buf, size_t count, rt_dtype t, rt_reduce_op op);
+/* Starts an in-place all-reduce (SUM, MIN or MAX; count < 2^30) and
+ * returns at once; buf must stay untouched until rt_comm_wait. */
+rt_status rt_comm_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t,
+                             rt_reduce_op op, rt_comm_req *req);
+/* Not collective: waits for n requests (inactive ones are skipped) under
+ * the deadline; `what` names them in the watchdog's message ("the
+ * gradient all-reduce"). */
+rt_status rt_comm_wait(rt_comm *c, rt_comm_req *reqs, int n, const char *what);
+/* Not collective: lets the requests progress without waiting. */
+void rt_comm_progress(rt_comm *c, rt_comm_req *reqs, int n);
+/* root's count elements to every rank. */
+rt_status rt_comm_broadcast(rt_comm *c, void *buf, size_t count, rt_dtype t, int root);
+/* recv[recv_count] on rank r = op over ranks of send[r*recv_count ..
+ * (r+1)*recv_count) (send holds size * recv_count elements). */
+rt_status rt_comm_reduce_scatter(rt_comm *c, const void *send, void *recv, size_t recv_count,
+                                 rt_dtype t, rt_reduce_op op);
+/* recv[size * count] = every rank's send[count], in rank order. */
+rt_status rt_comm_allgather(rt_comm *c, const void *send, void *recv, size_t count,
+                            rt_dtype t);
+/* In place: rank r's counts[r] elements at buf + displs[r] (in elements)
+ * are given to every rank. */
+rt_status rt_comm_allgatherv(rt_comm *c, void *buf, const size_t *counts, const size_t *displs,
+                             rt_dtype t);
+
+/* The agreement rule above. Returns RT_OK on every rank, or the lowest
+ * failing rank's status on every rank with its message recorded. */
+rt_status rt_comm_agree(rt_comm *c, rt_status local);
+/* rt_comm_agree that also tells, in the same all-reduce, whether any rank
+ * passed flag != 0 (*any = 1 on every rank then); the training loop's
+ * once-per-step question "did any rank fail or catch a stop signal?". */
+rt_status rt_comm_agree_flag(rt_comm *c, rt_status local, int flag, int *any);
+
+/* Not collective: ends the whole job (rt_abort with the communicator's
+ * abort hooks). For failures that would leave the other ranks inside a
+ * collective. */
+void rt_comm_abort(rt_comm *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
 
 /* Parameters and buffers of rank 0 to every rank, before training. */
-rt_status rt_comm_broadcast_model(MPI_Comm comm, rt_model *m);
+rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m);
 
+/* ---- DDP ------------------------------------------------------------------------ */
+/* Buckets are contiguous slices of the model's gradient slab (views, no
+ * copies), formed from the last layer backwards so that they become final
+ * in the order backward produces them. As soon as backward has finished
+ * every layer a bucket covers, its all-reduce is started, so communication
+ * overlaps the rest of backward; rt_ddp_finish waits for all of them
+ * (under the communicator's deadline) before the optimizer step. Every
+ * rank builds the same buckets from the same model, so the collectives
+ * match. A bucket whose all-reduce cannot be started ends the job
+ * (rt_comm_abort): the other ranks have started theirs. */
 typedef struct rt_ddp rt_ddp;
 
-/* Buckets of at least bucket_bytes (at layer boundaries; one parameter
- * layer may exceed it). Installs a backward hook on m. */
-rt_status rt_ddp_create(rt_ddp **out, MPI_Comm comm, rt_model *m, size_t bucket_bytes);
+/* Not collective: buckets of at least bucket_bytes (at layer boundaries;
+ * one parameter layer may exceed it). Installs a backward hook on m. */
+rt_status rt_ddp_create(rt_ddp **out, rt_comm *c, rt_model *m, size_t bucket_bytes);
 void rt_ddp_free(rt_ddp *d);
 int rt_ddp_num_buckets(const rt_ddp *d);
-/* A bucket not complete timeout_s after rt_ddp_finish began waiting makes
- * it return RT_ERR_TIMEOUT (0: wait forever). */
-void rt_ddp_set_timeout(rt_ddp *d, double timeout_s);
-/* sync = 0 for accumulation micro-steps: gradients stay local. */
+/* Not collective. sync = 0 for accumulation micro-steps: gradients stay
+ * local. */
 void rt_ddp_begin_backward(rt_ddp *d, int sync);
-/* Starts buckets not yet started and waits for all. Gradients are SUMMED:
- * the loss is scaled by 1/(global batch) so the sum is the global mean. */
+/* Collective: starts buckets not yet started and waits for all. Gradients
+ * are SUMMED: the loss is scaled by 1/(global batch) so the sum is the
+ * global mean. */
 rt_status rt_ddp_finish(rt_ddp *d);
 
 #ifdef __cplusplus

@@ -8,6 +8,13 @@
  * The program's top level prints the message once (rt_error_message) and
  * exits with rt_status_exit_code(). Nothing in the library calls exit().
  *
+ * The one fatal path: a failure that would leave other ranks waiting inside
+ * a collective (a gradient all-reduce that cannot be started, a watchdog
+ * deadline passed) cannot be returned, because the peers would never learn
+ * of it. rt_abort() prints one message and ends the whole job through the
+ * hooks registered with rt_abort_hook_add (the session registers
+ * MPI_Abort; a GPU communicator registers its own abort before it).
+ *
  * None of the functions in this header is collective. */
 #ifndef RTRAIN_CORE_H
 #define RTRAIN_CORE_H
@@ -96,6 +103,26 @@ void rt_log(rt_log_level level, const char *fmt, ...) __attribute__((format(prin
 #define rt_info(...) rt_log(RT_LOG_INFO, __VA_ARGS__)
 #define rt_warn(...) rt_log(RT_LOG_WARN, __VA_ARGS__)
 #define rt_debug(...) rt_log(RT_LOG_DEBUG, __VA_ARGS__)
+
+/* The rank and host of this process as set by rt_log_set_rank (rank < 0:
+ * not set), for messages that must say where they come from. */
+int rt_log_rank(void);
+const char *rt_log_host(void);
+
+/* ---- the one fatal path ------------------------------------------------- */
+/* A hook that ends the job (MPI_Abort, ncclCommAbort, ...): called with the
+ * exit code the job should end with. A hook may return (it only tidied
+ * up); the next one is then called. */
+typedef void (*rt_abort_hook_fn)(void *arg, int exit_code);
+/* Registers fn(arg); hooks run newest first. Returns a handle for
+ * rt_abort_hook_remove, or -1 when the table (16 hooks) is full. */
+int rt_abort_hook_add(rt_abort_hook_fn fn, void *arg);
+void rt_abort_hook_remove(int handle);
+/* Prints "rtrain: error: [rank R host] <message>" on stderr, runs the
+ * hooks, and ends the process with RT_EXIT_FAILURE if none of them did.
+ * A call from inside a hook (an abort that fails) ends the process at
+ * once. Never returns. */
+void rt_abort(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* ---- allocation --------------------------------------------------------- */
 /* 64-byte aligned, zero-filled. On failure records RT_ERR_NOMEM naming

@@ -9,8 +9,8 @@
  * name ("layer1.0.conv1.weight", "bn1.running_mean", "fc.bias").
  *
  * Nothing in this header is collective, except where a forward context
- * carries a reduce callback (synchronised BatchNorm), which every rank must
- * then call in the same order. */
+ * carries a communicator (synchronised BatchNorm): every rank of it must
+ * then run the model in the same order. */
 #ifndef RTRAIN_NN_H
 #define RTRAIN_NN_H
 
@@ -56,13 +56,15 @@ typedef struct rt_tensor_info {
 typedef struct rt_layer rt_layer;
 typedef struct rt_builder rt_builder;
 
-/* Per-call context. `reduce_sum`, when set, sums `count` floats across all
- * ranks in place (collective); used by synchronised BatchNorm. */
+typedef struct rt_comm rt_comm;   /* rtrain/comm.h */
+
+/* Per-call context. `sync_comm`, when set, is the communicator synchronised
+ * BatchNorm sums its statistics over (collective: every rank of it must
+ * run the same layers in the same order). */
 typedef struct rt_nn_ctx {
     int train;                 /* 1: training mode (batch stats, dropout) */
     uint64_t rng_key;          /* stream key for this step (dropout masks) */
-    void (*reduce_sum)(void *arg, float *buf, size_t count);
-    void *reduce_arg;
+    rt_comm *sync_comm;        /* NULL: BatchNorm statistics of this rank alone */
 } rt_nn_ctx;
 
 /* A layer type is a table of functions (one file per type in src/nn/). */

@@ -2,45 +2,59 @@
  * Train's session: get_context, report), agreement across ranks, and the
  * run directory with its result files.
  *
+ * A session lives on one communicator: all processes of the job
+ * (rt_session_init), or a part of them (rt_session_init_comm), so that
+ * several trainers can run side by side in one MPI job, each on its own
+ * ranks. Several sessions may exist in one process one after another or
+ * interleaved (a tuning driver's trials): each has its own communicator,
+ * deadline and stop request; what is process-wide (a stop signal, the log
+ * prefix, which names the process's rank in the whole job) is shared.
+ *
  * Agreement protocol: any rank-local outcome that decides whether ranks go
  * on together (a config error, an unreadable file) is passed through
- * rt_session_agree() before anyone acts on it. It all-reduces the lowest
- * failing rank; that rank broadcasts its status and message, so every rank
- * returns the same status and rank 0 can print the one message that says
- * what went wrong. No rank leaves a collective alone. */
+ * rt_session_agree() before anyone acts on it: the rule of rt_comm_agree
+ * (rtrain/comm.h), the lowest failing rank's status and message on every
+ * rank, so that rank 0 can print the one message that says what went
+ * wrong. No rank leaves a collective alone. */
 #ifndef RTRAIN_RUN_H
 #define RTRAIN_RUN_H
 
-#include <mpi.h>
 #include "rtrain/core.h"
+#include "rtrain/comm.h"
 #include "rtrain/config.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Where this worker sits (ray.train.get_context()). */
+/* Where this worker sits (ray.train.get_context()), within the session's
+ * communicator. */
 typedef struct rt_context {
-    int world_rank, world_size;
-    int local_rank, local_size;   /* ranks sharing this node */
+    int world_rank, world_size;   /* rank and size of the session's communicator */
+    int local_rank, local_size;   /* its ranks sharing this node */
     int node_rank, num_nodes;
     char host[64];
 } rt_context;
 
 typedef struct rt_session rt_session;
 
-/* Collective over MPI_COMM_WORLD. Initialises MPI (threads: FUNNELED) unless
- * the caller already did, and works out the context. */
+/* Collective over all processes of the job. Initialises MPI (threads:
+ * FUNNELED) unless the caller already did, and works out the context. */
 rt_status rt_session_init(rt_session **out, int *argc, char ***argv);
-/* Collective. Finalises MPI if rt_session_init initialised it. */
+/* Collective over comm: a session on the ranks of comm (from rt_comm_split
+ * of another session's communicator, say), which it takes over (freed by
+ * rt_session_finalize, also when this fails). MPI must be initialised. */
+rt_status rt_session_init_comm(rt_session **out, rt_comm *comm);
+/* Collective. Frees the communicator; finalises MPI if rt_session_init
+ * initialised it. */
 void rt_session_finalize(rt_session *s);
 const rt_context *rt_session_context(const rt_session *s);
-MPI_Comm rt_session_comm(const rt_session *s);
+/* Not collective: the session's communicator (collectives of a user loop,
+ * checkpoints). */
+rt_comm *rt_session_comm(const rt_session *s);
 
 /* Collective: see the agreement protocol above. `local` is this rank's
- * status (its message in rt_error_message()). Returns RT_OK on every rank
- * or the first failing rank's status on every rank, with that rank's
- * message recorded (prefixed with its rank when it is not rank 0). */
+ * status (its message in rt_error_message()). */
 rt_status rt_session_agree(rt_session *s, rt_status local);
 
 /* Not collective: rank 0 prints "rtrain: error: <message>" for a failed
@@ -49,40 +63,34 @@ rt_status rt_session_agree(rt_session *s, rt_status local);
 int rt_session_exit_code(const rt_session *s, rt_status st);
 
 /* ---- stop signals, per-step agreement and the hang watchdog ----------------- */
-/* Not collective. After this, SIGUSR1 and SIGTERM only set a flag; the
- * training loop asks rt_session_agree_step whether any rank saw one. */
+/* Not collective. After this, SIGUSR1 and SIGTERM only set a flag (one for
+ * the process: every session sees it); the training loop asks
+ * rt_session_agree_step whether any rank saw one. */
 void rt_session_catch_stop_signals(rt_session *s);
+/* Not collective: asks this session to stop at its next step agreement as
+ * if a stop signal had arrived (a scheduler ending a trial early). */
+void rt_session_request_stop(rt_session *s);
 
-/* Collective deadline for one step's collectives (failure.step_timeout_s;
- * 0 = none). */
+/* Deadline for every collective of the session (failure.step_timeout_s;
+ * 0 = none): see the watchdog in rtrain/comm.h. Every rank sets the same
+ * value. Not collective. */
 void rt_session_set_step_timeout(rt_session *s, double seconds);
 double rt_session_step_timeout(const rt_session *s);
 
-/* Collective: in-place MPI all-reduce on the session's communicator that
- * waits at most the step timeout (then names the unresponsive ranks and
- * aborts the job, as rt_session_abort_unresponsive). */
-rt_status rt_session_allreduce(rt_session *s, void *buf, int count, MPI_Datatype type,
-                               MPI_Op op);
-
 /* Collective, once per step: agrees on `local` as rt_session_agree does and
- * sets *stop on every rank when any rank has caught a stop signal. One
- * small all-reduce. If the other ranks do not arrive within the step
- * timeout, it does not return: see rt_session_abort_unresponsive. */
+ * sets *stop on every rank when any rank has caught a stop signal or been
+ * asked to stop. One small all-reduce, under the deadline. */
 rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop);
-
-/* Called by every rank that timed out waiting in `what` at `step`: a
- * liveness round lets rank 0 name the ranks (and hosts) that do not
- * respond, then the job is aborted with MPI_Abort so a launcher can retry.
- * Never returns. */
-void rt_session_abort_unresponsive(rt_session *s, const char *what, long long step)
-    __attribute__((noreturn));
 
 /* Collective: every rank passes its warning (NULL: none). Rank 0 prints
  * each distinct text once, with the number of ranks and which ones, e.g.
  * "warning: disk almost full (on 6 of 8 ranks: 1-6)". */
 void rt_session_warn_all(rt_session *s, const char *warning);
 
-/* Sets OpenBLAS threads: threads_per_worker, or cores / local ranks. */
+/* Not collective. Sets the CPU kernels' threads: threads_per_worker, or
+ * the node's cores divided by the ranks of the whole job on the node (all
+ * sessions together, so that side-by-side trainers do not oversubscribe
+ * it). Returns the count. */
 int rt_session_set_threads(rt_session *s, int threads_per_worker);
 
 /* ---- run directory and reports ---------------------------------------------- */
@@ -128,14 +136,9 @@ typedef struct rt_metric { const char *name; double value; } rt_metric;
 rt_status rt_report(rt_run *r, const rt_metric *metrics, int count,
                     const char *checkpoint_dir);
 
-/* Reductions of metrics across the ranks of the session's communicator. */
-typedef enum rt_reduce_op {
-    RT_REDUCE_SUM, RT_REDUCE_MEAN, RT_REDUCE_MIN, RT_REDUCE_MAX
-} rt_reduce_op;
-
-/* Collective (MPI_Allreduce over rt_session_comm): replaces values[0..count)
- * on every rank by their reduction over all ranks. MEAN divides the sum by
- * the world size. */
+/* Collective (rt_comm_allreduce over rt_session_comm): replaces
+ * values[0..count) on every rank by their reduction over all ranks
+ * (rt_reduce_op of rtrain/comm.h). MEAN divides the sum by the world size. */
 rt_status rt_run_reduce(rt_run *r, double *values, int count, rt_reduce_op op);
 /* Collective: the same for the values of metrics[0..count). */
 rt_status rt_run_reduce_metrics(rt_run *r, rt_metric *metrics, int count, rt_reduce_op op);

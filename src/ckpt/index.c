@@ -63,9 +63,9 @@ rt_status ckpt_manifest_write(const char *dir, const rt_train_state *s, int worl
     }
     char *text = NULL, path[RT_CKPT_PATH_MAX];
     RT_CHECK(dump_json(root, "the checkpoint manifest", &text));
-    rt_status st = ckpt_path(path, sizeof path, "%s/%s", dir, CKPT_MANIFEST_NAME);
+    rt_status st = rt_fs_path(path, sizeof path, "%s/%s", dir, CKPT_MANIFEST_NAME);
     if (st == RT_OK)
-        st = ckpt_write_file(path, text, 0640);
+        st = rt_fs_write_file(path, text, 0640);
     free(text);
     RT_CHECK(st);
     return RT_OK;
@@ -109,8 +109,8 @@ rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e)
 {
     memset(e, 0, sizeof *e);
     char path[RT_CKPT_PATH_MAX], *text = NULL;
-    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_MANIFEST_NAME));
-    RT_CHECK(ckpt_read_small_file(path, MANIFEST_MAX_BYTES, &text));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_MANIFEST_NAME));
+    RT_CHECK(rt_fs_read_small(path, MANIFEST_MAX_BYTES, "checkpoint manifest", &text));
     json_error_t err;
     json_t *root = json_loads(text, 0, &err);
     rt_free(text);
@@ -175,13 +175,13 @@ rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const
         return RT_ERROR(RT_ERR_NOMEM, "cannot build %s/%s (out of memory or a name that is "
                         "not UTF-8)", run_dir, CKPT_INDEX_NAME);
     }
-    char *text = NULL, path[RT_CKPT_PATH_MAX], tmp[RT_CKPT_PATH_MAX];
+    char *text = NULL, path[RT_CKPT_PATH_MAX];
     RT_CHECK(dump_json(root, CKPT_INDEX_NAME, &text));
-    rt_status st = ckpt_path(path, sizeof path, "%s/%s", run_dir, CKPT_INDEX_NAME);
+    /* rt_fs_replace's temporary is CKPT_INDEX_TMP_NAME, which
+     * rt_ckpt_cleanup_stale removes after a crash. */
+    rt_status st = rt_fs_path(path, sizeof path, "%s/%s", run_dir, CKPT_INDEX_NAME);
     if (st == RT_OK)
-        st = ckpt_path(tmp, sizeof tmp, "%s/%s", run_dir, CKPT_INDEX_TMP_NAME);
-    if (st == RT_OK)
-        st = ckpt_write_atomic(run_dir, tmp, path, text, 0640);
+        st = rt_fs_write_atomic(path, text, 0640);
     free(text);
     RT_CHECK(st);
     return RT_OK;

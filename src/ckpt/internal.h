@@ -3,6 +3,7 @@
 #define RTRAIN_CKPT_INTERNAL_H
 
 #include "rtrain/ckpt.h"
+#include "core/fs.h"
 
 #define CKPT_FILE_NAME "checkpoint.h5"
 #define CKPT_MANIFEST_NAME "manifest.json"
@@ -16,14 +17,12 @@
 #define CKPT_MAX_CHECKPOINTS 1000000   /* bound on directories listed in a run */
 
 /* ---- agreement (agree.c) -------------------------------------------------- */
-/* Every rank learns the outcome of a step each rank did locally: the
- * highest status code wins, and the message of the lowest rank that failed
- * with it is given to every rank. MPI_COMM_NULL: returns local. */
-rt_status ckpt_agree(MPI_Comm comm, rt_status local);
-/* Outcome of a step only `root` did: its status and message to all. */
-rt_status ckpt_agree_root(MPI_Comm comm, rt_status local, int root);
-int ckpt_rank(MPI_Comm comm);      /* 0 for MPI_COMM_NULL */
-int ckpt_world(MPI_Comm comm);     /* 1 for MPI_COMM_NULL */
+/* Every rank learns the outcome of a step each rank did locally (or only
+ * rank 0 did: the others pass RT_OK), by rt_comm_agree's rule. A NULL
+ * communicator (one process) returns local. */
+rt_status ckpt_agree(rt_comm *comm, rt_status local);
+int ckpt_rank(const rt_comm *comm);    /* 0 for NULL */
+int ckpt_world(const rt_comm *comm);   /* 1 for NULL */
 
 /* Test-only fault hook: kills this process with SIGKILL when
  * RTRAIN_FAULT == phase (and RTRAIN_FAULT_RANK, if set, == rank). */
@@ -31,21 +30,8 @@ void ckpt_fault_point(const char *phase, int rank);
 /* 1 when RTRAIN_FAULT == phase applies to this rank (injected failures). */
 int ckpt_fault_active(const char *phase, int rank);
 
-/* ---- file system (fsutil.c) ------------------------------------------------- */
-rt_status ckpt_fsync_path(const char *path, int is_dir);
-rt_status ckpt_remove_tree(const char *path);
-/* Writes text to path atomically: path.tmp-like temporary `tmp_path`,
- * fsync, rename, fsync of the directory `dir`. mode: final permissions. */
-rt_status ckpt_write_atomic(const char *dir, const char *tmp_path, const char *path,
-                            const char *text, int mode);
-/* Writes text to path (created with mode) and fsyncs it. */
-rt_status ckpt_write_file(const char *path, const char *text, int mode);
-/* Reads a whole small file (at most max_bytes) into *text (rt_free). */
-rt_status ckpt_read_small_file(const char *path, size_t max_bytes, char **text);
-/* snprintf into a path buffer; RT_ERR_INVALID_ARG if it does not fit. */
-rt_status ckpt_path(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* 1 and the index if name is "checkpoint_" followed by 6+ digits. */
+/* ---- checkpoint directory names (listing.c) ---------------------------------- */
+/* 1 and the index if name is `prefix` followed by 6 to 15 digits. */
 int ckpt_parse_dir_name(const char *name, const char *prefix, int64_t *index);
 
 /* ---- HDF5 files (h5file.c) --------------------------------------------------- */

@@ -46,7 +46,7 @@
 #include <unistd.h>
 #include "internal.h"
 
-static rt_status shared_list(MPI_Comm comm, const char *run_dir, int64_t **idx, int *n);
+static rt_status shared_list(rt_comm *comm, const char *run_dir, int64_t **idx, int *n);
 
 /* ---- step 1 ------------------------------------------------------------------- */
 
@@ -62,7 +62,7 @@ static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const ch
         return RT_ERROR(RT_ERR_IO, "%s already exists: committed checkpoints are immutable "
                         "(is another run writing to %s, or was training_iteration not "
                         "restored on resume?)", final_dir, run_dir);
-    RT_CHECK(ckpt_remove_tree(tmp_dir));
+    RT_CHECK(rt_fs_remove_tree(tmp_dir));
     if (mkdir(tmp_dir, 0750) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot create %s: %s", tmp_dir, strerror(errno));
     return RT_OK;
@@ -70,7 +70,7 @@ static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const ch
 
 /* ---- steps 2 and 3 ---------------------------------------------------------------- */
 
-static rt_status write_file(MPI_Comm comm, const char *path, const rt_train_state *s,
+static rt_status write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                             const rt_ckpt_metric *metrics, int num_metrics)
 {
     rt_ckpt_file *f = NULL;
@@ -81,7 +81,7 @@ static rt_status write_file(MPI_Comm comm, const char *path, const rt_train_stat
     RT_CHECK(cst);
     /* Each rank flushes what it wrote (on a parallel file system, the
      * pages its own client holds). */
-    RT_CHECK(ckpt_agree(comm, ckpt_fsync_path(path, 0)));
+    RT_CHECK(ckpt_agree(comm, rt_fs_fsync(path, 0)));
     return RT_OK;
 }
 
@@ -90,11 +90,11 @@ static rt_status seal_dir(const char *tmp_dir, const char *file, const rt_train_
 {
     char manifest[RT_CKPT_PATH_MAX];
     RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics));
-    RT_CHECK(ckpt_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
+    RT_CHECK(rt_fs_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
     if (chmod(file, 0440) != 0 || chmod(manifest, 0440) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot make the files in %s read-only: %s", tmp_dir,
                         strerror(errno));
-    RT_CHECK(ckpt_fsync_path(tmp_dir, 1));
+    RT_CHECK(rt_fs_fsync(tmp_dir, 1));
     return RT_OK;
 }
 
@@ -103,16 +103,16 @@ static rt_status seal_dir(const char *tmp_dir, const char *file, const rt_train_
 static rt_status delete_checkpoint(const char *run_dir, int64_t index)
 {
     char from[RT_CKPT_PATH_MAX], to[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_path(from, sizeof from, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+    RT_CHECK(rt_fs_path(from, sizeof from, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
                        (long long)index));
-    RT_CHECK(ckpt_path(to, sizeof to, "%s/" CKPT_DELETED_PREFIX "%06lld", run_dir,
+    RT_CHECK(rt_fs_path(to, sizeof to, "%s/" CKPT_DELETED_PREFIX "%06lld", run_dir,
                        (long long)index));
     /* Out of the committed name space first, atomically: a crash while
      * removing leaves a temporary, never a half-deleted checkpoint. */
-    RT_CHECK(ckpt_remove_tree(to));
+    RT_CHECK(rt_fs_remove_tree(to));
     if (rename(from, to) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
-    RT_CHECK(ckpt_remove_tree(to));
+    RT_CHECK(rt_fs_remove_tree(to));
     return RT_OK;
 }
 
@@ -129,7 +129,7 @@ static rt_status read_entries(const char *run_dir, ckpt_entry **out, int *count)
     rt_status st = rt_alloc(&e, (size_t)(n ? n : 1), sizeof *e, "checkpoint index entries");
     for (int i = 0; st == RT_OK && i < n; i++) {
         char dir[RT_CKPT_PATH_MAX];
-        st = ckpt_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+        st = rt_fs_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
                        (long long)idx[i]);
         if (st != RT_OK)
             break;
@@ -199,7 +199,7 @@ static rt_status commit(const char *run_dir, const char *tmp_dir, const char *fi
     if (rename(tmp_dir, final_dir) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot commit checkpoint: rename %s to %s: %s", tmp_dir,
                         final_dir, strerror(errno));
-    RT_CHECK(ckpt_fsync_path(run_dir, 1));
+    RT_CHECK(rt_fs_fsync(run_dir, 1));
     ckpt_fault_point("ckpt_before_index", 0);
     rt_status st = index_and_retain(run_dir, policy);
     if (st != RT_OK)
@@ -224,7 +224,7 @@ static rt_status check_save_args(const char *run_dir, const rt_train_state *s,
     return RT_OK;
 }
 
-rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state *s,
+rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state *s,
                        const rt_ckpt_metric *metrics, int num_metrics,
                        const rt_ckpt_policy *policy, char *committed_dir,
                        size_t committed_dir_size)
@@ -235,28 +235,28 @@ rt_status rt_ckpt_save(MPI_Comm comm, const char *run_dir, const rt_train_state 
     RT_CHECK(rt_ckpt_next_index(comm, run_dir, &next));
     long long idx = (long long)next;
     char tmp_dir[RT_CKPT_PATH_MAX], final_dir[RT_CKPT_PATH_MAX], file[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_path(tmp_dir, sizeof tmp_dir, "%s/" CKPT_TMP_PREFIX "%06lld", run_dir, idx));
-    RT_CHECK(ckpt_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir, idx));
-    RT_CHECK(ckpt_path(file, sizeof file, "%s/%s", tmp_dir, CKPT_FILE_NAME));
+    RT_CHECK(rt_fs_path(tmp_dir, sizeof tmp_dir, "%s/" CKPT_TMP_PREFIX "%06lld", run_dir, idx));
+    RT_CHECK(rt_fs_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir, idx));
+    RT_CHECK(rt_fs_path(file, sizeof file, "%s/%s", tmp_dir, CKPT_FILE_NAME));
     if (committed_dir && committed_dir_size)
         committed_dir[0] = '\0';
 
-    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? prepare_dirs(run_dir, tmp_dir, final_dir)
-                                             : RT_OK, 0));
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? prepare_dirs(run_dir, tmp_dir, final_dir)
+                                             : RT_OK));
     ckpt_fault_point("ckpt_before_write", rank);
     rt_status st = write_file(comm, file, s, metrics, num_metrics);
     if (st == RT_OK)
-        st = ckpt_agree_root(comm, rank == 0 ? seal_dir(tmp_dir, file, s, world, metrics,
+        st = ckpt_agree(comm, rank == 0 ? seal_dir(tmp_dir, file, s, world, metrics,
                                                         num_metrics)
-                                             : RT_OK, 0);
+                                             : RT_OK);
     if (st != RT_OK) {
-        if (rank == 0 && ckpt_remove_tree(tmp_dir) != RT_OK)
+        if (rank == 0 && rt_fs_remove_tree(tmp_dir) != RT_OK)
             rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");
         RT_CHECK(st);
     }
     ckpt_fault_point("ckpt_before_commit", rank);
-    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
-                                             : RT_OK, 0));
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
+                                             : RT_OK));
     if (committed_dir && committed_dir_size)
         snprintf(committed_dir, committed_dir_size, "%s", final_dir);
     return RT_OK;
@@ -285,9 +285,9 @@ static rt_status remove_stale(const char *run_dir)
         if (!is_stale_name(de->d_name))
             continue;
         char path[RT_CKPT_PATH_MAX];
-        st = ckpt_path(path, sizeof path, "%s/%s", run_dir, de->d_name);
+        st = rt_fs_path(path, sizeof path, "%s/%s", run_dir, de->d_name);
         if (st == RT_OK)
-            st = ckpt_remove_tree(path);
+            st = rt_fs_remove_tree(path);
         removed += st == RT_OK;
     }
     closedir(d);
@@ -298,34 +298,42 @@ static rt_status remove_stale(const char *run_dir)
     return RT_OK;
 }
 
-rt_status rt_ckpt_cleanup_stale(MPI_Comm comm, const char *run_dir)
+rt_status rt_ckpt_cleanup_stale(rt_comm *comm, const char *run_dir)
 {
     int rank = ckpt_rank(comm);
-    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? remove_stale(run_dir) : RT_OK, 0));
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? remove_stale(run_dir) : RT_OK));
     return RT_OK;
 }
 
 /* Rank 0's list of committed checkpoints, given to every rank. */
-static rt_status shared_list(MPI_Comm comm, const char *run_dir, int64_t **idx, int *n)
+static rt_status shared_list(rt_comm *comm, const char *run_dir, int64_t **idx, int *n)
 {
     int rank = ckpt_rank(comm);
     *idx = NULL;
     *n = 0;
-    RT_CHECK(ckpt_agree_root(comm, rank == 0 ? rt_ckpt_list(run_dir, idx, n) : RT_OK, 0));
-    if (comm == MPI_COMM_NULL)
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? rt_ckpt_list(run_dir, idx, n) : RT_OK));
+    if (comm == NULL)
         return RT_OK;
-    if (MPI_Bcast(n, 1, MPI_INT, 0, comm) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the checkpoint count failed");
-    if (*n == 0)
-        return RT_OK;
-    if (rank != 0)
-        RT_CHECK(rt_alloc(idx, (size_t)*n, sizeof **idx, "checkpoint list"));
-    if (MPI_Bcast(*idx, *n, MPI_INT64_T, 0, comm) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the checkpoint list failed");
-    return RT_OK;
+    int32_t count = *n;
+    rt_status st = rt_comm_broadcast(comm, &count, 1, RT_DTYPE_INT32, 0);
+    *n = count;
+    if (st == RT_OK && count > 0 && rank != 0)
+        st = rt_alloc(idx, (size_t)count, sizeof **idx, "checkpoint list");
+    /* Agreed: a rank that cannot hold the list must not leave the others
+     * in the broadcast. */
+    if (count > 0)
+        st = ckpt_agree(comm, st);
+    if (st == RT_OK && count > 0)
+        st = rt_comm_broadcast(comm, *idx, (size_t)count, RT_DTYPE_INT64, 0);
+    if (st != RT_OK) {
+        rt_free(*idx);
+        *idx = NULL;
+        *n = 0;
+    }
+    return st;
 }
 
-rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
+rt_status rt_ckpt_find_latest(rt_comm *comm, const char *run_dir, char *out_dir,
                               size_t out_size, int *found)
 {
     int64_t *idx = NULL;
@@ -336,13 +344,13 @@ rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
     rt_status st = RT_OK;
     for (int i = n - 1; i >= 0 && !*found; i--) {
         char dir[RT_CKPT_PATH_MAX];
-        st = ckpt_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+        st = rt_fs_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
                        (long long)idx[i]);
         if (st != RT_OK)
             break;
         if (rt_ckpt_verify(comm, dir) == RT_OK) {
             *found = 1;
-            st = ckpt_path(out_dir, out_size, "%s", dir);
+            st = rt_fs_path(out_dir, out_size, "%s", dir);
             break;
         }
         if (!first_reason[0])
@@ -363,7 +371,7 @@ rt_status rt_ckpt_find_latest(MPI_Comm comm, const char *run_dir, char *out_dir,
 static rt_status remove_all(const char *run_dir)
 {
     char index[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_path(index, sizeof index, "%s/" CKPT_INDEX_NAME, run_dir));
+    RT_CHECK(rt_fs_path(index, sizeof index, "%s/" CKPT_INDEX_NAME, run_dir));
     if (unlink(index) != 0 && errno != ENOENT)
         return RT_ERROR(RT_ERR_IO, "cannot remove %s: %s", index, strerror(errno));
     int64_t *idx = NULL;
@@ -376,13 +384,13 @@ static rt_status remove_all(const char *run_dir)
     return st;
 }
 
-rt_status rt_ckpt_remove_all(MPI_Comm comm, const char *run_dir)
+rt_status rt_ckpt_remove_all(rt_comm *comm, const char *run_dir)
 {
-    return ckpt_agree_root(comm, ckpt_rank(comm) == 0 ? remove_all(run_dir) : RT_OK, 0);
+    return ckpt_agree(comm, ckpt_rank(comm) == 0 ? remove_all(run_dir) : RT_OK);
 }
 
 /* The next number in commit order; every rank gets rank 0's list. */
-rt_status rt_ckpt_next_index(MPI_Comm comm, const char *run_dir, int64_t *index)
+rt_status rt_ckpt_next_index(rt_comm *comm, const char *run_dir, int64_t *index)
 {
     int64_t *committed = NULL;
     int n = 0;

@@ -258,14 +258,14 @@ static rt_status load_parts(rt_ckpt_file *f, rt_train_state *s, int what, rt_ckp
     return RT_OK;
 }
 
-rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *s, int what,
+rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *s, int what,
                        rt_ckpt_info *info)
 {
     char path[RT_CKPT_PATH_MAX];
     rt_ckpt_info local;
     if (!info)
         info = &local;
-    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
     rt_ckpt_file *f = NULL;
     RT_CHECK(rt_ckpt_file_open(&f, comm, path));
     rt_status st = load_parts(f, s, what, info);   /* agreed step by step */
@@ -278,9 +278,9 @@ rt_status rt_ckpt_load(MPI_Comm comm, const char *ckpt_dir, rt_train_state *s, i
 rt_status rt_ckpt_read_info(const char *ckpt_dir, rt_ckpt_info *info)
 {
     char path[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
     rt_ckpt_file *f = NULL;
-    RT_CHECK(rt_ckpt_file_open(&f, MPI_COMM_NULL, path));
+    RT_CHECK(rt_ckpt_file_open(&f, NULL, path));
     rt_status st = ckpt_info_read(f, info);
     rt_status cst = rt_ckpt_file_close(f);
     RT_CHECK(st);
@@ -335,9 +335,9 @@ static rt_status verify_local(const char *ckpt_dir, int rank, int world)
     ckpt_entry entry;
     RT_CHECK(ckpt_manifest_read(ckpt_dir, &entry));
     char path[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
     rt_ckpt_file *f = NULL;
-    RT_CHECK(rt_ckpt_file_open(&f, MPI_COMM_NULL, path));
+    RT_CHECK(rt_ckpt_file_open(&f, NULL, path));
     rt_ckpt_info info;
     verify_ctx v = {.f = f, .rank = rank, .world = world, .file_size = ckpt_file_size(f)};
     rt_status st = ckpt_info_read(f, &info);
@@ -361,7 +361,7 @@ static rt_status verify_local(const char *ckpt_dir, int rank, int world)
     return RT_OK;
 }
 
-rt_status rt_ckpt_verify(MPI_Comm comm, const char *ckpt_dir)
+rt_status rt_ckpt_verify(rt_comm *comm, const char *ckpt_dir)
 {
     rt_status st = verify_local(ckpt_dir, ckpt_rank(comm), ckpt_world(comm));
     RT_CHECK(ckpt_agree(comm, st));

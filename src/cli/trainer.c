@@ -124,7 +124,6 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_comm_broadcast_model(t->comm, t->model));
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
     rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
-    rt_ddp_set_timeout(t->ddp, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
     return trainer_resume(t);
 }
@@ -149,10 +148,8 @@ static void trainer_free(trainer *t)
 static rt_nn_ctx train_ctx(trainer *t)
 {
     rt_nn_ctx nc = {.train = 1};
-    if (t->cfg->model.bn_sync && t->ctx->world_size > 1) {
-        nc.reduce_sum = rt_comm_nn_reduce_sum;
-        nc.reduce_arg = &t->comm;
-    }
+    if (t->cfg->model.bn_sync && t->ctx->world_size > 1)
+        nc.sync_comm = t->comm;
     return nc;
 }
 
@@ -185,10 +182,7 @@ static rt_status backward(trainer *t, const rt_batch *b, int sync)
         rt_nn_ctx nc = train_ctx(t);
         rt_model_backward(t->model, &nc, t->dlogits, b->n);
     }
-    rt_status st = rt_ddp_finish(t->ddp);
-    if (st == RT_ERR_TIMEOUT)
-        rt_session_abort_unresponsive(t->session, "the gradient all-reduce", t->step + 1);
-    return st;
+    return rt_ddp_finish(t->ddp);
 }
 
 /* One micro-batch. *stop is set (and nothing trained) when a stop signal
@@ -238,6 +232,7 @@ static rt_status train_epoch(trainer *t)
     rt_run_progress_epoch(t->run, t->epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
     for (int64_t s = t->next_batch / accumulate; s < t->steps_per_epoch; s++) {
         double t0 = rt_time_now();
+        rt_comm_set_step(t->comm, (long long)t->step + 1);   /* named by the watchdog */
         for (int micro = 0; micro < accumulate; micro++) {
             int stop = 0;
             RT_CHECK(train_micro_batch(t, micro, &stop));
@@ -281,7 +276,7 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
         sums[1] += rt_count_correct(logits, b.y, b.n, t->classes);
         sums[2] += b.n;
     }
-    RT_CHECK(rt_session_allreduce(t->session, sums, 3, MPI_DOUBLE, MPI_SUM));
+    RT_CHECK(rt_comm_allreduce(t->comm, sums, 3, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     *val_loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     *val_accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
     return RT_OK;
@@ -292,14 +287,7 @@ rt_status trainer_sync_buffers(trainer *t)
     size_t n = rt_model_num_buffers(t->model);
     if (n == 0 || t->ctx->world_size == 1)
         return RT_OK;
-    MPI_Request req;
-    if (MPI_Ibcast(rt_model_buffers(t->model), (int)n, MPI_FLOAT, 0, t->comm, &req) !=
-        MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Ibcast of %zu buffer values failed", n);
-    rt_status st = rt_comm_wait_all(&req, 1, rt_session_step_timeout(t->session));
-    if (st == RT_ERR_TIMEOUT)
-        rt_session_abort_unresponsive(t->session, "the buffer broadcast", t->step);
-    return st;
+    return rt_comm_broadcast(t->comm, rt_model_buffers(t->model), n, RT_DTYPE_FLOAT32, 0);
 }
 
 static int checkpoint_due(const trainer *t)
@@ -316,7 +304,7 @@ static int checkpoint_due(const trainer *t)
 static rt_status finish_epoch(trainer *t)
 {
     double sums[2] = {t->es.loss_sum, t->es.samples};
-    RT_CHECK(rt_session_allreduce(t->session, sums, 2, MPI_DOUBLE, MPI_SUM));
+    RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */
     double val_loss = NAN, val_acc = NAN;
     int eval_every = t->cfg->train.eval_every;

@@ -25,7 +25,7 @@ typedef struct trainer {
     rt_session *session;
     const rt_config *cfg;
     const rt_context *ctx;
-    MPI_Comm comm;
+    rt_comm *comm;
     rt_dataset *train_set, *test_set;
     rt_loader *train_loader, *test_loader;
     rt_model *model;

@@ -98,7 +98,7 @@ rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count, ch
 rt_status trainer_stop(trainer *t)
 {
     double sums[2] = {t->es.loss_sum, t->es.samples};
-    RT_CHECK(rt_comm_allreduce_sum_double(t->comm, sums, 2));
+    RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));
     char name[64] = "the checkpoint of this step";
     if (t->last_ckpt_step != t->step) {
@@ -117,7 +117,7 @@ rt_status trainer_stop(trainer *t)
 /* Rank 0's answer to "does the run directory hold results already?". */
 static rt_status has_results(trainer *t, int *has)
 {
-    int answer = 0;
+    int32_t answer = 0;
     if (t->ctx->world_rank == 0) {
         char path[RT_PATH_MAX + 32];
         struct stat sb;
@@ -130,8 +130,7 @@ static rt_status has_results(trainer *t, int *has)
         rt_error_clear();
         rt_free(idx);
     }
-    if (MPI_Bcast(&answer, 1, MPI_INT, 0, t->comm) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast failed while checking the run directory");
+    RT_CHECK(rt_comm_broadcast(t->comm, &answer, 1, RT_DTYPE_INT32, 0));
     *has = answer;
     return RT_OK;
 }

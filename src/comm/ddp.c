@@ -5,36 +5,37 @@
  *   hook starts, in order, every bucket whose slice is now final ->
  *   rt_ddp_finish starts the remaining buckets (same order) and waits.
  * Buckets are numbered from the end of the slab; starting them strictly in
- * that order on every rank keeps the non-blocking collectives matched. */
+ * that order on every rank keeps the non-blocking collectives matched. A
+ * backward that fails part-way on one rank still reaches rt_ddp_finish,
+ * which starts every bucket that rank had not: the collectives stay
+ * matched and the caller agrees on the failure afterwards. */
 #include <stdlib.h>
 #include "rtrain/comm.h"
 
 typedef struct bucket {
     size_t begin, end;    /* slice [begin, end) of the gradient slab */
-    MPI_Request request;
 } bucket;
 
 struct rt_ddp {
-    MPI_Comm comm;
+    rt_comm *comm;
     rt_model *model;
-    int world_size;
     bucket *buckets;      /* buckets[0] ends at the slab's end */
+    rt_comm_req *reqs;    /* [count]: one all-reduce per bucket */
     int count;
     int next;             /* next bucket to start */
     int sync;
-    double timeout_s;     /* 0: wait forever */
-    rt_status error;      /* first failure inside the hook */
-    MPI_Request *pending; /* scratch for waiting on all buckets */
 };
 
-static rt_status start_bucket(rt_ddp *d, bucket *b)
+/* The other ranks start this bucket's all-reduce whatever happens here, so
+ * a failure to start it cannot be returned: it ends the job. */
+static void start_bucket(rt_ddp *d, int i)
 {
+    bucket *b = &d->buckets[i];
     float *grads = rt_model_grads(d->model);
-    int n = (int)(b->end - b->begin);
-    if (MPI_Iallreduce(MPI_IN_PLACE, grads + b->begin, n, MPI_FLOAT, MPI_SUM, d->comm,
-                       &b->request) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Iallreduce of a %d-float gradient bucket failed", n);
-    return RT_OK;
+    if (rt_comm_iallreduce(d->comm, grads + b->begin, b->end - b->begin, RT_DTYPE_FLOAT32,
+                           RT_REDUCE_SUM, &d->reqs[i]) != RT_OK)
+        rt_comm_abort(d->comm, "cannot start the all-reduce of gradient bucket %d (%zu "
+                      "values): %s", i, b->end - b->begin, rt_error_message());
 }
 
 /* After layer `layer`'s backward, gradients from its first parameter to the
@@ -42,32 +43,25 @@ static rt_status start_bucket(rt_ddp *d, bucket *b)
 static void on_layer_done(void *arg, int layer)
 {
     rt_ddp *d = arg;
-    if (!d->sync || d->error != RT_OK)
+    if (!d->sync)
         return;
     size_t final_from = rt_model_layer_param_offset(d->model, layer);
-    while (d->next < d->count && d->buckets[d->next].begin >= final_from) {
-        d->error = start_bucket(d, &d->buckets[d->next]);
-        d->next++;
-        if (d->error != RT_OK)
-            return;
-    }
-    /* Let MPI progress the collectives already started. */
-    for (int i = 0; i < d->next; i++) {
-        int done;
-        MPI_Test(&d->buckets[i].request, &done, MPI_STATUS_IGNORE);
-    }
+    while (d->next < d->count && d->buckets[d->next].begin >= final_from)
+        start_bucket(d, d->next++);
+    /* Let the communicator progress the collectives already started. */
+    rt_comm_progress(d->comm, d->reqs, d->next);
 }
 
 /* Cuts the slab at layer boundaries, from the last layer backwards, into
  * slices of at least bucket_floats (a larger slice when a layer needs it;
- * MPI counts must also fit an int). */
+ * one non-blocking all-reduce takes at most 2^30 values). */
 static rt_status plan_buckets(rt_ddp *d, size_t bucket_floats)
 {
     rt_model *m = d->model;
     int layers = rt_model_num_layers(m);
     size_t end = rt_model_num_params(m);
     RT_CHECK(rt_alloc(&d->buckets, (size_t)layers + 1, sizeof(bucket), "gradient buckets"));
-    RT_CHECK(rt_alloc(&d->pending, (size_t)layers + 1, sizeof(MPI_Request), "bucket requests"));
+    RT_CHECK(rt_alloc(&d->reqs, (size_t)layers + 1, sizeof(rt_comm_req), "bucket requests"));
     for (int i = layers - 1; i >= 0; i--) {
         size_t begin = rt_model_layer_param_offset(m, i);
         int last = i == 0;
@@ -75,14 +69,14 @@ static rt_status plan_buckets(rt_ddp *d, size_t bucket_floats)
             if (end - begin > (size_t)1 << 30)
                 return RT_ERROR(RT_ERR_UNSUPPORTED, "layer %d has more than 2^30 gradient "
                                 "values in one bucket", i);
-            d->buckets[d->count++] = (bucket){begin, end, MPI_REQUEST_NULL};
+            d->buckets[d->count++] = (bucket){begin, end};
             end = begin;
         }
     }
     return RT_OK;
 }
 
-rt_status rt_ddp_create(rt_ddp **out, MPI_Comm comm, rt_model *m, size_t bucket_bytes)
+rt_status rt_ddp_create(rt_ddp **out, rt_comm *comm, rt_model *m, size_t bucket_bytes)
 {
     *out = NULL;
     rt_ddp *d = calloc(1, sizeof *d);
@@ -91,14 +85,13 @@ rt_status rt_ddp_create(rt_ddp **out, MPI_Comm comm, rt_model *m, size_t bucket_
     d->comm = comm;
     d->model = m;
     d->sync = 1;
-    MPI_Comm_size(comm, &d->world_size);
     size_t floats = bucket_bytes / sizeof(float);
     rt_status st = plan_buckets(d, floats ? floats : 1);
     if (st != RT_OK) {
         rt_ddp_free(d);
         return st;
     }
-    if (d->world_size > 1)
+    if (rt_comm_size(comm) > 1)
         rt_model_set_backward_hook(m, on_layer_done, d);
     *out = d;
     return RT_OK;
@@ -110,34 +103,23 @@ void rt_ddp_free(rt_ddp *d)
         return;
     rt_model_set_backward_hook(d->model, NULL, NULL);
     rt_free(d->buckets);
-    rt_free(d->pending);
+    rt_free(d->reqs);
     free(d);
 }
 
 int rt_ddp_num_buckets(const rt_ddp *d) { return d->count; }
-void rt_ddp_set_timeout(rt_ddp *d, double timeout_s) { d->timeout_s = timeout_s; }
 
 void rt_ddp_begin_backward(rt_ddp *d, int sync)
 {
     d->next = 0;
     d->sync = sync;
-    d->error = RT_OK;
 }
 
 rt_status rt_ddp_finish(rt_ddp *d)
 {
-    if (d->world_size == 1 || !d->sync)
+    if (rt_comm_size(d->comm) == 1 || !d->sync)
         return RT_OK;
-    rt_status st = d->error;
-    while (st == RT_OK && d->next < d->count)
-        st = start_bucket(d, &d->buckets[d->next++]);
-    /* Wait for every started bucket even after a failure, so that no
-     * request is left pending on this rank (except on a timeout, after
-     * which the job is aborted). */
-    for (int i = 0; i < d->next; i++)
-        d->pending[i] = d->buckets[i].request;
-    rt_status waited = rt_comm_wait_all(d->pending, d->next, d->timeout_s);
-    for (int i = 0; i < d->next; i++)
-        d->buckets[i].request = d->pending[i];
-    return st != RT_OK ? st : waited;
+    while (d->next < d->count)
+        start_bucket(d, d->next++);
+    return rt_comm_wait(d->comm, d->reqs, d->count, "the gradient all-reduce");
 }

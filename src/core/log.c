@@ -15,6 +15,9 @@ void rt_log_set_rank(int rank, const char *host)
     snprintf(log_host, sizeof log_host, "%s", host ? host : "");
 }
 
+int rt_log_rank(void) { return log_rank; }
+const char *rt_log_host(void) { return log_host; }
+
 void rt_log_set_level(rt_log_level level) { log_level = level; }
 rt_log_level rt_log_get_level(void) { return log_level; }
 void rt_log_set_file(FILE *f) { log_file = f; }

@@ -4,7 +4,7 @@
  *
  * Training: normalise with the batch's mean and biased variance; update
  * the running statistics with `momentum`, using the unbiased variance as
- * PyTorch does. Synchronised BatchNorm: when ctx->reduce_sum is set, the
+ * PyTorch does. Synchronised BatchNorm: when ctx->sync_comm is set, the
  * per-channel [sum, sumsq, count] of the forward pass and [sum_dy,
  * sum_dy_xhat] of the backward pass are summed across ranks, so every rank
  * normalises with the statistics of the global batch. Every rank must then
@@ -15,6 +15,7 @@
  * too: a fixed affine map). */
 #include <math.h>
 #include "kernels/cpu/kernels.h"
+#include "rtrain/comm.h"
 #include "nn/layers.h"
 
 typedef struct bn_impl {
@@ -75,8 +76,10 @@ static void bn_batch_stats(bn_impl *p, const rt_nn_ctx *ctx, const float *in, in
     int c = p->c;
     rt_bn_sums(p->stats, p->stats + c, in, n, c, p->hw);
     p->stats[2 * c] = (float)n * (float)p->hw;
-    if (ctx->reduce_sum)
-        ctx->reduce_sum(ctx->reduce_arg, p->stats, 2 * (size_t)c + 1);
+    if (ctx->sync_comm &&
+        rt_comm_allreduce(ctx->sync_comm, p->stats, 2 * (size_t)c + 1, RT_DTYPE_FLOAT32,
+                          RT_REDUCE_SUM) != RT_OK)
+        rt_comm_abort(ctx->sync_comm, "synchronised BatchNorm: %s", rt_error_message());
     double m = p->stats[2 * c];
     p->count = m;
     /* Unbiased correction m/(m-1); PyTorch refuses m == 1, we keep the biased value. */
@@ -129,8 +132,10 @@ static void bn_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const flo
         return;
     }
     /* Reduce even when din is NULL, so every rank makes the same collective calls. */
-    if (ctx->reduce_sum)
-        ctx->reduce_sum(ctx->reduce_arg, p->dstats, 2 * (size_t)c);
+    if (ctx->sync_comm &&
+        rt_comm_allreduce(ctx->sync_comm, p->dstats, 2 * (size_t)c, RT_DTYPE_FLOAT32,
+                          RT_REDUCE_SUM) != RT_OK)
+        rt_comm_abort(ctx->sync_comm, "synchronised BatchNorm: %s", rt_error_message());
     if (din)
         rt_bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, sum_dy, sum_dy_xhat,
                           p->count, n, c, p->hw);

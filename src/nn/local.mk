@@ -9,3 +9,5 @@ src_librtrain_la_SOURCES += src/nn/layer.c src/nn/builder.c src/nn/model.c \
 
 check_PROGRAMS += tests/unit/test_nn
 TESTS += tests/unit/test_nn
+tests_unit_test_nn_SOURCES = tests/unit/test_nn.c tests/unit/thread_comm.c
+noinst_HEADERS += tests/unit/thread_comm.h

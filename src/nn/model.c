@@ -167,7 +167,7 @@ void rt_model_free(rt_model *m)
 }
 
 /* A NULL context means evaluation: running statistics, no dropout. */
-static const rt_nn_ctx eval_ctx = {0, 0, NULL, NULL};
+static const rt_nn_ctx eval_ctx = {0, 0, NULL};
 
 const float *rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n)
 {

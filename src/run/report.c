@@ -179,9 +179,9 @@ static rt_status append_file(const char *dir, const char *name, const text *t)
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd;
-    RT_CHECK(rt_run_file_open(&fd, path, O_APPEND, NULL));
+    RT_CHECK(rt_fs_open_write(&fd, path, O_APPEND, RT_RUN_FILE_MODE, NULL));
     /* One write per line: a reader never sees half of a line it can parse. */
-    rt_status st = rt_run_write_all(fd, t->s, t->len, path);
+    rt_status st = rt_fs_write_all(fd, t->s, t->len, path);
     if (close(fd) != 0 && st == RT_OK)
         st = RT_ERROR(RT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     return st;
@@ -305,39 +305,38 @@ static rt_status copy_rows(FILE *in, int fd, int added, const char *path)
             text_str(&t, ",");
         text_str(&t, "\n");
         st = t.failed ? RT_ERROR(RT_ERR_NOMEM, "out of memory rewriting %s", path)
-                      : rt_run_write_all(fd, t.s, t.len, path);
+                      : rt_fs_write_all(fd, t.s, t.len, path);
     }
     free(t.s);
     free(line);
     return st;
 }
 
-static rt_status rewrite_csv(rt_run *r, int added)
+typedef struct csv_rewrite { rt_run *r; int added; const char *path; } csv_rewrite;
+
+/* The new header, then the old rows padded (rt_fs_replace's writer). */
+static rt_status write_rewritten_csv(void *arg, int fd, const char *tmp)
 {
-    char path[RT_PATH_MAX + 32], tmp[RT_PATH_MAX + 48];
-    snprintf(path, sizeof path, "%s/progress.csv", r->dir);
-    snprintf(tmp, sizeof tmp, "%s/.progress.csv.tmp", r->dir);
-    int fd;
-    RT_CHECK(rt_run_file_open(&fd, tmp, 0, NULL));
+    const csv_rewrite *c = arg;
     text h = {0};
-    header_text(&h, r);
-    rt_status st = h.failed ? RT_ERROR(RT_ERR_NOMEM, "out of memory rewriting %s", path)
-                            : rt_run_write_all(fd, h.s, h.len, tmp);
+    header_text(&h, c->r);
+    rt_status st = h.failed ? RT_ERROR(RT_ERR_NOMEM, "out of memory rewriting %s", c->path)
+                            : rt_fs_write_all(fd, h.s, h.len, tmp);
     free(h.s);
-    FILE *in = st == RT_OK ? fopen(path, "r") : NULL;
+    FILE *in = st == RT_OK ? fopen(c->path, "r") : NULL;
     if (in) {
-        st = copy_rows(in, fd, added, tmp);
+        st = copy_rows(in, fd, c->added, tmp);
         fclose(in);
     }
-    if (st == RT_OK && fsync(fd) != 0)
-        st = RT_ERROR(RT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == RT_OK)
-        st = RT_ERROR(RT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    if (st == RT_OK && rename(tmp, path) != 0)
-        st = RT_ERROR(RT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (st != RT_OK)
-        unlink(tmp);
     return st;
+}
+
+static rt_status rewrite_csv(rt_run *r, int added)
+{
+    char path[RT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/progress.csv", r->dir);
+    csv_rewrite c = {r, added, path};
+    return rt_fs_replace(path, RT_RUN_FILE_MODE, write_rewritten_csv, &c);
 }
 
 static int column_of(const rt_run *r, const char *name)
@@ -437,22 +436,23 @@ rt_status rt_run_reduce(rt_run *r, double *values, int count, rt_reduce_op op)
 {
     if (count < 0 || (unsigned)op > RT_REDUCE_MAX)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_run_reduce: count %d, op %d", count, (int)op);
-    MPI_Op mop = op == RT_REDUCE_MIN ? MPI_MIN : op == RT_REDUCE_MAX ? MPI_MAX : MPI_SUM;
-    RT_CHECK(rt_session_allreduce(r->session, values, count, MPI_DOUBLE, mop));
-    if (op == RT_REDUCE_MEAN)
-        for (int i = 0; i < count; i++)
-            values[i] /= r->world_size;
-    return RT_OK;
+    return rt_comm_allreduce(rt_session_comm(r->session), values, (size_t)count,
+                             RT_DTYPE_FLOAT64, op);
 }
 
 rt_status rt_run_reduce_metrics(rt_run *r, rt_metric *metrics, int count, rt_reduce_op op)
 {
     double stack[64], *v = stack;
+    rt_status st = RT_OK;
     if (count > (int)(sizeof stack / sizeof stack[0]))
-        RT_CHECK(rt_alloc(&v, (size_t)count, sizeof *v, "metric values"));
-    for (int i = 0; i < count; i++)
+        st = rt_alloc(&v, (size_t)count, sizeof *v, "metric values");
+    /* Agreed: a rank without the buffer must not leave the others in the
+     * all-reduce. */
+    st = rt_session_agree(r->session, st);
+    for (int i = 0; st == RT_OK && i < count; i++)
         v[i] = metrics[i].value;
-    rt_status st = rt_run_reduce(r, v, count, op);
+    if (st == RT_OK)
+        st = rt_run_reduce(r, v, count, op);
     for (int i = 0; st == RT_OK && i < count; i++)
         metrics[i].value = v[i];
     if (v != stack)

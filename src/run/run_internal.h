@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include "rtrain/run.h"
+#include "core/fs.h"
 
 #define RT_RUN_DIR_MODE 0750
 #define RT_RUN_FILE_MODE 0640
@@ -37,13 +38,6 @@ struct rt_run {
     FILE *rank_log;             /* rank_N.log, or NULL */
     rt_progress progress;
 };
-
-/* Creates (or truncates, unless O_APPEND is in flags) path with mode 0640
- * whatever the umask; *fd is the open descriptor. hint ends the error
- * message (NULL: check run.storage_path). */
-rt_status rt_run_file_open(int *fd, const char *path, int flags, const char *hint);
-/* write(2) until all of buf is written. */
-rt_status rt_run_write_all(int fd, const char *buf, size_t len, const char *path);
 
 /* progress.c: rank 0's one-line summary of a report just recorded. */
 void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,

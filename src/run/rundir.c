@@ -19,38 +19,6 @@
 #include <unistd.h>
 #include "run_internal.h"
 
-rt_status rt_run_file_open(int *fd, const char *path, int flags, const char *hint)
-{
-    int mode_flags = (flags & O_APPEND) ? 0 : O_TRUNC;
-    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | mode_flags | flags, RT_RUN_FILE_MODE);
-    if (*fd < 0)
-        return RT_ERROR(RT_ERR_IO, "cannot write %s: %s (%s)", path, strerror(errno),
-                        hint ? hint : "check run.storage_path and its permissions");
-    /* open() applied the umask; fchmod() does not. */
-    if (fchmod(*fd, RT_RUN_FILE_MODE) != 0) {
-        int err = errno;
-        close(*fd);
-        *fd = -1;
-        return RT_ERROR(RT_ERR_IO, "cannot set mode 0640 on %s: %s", path, strerror(err));
-    }
-    return RT_OK;
-}
-
-rt_status rt_run_write_all(int fd, const char *buf, size_t len, const char *path)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return RT_ERROR(RT_ERR_IO, "cannot write %s: %s (disk full?)", path,
-                            n < 0 ? strerror(errno) : "short write");
-        buf += n;
-        len -= (size_t)n;
-    }
-    return RT_OK;
-}
-
 /* ---- is the storage path safe? --------------------------------------------- */
 
 static const char *user_name(uid_t uid, char *buf, size_t size)
@@ -113,36 +81,6 @@ static rt_status check_storage(const char *storage, const char *dir)
 
 /* ---- creating it ---------------------------------------------------------------- */
 
-/* mkdir -p; every directory it creates gets mode 0750 whatever the umask. */
-static rt_status make_dirs(const char *path)
-{
-    char buf[RT_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return RT_ERROR(RT_ERR_CONFIG, "run directory path is too long: %s", path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, RT_RUN_DIR_MODE) == 0) {
-            if (chmod(buf, RT_RUN_DIR_MODE) != 0)
-                return RT_ERROR(RT_ERR_IO, "cannot set mode 0750 on %s: %s", buf,
-                                strerror(errno));
-        } else if (errno != EEXIST) {
-            return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s (check "
-                            "run.storage_path and its permissions)", buf, strerror(errno));
-        }
-        *p = saved;
-        if (saved == '\0')
-            break;
-    }
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: choose another run.name",
-                        buf);
-    return RT_OK;
-}
-
 static void config_basename(char *out, size_t size, const char *path)
 {
     const char *base = strrchr(path, '/');
@@ -191,7 +129,7 @@ static rt_status write_params(const char *dir, const rt_config *cfg)
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/params.json", dir);
     int fd;
-    RT_CHECK(rt_run_file_open(&fd, path, 0, NULL));
+    RT_CHECK(rt_fs_open_write(&fd, path, 0, RT_RUN_FILE_MODE, NULL));
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
@@ -208,7 +146,7 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
     const char *storage = resolve_storage(cfg);
     RT_CHECK(resolve_dir(r->dir, sizeof r->dir, storage, cfg));
     RT_CHECK(check_storage(storage, r->dir));
-    RT_CHECK(make_dirs(r->dir));
+    RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE, "check run.storage_path and its permissions"));
     return write_params(r->dir, cfg);
 }
 
@@ -218,7 +156,7 @@ static rt_status open_rank_log(rt_run *r)
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/rank_%d.log", r->dir, r->rank);
     int fd;
-    RT_CHECK(rt_run_file_open(&fd, path, O_APPEND, "run.log_per_rank needs "
+    RT_CHECK(rt_fs_open_write(&fd, path, O_APPEND, RT_RUN_FILE_MODE, "run.log_per_rank needs "
                               "run.storage_path on a file system every node sees"));
     r->rank_log = fdopen(fd, "a");
     if (!r->rank_log) {
@@ -276,9 +214,8 @@ rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg)
             st = open_on_rank0(r, cfg);
     }
     st = rt_session_agree(s, st);
-    if (st == RT_OK && MPI_Bcast(r->dir, sizeof r->dir, MPI_CHAR, 0,
-                                 rt_session_comm(s)) != MPI_SUCCESS)
-        st = RT_ERROR(RT_ERR_MPI, "MPI_Bcast of the run directory failed");
+    if (st == RT_OK)
+        st = rt_comm_broadcast(rt_session_comm(s), r->dir, sizeof r->dir, RT_DTYPE_BYTE, 0);
     if (st == RT_OK && cfg->run.log_per_rank)
         st = rt_session_agree(s, open_rank_log(r));
     if (st != RT_OK) {

@@ -1,87 +1,96 @@
-/* The worker session: MPI start-up, the rank context, agreement on errors
- * across ranks, exit codes and BLAS thread count. */
+/* The worker session: start-up (MPI, the job's communicator), the rank
+ * context, agreement on errors across ranks, stop signals, exit codes and
+ * the CPU thread count. Every collective goes through the session's
+ * rt_comm; MPI itself is only started and ended here. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <cblas.h>
-#include "rtrain/comm.h"
+#include "rtrain/comm_mpi.h"
 #include "rtrain/run.h"
-
-typedef struct host_name { char name[64]; } host_name;
+#include "kernels/cpu/parallel.h"
 
 struct rt_session {
-    MPI_Comm world;
-    int owns_mpi;       /* 1: we called MPI_Init_thread, so we finalise */
+    rt_comm *comm;
+    int owns_mpi;       /* 1: rt_session_init initialised MPI, so we finalise */
+    int stop_requested; /* rt_session_request_stop */
     rt_context ctx;
-    host_name *hosts;   /* [world_size]: to name ranks in messages */
-    double step_timeout_s;
 };
 
-/* Set from the signal handler, read by the training loop. */
+/* Set from the signal handler, read by every session's step agreement: a
+ * stop signal is meant for the whole process. */
 static volatile sig_atomic_t stop_signal = 0;
 
-/* Node rank: the lowest world rank of each node's shared-memory group
- * names the node; nodes are numbered in order of those leaders. */
-static rt_status find_nodes(rt_session *s, MPI_Comm local)
+/* Node numbering: the ranks of each node elect their lowest rank as
+ * leader; nodes are numbered in the order of their leaders. */
+static rt_status number_nodes(rt_session *s, rt_comm *local)
 {
-    int leader = s->ctx.local_rank == 0;
-    int node_index = 0, nodes = 0;
-    if (MPI_Scan(&leader, &node_index, 1, MPI_INT, MPI_SUM, s->world) != MPI_SUCCESS ||
-        MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, s->world) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Scan/MPI_Allreduce failed while numbering nodes");
-    /* Every rank of a node takes its leader's number. */
-    int node = node_index - 1;
-    if (MPI_Bcast(&node, 1, MPI_INT, 0, local) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast failed while numbering nodes");
-    s->ctx.node_rank = node;
+    int32_t leader = s->ctx.world_rank;
+    RT_CHECK(rt_comm_broadcast(local, &leader, 1, RT_DTYPE_INT32, 0));
+    int32_t *leaders = NULL;
+    rt_status st = rt_alloc(&leaders, (size_t)s->ctx.world_size, sizeof *leaders,
+                            "node table");
+    RT_CHECK(rt_comm_agree(s->comm, st));
+    st = rt_comm_allgather(s->comm, &leader, leaders, 1, RT_DTYPE_INT32);
+    int nodes = 0, mine = 0;
+    for (int r = 0; st == RT_OK && r < s->ctx.world_size; r++)
+        if (leaders[r] == r) {          /* rank r leads its node */
+            mine += r < leader;
+            nodes++;
+        }
+    rt_free(leaders);
+    s->ctx.node_rank = mine;
     s->ctx.num_nodes = nodes;
-    return RT_OK;
+    return st;
 }
 
 static rt_status build_context(rt_session *s)
 {
-    MPI_Comm_rank(s->world, &s->ctx.world_rank);
-    MPI_Comm_size(s->world, &s->ctx.world_size);
-    MPI_Comm local;
-    if (MPI_Comm_split_type(s->world, MPI_COMM_TYPE_SHARED, s->ctx.world_rank,
-                            MPI_INFO_NULL, &local) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Comm_split_type failed");
-    MPI_Comm_rank(local, &s->ctx.local_rank);
-    MPI_Comm_size(local, &s->ctx.local_size);
-    rt_status st = find_nodes(s, local);
-    MPI_Comm_free(&local);
-    gethostname(s->ctx.host, sizeof s->ctx.host - 1);
-    if (st == RT_OK)
-        st = rt_alloc(&s->hosts, (size_t)s->ctx.world_size, sizeof(host_name), "host table");
-    if (st == RT_OK && MPI_Allgather(s->ctx.host, sizeof(host_name), MPI_CHAR, s->hosts,
-                                     sizeof(host_name), MPI_CHAR, s->world) != MPI_SUCCESS)
-        st = RT_ERROR(RT_ERR_MPI, "MPI_Allgather of host names failed");
+    rt_context *c = &s->ctx;
+    c->world_rank = rt_comm_rank(s->comm);
+    c->world_size = rt_comm_size(s->comm);
+    snprintf(c->host, sizeof c->host, "%s", rt_comm_host(s->comm, c->world_rank));
+    rt_comm *local = NULL;
+    RT_CHECK(rt_comm_split_node(s->comm, &local));
+    c->local_rank = rt_comm_rank(local);
+    c->local_size = rt_comm_size(local);
+    rt_status st = number_nodes(s, local);
+    rt_comm_free(local);
     return st;
+}
+
+rt_status rt_session_init_comm(rt_session **out, rt_comm *comm)
+{
+    *out = NULL;
+    if (!comm)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_session_init_comm: no communicator");
+    rt_session *s = calloc(1, sizeof *s);
+    rt_status st = s ? RT_OK : RT_ERROR(RT_ERR_NOMEM, "out of memory creating the session");
+    st = rt_comm_agree(comm, st);
+    if (st != RT_OK) {
+        free(s);
+        rt_comm_free(comm);
+        return st;
+    }
+    s->comm = comm;
+    *out = s;
+    return build_context(s);
 }
 
 rt_status rt_session_init(rt_session **out, int *argc, char ***argv)
 {
     *out = NULL;
-    int initialised = 0;
-    MPI_Initialized(&initialised);
-    if (!initialised) {
-        rt_comm_tune_before_init();
-        int provided;
-        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-            return RT_ERROR(RT_ERR_MPI, "MPI_Init_thread failed: is this an MPI launch?");
-    }
-    rt_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory creating the session");
-    s->owns_mpi = !initialised;
-    s->world = MPI_COMM_WORLD;
-    /* Errors come back as codes so that rtrain can report them. */
-    MPI_Comm_set_errhandler(s->world, MPI_ERRORS_RETURN);
-    rt_status st = build_context(s);
-    rt_log_set_rank(s->ctx.world_size > 1 ? s->ctx.world_rank : -1, s->ctx.host);
-    *out = s;
+    int owned = 0;
+    RT_CHECK(rt_comm_mpi_init(argc, argv, &owned));
+    rt_comm *world = NULL;
+    rt_status st = rt_comm_world(&world);
+    if (st == RT_OK)
+        st = rt_session_init_comm(out, world);
+    if (*out)
+        (*out)->owns_mpi = owned;
+    else if (owned)
+        rt_comm_mpi_finalize();
     return st;
 }
 
@@ -90,55 +99,18 @@ void rt_session_finalize(rt_session *s)
     if (!s)
         return;
     int owns = s->owns_mpi;
-    rt_free(s->hosts);
+    rt_comm_free(s->comm);
     free(s);
     if (owns)
-        MPI_Finalize();
+        rt_comm_mpi_finalize();
 }
 
 const rt_context *rt_session_context(const rt_session *s) { return &s->ctx; }
-MPI_Comm rt_session_comm(const rt_session *s) { return s->world; }
-
-/* Waits for a collective under the step deadline; a rank that does not
- * arrive in time is named and the job aborted (see the watchdog below). */
-static rt_status wait_or_abort(rt_session *s, MPI_Request *req, const char *what)
-{
-    rt_status st = rt_comm_wait_all(req, 1, s->step_timeout_s);
-    if (st == RT_ERR_TIMEOUT)
-        rt_session_abort_unresponsive(s, what, -1);
-    return st;
-}
-
-rt_status rt_session_allreduce(rt_session *s, void *buf, int count, MPI_Datatype type,
-                               MPI_Op op)
-{
-    MPI_Request req;
-    if (MPI_Iallreduce(MPI_IN_PLACE, buf, count, type, op, s->world, &req) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Iallreduce of %d values failed", count);
-    return wait_or_abort(s, &req, "an all-reduce");
-}
+rt_comm *rt_session_comm(const rt_session *s) { return s->comm; }
 
 rt_status rt_session_agree(rt_session *s, rt_status local)
 {
-    const rt_context *c = &s->ctx;
-    int first = local != RT_OK ? c->world_rank : c->world_size;
-    RT_CHECK(rt_session_allreduce(s, &first, 1, MPI_INT, MPI_MIN));
-    if (first == c->world_size)
-        return RT_OK;
-    /* The first failing rank's status and message become everyone's. */
-    struct { int status; char message[1536]; } msg = {0};
-    if (c->world_rank == first) {
-        msg.status = (int)local;
-        if (first == 0)
-            snprintf(msg.message, sizeof msg.message, "%s", rt_error_message());
-        else
-            snprintf(msg.message, sizeof msg.message, "[rank %d %s] %s", first, c->host,
-                     rt_error_message());
-    }
-    if (MPI_Bcast(&msg, (int)sizeof msg, MPI_BYTE, first, s->world) != MPI_SUCCESS)
-        return RT_ERROR(RT_ERR_MPI, "MPI_Bcast failed while agreeing on a status");
-    rt_error_clear();
-    return RT_ERROR((rt_status)msg.status, "%s", msg.message);
+    return rt_comm_agree(s->comm, local);
 }
 
 int rt_session_exit_code(const rt_session *s, rt_status st)
@@ -164,15 +136,18 @@ int rt_session_set_threads(rt_session *s, int threads_per_worker)
     int threads = threads_per_worker;
     if (threads <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = (int)(cores / (s->ctx.local_size > 0 ? s->ctx.local_size : 1));
+        int sharing = rt_comm_job_ranks_on_node(s->comm);
+        if (sharing < 1)
+            sharing = s->ctx.local_size > 0 ? s->ctx.local_size : 1;
+        threads = (int)(cores / sharing);
         if (threads < 1)
             threads = 1;
     }
-    openblas_set_num_threads(threads);
+    rt_cpu_set_threads(threads);
     return threads;
 }
 
-/* ---- stop signals, per-step agreement, watchdog -------------------------- */
+/* ---- stop signals and per-step agreement --------------------------------------- */
 
 static void on_stop_signal(int sig)
 {
@@ -192,100 +167,18 @@ void rt_session_catch_stop_signals(rt_session *s)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-void rt_session_set_step_timeout(rt_session *s, double seconds) { s->step_timeout_s = seconds; }
-double rt_session_step_timeout(const rt_session *s) { return s->step_timeout_s; }
+void rt_session_request_stop(rt_session *s) { s->stop_requested = 1; }
 
-/* One MIN all-reduce carries both questions: the lowest failing rank
- * (world_size if none) and "no stop signal" (0 if any rank caught one). */
+void rt_session_set_step_timeout(rt_session *s, double seconds)
+{
+    rt_comm_set_timeout(s->comm, seconds);
+}
+
+double rt_session_step_timeout(const rt_session *s) { return rt_comm_timeout(s->comm); }
+
 rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop)
 {
-    const rt_context *c = &s->ctx;
-    int all[2] = {local != RT_OK ? c->world_rank : c->world_size, stop_signal ? 0 : 1};
-    RT_CHECK(rt_session_allreduce(s, all, 2, MPI_INT, MPI_MIN));
-    *stop = all[1] == 0;
-    if (all[0] == c->world_size)
-        return RT_OK;
-    /* Someone failed: share its message exactly as rt_session_agree does. */
-    return rt_session_agree(s, local);
-}
-
-enum { TAG_ALIVE = 7301 };
-
-/* Rank 0: collect "alive" messages for up to `wait_s`; name the missing. */
-static void name_missing_ranks(rt_session *s, const char *what, long long step, double wait_s)
-{
-    int world = s->ctx.world_size;
-    MPI_Request *reqs = calloc((size_t)world, sizeof *reqs);
-    int *alive = calloc((size_t)world, sizeof *alive);
-    int *flags = calloc((size_t)world, sizeof *flags);
-    if (!reqs || !alive || !flags)
-        MPI_Abort(s->world, RT_EXIT_FAILURE);
-    reqs[0] = MPI_REQUEST_NULL;
-    alive[0] = 1;
-    for (int r = 1; r < world; r++)
-        MPI_Irecv(&flags[r], 1, MPI_INT, r, TAG_ALIVE, s->world, &reqs[r]);
-    double deadline = rt_time_now() + wait_s;
-    while (rt_time_now() < deadline) {
-        int pending = 0;
-        for (int r = 1; r < world; r++) {
-            if (!alive[r])
-                MPI_Test(&reqs[r], &alive[r], MPI_STATUS_IGNORE);
-            pending += !alive[r];
-        }
-        if (!pending)
-            break;
-        usleep(1000);
-    }
-    char list[1024] = "";
-    size_t len = 0;
-    int missing = 0;
-    for (int r = 1; r < world && len < sizeof list - 80; r++)
-        if (!alive[r]) {
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%d (%s)",
-                                    missing ? ", " : "", r, s->hosts[r].name);
-            missing++;
-        }
-    char where[64] = "";
-    if (step >= 0)
-        snprintf(where, sizeof where, " at step %lld", step);
-    if (missing)
-        fprintf(stderr, "rtrain: error: %s did not complete within %.0f s%s: no response "
-                "from rank%s %s; aborting the job so that it can be retried\n", what,
-                s->step_timeout_s, where, missing > 1 ? "s" : "", list);
-    else
-        fprintf(stderr, "rtrain: error: %s did not complete within %.0f s%s although every "
-                "rank is alive (a stalled network?); aborting the job\n", what,
-                s->step_timeout_s, where);
-    fflush(stderr);
-    MPI_Abort(s->world, RT_EXIT_FAILURE);
-    abort();
-}
-
-void rt_session_abort_unresponsive(rt_session *s, const char *what, long long step)
-{
-    /* The liveness round gets the same time again: every rank that is
-     * alive is stuck in the same place, so it reaches this point within
-     * one timeout of the others. */
-    double wait_s = s->step_timeout_s > 0 ? s->step_timeout_s : 30;
-    if (s->ctx.world_rank == 0)
-        name_missing_ranks(s, what, step, wait_s);
-    int alive = 1;
-    MPI_Request req;
-    MPI_Isend(&alive, 1, MPI_INT, 0, TAG_ALIVE, s->world, &req);
-    /* Rank 0 aborts the job after its round; if it never does, it is the
-     * rank that hangs. */
-    double deadline = rt_time_now() + 2 * wait_s;
-    while (rt_time_now() < deadline) {
-        int done;
-        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-        usleep(1000);
-    }
-    fprintf(stderr, "rtrain: error: [rank %d %s] %s did not complete within %.0f s and rank 0 "
-            "(%s) does not respond; aborting the job\n", s->ctx.world_rank, s->ctx.host, what,
-            s->step_timeout_s, s->hosts[0].name);
-    fflush(stderr);
-    MPI_Abort(s->world, RT_EXIT_FAILURE);
-    abort();
+    return rt_comm_agree_flag(s->comm, local, stop_signal || s->stop_requested, stop);
 }
 
 /* ---- warnings from many ranks --------------------------------------------- */
@@ -338,11 +231,16 @@ void rt_session_warn_all(rt_session *s, const char *warning)
     char mine[WARN_MAX] = "";
     if (warning)
         snprintf(mine, sizeof mine, "%s", warning);
-    char *all = s->ctx.world_rank == 0 ? calloc((size_t)world, WARN_MAX) : NULL;
-    if (s->ctx.world_rank == 0 && !all)
-        rt_warn("%s", mine);   /* no memory to group: say at least rank 0's */
-    MPI_Gather(mine, WARN_MAX, MPI_CHAR, all, WARN_MAX, MPI_CHAR, 0, s->world);
-    if (all)
+    char *all = NULL;
+    rt_status st = rt_alloc(&all, (size_t)world, WARN_MAX, "warning texts");
+    st = rt_comm_agree(s->comm, st);
+    if (st == RT_OK)
+        st = rt_comm_allgather(s->comm, mine, all, WARN_MAX, RT_DTYPE_BYTE);
+    if (st == RT_OK && s->ctx.world_rank == 0)
         print_grouped(all, world);
-    free(all);
+    else if (st != RT_OK) {
+        rt_warn("%s", mine);   /* could not group: say at least this rank's */
+        rt_error_clear();
+    }
+    rt_free(all);
 }

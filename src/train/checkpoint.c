@@ -22,7 +22,7 @@ rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, ch
         st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_get_checkpoint: a buffer of %zu bytes is too "
                       "small for the path; pass RT_CKPT_PATH_MAX", size);
     RT_CHECK(rt_session_agree(s, st));
-    MPI_Comm comm = rt_session_comm(s);
+    rt_comm *comm = rt_session_comm(s);
     RT_CHECK(rt_ckpt_cleanup_stale(comm, rt_run_dir(run)));
     if (cfg->run.resume_from_checkpoint[0]) {
         snprintf(dir, size, "%s", cfg->run.resume_from_checkpoint);
@@ -50,7 +50,7 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
         st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_report_checkpoint: %d metrics, a checkpoint "
                       "stores at most %d", count, RT_CKPT_MAX_METRICS);
     RT_CHECK(rt_session_agree(s, st));
-    MPI_Comm comm = rt_session_comm(s);
+    rt_comm *comm = rt_session_comm(s);
     int64_t index;
     RT_CHECK(rt_ckpt_next_index(comm, rt_run_dir(run), &index));
     char name[64];

@@ -28,6 +28,10 @@
 #include <mpi.h>
 #include "check.h"
 #include "rtrain/ckpt.h"
+#include "rtrain/comm_mpi.h"
+
+/* The job's communicator (all ranks), made after MPI_Init. */
+static rt_comm *world_comm;
 
 static int rank, world;
 
@@ -108,7 +112,7 @@ static rt_status save_iter(const char *dir, int64_t iter, const rt_ckpt_policy *
         make_state(&s, m, o, iter);
         metrics_for(iter, met, &nm);
         char out[RT_CKPT_PATH_MAX];
-        st = rt_ckpt_save(MPI_COMM_WORLD, dir, &s, met, nm, pol, out, sizeof out);
+        st = rt_ckpt_save(world_comm, dir, &s, met, nm, pol, out, sizeof out);
         if (st == RT_OK && !strstr(out, "checkpoint_"))
             st = RT_ERROR(RT_ERR_INTERNAL, "committed_dir is \"%s\"", out);
     }
@@ -190,7 +194,7 @@ static void check_load(const char *ckpt, int64_t iter)
     s.optim = o;
     s.optimizer_type = "adam";
     rt_ckpt_info info;
-    CHECK_OK(rt_ckpt_load(MPI_COMM_WORLD, ckpt, &s, RT_CKPT_LOAD_ALL, &info));
+    CHECK_OK(rt_ckpt_load(world_comm, ckpt, &s, RT_CKPT_LOAD_ALL, &info));
     CHECK(same_bits(rt_model_params(m), rt_model_params(ref), rt_model_num_params(m)));
     CHECK(same_bits(rt_model_buffers(m), rt_model_buffers(ref), rt_model_num_buffers(m)));
     for (int k = 0; k < rt_optim_state_slots(o); k++)
@@ -219,7 +223,7 @@ static int mode_load(const char *ckpt, int64_t iter)
     CHECK_OK(build(&m, &o, 24, 1));
     if (m && o) {
         rt_train_state s = {.model = m, .optim = o};
-        rt_status st = rt_ckpt_load(MPI_COMM_WORLD, ckpt, &s, RT_CKPT_LOAD_MODEL, NULL);
+        rt_status st = rt_ckpt_load(world_comm, ckpt, &s, RT_CKPT_LOAD_MODEL, NULL);
         CHECK(st == RT_ERR_CONFIG);
         CHECK_MSG(strstr(rt_error_message(), "4.weight [16,100], model expects 4.weight [24,100]"),
                   "message: %s", rt_error_message());
@@ -272,20 +276,20 @@ static int mode_crashcheck(const char *dir, int newest, int has_stale)
     for (int i = 0; i < n; i++) {
         char d[RT_CKPT_PATH_MAX];
         snprintf(d, sizeof d, "%s/checkpoint_%06lld", dir, (long long)idx[i]);
-        CHECK_OK(rt_ckpt_verify(MPI_COMM_WORLD, d));
+        CHECK_OK(rt_ckpt_verify(world_comm, d));
     }
     rt_free(idx);
-    CHECK_OK(rt_ckpt_find_latest(MPI_COMM_WORLD, dir, found_dir, sizeof found_dir, &found));
+    CHECK_OK(rt_ckpt_find_latest(world_comm, dir, found_dir, sizeof found_dir, &found));
     snprintf(want, sizeof want, "%s/checkpoint_%06d", dir, newest - 1);
     CHECK_MSG(found && strcmp(found_dir, want) == 0, "found %s", found ? found_dir : "none");
-    CHECK_OK(rt_ckpt_cleanup_stale(MPI_COMM_WORLD, dir));
+    CHECK_OK(rt_ckpt_cleanup_stale(world_comm, dir));
     if (rank == 0)
         CHECK(count_prefix(dir, ".tmp_") == 0 && count_prefix(dir, ".checkpoint_index") == 0);
     if (found)
         check_load(found_dir, newest);
     /* The run goes on: the next save commits and is indexed. */
     CHECK_OK(save_iter(dir, newest + 1, NULL));
-    CHECK_OK(rt_ckpt_find_latest(MPI_COMM_WORLD, dir, found_dir, sizeof found_dir, &found));
+    CHECK_OK(rt_ckpt_find_latest(world_comm, dir, found_dir, sizeof found_dir, &found));
     snprintf(want, sizeof want, "%s/checkpoint_%06d", dir, newest);
     CHECK(found && strcmp(found_dir, want) == 0);
     return 0;
@@ -325,7 +329,7 @@ static void expect_latest(const char *dir, int index)
 {
     char found_dir[RT_CKPT_PATH_MAX], want[RT_CKPT_PATH_MAX];
     int found = 0;
-    CHECK_OK(rt_ckpt_find_latest(MPI_COMM_WORLD, dir, found_dir, sizeof found_dir, &found));
+    CHECK_OK(rt_ckpt_find_latest(world_comm, dir, found_dir, sizeof found_dir, &found));
     snprintf(want, sizeof want, "%s/checkpoint_%06d", dir, index);
     CHECK_MSG(found && strcmp(found_dir, want) == 0, "found %s, expected %s",
               found ? found_dir : "none", want);
@@ -371,14 +375,14 @@ static void suite_write_failures(const char *dir)
     }
     char first[RT_CKPT_PATH_MAX];
     snprintf(first, sizeof first, "%s/checkpoint_000000", run);
-    CHECK_OK(rt_ckpt_verify(MPI_COMM_WORLD, first));
+    CHECK_OK(rt_ckpt_verify(world_comm, first));
     expect_latest(run, 0);
     /* Checkpoints are numbered in commit order: saving the same iteration
      * again (a preemption checkpoint between two reports) commits the next
      * number and leaves the committed one untouched. */
     CHECK_OK(save_iter(run, 1, NULL));
     expect_latest(run, 1);
-    CHECK_OK(rt_ckpt_verify(MPI_COMM_WORLD, first));
+    CHECK_OK(rt_ckpt_verify(world_comm, first));
 }
 
 static void suite_corruption(const char *dir)
@@ -394,7 +398,7 @@ static void suite_corruption(const char *dir)
     MPI_Barrier(MPI_COMM_WORLD);
     char ck[RT_CKPT_PATH_MAX];
     snprintf(ck, sizeof ck, "%s/checkpoint_000002", run);
-    CHECK(rt_ckpt_verify(MPI_COMM_WORLD, ck) == RT_ERR_FORMAT);
+    CHECK(rt_ckpt_verify(world_comm, ck) == RT_ERR_FORMAT);
     CHECK_MSG(strstr(rt_error_message(), "checksum mismatch in dataset /model/4.weight") &&
               strstr(rt_error_message(), file), "message: %s", rt_error_message());
     rt_error_clear();
@@ -404,7 +408,7 @@ static void suite_corruption(const char *dir)
     rt_optimizer *o = NULL;
     CHECK_OK(build(&m, &o, 16, 1));
     rt_train_state s = {.model = m, .optim = o};
-    CHECK(rt_ckpt_load(MPI_COMM_WORLD, ck, &s, RT_CKPT_LOAD_ALL, NULL) == RT_ERR_FORMAT);
+    CHECK(rt_ckpt_load(world_comm, ck, &s, RT_CKPT_LOAD_ALL, NULL) == RT_ERR_FORMAT);
     CHECK_MSG(strstr(rt_error_message(), "checksum mismatch in dataset /model/4.weight"),
               "message: %s", rt_error_message());
     rt_error_clear();
@@ -427,7 +431,7 @@ static void suite_corruption(const char *dir)
     MPI_Barrier(MPI_COMM_WORLD);
     char found_dir[RT_CKPT_PATH_MAX];
     int found = 1;
-    CHECK(rt_ckpt_find_latest(MPI_COMM_WORLD, run, found_dir, sizeof found_dir, &found) ==
+    CHECK(rt_ckpt_find_latest(world_comm, run, found_dir, sizeof found_dir, &found) ==
           RT_ERR_FORMAT);
     CHECK_MSG(!found && strstr(rt_error_message(), "no valid checkpoint") &&
               strstr(rt_error_message(), "nothing was deleted"), "message: %s",
@@ -494,6 +498,10 @@ static int mode_suite(const char *dir)
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    if (rt_comm_from_mpi(MPI_COMM_WORLD, &world_comm) != RT_OK) {
+        fprintf(stderr, "%s\n", rt_error_message());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     rt_log_set_rank(rank, "test");
@@ -510,6 +518,7 @@ int main(int argc, char **argv)
     int failed = check_failures ? 1 : 0, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int rc = CHECK_DONE();
+    rt_comm_free(world_comm);
     MPI_Finalize();
     return any ? 1 : rc;
 }

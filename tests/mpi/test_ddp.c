@@ -15,7 +15,7 @@
 #include <string.h>
 #include <mpi.h>
 #include "check.h"
-#include "rtrain/comm.h"
+#include "rtrain/comm_mpi.h"
 #include "rtrain/data.h"
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
@@ -46,7 +46,7 @@ static rt_status fetch_sample(void *impl, int64_t index, float *x, int32_t *labe
 static const rt_dataset_ops synthetic_ops = {.fetch = fetch_sample};
 
 typedef struct run_opts {
-    MPI_Comm comm;
+    rt_comm *comm;
     int global_batch;
     size_t bucket_bytes;
     int buckets_out;
@@ -81,9 +81,7 @@ static void build_spec(rt_model_spec *spec, int bn)
  * copies the final parameters to params (num_params floats). */
 static rt_status train(run_opts *o, float *params, size_t *num_params)
 {
-    int rank, world;
-    MPI_Comm_rank(o->comm, &rank);
-    MPI_Comm_size(o->comm, &world);
+    int rank = rt_comm_rank(o->comm), world = rt_comm_size(o->comm);
     rt_dataset *ds = NULL;
     rt_loader *loader = NULL;
     rt_model *model = NULL;
@@ -113,10 +111,8 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     int64_t epoch = 0, step = 0;
     int accumulate = o->accumulate > 0 ? o->accumulate : 1, micro = 0;
     rt_nn_ctx ctx = {.train = 1};
-    if (o->bn && world > 1) {
-        ctx.reduce_sum = rt_comm_nn_reduce_sum;
-        ctx.reduce_arg = &o->comm;
-    }
+    if (o->bn && world > 1)
+        ctx.sync_comm = o->comm;
     RT_CHECK_GOTO(st, rt_loader_start_epoch(loader, epoch, 0), done);
     rt_model_zero_grad(model);
     while (step < STEPS) {
@@ -172,12 +168,17 @@ int main(int argc, char **argv)
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
+    rt_comm *world_comm = NULL, *self_comm = NULL;
+    CHECK_OK(rt_comm_from_mpi(MPI_COMM_WORLD, &world_comm));
+    CHECK_OK(rt_comm_from_mpi(MPI_COMM_SELF, &self_comm));
+    if (!world_comm || !self_comm)
+        MPI_Abort(MPI_COMM_WORLD, 1);
     static float tiny[4096], huge[4096], again[4096], reference[4096], initial[4096];
     size_t n_tiny = 0, n_huge = 0, n_again = 0, n_ref = 0;
     int global = BATCH_PER_RANK * world;
 
-    run_opts o_tiny = {MPI_COMM_WORLD, global, 4, 0, initial, 0, 1, NULL};
-    run_opts o_huge = {MPI_COMM_WORLD, global, (size_t)1 << 30, 0, NULL, 0, 1, NULL};
+    run_opts o_tiny = {world_comm, global, 4, 0, initial, 0, 1, NULL};
+    run_opts o_huge = {world_comm, global, (size_t)1 << 30, 0, NULL, 0, 1, NULL};
     CHECK_OK(train(&o_tiny, tiny, &n_tiny));
     CHECK_OK(train(&o_huge, huge, &n_huge));
     run_opts o_again = o_tiny;
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
 
     if (rank == 0) {
         /* The single-process reference with the same global batches. */
-        run_opts o_ref = {MPI_COMM_SELF, global, 4, 0, NULL, 0, 1, NULL};
+        run_opts o_ref = {self_comm, global, 4, 0, NULL, 0, 1, NULL};
         CHECK_OK(train(&o_ref, reference, &n_ref));
         CHECK(n_ref == n_tiny);
         /* Tolerance: the W partial gradient sums are added in another order
@@ -216,13 +217,13 @@ int main(int argc, char **argv)
     static float bn_ranks[4096], bn_ref[4096], bn_buf_ranks[256], bn_buf_ref[256];
     static float acc_ranks[4096];
     size_t n_bn = 0, n_bn_ref = 0, n_acc = 0;
-    run_opts o_bn = {MPI_COMM_WORLD, global, 4, 0, NULL, 1, 1, bn_buf_ranks};
+    run_opts o_bn = {world_comm, global, 4, 0, NULL, 1, 1, bn_buf_ranks};
     CHECK_OK(train(&o_bn, bn_ranks, &n_bn));
     /* Micro-batches of half the global batch, two per optimizer step. */
-    run_opts o_acc = {MPI_COMM_WORLD, global / 2, 4, 0, NULL, 0, 2, NULL};
+    run_opts o_acc = {world_comm, global / 2, 4, 0, NULL, 0, 2, NULL};
     CHECK_OK(train(&o_acc, acc_ranks, &n_acc));
     if (rank == 0) {
-        run_opts r_bn = {MPI_COMM_SELF, global, 4, 0, NULL, 1, 1, bn_buf_ref};
+        run_opts r_bn = {self_comm, global, 4, 0, NULL, 1, 1, bn_buf_ref};
         CHECK_OK(train(&r_bn, bn_ref, &n_bn_ref));
         CHECK(n_bn > 0 && n_bn == n_bn_ref);
         /* Same tolerance argument as above; the BatchNorm sums are reduced
@@ -243,6 +244,8 @@ int main(int argc, char **argv)
     int failed = check_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int code = CHECK_DONE();
+    rt_comm_free(self_comm);
+    rt_comm_free(world_comm);
     MPI_Finalize();
     return any ? 1 : code;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "check.h"
+#include <mpi.h>
 #include "rtrain/run.h"
 
 int main(int argc, char **argv)

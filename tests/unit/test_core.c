@@ -1,9 +1,16 @@
-/* Unit tests for core: error record, RNG streams and permutations. */
+/* Unit tests for core: error record, RNG streams and permutations, the
+ * fatal path (rt_abort and its hooks, in a child process) and the
+ * file-system helpers. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "check.h"
 #include "rtrain/core.h"
+#include "core/fs.h"
 
 static rt_status fails_deep(void)
 {
@@ -110,8 +117,120 @@ static void test_edit_distance(void)
     CHECK(rt_edit_distance("kitten", "sitting") == 3);
 }
 
+/* ---- rt_abort --------------------------------------------------------------- */
+/* Hooks write their letter to a pipe: the order they ran in. */
+static int hook_fd = -1;
+
+static void hook_a(void *arg, int code) { (void)arg; (void)code; ssize_t n = write(hook_fd, "a", 1); (void)n; }
+static void hook_b(void *arg, int code) { (void)arg; (void)code; ssize_t n = write(hook_fd, "b", 1); (void)n; }
+static void hook_c(void *arg, int code) { (void)arg; (void)code; ssize_t n = write(hook_fd, "c", 1); (void)n; }
+
+/* A hook that ends the process itself (as MPI_Abort does) with its code. */
+static void hook_exit(void *arg, int code) { (void)arg; _exit(code + 40); }
+
+static void test_abort(void)
+{
+    int order[2], err[2];
+    if (pipe(order) != 0 || pipe(err) != 0) {
+        CHECK(0);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(order[0]);
+        close(err[0]);
+        dup2(err[1], STDERR_FILENO);
+        hook_fd = order[1];
+        rt_log_set_rank(3, "nodeX");
+        rt_abort_hook_add(hook_exit, NULL);   /* oldest: runs last, ends the process */
+        rt_abort_hook_add(hook_a, NULL);
+        int hb = rt_abort_hook_add(hook_b, NULL);
+        rt_abort_hook_add(hook_c, NULL);
+        rt_abort_hook_remove(hb);             /* removed hooks never run */
+        rt_abort("bucket %d could not start", 7);
+    }
+    close(order[1]);
+    close(err[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);   /* first: the child has written everything */
+    char ran[16] = "", msg[256] = "";
+    ssize_t n = read(order[0], ran, sizeof ran - 1);
+    ran[n > 0 ? n : 0] = '\0';
+    n = read(err[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(order[0]);
+    close(err[0]);
+    CHECK_MSG(strcmp(ran, "ca") == 0, "hooks ran as '%s', expected newest first: 'ca'", ran);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 40 + RT_EXIT_FAILURE);
+    CHECK_MSG(strcmp(msg, "rtrain: error: [rank 3 nodeX] bucket 7 could not start\n") == 0,
+              "message: %s", msg);
+    /* Without hooks the process still ends with RT_EXIT_FAILURE. */
+    pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDERR_FILENO);
+        rt_abort("no hooks");
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == RT_EXIT_FAILURE);
+}
+
+/* ---- file-system helpers ------------------------------------------------------- */
+static rt_status fail_writer(void *arg, int fd, const char *tmp)
+{
+    (void)arg;
+    (void)fd;
+    return RT_ERROR(RT_ERR_IO, "%s: injected", tmp);
+}
+
+static void test_fs(void)
+{
+    char dir[] = "/tmp/rtrain-test-core.XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    char deep[256], file[300], tmp[400];
+    snprintf(deep, sizeof deep, "%s/a/b/c", dir);
+    mode_t old = umask(077);
+    CHECK_OK(rt_fs_mkdir_p(deep, 0750, NULL));
+    umask(old);
+    struct stat st;
+    CHECK(stat(deep, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0750);
+    CHECK_OK(rt_fs_mkdir_p(deep, 0750, NULL));   /* exists already: fine */
+
+    snprintf(file, sizeof file, "%s/index.json", deep);
+    CHECK_OK(rt_fs_write_atomic(file, "first\n", 0640));
+    CHECK_OK(rt_fs_write_atomic(file, "second\n", 0640));
+    char *text = NULL;
+    CHECK_OK(rt_fs_read_small(file, 100, "test file", &text));
+    CHECK(text && strcmp(text, "second\n") == 0);
+    rt_free(text);
+    CHECK(stat(file, &st) == 0 && (st.st_mode & 07777) == 0640);
+    /* A writer that fails leaves the old content and no temporary. */
+    CHECK_FAILS(RT_ERR_IO, rt_fs_replace(file, 0640, fail_writer, NULL));
+    CHECK_OK(rt_fs_read_small(file, 100, "test file", &text));
+    CHECK(text && strcmp(text, "second\n") == 0);
+    rt_free(text);
+    CHECK_OK(rt_fs_temp_path(tmp, sizeof tmp, file));
+    CHECK(strstr(tmp, "/.index.json.tmp") != NULL);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK_FAILS(RT_ERR_FORMAT, rt_fs_read_small(file, 3, "test file", &text));
+    /* A file where a directory should be. */
+    snprintf(tmp, sizeof tmp, "%s/sub", file);
+    CHECK_FAILS(RT_ERR_IO, rt_fs_mkdir_p(tmp, 0750, NULL));
+    char small[8];
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_fs_path(small, sizeof small, "%s", dir));
+
+    CHECK_OK(rt_fs_remove_tree(dir));
+    CHECK(access(dir, F_OK) != 0);
+    CHECK_OK(rt_fs_remove_tree(dir));   /* missing: fine */
+}
+
 int main(void)
 {
+    test_abort();
+    test_fs();
     test_error_record();
     test_philox_known_answer();
     test_streams();

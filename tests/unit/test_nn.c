@@ -23,12 +23,13 @@
 #include <string.h>
 #include "check.h"
 #include "rtrain/nn.h"
+#include "thread_comm.h"
 
 typedef struct fd_tol { double h, atol, rtol; } fd_tol;
 static const fd_tol default_tol = {1e-2, 5e-4, 2e-3};
 
-static const rt_nn_ctx train_ctx = {1, 12345, NULL, NULL};
-static const rt_nn_ctx eval_ctx = {0, 0, NULL, NULL};
+static const rt_nn_ctx train_ctx = {1, 12345, NULL};
+static const rt_nn_ctx eval_ctx = {0, 0, NULL};
 
 /* ---- helpers --------------------------------------------------------------- */
 static void fill_uniform(float *x, size_t count, uint64_t key, float lo, float hi)
@@ -348,43 +349,30 @@ static void test_batchnorm_running_stats(void)
     rt_model_free(m);
 }
 
-/* Synchronised BatchNorm: two threads stand in for two ranks, each with half
- * of a batch; their reduce_sum adds both ranks' buffers in a fixed order.
- * Outputs, running statistics and the summed gradients must equal one model
- * on the whole batch. */
-typedef struct sync_group {
-    pthread_barrier_t barrier;
-    float *slot[2];
-} sync_group;
-
+/* Synchronised BatchNorm: two threads stand in for two ranks (a thread
+ * communicator, thread_comm.h), each with half of a batch; their all-reduce
+ * adds both ranks' buffers in rank order. Outputs, running statistics and
+ * the summed gradients must equal one model on the whole batch. */
 typedef struct rank_job {
-    sync_group *group;
+    thread_group *group;
     int rank;
     rt_model *model;
     const float *x, *dout;
     int n;
     const float *y;   /* this rank's output */
-    float tmp[256];
 } rank_job;
-
-static void thread_reduce(void *arg, float *buf, size_t count)
-{
-    rank_job *j = arg;
-    j->group->slot[j->rank] = buf;
-    pthread_barrier_wait(&j->group->barrier);
-    for (size_t i = 0; i < count && i < 256; i++)
-        j->tmp[i] = j->group->slot[0][i] + j->group->slot[1][i];
-    pthread_barrier_wait(&j->group->barrier);   /* both read before either writes */
-    memcpy(buf, j->tmp, (count < 256 ? count : 256) * sizeof *buf);
-}
 
 static void *rank_main(void *arg)
 {
     rank_job *j = arg;
-    rt_nn_ctx ctx = {1, 0, thread_reduce, j};
+    rt_comm *comm = NULL;
+    if (thread_comm_create(j->group, j->rank, &comm) != RT_OK)
+        return NULL;
+    rt_nn_ctx ctx = {1, 0, comm};
     rt_model_zero_grad(j->model);
     j->y = rt_model_forward(j->model, &ctx, j->x, j->n);
     rt_model_backward(j->model, &ctx, j->dout, j->n);
+    rt_comm_free(comm);
     return NULL;
 }
 
@@ -406,16 +394,16 @@ static void test_sync_batchnorm(void)
     const float *yref = rt_model_forward(ref, &train_ctx, x, N);
     rt_model_backward(ref, &train_ctx, dout, N);
 
-    sync_group group;
-    pthread_barrier_init(&group.barrier, NULL, 2);
-    rank_job jobs[2] = {{&group, 0, r0, x, dout, HALF, NULL, {0}},
-                        {&group, 1, r1, x + HALF * nin, dout + HALF * nout, HALF, NULL, {0}}};
+    thread_group group;
+    thread_group_init(&group, 2);
+    rank_job jobs[2] = {{&group, 0, r0, x, dout, HALF, NULL},
+                        {&group, 1, r1, x + HALF * nin, dout + HALF * nout, HALF, NULL}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, rank_main, &jobs[i]);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&group.barrier);
+    thread_group_destroy(&group);
 
     /* Same sums reduced in a different order: float rounding only, so
      * 1e-5 on outputs of size ~1 and 1e-4 on gradient sums. */

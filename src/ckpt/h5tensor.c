@@ -1,0 +1,328 @@
+/* Tensors of a checkpoint file: each rank's slice of rows written and read
+ * collectively, the replica rebuilt by an all-gather, the XXH3-64 checksum
+ * attribute written and verified (the design is in h5file.c). */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <hdf5.h>
+#include <xxhash.h>
+#include "h5internal.h"
+
+/* ---- slices ---------------------------------------------------------------------- */
+
+typedef struct tensor_geom {
+    hsize_t dims[RT_CKPT_MAX_NDIM];
+    int ndim;
+    uint64_t rows, row_size, count;   /* a scalar: 1 row of 1 */
+} tensor_geom;
+
+static rt_status geom_init(tensor_geom *g, const rt_ckpt_file *f, const char *name, int ndim,
+                           const int64_t *shape)
+{
+    if (ndim < 0 || ndim > RT_CKPT_MAX_NDIM)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "%s: tensor %s has %d dimensions (at most %d)",
+                        f->path, name, ndim, RT_CKPT_MAX_NDIM);
+    g->ndim = ndim;
+    g->rows = ndim ? 0 : 1;
+    g->row_size = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (uint64_t)shape[i] > ((uint64_t)1 << 40))
+            return RT_ERROR(RT_ERR_INVALID_ARG, "%s: tensor %s has dimension %d of size %lld",
+                            f->path, name, i, (long long)shape[i]);
+        g->dims[i] = (hsize_t)shape[i];
+        if (i == 0)
+            g->rows = (uint64_t)shape[0];
+        else
+            g->row_size *= (uint64_t)shape[i];
+    }
+    g->count = g->rows * g->row_size;
+    if (g->count > ((uint64_t)1 << 40) || g->rows > INT_MAX || g->row_size > INT_MAX)
+        return RT_ERROR(RT_ERR_INVALID_ARG,
+                        "%s: tensor %s is too large (%llu rows of %llu floats; at most "
+                        "2^31-1 of each)", f->path, name, (unsigned long long)g->rows,
+                        (unsigned long long)g->row_size);
+    return RT_OK;
+}
+
+static uint64_t row_begin(const tensor_geom *g, int rank, int world)
+{
+    return g->rows * (uint64_t)rank / (uint64_t)world;
+}
+
+/* Selects this rank's rows in file space `space` and creates the matching
+ * memory space; *offset = first float of the slice in the replica. */
+static rt_status select_slice(const rt_ckpt_file *f, const tensor_geom *g, hid_t space,
+                              hid_t *mem, uint64_t *offset)
+{
+    uint64_t b = row_begin(g, f->rank, f->world), e = row_begin(g, f->rank + 1, f->world);
+    hsize_t n = (hsize_t)((e - b) * g->row_size);
+    *offset = b * g->row_size;
+    hsize_t one = 1;
+    *mem = H5Screate_simple(1, n ? &n : &one, NULL);
+    if (*mem < 0)
+        return h5_fail(f->path, RT_ERR_IO, "cannot create a memory dataspace");
+    herr_t rc;
+    if (n == 0) {
+        rc = H5Sselect_none(space) < 0 ? -1 : H5Sselect_none(*mem);
+    } else if (g->ndim == 0) {
+        rc = H5Sselect_all(space);
+    } else {
+        hsize_t start[RT_CKPT_MAX_NDIM] = {0}, count[RT_CKPT_MAX_NDIM];
+        for (int i = 0; i < g->ndim; i++)
+            count[i] = g->dims[i];
+        start[0] = (hsize_t)b;
+        count[0] = (hsize_t)(e - b);
+        rc = H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+    }
+    if (rc < 0)
+        return h5_fail(f->path, RT_ERR_IO, "cannot select this rank's rows");
+    return RT_OK;
+}
+
+/* The replica from every rank's slice (in place). */
+static rt_status gather_rows(const rt_ckpt_file *f, const tensor_geom *g, float *data)
+{
+    if (!f->comm || f->world == 1 || g->count == 0)
+        return RT_OK;
+    for (int r = 0; r < f->world; r++) {
+        f->displs[r] = (size_t)(row_begin(g, r, f->world) * g->row_size);
+        f->counts[r] = (size_t)(row_begin(g, r + 1, f->world) * g->row_size) - f->displs[r];
+    }
+    return rt_comm_allgatherv(f->comm, data, f->counts, f->displs, RT_DTYPE_FLOAT32);
+}
+
+/* ---- tensors ------------------------------------------------------------------------ */
+
+static rt_status create_dataset(rt_ckpt_file *f, const char *name, const tensor_geom *g,
+                                hid_t *dset, hid_t *space)
+{
+    *space = g->ndim ? H5Screate_simple(g->ndim, g->dims, NULL) : H5Screate(H5S_SCALAR);
+    if (*space < 0)
+        return h5_fail(f->path, RT_ERR_IO, "cannot create the dataspace of %s", name);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0) {
+        if (dcpl >= 0)
+            H5Pclose(dcpl);
+        return h5_fail(f->path, RT_ERR_IO, "cannot set the creation properties of %s", name);
+    }
+    *dset = H5Dcreate2(f->fid, name, H5T_IEEE_F32LE, *space, f->lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    if (*dset < 0)
+        return h5_fail(f->path, RT_ERR_IO, "cannot create dataset %s", name);
+    return RT_OK;
+}
+
+static rt_status set_checksum(rt_ckpt_file *f, hid_t dset, const char *name, uint64_t sum)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = space < 0 ? -1
+                           : H5Acreate2(dset, CHECKSUM_ATTR, H5T_STD_U64LE, space, H5P_DEFAULT,
+                                        H5P_DEFAULT);
+    herr_t rc = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_UINT64, &sum);
+    if (attr >= 0 && H5Aclose(attr) < 0)
+        rc = -1;
+    if (space >= 0)
+        H5Sclose(space);
+    if (rc < 0)
+        return h5_fail(f->path, RT_ERR_IO, "cannot write the checksum of %s", name);
+    return RT_OK;
+}
+
+rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
+                               const int64_t *shape, const float *data)
+{
+    tensor_geom g;
+    RT_CHECK(geom_init(&g, f, name, ndim, shape));   /* same arguments on every rank */
+    static const float empty_buf[1];
+    if (!data)
+        data = empty_buf;
+    hid_t dset = -1, space = -1, mem = -1;
+    rt_status st = create_dataset(f, name, &g, &dset, &space);
+    st = ckpt_agree(f->comm, st);
+    if (st == RT_OK) {
+        uint64_t off = 0;
+        st = select_slice(f, &g, space, &mem, &off);
+        /* Every rank calls H5Dwrite, also with an empty selection. */
+        if (st == RT_OK && H5Dwrite(dset, H5T_NATIVE_FLOAT, mem, space, f->dxpl,
+                                    data + off) < 0)
+            st = h5_fail(f->path, RT_ERR_IO, "cannot write dataset %s (disk full?)", name);
+        if (st == RT_OK && ckpt_fault_active("ckpt_fail_write", f->rank))
+            st = RT_ERROR(RT_ERR_IO, "%s: cannot write dataset %s: injected failure "
+                          "(RTRAIN_FAULT=ckpt_fail_write, test only)", f->path, name);
+        st = ckpt_agree(f->comm, st);
+    }
+    if (st == RT_OK)
+        st = ckpt_agree(f->comm, set_checksum(f, dset, name,
+                                              XXH3_64bits(data, (size_t)g.count * 4)));
+    if (mem >= 0)
+        H5Sclose(mem);
+    if (space >= 0)
+        H5Sclose(space);
+    if (dset >= 0 && H5Dclose(dset) < 0 && st == RT_OK)
+        st = h5_fail(f->path, RT_ERR_IO, "cannot close dataset %s", name);
+    RT_CHECK(ckpt_agree(f->comm, st));
+    return RT_OK;
+}
+
+/* 1 if every component of an absolute path exists (H5Lexists needs the
+ * parents to exist). */
+rt_status h5_path_exists(rt_ckpt_file *f, const char *name, int *exists)
+{
+    *exists = 0;
+    char buf[RT_CKPT_PATH_MAX];
+    RT_CHECK(rt_fs_path(buf, sizeof buf, "%s", name));
+    if (strcmp(buf, "/") == 0) {
+        *exists = 1;
+        return RT_OK;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        htri_t e = H5Lexists(f->fid, buf, H5P_DEFAULT);
+        *p = saved;
+        if (e < 0)
+            return h5_fail(f->path, RT_ERR_FORMAT, "cannot look up %s", name);
+        if (e == 0 || saved == '\0') {
+            *exists = e > 0;
+            return RT_OK;
+        }
+    }
+}
+
+rt_status rt_ckpt_exists(rt_ckpt_file *f, const char *name, int *exists)
+{
+    rt_status st = name[0] == '/' ? h5_path_exists(f, name, exists)
+                                  : RT_ERROR(RT_ERR_INVALID_ARG, "%s: object name %s is "
+                                             "not absolute (start it with /)", f->path, name);
+    RT_CHECK(ckpt_agree(f->comm, st));
+    return RT_OK;
+}
+
+/* Opens float dataset name and reads its shape (local step). */
+rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
+                              int64_t *shape)
+{
+    int exists = 0;
+    RT_CHECK(h5_path_exists(f, name, &exists));
+    if (!exists)
+        return RT_ERROR(RT_ERR_FORMAT, "%s has no dataset %s", f->path, name);
+    *dset = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    if (*dset < 0)
+        return h5_fail(f->path, RT_ERR_FORMAT, "%s is not a readable dataset", name);
+    hid_t type = H5Dget_type(*dset);
+    int ok_type = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+    if (type >= 0)
+        H5Tclose(type);
+    if (!ok_type)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s is not float32", f->path, name);
+    hid_t space = H5Dget_space(*dset);
+    int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK];
+    if (nd >= 0 && nd <= RT_CKPT_MAX_NDIM && H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+        nd = -1;
+    if (space >= 0)
+        H5Sclose(space);
+    if (nd < 0)
+        return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the shape of %s", name);
+    if (nd > RT_CKPT_MAX_NDIM)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s has %d dimensions (at most %d)",
+                        f->path, name, nd, RT_CKPT_MAX_NDIM);
+    *ndim = nd;
+    for (int i = 0; i < nd; i++)
+        shape[i] = (int64_t)dims[i];
+    return RT_OK;
+}
+
+rt_status rt_ckpt_tensor_shape(rt_ckpt_file *f, const char *name, int *ndim,
+                               int64_t shape[RT_CKPT_MAX_NDIM])
+{
+    hid_t dset = -1;
+    rt_status st = h5_open_dataset(f, name, &dset, ndim, shape);
+    if (dset >= 0)
+        H5Dclose(dset);
+    RT_CHECK(ckpt_agree(f->comm, st));
+    return RT_OK;
+}
+
+static rt_status check_shape(const rt_ckpt_file *f, const char *name, int nd, const int64_t *got,
+                             int ndim, const int64_t *want)
+{
+    int same = nd == ndim;
+    for (int i = 0; same && i < nd; i++)
+        same = got[i] == want[i];
+    if (same)
+        return RT_OK;
+    char a[128], b[128];
+    ckpt_format_shape(a, sizeof a, nd, got);
+    ckpt_format_shape(b, sizeof b, ndim, want);
+    return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s has shape %s, expected %s", f->path, name,
+                    a, b);
+}
+
+static rt_status verify_checksum(rt_ckpt_file *f, hid_t dset, const char *name,
+                                 const float *data, uint64_t count)
+{
+    uint64_t stored = 0;
+    htri_t has = H5Aexists(dset, CHECKSUM_ATTR);
+    if (has < 0)
+        return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the attributes of %s", name);
+    if (!has)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s has no %s checksum attribute", f->path,
+                        name, CHECKSUM_ATTR);
+    hid_t attr = H5Aopen(dset, CHECKSUM_ATTR, H5P_DEFAULT);
+    herr_t rc = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_UINT64, &stored);
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (rc < 0)
+        return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the checksum of %s", name);
+    uint64_t sum = XXH3_64bits(data, (size_t)count * 4);
+    if (sum != stored)
+        return RT_ERROR(RT_ERR_FORMAT,
+                        "%s: checksum mismatch in dataset %s (stored %016llx, computed "
+                        "%016llx): the file is corrupt", f->path, name,
+                        (unsigned long long)stored, (unsigned long long)sum);
+    return RT_OK;
+}
+
+rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
+                              const int64_t *shape, float *data)
+{
+    tensor_geom g;
+    RT_CHECK(geom_init(&g, f, name, ndim, shape));
+    hid_t dset = -1, space = -1, mem = -1;
+    int nd = 0;
+    int64_t got[RT_CKPT_MAX_NDIM];
+    rt_status st = h5_open_dataset(f, name, &dset, &nd, got);
+    if (st == RT_OK)
+        st = check_shape(f, name, nd, got, ndim, shape);
+    st = ckpt_agree(f->comm, st);
+    if (st == RT_OK) {
+        uint64_t off = 0;
+        static float empty_buf[1];
+        space = H5Dget_space(dset);
+        st = space < 0 ? h5_fail(f->path, RT_ERR_FORMAT, "cannot read the dataspace of %s", name)
+                       : select_slice(f, &g, space, &mem, &off);
+        float *dst = g.count ? data + off : empty_buf;
+        if (st == RT_OK && H5Dread(dset, H5T_NATIVE_FLOAT, mem, space, f->dxpl, dst) < 0)
+            st = h5_fail(f->path, RT_ERR_FORMAT, "cannot read dataset %s", name);
+        st = ckpt_agree(f->comm, st);
+    }
+    if (st == RT_OK)
+        st = gather_rows(f, &g, data);
+    if (st == RT_OK)   /* identical replicas: every rank reaches the same verdict */
+        st = verify_checksum(f, dset, name, data, g.count);
+    if (mem >= 0)
+        H5Sclose(mem);
+    if (space >= 0)
+        H5Sclose(space);
+    if (dset >= 0)
+        H5Dclose(dset);
+    RT_CHECK(ckpt_agree(f->comm, st));
+    return RT_OK;
+}

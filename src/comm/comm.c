@@ -1,0 +1,342 @@
+/* The communicator object (see rtrain/comm.h): what every implementation
+ * shares, built on its table of operations (comm_internal.h).
+ *
+ * Blocking collectives are a non-blocking start plus rt_comm_wait, so the
+ * deadline applies to all of them in one place. The watchdog: a wait that
+ * passes the deadline runs a liveness round (rank 0 collects "alive"
+ * messages for another deadline) and ends the job through rt_abort naming
+ * the ranks that did not answer; a rank other than 0 whose round is never
+ * ended by rank 0 names rank 0. Every rank that is alive is stuck in the
+ * same collective, so it reaches the round within one deadline of the
+ * others. */
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "comm/comm_internal.h"
+
+/* MPI counts are int: blocking all-reduces of more go in pieces. */
+#define ALLREDUCE_PIECE ((size_t)1 << 30)
+
+size_t rt_dtype_size(rt_dtype t)
+{
+    static const size_t sizes[RT_DTYPE_COUNT] = {
+        [RT_DTYPE_FLOAT32] = 4, [RT_DTYPE_FLOAT64] = 8, [RT_DTYPE_INT32] = 4,
+        [RT_DTYPE_INT64] = 8, [RT_DTYPE_BYTE] = 1,
+    };
+    return (unsigned)t < RT_DTYPE_COUNT ? sizes[t] : 0;
+}
+
+/* ---- the object ---------------------------------------------------------------- */
+
+static rt_status gather_hosts(rt_comm *c)
+{
+    char mine[RT_COMM_HOST_MAX] = "";
+    gethostname(mine, sizeof mine - 1);
+    rt_status st = rt_alloc(&c->hosts, (size_t)c->size, sizeof *c->hosts, "host table");
+    /* Agreed before the gather: a rank without its table must not leave
+     * the others in the collective. */
+    st = rt_comm_agree(c, st);
+    if (st == RT_OK)
+        st = rt_comm_allgather(c, mine, c->hosts, RT_COMM_HOST_MAX, RT_DTYPE_BYTE);
+    for (int r = 0; st == RT_OK && r < c->size; r++)
+        c->hosts[r][RT_COMM_HOST_MAX - 1] = '\0';
+    return st;
+}
+
+rt_status rt_comm_create(rt_comm **out, const rt_comm_ops *ops, void *impl, int rank,
+                         int size)
+{
+    *out = NULL;
+    rt_comm *c = NULL;
+    rt_status st = rt_alloc(&c, 1, sizeof *c, "communicator");
+    if (st != RT_OK) {
+        /* A stand-in object so the implementation's destroy can run. */
+        rt_comm tmp = {.ops = ops, .impl = impl, .rank = rank, .size = size};
+        ops->destroy(&tmp);
+        return st;
+    }
+    *c = (rt_comm){.ops = ops, .impl = impl, .rank = rank, .size = size,
+                   .job_ranks_on_node = 0, .step = -1};
+    st = gather_hosts(c);
+    if (st != RT_OK) {
+        rt_comm_free(c);
+        return st;
+    }
+    *out = c;
+    return RT_OK;
+}
+
+void rt_comm_free(rt_comm *c)
+{
+    if (!c)
+        return;
+    c->ops->destroy(c);
+    rt_free(c->hosts);
+    rt_free(c);
+}
+
+int rt_comm_rank(const rt_comm *c) { return c->rank; }
+int rt_comm_size(const rt_comm *c) { return c->size; }
+const char *rt_comm_kind(const rt_comm *c) { return c->ops->kind; }
+
+const char *rt_comm_host(const rt_comm *c, int rank)
+{
+    return c->hosts && rank >= 0 && rank < c->size ? c->hosts[rank] : "?";
+}
+
+int rt_comm_job_ranks_on_node(const rt_comm *c) { return c->job_ranks_on_node; }
+void rt_comm_set_timeout(rt_comm *c, double seconds) { c->timeout_s = seconds > 0 ? seconds : 0; }
+double rt_comm_timeout(const rt_comm *c) { return c->timeout_s; }
+void rt_comm_set_step(rt_comm *c, long long step) { c->step = step; }
+
+rt_status rt_comm_split(rt_comm *parent, int color, int key, rt_comm **out)
+{
+    *out = NULL;
+    RT_CHECK(parent->ops->split(parent, color, key, out));
+    if (*out) {
+        (*out)->timeout_s = parent->timeout_s;
+        (*out)->job_ranks_on_node = parent->job_ranks_on_node;
+    }
+    return RT_OK;
+}
+
+rt_status rt_comm_split_node(rt_comm *c, rt_comm **out)
+{
+    *out = NULL;
+    RT_CHECK(c->ops->split_node(c, out));
+    (*out)->timeout_s = c->timeout_s;
+    (*out)->job_ranks_on_node = c->job_ranks_on_node;
+    return RT_OK;
+}
+
+/* ---- waiting, and the watchdog ------------------------------------------------------ */
+
+/* "rank 1 (node07), rank 3 (node08)" for the ranks not alive. */
+static int list_missing(const rt_comm *c, const int *alive, char *list, size_t size)
+{
+    size_t len = 0;
+    int missing = 0;
+    list[0] = '\0';
+    for (int r = 1; r < c->size && len < size - 80; r++)
+        if (!alive[r]) {
+            len += (size_t)snprintf(list + len, size - len, "%s%d (%s)", missing ? ", " : "",
+                                    r, rt_comm_host(c, r));
+            missing++;
+        }
+    return missing;
+}
+
+/* Called by every rank that passed the deadline in `what`; never returns. */
+static void abort_unresponsive(rt_comm *c, const char *what)
+{
+    char where[64] = "";
+    if (c->step >= 0)
+        snprintf(where, sizeof where, " at step %lld", c->step);
+    double wait_s = c->timeout_s > 0 ? c->timeout_s : 30;
+    if (c->rank == 0) {
+        int alive_stack[256], *alive = alive_stack;
+        if (c->size > 256 && rt_alloc(&alive, (size_t)c->size, sizeof *alive,
+                                      "liveness table") != RT_OK)
+            rt_comm_abort(c, "%s did not complete within %.0f s%s; aborting the job", what,
+                          c->timeout_s, where);
+        c->ops->liveness(c, wait_s, alive);
+        char list[1024];
+        int missing = list_missing(c, alive, list, sizeof list);
+        if (missing)
+            rt_comm_abort(c, "%s did not complete within %.0f s%s: no response from rank%s %s; "
+                          "aborting the job so that it can be retried", what, c->timeout_s,
+                          where, missing > 1 ? "s" : "", list);
+        rt_comm_abort(c, "%s did not complete within %.0f s%s although every rank is alive (a "
+                      "stalled network?); aborting the job", what, c->timeout_s, where);
+    }
+    /* Tells rank 0 this rank is alive and gives it two deadlines to end
+     * the job; if it never does, it is the rank that hangs. */
+    c->ops->liveness(c, wait_s, NULL);
+    rt_comm_abort(c, "%s did not complete within %.0f s%s and rank 0 (%s) does not respond; "
+                  "aborting the job", what, c->timeout_s, where, rt_comm_host(c, 0));
+}
+
+rt_status rt_comm_wait(rt_comm *c, rt_comm_req *reqs, int n, const char *what)
+{
+    if (c->timeout_s <= 0)
+        return c->ops->wait(c, reqs, n);
+    /* Polling keeps the deadline; testing also drives progress. */
+    double deadline = rt_time_now() + c->timeout_s;
+    for (;;) {
+        int done = 0;
+        RT_CHECK(c->ops->test(c, reqs, n, &done));
+        if (done)
+            return RT_OK;
+        if (rt_time_now() > deadline)
+            abort_unresponsive(c, what);
+        sched_yield();
+    }
+}
+
+void rt_comm_progress(rt_comm *c, rt_comm_req *reqs, int n)
+{
+    int done;
+    if (c->ops->test(c, reqs, n, &done) != RT_OK)
+        rt_error_clear();   /* the error comes back from the wait */
+}
+
+void rt_comm_abort(rt_comm *c, const char *fmt, ...)
+{
+    (void)c;   /* the communicators' abort hooks are registered with rt_abort */
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rt_abort("%s", msg);
+}
+
+/* ---- blocking collectives ------------------------------------------------------------ */
+
+static rt_status check_op(rt_dtype t, rt_reduce_op op, int blocking)
+{
+    if ((unsigned)t >= RT_DTYPE_COUNT || t == RT_DTYPE_BYTE || (unsigned)op > RT_REDUCE_MAX)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "reduction of type %d with operation %d", (int)t,
+                        (int)op);
+    if (op == RT_REDUCE_MEAN && (!blocking || (t != RT_DTYPE_FLOAT32 && t != RT_DTYPE_FLOAT64)))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "RT_REDUCE_MEAN needs a blocking all-reduce of "
+                        "floating-point values");
+    return RT_OK;
+}
+
+static void divide(void *buf, size_t count, rt_dtype t, int by)
+{
+    if (t == RT_DTYPE_FLOAT32)
+        for (size_t i = 0; i < count; i++)
+            ((float *)buf)[i] /= (float)by;
+    else
+        for (size_t i = 0; i < count; i++)
+            ((double *)buf)[i] /= by;
+}
+
+rt_status rt_comm_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t,
+                             rt_reduce_op op, rt_comm_req *req)
+{
+    *req = RT_COMM_REQ_NULL;
+    RT_CHECK(check_op(t, op, 0));
+    if (count > ALLREDUCE_PIECE)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "a non-blocking all-reduce of %zu values (at most "
+                        "2^30 in one)", count);
+    return c->ops->iallreduce(c, buf, count, t, op, req);
+}
+
+rt_status rt_comm_allreduce(rt_comm *c, void *buf, size_t count, rt_dtype t, rt_reduce_op op)
+{
+    RT_CHECK(check_op(t, op, 1));
+    size_t elem = rt_dtype_size(t);
+    rt_reduce_op wire = op == RT_REDUCE_MEAN ? RT_REDUCE_SUM : op;
+    for (size_t done = 0; done < count; done += ALLREDUCE_PIECE) {
+        size_t n = count - done < ALLREDUCE_PIECE ? count - done : ALLREDUCE_PIECE;
+        rt_comm_req req = RT_COMM_REQ_NULL;
+        RT_CHECK(c->ops->iallreduce(c, (char *)buf + done * elem, n, t, wire, &req));
+        RT_CHECK(rt_comm_wait(c, &req, 1, "an all-reduce"));
+    }
+    if (op == RT_REDUCE_MEAN)
+        divide(buf, count, t, c->size);
+    return RT_OK;
+}
+
+rt_status rt_comm_broadcast(rt_comm *c, void *buf, size_t count, rt_dtype t, int root)
+{
+    if ((unsigned)t >= RT_DTYPE_COUNT || root < 0 || root >= c->size)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "broadcast of type %d from rank %d", (int)t, root);
+    size_t elem = rt_dtype_size(t);
+    for (size_t done = 0; done < count; done += ALLREDUCE_PIECE) {
+        size_t n = count - done < ALLREDUCE_PIECE ? count - done : ALLREDUCE_PIECE;
+        rt_comm_req req = RT_COMM_REQ_NULL;
+        RT_CHECK(c->ops->ibroadcast(c, (char *)buf + done * elem, n, t, root, &req));
+        RT_CHECK(rt_comm_wait(c, &req, 1, "a broadcast"));
+    }
+    return RT_OK;
+}
+
+rt_status rt_comm_reduce_scatter(rt_comm *c, const void *send, void *recv, size_t recv_count,
+                                 rt_dtype t, rt_reduce_op op)
+{
+    RT_CHECK(check_op(t, op, 0));
+    rt_comm_req req = RT_COMM_REQ_NULL;
+    RT_CHECK(c->ops->ireduce_scatter(c, send, recv, recv_count, t, op, &req));
+    return rt_comm_wait(c, &req, 1, "a reduce-scatter");
+}
+
+rt_status rt_comm_allgather(rt_comm *c, const void *send, void *recv, size_t count,
+                            rt_dtype t)
+{
+    if ((unsigned)t >= RT_DTYPE_COUNT)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "all-gather of type %d", (int)t);
+    rt_comm_req req = RT_COMM_REQ_NULL;
+    RT_CHECK(c->ops->iallgather(c, send, recv, count, t, &req));
+    return rt_comm_wait(c, &req, 1, "an all-gather");
+}
+
+rt_status rt_comm_allgatherv(rt_comm *c, void *buf, const size_t *counts, const size_t *displs,
+                             rt_dtype t)
+{
+    if ((unsigned)t >= RT_DTYPE_COUNT)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "all-gather of type %d", (int)t);
+    rt_comm_req req = RT_COMM_REQ_NULL;
+    RT_CHECK(c->ops->iallgatherv(c, buf, counts, displs, t, &req));
+    return rt_comm_wait(c, &req, 1, "an all-gather");
+}
+
+/* ---- agreement -------------------------------------------------------------------------- */
+
+enum { AGREE_MSG_MAX = 1536 };
+
+/* The first failing rank's status and message, given to every rank. */
+static rt_status share_failure(rt_comm *c, int first, rt_status local)
+{
+    struct { int32_t status; char message[AGREE_MSG_MAX]; } msg;
+    memset(&msg, 0, sizeof msg);
+    if (c->rank == first) {
+        msg.status = (int32_t)local;
+        if (first == 0)
+            snprintf(msg.message, sizeof msg.message, "%s", rt_error_message());
+        else
+            snprintf(msg.message, sizeof msg.message, "[rank %d %s] %s", first,
+                     rt_comm_host(c, first), rt_error_message());
+    }
+    RT_CHECK(rt_comm_broadcast(c, &msg, sizeof msg, RT_DTYPE_BYTE, first));
+    msg.message[AGREE_MSG_MAX - 1] = '\0';
+    rt_error_clear();
+    return RT_ERROR((rt_status)msg.status, "%s", msg.message);
+}
+
+rt_status rt_comm_agree_flag(rt_comm *c, rt_status local, int flag, int *any)
+{
+    /* One MIN all-reduce carries both questions: the lowest failing rank
+     * (size if none) and "no flag" (0 if any rank raised it). */
+    int32_t both[2] = {local != RT_OK ? c->rank : c->size, flag ? 0 : 1};
+    rt_status st = rt_comm_allreduce(c, both, 2, RT_DTYPE_INT32, RT_REDUCE_MIN);
+    if (st != RT_OK)
+        return st;
+    if (any)
+        *any = both[1] == 0;
+    if (both[0] == c->size)
+        return RT_OK;
+    return share_failure(c, both[0], local);
+}
+
+rt_status rt_comm_agree(rt_comm *c, rt_status local)
+{
+    return rt_comm_agree_flag(c, local, 0, NULL);
+}
+
+/* ---- the model ------------------------------------------------------------------------- */
+
+rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m)
+{
+    RT_CHECK(rt_comm_broadcast(c, rt_model_params(m), rt_model_num_params(m), RT_DTYPE_FLOAT32,
+                               0));
+    RT_CHECK(rt_comm_broadcast(c, rt_model_buffers(m), rt_model_num_buffers(m),
+                               RT_DTYPE_FLOAT32, 0));
+    return RT_OK;
+}

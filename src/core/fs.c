@@ -1,0 +1,231 @@
+/* File-system helpers (see fs.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/fs.h"
+
+rt_status rt_fs_path(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "path too long (%d bytes, at most %zu): shorten "
+                        "the directory's path", n, size - 1);
+    return RT_OK;
+}
+
+rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "directory path is too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) == 0) {
+            if (chmod(buf, (mode_t)mode) != 0)
+                return RT_ERROR(RT_ERR_IO, "cannot set mode %04o on %s: %s", (unsigned)mode,
+                                buf, strerror(errno));
+        } else if (errno != EEXIST) {
+            return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s%s%s%s", buf,
+                            strerror(errno), hint ? " (" : "", hint ? hint : "",
+                            hint ? ")" : "");
+        }
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory", buf);
+    return RT_OK;
+}
+
+rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint)
+{
+    int trunc = (flags & O_APPEND) ? 0 : O_TRUNC;
+    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | trunc | flags, (mode_t)mode);
+    if (*fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: %s%s%s%s", path, strerror(errno),
+                        hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    /* open() applied the umask; fchmod() does not. */
+    if (fchmod(*fd, (mode_t)mode) != 0) {
+        int err = errno;
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_IO, "cannot set mode %04o on %s: %s", (unsigned)mode, path,
+                        strerror(err));
+    }
+    return RT_OK;
+}
+
+rt_status rt_fs_write_all(int fd, const void *buf, size_t len, const char *path)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return RT_ERROR(RT_ERR_IO, "cannot write %s: %s (disk full?)", path,
+                            n < 0 ? strerror(errno) : "short write");
+        p += n;
+        len -= (size_t)n;
+    }
+    return RT_OK;
+}
+
+rt_status rt_fs_fsync(const char *path, int is_dir)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot open %s to sync it: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* Some file systems cannot fsync a directory (EINVAL): the rename is
+     * then as durable as that file system makes it. */
+    if (rc != 0 && !(is_dir && (err == EINVAL || err == ENOTSUP)))
+        return RT_ERROR(RT_ERR_IO, "cannot sync %s to disk: %s", path, strerror(err));
+    return RT_OK;
+}
+
+/* Writes, syncs and closes fd (closed also on failure). */
+static rt_status finish_file(int fd, const char *text, const char *path)
+{
+    rt_status st = text ? rt_fs_write_all(fd, text, strlen(text), path) : RT_OK;
+    if (st == RT_OK && fsync(fd) != 0)
+        st = RT_ERROR(RT_ERR_IO, "cannot sync %s to disk: %s", path, strerror(errno));
+    if (close(fd) != 0 && st == RT_OK)
+        st = RT_ERROR(RT_ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    return st;
+}
+
+rt_status rt_fs_write_file(const char *path, const char *text, int mode)
+{
+    int fd;
+    RT_CHECK(rt_fs_open_write(&fd, path, 0, mode, NULL));
+    return finish_file(fd, text, path);
+}
+
+rt_status rt_fs_temp_path(char *buf, size_t size, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return rt_fs_path(buf, size, ".%s.tmp", path);
+    return rt_fs_path(buf, size, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1);
+}
+
+/* The directory part of path ("." when it has none). */
+static rt_status dir_of(char *buf, size_t size, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return rt_fs_path(buf, size, ".");
+    if (slash == path)
+        return rt_fs_path(buf, size, "/");
+    return rt_fs_path(buf, size, "%.*s", (int)(slash - path), path);
+}
+
+rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg)
+{
+    char tmp[4096], dir[4096];
+    RT_CHECK(rt_fs_temp_path(tmp, sizeof tmp, path));
+    RT_CHECK(dir_of(dir, sizeof dir, path));
+    int fd;
+    RT_CHECK(rt_fs_open_write(&fd, tmp, 0, mode, NULL));
+    rt_status st = fn(arg, fd, tmp);
+    if (st != RT_OK)
+        close(fd);
+    else
+        st = finish_file(fd, NULL, tmp);
+    if (st == RT_OK && rename(tmp, path) != 0)
+        st = RT_ERROR(RT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (st != RT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    return rt_fs_fsync(dir, 1);
+}
+
+static rt_status write_text(void *arg, int fd, const char *tmp_path)
+{
+    const char *text = arg;
+    return rt_fs_write_all(fd, text, strlen(text), tmp_path);
+}
+
+rt_status rt_fs_write_atomic(const char *path, const char *text, int mode)
+{
+    return rt_fs_replace(path, mode, write_text, (void *)text);
+}
+
+rt_status rt_fs_remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? RT_OK
+                               : RT_ERROR(RT_ERR_IO, "cannot remove %s: %s", path,
+                                          strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) {
+        if (unlink(path) != 0)
+            return RT_ERROR(RT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        return RT_OK;
+    }
+    /* Committed checkpoint directories are read-only (0550): make this one
+     * writable so its entries can be unlinked by a non-root owner. */
+    chmod(path, 0750);
+    DIR *d = opendir(path);
+    if (!d)
+        return RT_ERROR(RT_ERR_IO, "cannot open directory %s: %s", path, strerror(errno));
+    rt_status st = RT_OK;
+    struct dirent *de;
+    while (st == RT_OK && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char child[4096];
+        st = rt_fs_path(child, sizeof child, "%s/%s", path, de->d_name);
+        if (st == RT_OK)
+            st = rt_fs_remove_tree(child);
+    }
+    closedir(d);
+    RT_CHECK(st);
+    if (rmdir(path) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot remove directory %s: %s", path, strerror(errno));
+    return RT_OK;
+}
+
+rt_status rt_fs_read_small(const char *path, size_t max_bytes, const char *what, char **text)
+{
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    rt_status st = rt_alloc(&buf, max_bytes + 1, 1, what);
+    if (st != RT_OK) {
+        fclose(f);
+        RT_CHECK(st);
+    }
+    size_t n = fread(buf, 1, max_bytes + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > max_bytes) {
+        rt_free(buf);
+        if (bad)
+            return RT_ERROR(RT_ERR_IO, "cannot read %s: read error", path);
+        return RT_ERROR(RT_ERR_FORMAT, "%s: larger than %zu bytes, too large to be a %s", path,
+                        max_bytes, what);
+    }
+    buf[n] = '\0';
+    *text = buf;
+    return RT_OK;
+}

@@ -1,0 +1,56 @@
+/* File-system steps shared by the run directory, the checkpoint commit
+ * protocol and the tools: paths that must fit, mkdir -p with a fixed mode,
+ * whole writes, fsync of files and directories, atomic replacement of a
+ * file, recursive removal. Every error names the path and the errno text.
+ * Internal (not installed); none of these functions is collective.
+ *
+ * Modes are set with fchmod/chmod after creation, so they are what the
+ * caller asks for whatever the umask. */
+#ifndef RTRAIN_CORE_FS_H
+#define RTRAIN_CORE_FS_H
+
+#include <stddef.h>
+#include "rtrain/core.h"
+
+/* snprintf into a path buffer; RT_ERR_INVALID_ARG if it does not fit. */
+rt_status rt_fs_path(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* mkdir -p: every directory it creates gets `mode`. A path component that
+ * exists but is not a directory is an error. hint (may be NULL) ends the
+ * message of a failed mkdir ("check run.storage_path ..."). */
+rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint);
+
+/* Opens path for writing (created with `mode`; truncated unless flags has
+ * O_APPEND). hint (may be NULL) ends the message on failure. */
+rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint);
+/* write(2) until all of buf is written (EINTR retried; a full disk named). */
+rt_status rt_fs_write_all(int fd, const void *buf, size_t len, const char *path);
+/* fsync of a file or a directory (a directory some file system cannot sync
+ * is not an error: the rename is as durable as it makes it). */
+rt_status rt_fs_fsync(const char *path, int is_dir);
+
+/* Creates (truncating) path with mode, writes text and fsyncs it. */
+rt_status rt_fs_write_file(const char *path, const char *text, int mode);
+
+/* Atomic replacement: fn writes the new content to a temporary file
+ * "<dir>/.<name>.tmp" next to path (passed as fd and its path), which is
+ * then synced and renamed over path, and the directory synced: a reader
+ * sees the old file or the new one, never a mix. On failure the temporary
+ * is removed and path is untouched. */
+typedef rt_status (*rt_fs_write_fn)(void *arg, int fd, const char *tmp_path);
+rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg);
+/* rt_fs_replace with the content `text`. */
+rt_status rt_fs_write_atomic(const char *path, const char *text, int mode);
+/* The temporary name rt_fs_replace uses for path. */
+rt_status rt_fs_temp_path(char *buf, size_t size, const char *path);
+
+/* rm -rf; a missing path is fine. Read-only directories (committed
+ * checkpoints) are made writable first. */
+rt_status rt_fs_remove_tree(const char *path);
+
+/* Reads a whole small file of at most max_bytes into *text (NUL-terminated,
+ * freed with rt_free). Larger is RT_ERR_FORMAT naming what it should be. */
+rt_status rt_fs_read_small(const char *path, size_t max_bytes, const char *what, char **text);
+
+#endif
