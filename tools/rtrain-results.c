@@ -35,7 +35,7 @@ typedef struct run_info {
     char path[PATH_MAX];  /* absolute */
     rt_run_rows rows;
     json_t *params, *index;
-    rt_ckpt_list ckpts;
+    rt_ckpt_ranking ckpts;
     char *error;          /* error.txt, or NULL */
     int restarts;
     const char *status;
@@ -317,7 +317,7 @@ static int print_csv(run_info *runs, int nruns, const options *o)
 
 /* ---- checkpoints ------------------------------------------------------------------- */
 
-static json_t *checkpoint_json(const run_info *r, const rt_ckpt_item *it)
+static json_t *checkpoint_json(const run_info *r, const rt_ranked_ckpt *it)
 {
     char path[PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/%s", r->path, it->dir);
@@ -333,12 +333,12 @@ static json_t *checkpoint_json(const run_info *r, const rt_ckpt_item *it)
 static int print_best(run_info *runs, int nruns)
 {
     const run_info *best_run = NULL;
-    const rt_ckpt_item *best = NULL;
+    const rt_ranked_ckpt *best = NULL;
     for (int k = 0; k < nruns; k++) {
-        const rt_ckpt_list *l = &runs[k].ckpts;
+        const rt_ckpt_ranking *l = &runs[k].ckpts;
         if (!l->count || !l->metric[0] || isnan(l->items[0].score))
             continue;
-        const rt_ckpt_item *c = &l->items[0];
+        const rt_ranked_ckpt *c = &l->items[0];
         if (!best || (l->maximize ? c->score > best->score : c->score < best->score)) {
             best = c;
             best_run = &runs[k];
@@ -382,7 +382,7 @@ static json_t *result_json(const run_info *r, const options *o)
     json_object_set_new(j, "num_reports", json_integer((json_int_t)json_array_size(r->rows.rows)));
     json_object_set_new(j, "restarts", json_integer(r->restarts));
     json_object_set_new(j, "metrics", last ? json_deep_copy(last) : json_null());
-    const rt_ckpt_list *l = &r->ckpts;
+    const rt_ckpt_ranking *l = &r->ckpts;
     json_object_set_new(j, "latest_checkpoint",
                         l->latest >= 0 ? checkpoint_json(r, &l->items[l->latest]) : json_null());
     json_t *best = json_array();
@@ -502,7 +502,7 @@ static void print_error(const char *text)
 
 static void print_checkpoints(const run_info *r)
 {
-    const rt_ckpt_list *l = &r->ckpts;
+    const rt_ckpt_ranking *l = &r->ckpts;
     if (l->count == 0) {
         printf("  checkpoints:       no checkpoints\n");
         return;
@@ -573,7 +573,7 @@ static void compare_runs(run_info *runs, int nruns, const options *o)
     for (int k = 0; k < nruns; k++) {
         char (*row)[64] = cells + (size_t)(k + 1) * (size_t)cols;
         const json_t *last = last_row(&runs[k]);
-        const rt_ckpt_list *l = &runs[k].ckpts;
+        const rt_ckpt_ranking *l = &runs[k].ckpts;
         snprintf(row[0], 64, "%.63s", runs[k].arg);
         snprintf(row[1], 64, "%s", runs[k].status);
         short_text(row[2], 64, json_object_get(last, "training_iteration"));

@@ -229,8 +229,17 @@ typedef struct rt_ckpt_score {
     double score;     /* NaN ranks like a missing score */
 } rt_ckpt_score;
 
+/* The order in which retention keeps checkpoints and rtrain-results shows
+ * them: ranked[0..n) receives indices into entries, best first. With
+ * by_score: usable scores (present, not NaN) before the others, better
+ * first by `order`; ties, and everything without by_score, newest (highest
+ * sequence) first. Not collective. */
+void rt_ckpt_rank(const rt_ckpt_score *entries, int n, int by_score, rt_ckpt_score_order order,
+                  int *ranked);
+
 /* keep[i] = 1 for the checkpoints policy keeps, 0 for those to delete
- * (see rt_ckpt_policy). Not collective. */
+ * (see rt_ckpt_policy): the num_to_keep first of rt_ckpt_rank, plus the
+ * newest. Not collective. */
 void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n,
                               const rt_ckpt_policy *policy, int *keep);
 

@@ -183,7 +183,7 @@ static void print_table(const rt_run *r, const char *status)
 static void print_checkpoints(const rt_run *r)
 {
     json_t *index = NULL;
-    rt_ckpt_list list = {0};
+    rt_ckpt_ranking list = {0};
     if (rt_runfiles_read_json(&index, r->dir, "checkpoint_index.json") != RT_OK ||
         rt_runfiles_rank_checkpoints(&list, index, r->score_attribute, r->score_order) != RT_OK) {
         printf("Checkpoints: %s\n", rt_error_message());

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "rtrain/ckpt.h"
 #include "runfiles.h"
 
 void rt_runfiles_format_number(char *out, size_t size, double v)
@@ -211,20 +212,17 @@ static double entry_score(const json_t *entry, const char *metric)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static int g_maximize;   /* qsort has no context argument; single-threaded tools */
-
-static int compare_items(const void *pa, const void *pb)
+/* The sequence (commit order) of "checkpoint_000012"; -1 if not that form. */
+static long long dir_sequence(const char *dir)
 {
-    const rt_ckpt_item *a = pa, *b = pb;
-    int sa = !isnan(a->score), sb = !isnan(b->score);
-    if (sa != sb)
-        return sb - sa;                       /* scored first */
-    if (sa && a->score != b->score)
-        return (a->score > b->score) == g_maximize ? -1 : 1;
-    return (a->iteration < b->iteration) - (a->iteration > b->iteration);  /* newest first */
+    const char *digits = strncmp(dir, "checkpoint_", 11) == 0 ? dir + 11 : NULL;
+    if (!digits || !*digits || strspn(digits, "0123456789") != strlen(digits) ||
+        strlen(digits) > 15)
+        return -1;
+    return strtoll(digits, NULL, 10);
 }
 
-static void resolve_score(rt_ckpt_list *out, const json_t *index, const char *metric,
+static void resolve_score(rt_ckpt_ranking *out, const json_t *index, const char *metric,
                           const char *mode)
 {
     if (!metric || !metric[0])
@@ -235,18 +233,14 @@ static void resolve_score(rt_ckpt_list *out, const json_t *index, const char *me
     out->maximize = !(mode && !strcmp(mode, "min"));
 }
 
-rt_status rt_runfiles_rank_checkpoints(rt_ckpt_list *out, const json_t *index,
-                                       const char *metric, const char *mode)
+/* The index lists checkpoints in commit order: a name that does not tell
+ * its sequence falls back to its position there. */
+static rt_status collect_items(rt_ckpt_ranking *out, const json_t *list, rt_ckpt_score **scores)
 {
-    memset(out, 0, sizeof *out);
-    out->latest = -1;
-    resolve_score(out, index, metric, mode);
-    const json_t *list = json_object_get(index, "checkpoints");
     size_t n = json_array_size(list);
-    if (n == 0)
-        return RT_OK;
     out->items = calloc(n, sizeof *out->items);
-    if (!out->items)
+    *scores = calloc(n, sizeof **scores);
+    if (!out->items || !*scores)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory ranking %zu checkpoints", n);
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(list, i);
@@ -254,20 +248,56 @@ rt_status rt_runfiles_rank_checkpoints(rt_ckpt_list *out, const json_t *index,
         if (!dir)
             continue;
         const json_t *it = json_object_get(e, "training_iteration");
-        rt_ckpt_item *item = &out->items[out->count++];
-        item->dir = dir;
-        item->iteration = json_is_integer(it) ? (long long)json_integer_value(it) : -1;
-        item->score = entry_score(e, out->metric);
+        long long seq = dir_sequence(dir);
+        rt_ranked_ckpt *item = &out->items[out->count];
+        *item = (rt_ranked_ckpt){
+            .dir = dir, .iteration = json_is_integer(it) ? (long long)json_integer_value(it) : -1,
+            .sequence = seq >= 0 ? seq : (long long)i, .score = entry_score(e, out->metric),
+        };
+        (*scores)[out->count++] = (rt_ckpt_score){
+            .sequence = item->sequence, .has_score = !isnan(item->score), .score = item->score,
+        };
     }
-    g_maximize = out->maximize;
-    qsort(out->items, (size_t)out->count, sizeof *out->items, compare_items);
-    for (int i = 0; i < out->count; i++)
-        if (out->latest < 0 || out->items[i].iteration > out->items[out->latest].iteration)
-            out->latest = i;
     return RT_OK;
 }
 
-void rt_runfiles_free_checkpoints(rt_ckpt_list *list)
+rt_status rt_runfiles_rank_checkpoints(rt_ckpt_ranking *out, const json_t *index,
+                                       const char *metric, const char *mode)
+{
+    memset(out, 0, sizeof *out);
+    out->latest = -1;
+    resolve_score(out, index, metric, mode);
+    const json_t *list = json_object_get(index, "checkpoints");
+    if (json_array_size(list) == 0)
+        return RT_OK;
+    rt_ckpt_score *scores = NULL;
+    int *order = NULL;
+    rt_status st = collect_items(out, list, &scores);
+    if (st == RT_OK && !(order = calloc((size_t)out->count + 1, sizeof *order)))
+        st = RT_ERROR(RT_ERR_NOMEM, "out of memory ranking %d checkpoints", out->count);
+    rt_ranked_ckpt *ranked = st == RT_OK ? calloc((size_t)out->count + 1, sizeof *ranked) : NULL;
+    if (st == RT_OK && !ranked)
+        st = RT_ERROR(RT_ERR_NOMEM, "out of memory ranking %d checkpoints", out->count);
+    if (st == RT_OK) {
+        rt_ckpt_rank(scores, out->count, out->metric[0] != '\0',
+                     out->maximize ? RT_CKPT_SCORE_MAX : RT_CKPT_SCORE_MIN, order);
+        for (int i = 0; i < out->count; i++)
+            ranked[i] = out->items[order[i]];
+        free(out->items);
+        out->items = ranked;
+        for (int i = 0; i < out->count; i++)
+            if (out->latest < 0 || out->items[i].sequence > out->items[out->latest].sequence)
+                out->latest = i;
+    } else {
+        free(ranked);
+        rt_runfiles_free_checkpoints(out);
+    }
+    free(order);
+    free(scores);
+    return st;
+}
+
+void rt_runfiles_free_checkpoints(rt_ckpt_ranking *list)
 {
     free(list->items);
     list->items = NULL;

@@ -43,26 +43,29 @@ rt_status rt_runfiles_read_json(json_t **out, const char *dir, const char *name)
 /* Reads dir/name as text into *out (malloc'd; NULL when it does not exist). */
 rt_status rt_runfiles_read_text(char **out, const char *dir, const char *name, size_t max);
 
-/* Checkpoints of a checkpoint_index.json ranked by a metric. */
-typedef struct rt_ckpt_item {
+/* One checkpoint of a checkpoint_index.json. */
+typedef struct rt_ranked_ckpt {
     const char *dir;           /* points into the index */
     long long iteration;       /* training_iteration, -1 when absent */
+    long long sequence;        /* commit order (the directory's number) */
     double score;              /* NaN when the metric is absent or null */
-} rt_ckpt_item;
+} rt_ranked_ckpt;
 
-typedef struct rt_ckpt_list {
-    rt_ckpt_item *items;       /* best first; unscored ones last, newest first */
+/* The checkpoints of an index ranked by a metric, in the order of
+ * rt_ckpt_rank (rtrain/ckpt.h): the order retention keeps them in. */
+typedef struct rt_ckpt_ranking {
+    rt_ranked_ckpt *items;     /* best first; unscored ones last, newest first */
     int count;
     int latest;                /* index into items of the newest, -1: none */
     char metric[128];          /* "" : no score, ranked newest first */
     int maximize;
-} rt_ckpt_list;
+} rt_ckpt_ranking;
 
 /* metric/mode NULL or "": the index's score_attribute/score_order. index may
  * be NULL (no checkpoints). */
-rt_status rt_runfiles_rank_checkpoints(rt_ckpt_list *out, const json_t *index,
+rt_status rt_runfiles_rank_checkpoints(rt_ckpt_ranking *out, const json_t *index,
                                        const char *metric, const char *mode);
-void rt_runfiles_free_checkpoints(rt_ckpt_list *list);
+void rt_runfiles_free_checkpoints(rt_ckpt_ranking *list);
 
 /* Restarts recorded in dir/attempts.json; 0 when it does not exist. */
 rt_status rt_runfiles_restarts(int *out, const char *dir);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "rtrain/ckpt.h"
 #include "run/runfiles.h"
 
 static char dir[64];
@@ -111,7 +112,7 @@ static void test_checkpoints(void)
         " {\"dir\": \"checkpoint_000003\", \"training_iteration\": 4, \"metrics\": {\"acc\": null}}],"
         " \"score_attribute\": \"acc\", \"score_order\": \"max\"}", 0, NULL);
     CHECK(index != NULL);
-    rt_ckpt_list l;
+    rt_ckpt_ranking l;
     CHECK_OK(rt_runfiles_rank_checkpoints(&l, index, NULL, NULL));
     CHECK(l.count == 4 && l.maximize && !strcmp(l.metric, "acc"));
     CHECK(!strcmp(l.items[0].dir, "checkpoint_000001"));
@@ -126,6 +127,34 @@ static void test_checkpoints(void)
 
     CHECK_OK(rt_runfiles_rank_checkpoints(&l, NULL, NULL, NULL));
     CHECK(l.count == 0 && l.latest == -1);
+    rt_runfiles_free_checkpoints(&l);
+    json_decref(index);
+}
+
+/* A preemption checkpoint shares its report's training_iteration with the
+ * epoch's checkpoint before it: the commit order (the directory number)
+ * decides what is newest, and ties in the score go to the newer one. The
+ * best shown must be the one retention keeps, whatever the index order. */
+static void test_ranking_matches_retention(void)
+{
+    json_t *index = json_loads(
+        "{\"checkpoints\": ["
+        " {\"dir\": \"checkpoint_000004\", \"training_iteration\": 2, \"metrics\": {\"acc\": 0.8}},"
+        " {\"dir\": \"checkpoint_000002\", \"training_iteration\": 2, \"metrics\": {\"acc\": 0.8}},"
+        " {\"dir\": \"checkpoint_000003\", \"training_iteration\": 3, \"metrics\": {\"acc\": 0.6}}],"
+        " \"score_attribute\": \"acc\", \"score_order\": \"max\"}", 0, NULL);
+    rt_ckpt_ranking l;
+    CHECK_OK(rt_runfiles_rank_checkpoints(&l, index, NULL, NULL));
+    CHECK(l.count == 3 && l.latest >= 0);
+    CHECK_MSG(!strcmp(l.items[l.latest].dir, "checkpoint_000004"), "latest %s",
+              l.items[l.latest].dir);
+    CHECK_MSG(!strcmp(l.items[0].dir, "checkpoint_000004"), "best %s", l.items[0].dir);
+    /* Retention with num_to_keep 1 keeps that same checkpoint. */
+    rt_ckpt_score scores[3] = {{4, 1, 0.8}, {2, 1, 0.8}, {3, 1, 0.6}};
+    rt_ckpt_policy keep_one = {1, "acc", RT_CKPT_SCORE_MAX};
+    int keep[3];
+    rt_ckpt_retention_select(scores, 3, &keep_one, keep);
+    CHECK(keep[0] == 1 && keep[1] == 0 && keep[2] == 0);
     rt_runfiles_free_checkpoints(&l);
     json_decref(index);
 }
@@ -166,6 +195,7 @@ int main(void)
     test_csv_cell();
     test_rows();
     test_checkpoints();
+    test_ranking_matches_retention();
     test_error_and_restarts();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
