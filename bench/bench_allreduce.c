@@ -28,12 +28,10 @@ typedef struct timing { double compute, ddp, raw, buckets; } timing;
 static void step(rt_model *m, rt_ddp *ddp, const float *x, const float *dy, int n, int sync)
 {
     rt_nn_ctx ctx = {.train = 1};
-    rt_model_zero_grad(m);
-    rt_model_forward(m, &ctx, x, n);
     if (ddp)
         rt_ddp_begin_backward(ddp, sync);
-    rt_model_backward(m, &ctx, dy, n);
-    if (ddp && rt_ddp_finish(ddp) != RT_OK) {
+    if (rt_model_zero_grad(m) != RT_OK || rt_model_forward(m, &ctx, x, n, NULL) != RT_OK ||
+        rt_model_backward(m, &ctx, dy, n) != RT_OK || (ddp && rt_ddp_finish(ddp) != RT_OK)) {
         fprintf(stderr, "bench_allreduce: %s\n", rt_error_message());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -94,7 +92,7 @@ static void run_model(const char *name, const rt_model_spec *spec, rt_shape in, 
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     rt_model *m = NULL;
     rt_ddp *ddp = NULL;
-    if (rt_model_create(&m, spec, in, n, 1) != RT_OK ||
+    if (rt_model_create(&m, NULL, spec, in, n, 1) != RT_OK ||
         rt_ddp_create(&ddp, world_comm, m, bucket_bytes) != RT_OK) {
         fprintf(stderr, "bench_allreduce: %s\n", rt_error_message());
         MPI_Abort(MPI_COMM_WORLD, 1);

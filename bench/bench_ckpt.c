@@ -86,10 +86,10 @@ static void build_state(const char *what, rt_model **m, rt_optimizer **o)
         sized_spec(&spec, atof(what), &in);
     rt_optim_opts opts;
     rt_optim_opts_default(&opts, RT_OPTIM_ADAM);
-    if (rt_model_create(m, &spec, in, 1, 1) != RT_OK)
+    if (rt_model_create(m, NULL, &spec, in, 1, 1) != RT_OK)
         die("building the model");
     size_t np = rt_model_num_params(*m);
-    if (rt_optim_create(o, &opts, np) != RT_OK)
+    if (rt_optim_create(o, rt_model_backend(*m), &opts, np) != RT_OK)
         die("building the optimizer");
     for (int k = 0; k < rt_optim_state_slots(*o); k++) {
         float *x = rt_optim_state(*o, k);

@@ -1,4 +1,5 @@
-/* Benchmark of the CPU conv2d and linear kernels on the shapes of the
+/* Benchmark of the CPU backend's conv2d and linear kernels (through its
+ * table, as the layers call them) on the shapes of the
  * FashionMNIST models (ResNet18 on 28x28 at batch 128, the MLP at batch 32
  * and 64). For each layer it prints the forward+backward time, its GFLOP/s,
  * and the time of the bare sgemm calls of the same products (for conv: one
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "rtrain/core.h"
-#include "kernels/cpu/kernels.h"
+#include "rtrain/backend.h"
+
+static const rt_backend *cpu;
 
 typedef struct conv_shape {
     const char *name;
@@ -69,15 +72,19 @@ static void print_row(const char *name, int n, double flops, double t_layer, dou
 
 typedef struct conv_bench {
     rt_conv_geom g;
+    rt_conv_plan *plan;
     int n, chunk, need_dx;
     float *x, *w, *y, *dy, *dx, *dw, *scratch;
 } conv_bench;
 
 static void conv_layer(conv_bench *b)
 {
-    rt_conv2d_forward(b->y, b->x, b->w, NULL, b->scratch, &b->g, b->n);
-    rt_conv2d_backward(b->need_dx ? b->dx : NULL, b->dw, NULL, b->dy, b->x, b->w, b->scratch,
-                       &b->g, b->n);
+    if (cpu->conv2d_forward(b->plan, b->y, b->x, b->w, NULL, b->scratch, b->n) != RT_OK ||
+        cpu->conv2d_backward(b->plan, b->need_dx ? b->dx : NULL, b->dw, NULL, b->dy, b->x, b->w,
+                             b->scratch, b->n) != RT_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
+        exit(1);
+    }
 }
 
 /* The layer's three products (forward, dw, dx) as one sgemm per chunk,
@@ -125,7 +132,11 @@ static void bench_conv(const conv_shape *s, int n, int reps)
     }
     const rt_conv_geom *g = &b.g;
     const size_t ckk = (size_t)g->c * g->kh * g->kw, ohw = (size_t)g->oh * g->ow;
-    const size_t nscratch = rt_conv2d_scratch_floats(g, n);
+    size_t nscratch = 0;
+    if (cpu->conv2d_plan(&b.plan, g, n, &nscratch) != RT_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
+        exit(1);
+    }
     b.chunk = (int)(nscratch / (ohw * (ckk + g->k)));   /* samples per chunk */
     b.x = bench_buffer((size_t)n * g->c * g->h * g->w);
     b.dx = bench_buffer((size_t)n * g->c * g->h * g->w);
@@ -141,6 +152,7 @@ static void bench_conv(const conv_shape *s, int n, int reps)
     float *bufs[] = { b.x, b.dx, b.w, b.dw, b.y, b.dy, b.scratch };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         rt_free(bufs[i]);
+    cpu->conv2d_plan_free(b.plan);
 }
 
 /* ---- linear ------------------------------------------------------------- */
@@ -154,9 +166,12 @@ static void lin_layer_fn(void *p)
 {
     lin_bench *l = p;
     const lin_shape *s = l->s;
-    rt_linear_forward(l->y, l->x, l->w, l->b, s->n, s->in, s->out);
-    rt_linear_backward(s->need_dx ? l->dx : NULL, l->dw, l->db, l->dy, l->x, l->w, s->n, s->in,
-                       s->out);
+    if (cpu->linear_forward(l->y, l->x, l->w, l->b, s->n, s->in, s->out) != RT_OK ||
+        cpu->linear_backward(s->need_dx ? l->dx : NULL, l->dw, l->db, l->dy, l->x, l->w, s->n,
+                             s->in, s->out) != RT_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
+        exit(1);
+    }
 }
 
 static void lin_gemms_fn(void *p)
@@ -213,6 +228,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_kernels [repetitions 1..1000]\n");
         return 2;
     }
+    cpu = rt_backend_find("cpu");
     if (!getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(1);
     rt_rng_init(&bench_rng, rt_rng_key(1, 2, 3, 4));

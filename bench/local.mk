@@ -3,7 +3,7 @@
 # smoke test of the harness (bench/quick.test -> bench/run --quick).
 #
 # bench_programs: programs that `make bench` builds first (micro-benchmarks
-# that modules list, e.g. bench/bench_kernels in src/kernels/cpu/local.mk).
+# that modules list, e.g. bench/bench_kernels in src/backend/local.mk).
 # Lower case on purpose: automake takes any *_PROGRAMS name for a primary
 # and would want a BENCHdir. Only referenced here.
 bench: all $(bench_programs)

@@ -43,7 +43,11 @@ static rt_status dense_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *
     return RT_OK;
 }
 
-static void dense_forward(rt_layer *l, const rt_nn_ctx *ctx, float *y, const float *x, int n)
+/* The layer loops over the tensors itself, so it runs where the model's
+ * memory is host memory (the CPU backends); a layer for every backend
+ * would compute through l->backend and say RT_LAYER_ANY_BACKEND. */
+static rt_status dense_forward(rt_layer *l, const rt_nn_ctx *ctx, float *y, const float *x,
+                               int n)
 {
     const dense *d = l->impl;
     for (int s = 0; s < n; s++)
@@ -53,11 +57,12 @@ static void dense_forward(rt_layer *l, const rt_nn_ctx *ctx, float *y, const flo
                 acc += d->w[o * d->in + i] * x[s * d->in + i];
             y[s * d->out + o] = d->tanh_act ? tanhf(acc) : acc;
         }
+    return RT_OK;
 }
 
 /* Gradients are added (+=) to dw/db; dx is written unless NULL. */
-static void dense_backward(rt_layer *l, const rt_nn_ctx *ctx, float *dx, const float *dy,
-                           const float *x, const float *y, int n)
+static rt_status dense_backward(rt_layer *l, const rt_nn_ctx *ctx, float *dx, const float *dy,
+                                const float *x, const float *y, int n)
 {
     dense *d = l->impl;
     for (int s = 0; s < n; s++) {
@@ -74,10 +79,11 @@ static void dense_backward(rt_layer *l, const rt_nn_ctx *ctx, float *dx, const f
             }
         }
     }
+    return RT_OK;
 }
 
 static const rt_layer_ops dense_ops = {
-    .type = "dense", .build = dense_build, .forward = dense_forward,
+    .version = RT_LAYER_OPS_VERSION, .type = "dense", .build = dense_build, .forward = dense_forward,
     .backward = dense_backward, .destroy = NULL,   /* impl is freed with free() */
 };
 
@@ -103,8 +109,8 @@ static rt_status build_model(rt_model **out, int max_batch, uint64_t seed)
         rt_layer_free(layers[0]);
         return st;
     }
-    return rt_model_create_from_layers(out, layers, 2, (rt_shape){FEATURES, 1, 1}, max_batch,
-                                       seed);
+    return rt_model_create_from_layers(out, NULL, layers, 2, (rt_shape){FEATURES, 1, 1},
+                                       max_batch, seed);
 }
 
 /* ---- a user dataset: a count and a fetch callback ------------------------------- */
@@ -135,7 +141,7 @@ typedef struct loop {
     rt_model *model;
     rt_ddp *ddp;
     rt_optimizer *opt;
-    float *dlogits;
+    const rt_loss *loss;
     rt_train_state state;
 } loop;
 
@@ -174,9 +180,9 @@ static rt_status setup(loop *L)
      * rank start from rank 0's weights. */
     rt_status st = build_model(&L->model, max_batch, seed + (uint64_t)ctx->world_rank);
     if (st == RT_OK)
-        st = rt_optim_create(&L->opt, &L->cfg.optimizer, rt_model_num_params(L->model));
-    if (st == RT_OK)
-        st = rt_alloc(&L->dlogits, (size_t)max_batch * CLASSES, sizeof(float), "dlogits");
+        st = rt_optim_create(&L->opt, rt_model_backend(L->model), &L->cfg.optimizer,
+                             rt_model_num_params(L->model));
+    L->loss = rt_loss_find("cross_entropy");
     RT_CHECK(rt_session_agree(L->s, st));
     RT_CHECK(rt_prepare_model(L->s, L->model, (size_t)L->cfg.comm.bucket_bytes, &L->ddp));
     L->state = (rt_train_state){.model = L->model, .optim = L->opt,
@@ -185,23 +191,30 @@ static rt_status setup(loop *L)
     return restore(L);
 }
 
-/* One epoch; returns the global sums of loss, correct answers and samples. */
+/* One epoch; returns the global sums of loss, correct answers and samples.
+ * A failure on this rank after the step's agreement (backward, the update)
+ * is kept in `pending` and agreed at the next step's agreement: leaving at
+ * once would leave the other ranks waiting in the next collective. */
 static rt_status train_epoch(loop *L, double sums[3])
 {
     RT_CHECK(rt_loader_start_epoch(L->loader, L->state.epoch, 0));
+    rt_status pending = RT_OK;
     for (;;) {
         rt_batch b;
         int done = 0, stop = 0;
-        rt_status st = rt_loader_next(L->loader, &b, &done);
         double loss = 0.0;
-        if (st == RT_OK && !done && b.n > 0) {
-            const float *logits = rt_model_forward(L->model, &(rt_nn_ctx){.train = 1}, b.x, b.n);
-            loss = rt_cross_entropy(L->dlogits, logits, b.y, b.n, CLASSES,
-                                    1.0f / (float)b.global_n);
-            sums[1] += rt_count_correct(logits, b.y, b.n, CLASSES);
-            if (!isfinite(loss))
-                st = RT_ERROR(RT_ERR_NUMERIC, "loss is %g: lower optimizer.lr", loss);
-        }
+        int64_t correct = 0;
+        rt_nn_ctx train_mode = {.train = 1};
+        rt_status st = pending;
+        if (st == RT_OK)
+            st = rt_loader_next(L->loader, &b, &done);
+        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_forward(L->model, &train_mode, b.x, b.n, NULL);
+        if (st == RT_OK && !done && b.n > 0)   /* the loss and its gradient, 1/global batch */
+            st = rt_model_loss_grad(L->model, L->loss, b.y, b.n, 1.0f / (float)b.global_n,
+                                    &loss, &correct);
+        if (st == RT_OK && !isfinite(loss))
+            st = RT_ERROR(RT_ERR_NUMERIC, "loss is %g: lower optimizer.lr", loss);
         /* One small agreement per step: any rank's error, or a stop signal. */
         RT_CHECK(rt_session_agree_step(L->s, st, &stop));
         if (done)
@@ -210,14 +223,18 @@ static rt_status train_epoch(loop *L, double sums[3])
             return RT_ERROR(RT_STOPPED, "stopped by a signal; run again to resume from the "
                             "last checkpoint");
         sums[0] += loss;
+        sums[1] += (double)correct;
         sums[2] += b.n;
-        rt_model_zero_grad(L->model);
+        pending = rt_model_zero_grad(L->model);
         rt_ddp_begin_backward(L->ddp, 1);
-        if (b.n > 0)
-            rt_model_backward(L->model, &(rt_nn_ctx){.train = 1}, L->dlogits, b.n);
-        RT_CHECK(rt_ddp_finish(L->ddp));   /* gradients summed = global mean */
-        rt_optim_step(L->opt, rt_model_params(L->model), rt_model_grads(L->model),
-                      L->cfg.optimizer.lr);
+        if (pending == RT_OK && b.n > 0)
+            pending = rt_model_backward(L->model, &train_mode, NULL, b.n);
+        rt_status fin = rt_ddp_finish(L->ddp);   /* gradients summed = global mean */
+        if (pending == RT_OK)
+            pending = fin;
+        if (pending == RT_OK)
+            pending = rt_optim_step(L->opt, rt_model_params(L->model), rt_model_grads(L->model),
+                                    L->cfg.optimizer.lr);
         L->state.step++;
     }
     return rt_run_reduce(L->run, sums, 3, RT_REDUCE_SUM);
@@ -262,7 +279,6 @@ int main(int argc, char **argv)
     rt_run_close(L.run);
     rt_ddp_free(L.ddp);
     rt_optim_free(L.opt);
-    rt_free(L.dlogits);
     rt_model_free(L.model);
     rt_loader_free(L.loader);
     rt_dataset_free(L.ds);

@@ -33,7 +33,7 @@ static rt_status neural_network(rt_model **out, int max_batch)
 {
     rt_model_spec spec;
     rt_model_spec_default(&spec, RT_ARCH_MLP);   /* 784 -> 512 -> 512 -> 10, ReLUs */
-    return rt_model_create(out, &spec, (rt_shape){1, 28, 28}, max_batch, 0);
+    return rt_model_create(out, NULL, &spec, (rt_shape){1, 28, 28}, max_batch, 0);
 }
 
 static rt_status fashion_mnist(rt_dataset **out, const char *dir, int train)
@@ -51,33 +51,48 @@ typedef struct worker {
     rt_model *model;
     rt_ddp *ddp;
     rt_optimizer *optimizer;
-    float *dlogits;
+    const rt_loss *loss_fn;   /* nn.CrossEntropyLoss() */
 } worker;
 
+/* pred = model(X); loss = loss_fn(pred, y); loss.backward() */
+static rt_status forward_backward(worker *w, const rt_nn_ctx *mode, const rt_batch *b)
+{
+    double loss = 0.0;
+    RT_CHECK(rt_model_forward(w->model, mode, b->x, b->n, NULL));
+    RT_CHECK(rt_model_loss_grad(w->model, w->loss_fn, b->y, b->n, 1.0f / (float)b->global_n,
+                                &loss, NULL));
+    return rt_model_backward(w->model, mode, NULL, b->n);
+}
+
+/* A failure of this rank after the step's agreement is `pending`: it is
+ * agreed at the next step (leaving at once would leave the other ranks in
+ * the next collective). */
 static rt_status train_epoch(worker *w, rt_loader *loader, int64_t epoch, long long max_steps)
 {
     RT_CHECK(rt_loader_start_epoch(loader, epoch, 0));
     rt_nn_ctx train_mode = {.train = 1};
+    rt_status pending = RT_OK;
     for (long long step = 0; max_steps == 0 || step < max_steps; step++) {
         rt_batch b;
         int done = 0, stop = 0;
-        rt_status st = rt_loader_next(loader, &b, &done);
-        RT_CHECK(rt_session_agree_step(w->s, st, &stop));
+        rt_status st = pending;
+        if (st == RT_OK)
+            st = rt_loader_next(loader, &b, &done);
+        RT_CHECK(rt_session_agree_step(w->s, st, &stop));   /* any rank's error or signal */
         if (done || stop)
             break;
-        rt_model_zero_grad(w->model);                            /* optimizer.zero_grad() */
+        pending = rt_model_zero_grad(w->model);                  /* optimizer.zero_grad() */
         rt_ddp_begin_backward(w->ddp, 1);
-        if (b.n > 0) {
-            const float *pred = rt_model_forward(w->model, &train_mode, b.x, b.n);
-            rt_cross_entropy(w->dlogits, pred, b.y, b.n, 10,     /* loss.backward() */
-                             1.0f / (float)b.global_n);
-            rt_model_backward(w->model, &train_mode, w->dlogits, b.n);
-        }
-        RT_CHECK(rt_ddp_finish(w->ddp));
-        rt_optim_step(w->optimizer, rt_model_params(w->model),  /* optimizer.step() */
-                      rt_model_grads(w->model), 1e-3f);
+        if (pending == RT_OK && b.n > 0)
+            pending = forward_backward(w, &train_mode, &b);
+        rt_status fin = rt_ddp_finish(w->ddp);
+        if (pending == RT_OK)
+            pending = fin;
+        if (pending == RT_OK)                                    /* optimizer.step() */
+            pending = rt_optim_step(w->optimizer, rt_model_params(w->model),
+                                    rt_model_grads(w->model), 1e-3f);
     }
-    return RT_OK;
+    return rt_session_agree(w->s, pending);
 }
 
 /* Test loss (mean over the test set) and accuracy, summed across workers. */
@@ -87,15 +102,19 @@ static rt_status validate_epoch(worker *w, rt_loader *loader, double *loss, doub
     RT_CHECK(rt_loader_start_epoch(loader, 0, 0));
     for (;;) {
         rt_batch b;
-        int done = 0;
-        RT_CHECK(rt_loader_next(loader, &b, &done));
+        int done = 0, stop_ignored = 0;
+        double batch_loss = 0.0;
+        int64_t correct = 0;
+        rt_status st = rt_loader_next(loader, &b, &done);
+        if (st == RT_OK && !done && b.n > 0)   /* model.eval(): no context */
+            st = rt_model_forward(w->model, NULL, b.x, b.n, NULL);
+        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_loss(w->model, w->loss_fn, b.y, b.n, &batch_loss, &correct);
+        RT_CHECK(rt_session_agree_step(w->s, st, &stop_ignored));
         if (done)
             break;
-        if (b.n == 0)
-            continue;
-        const float *pred = rt_model_forward(w->model, NULL, b.x, b.n);   /* model.eval() */
-        sums[0] += rt_cross_entropy(NULL, pred, b.y, b.n, 10, 1.0f);
-        sums[1] += rt_count_correct(pred, b.y, b.n, 10);
+        sums[0] += batch_loss;
+        sums[1] += (double)correct;
         sums[2] += b.n;
     }
     RT_CHECK(rt_comm_allreduce(rt_session_comm(w->s), sums, 3, RT_DTYPE_FLOAT64,
@@ -126,9 +145,9 @@ static rt_status train_func(rt_session *s, rt_run *run, const train_config *conf
         rt_optim_opts_default(&sgd, RT_OPTIM_SGD);
         sgd.lr = config->lr;
         if (st == RT_OK)
-            st = rt_optim_create(&w.optimizer, &sgd, rt_model_num_params(w.model));
-        if (st == RT_OK)
-            st = rt_alloc(&w.dlogits, (size_t)max_batch * 10, sizeof(float), "dlogits");
+            st = rt_optim_create(&w.optimizer, rt_model_backend(w.model), &sgd,
+                                 rt_model_num_params(w.model));
+        w.loss_fn = rt_loss_find("cross_entropy");
         st = rt_session_agree(s, st);
     }
     if (st == RT_OK)   /* model = ray.train.torch.prepare_model(model) */
@@ -148,7 +167,6 @@ static rt_status train_func(rt_session *s, rt_run *run, const train_config *conf
         printf("train_func: %d epochs on %d workers done\n", config->epochs, ctx->world_size);
     rt_ddp_free(w.ddp);
     rt_optim_free(w.optimizer);
-    rt_free(w.dlogits);
     rt_model_free(w.model);
     rt_loader_free(train_loader);
     rt_loader_free(test_loader);

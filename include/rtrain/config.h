@@ -39,6 +39,7 @@ typedef struct rt_config {
         int num_workers;               /* 0: whatever MPI gives */
         int threads_per_worker;        /* 0: cores / local ranks */
         int use_gpu;
+        char backend[16];              /* "auto" | a backend name (rtrain/backend.h) */
     } scaling;
 
     rt_model_spec model;

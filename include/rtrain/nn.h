@@ -1,12 +1,21 @@
-/* rtrain nn: layers, losses and model assembly (CPU, float32, NCHW).
+/* rtrain nn: layers, losses and model assembly (float32, NCHW).
  *
  * Ownership: the model owns one parameter slab, one gradient slab (same
  * layout), one buffer slab (non-trainable state such as BatchNorm running
- * statistics), the activation arena and a shared scratch area. Layers never
- * allocate in forward/backward: during build they declare what they need
- * through the rt_builder, and the model fills in their pointers once the
- * slabs exist. Every parameter and buffer carries its PyTorch state_dict
- * name ("layer1.0.conv1.weight", "bn1.running_mean", "fc.bias").
+ * statistics), the activation arena and a shared scratch area, all in the
+ * memory of its backend (rtrain/backend.h). Layers never allocate in
+ * forward/backward: during build they declare what they need through the
+ * rt_builder, and the model fills in their pointers once the slabs exist.
+ * Layers compute only through the backend table the model hands them
+ * (l->backend), so a model runs on any backend. Parameters are initialised
+ * on the host and uploaded. Every parameter and buffer carries its PyTorch
+ * state_dict name ("layer1.0.conv1.weight", "bn1.running_mean", "fc.bias").
+ *
+ * Errors: forward, backward, the loss and zero_grad return rt_status. A
+ * failure inside a pass whose context carries a communicator (synchronised
+ * BatchNorm) cannot be returned, because the other ranks are inside that
+ * pass's collectives: it ends the job through rt_comm_abort, naming the
+ * rank and the layer.
  *
  * Nothing in this header is collective, except where a forward context
  * carries a communicator (synchronised BatchNorm): every rank of it must
@@ -17,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rtrain/core.h"
+#include "rtrain/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,23 +77,39 @@ typedef struct rt_nn_ctx {
     rt_comm *sync_comm;        /* NULL: BatchNorm statistics of this rank alone */
 } rt_nn_ctx;
 
+/* The version of rt_layer_ops this header describes: a table says which
+ * one it was written for, so a layer compiled against another layout is
+ * refused with a message instead of being called wrongly. */
+#define RT_LAYER_OPS_VERSION 1
+
+enum {
+    /* forward and backward touch tensors only through l->backend: the layer
+     * runs on every backend. Without it, the layer reads and writes memory
+     * itself and runs only where backend memory is host memory. */
+    RT_LAYER_ANY_BACKEND = 1u << 0,
+};
+
 /* A layer type is a table of functions (one file per type in src/nn/). */
 typedef struct rt_layer_ops {
+    unsigned version;          /* RT_LAYER_OPS_VERSION */
+    unsigned flags;            /* RT_LAYER_* */
     const char *type;
     /* Declare parameters, buffers and memory through b; set *out from in. */
     rt_status (*build)(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *out);
     /* out[n][out_shape] = f(in[n][in_shape]). */
-    void (*forward)(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in, int n);
+    rt_status (*forward)(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                         int n);
     /* Adds parameter gradients into the gradient slab (+=). Writes (does
      * not add to) din unless din is NULL (first layer: input grad unused).
      * in and out are the tensors of the matching forward call. */
-    void (*backward)(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                     const float *in, const float *out, int n);
+    rt_status (*backward)(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                          const float *in, const float *out, int n);
     void (*destroy)(rt_layer *l);   /* frees impl and children; may be NULL */
 } rt_layer_ops;
 
 struct rt_layer {
     const rt_layer_ops *ops;
+    const rt_backend *backend;   /* the model's, set when the layer is built */
     char name[RT_NAME_MAX];   /* state_dict prefix, e.g. "layer1.0.conv1" */
     rt_shape in_shape, out_shape;
     void *impl;
@@ -107,6 +133,9 @@ rt_status rt_builder_fixed(rt_builder *b, size_t floats, float **ptr);
  * call of a leaf layer (im2col columns). Never use it across child calls. */
 rt_status rt_builder_scratch(rt_builder *b, size_t floats, float **ptr);
 int rt_builder_max_batch(const rt_builder *b);
+/* The backend the model is built for (a layer that needs a plan makes it
+ * in build with this table). */
+const rt_backend *rt_builder_backend(const rt_builder *b);
 /* Builds a child layer of a composite (BasicBlock): same builder. */
 rt_status rt_builder_child(rt_builder *b, rt_layer *child, rt_shape in, rt_shape *out);
 
@@ -168,29 +197,39 @@ void rt_model_spec_default(rt_model_spec *s, rt_arch arch);
 
 typedef struct rt_model rt_model;
 
-/* Builds the model for inputs of shape `in` and batches of up to max_batch
- * samples; parameters are initialised from `seed` (same seed, same values,
- * on every rank and every run). */
-rt_status rt_model_create(rt_model **out, const rt_model_spec *spec, rt_shape in,
-                          int max_batch, uint64_t seed);
+/* Builds the model on backend `be` (NULL: rt_backend_default()) for
+ * inputs of shape `in` and batches of up to max_batch samples; parameters
+ * are initialised from `seed` (same seed, same values, on every rank,
+ * every run and every backend). */
+rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                          rt_shape in, int max_batch, uint64_t seed);
 void rt_model_free(rt_model *m);
+const rt_backend *rt_model_backend(const rt_model *m);
 
-/* Runs the layers on x[n][in]; returns the output (logits) [n][out],
- * valid until the next forward call. n <= max_batch. */
-const float *rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n);
-/* Back-propagates dout[n][out] from the last forward call; parameter
+/* Runs the layers on x[n][in] (host memory: it is uploaded into the
+ * model's input buffer, so the caller may reuse its batch at once);
+ * *out (may be NULL) receives the output [n][out] in backend memory, valid
+ * until the next forward call. n <= max_batch. */
+rt_status rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n,
+                           const float **out);
+/* Back-propagates dout[n][out] (backend memory; NULL: the gradient the
+ * last rt_model_loss_grad wrote) from the last forward call; parameter
  * gradients are added into the gradient slab. */
-void rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n);
-void rt_model_zero_grad(rt_model *m);
+rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n);
+rt_status rt_model_zero_grad(rt_model *m);
 
 rt_shape rt_model_input_shape(const rt_model *m);
 rt_shape rt_model_output_shape(const rt_model *m);
 int rt_model_max_batch(const rt_model *m);
 size_t rt_model_num_params(const rt_model *m);    /* floats in the param slab */
 size_t rt_model_num_buffers(const rt_model *m);   /* floats in the buffer slab */
+/* The slabs, in backend memory. */
 float *rt_model_params(rt_model *m);
 float *rt_model_grads(rt_model *m);
 float *rt_model_buffers(rt_model *m);
+/* The gradient of the loss w.r.t. the output [max_batch][out] (backend
+ * memory), where rt_model_loss_grad writes it. */
+float *rt_model_output_grad(rt_model *m);
 int rt_model_num_tensors(const rt_model *m);      /* params then buffers, state_dict order */
 const rt_tensor_info *rt_model_tensor(const rt_model *m, int i);
 const rt_tensor_info *rt_model_find_tensor(const rt_model *m, const char *name);
@@ -201,23 +240,33 @@ rt_layer *rt_model_layer(rt_model *m, int i);
  * run, the gradients from this offset to the end of the slab are final. */
 size_t rt_model_layer_param_offset(const rt_model *m, int i);
 /* Called after each top-level layer's backward (i counts down), so that a
- * caller can start communicating gradients that are final. */
+ * caller can start communicating gradients that are final. Not called for
+ * the layers after one whose backward failed. */
 void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer), void *arg);
 /* Writes a one-line-per-layer summary (name, type, output shape, params). */
 void rt_model_print_summary(const rt_model *m);
 
 /* ---- losses ----------------------------------------------------------------- */
-/* Cross entropy on logits[n][classes] with integer labels. Returns the sum
- * of per-sample losses (so callers can average over any count, e.g. the
- * global batch across ranks) and writes dlogits = scale * d(sum)/d(logits)
- * if dlogits is non-NULL. For the mean over a batch of n: scale = 1/n. */
-double rt_cross_entropy(float *dlogits, const float *logits, const int32_t *labels,
-                        int n, int classes, float scale);
-/* Negative log-likelihood on log-probabilities; same conventions. */
-double rt_nll_loss(float *dlogp, const float *logp, const int32_t *labels,
-                   int n, int classes, float scale);
-/* Number of samples whose argmax equals the label. */
-int rt_count_correct(const float *logits, const int32_t *labels, int n, int classes);
+/* A loss is an entry of the table in src/nn/loss.c: its name (train.loss),
+ * the kind of target it takes, and the backend kernel that computes it. */
+typedef struct rt_loss rt_loss;
+
+const rt_loss *rt_loss_find(const char *name);   /* NULL if unknown */
+const char *rt_loss_name(const rt_loss *loss);
+int rt_loss_count(void);
+const rt_loss *rt_loss_at(int i);                /* 0 <= i < rt_loss_count() */
+
+/* The loss of the last forward output against labels[n] (class indices,
+ * host memory; uploaded): *sum = the sum of per-sample losses (so callers
+ * can average over any count, e.g. the global batch across ranks);
+ * *correct (may be NULL) = samples whose argmax equals the label. */
+rt_status rt_model_loss(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+                        double *sum, int64_t *correct);
+/* The same, and writes scale * d(sum)/d(output) into rt_model_output_grad,
+ * where rt_model_backward(m, ctx, NULL, n) starts. For the mean over a
+ * global batch of G samples: scale = 1/G. */
+rt_status rt_model_loss_grad(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+                             float scale, double *sum, int64_t *correct);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,9 @@
  * update rules of PyTorch 1.13 (torch.optim) so results can be compared.
  *
  * The optimizer's state (momentum buffers, Adam moments) lives in one slab
- * laid out like the parameter slab, so it can be checkpointed and sharded
- * with the same offsets. Not collective: every rank steps its own replica
+ * laid out like the parameter slab, in the memory of the model's backend,
+ * so it can be checkpointed and sharded with the same offsets; the update
+ * is the backend's kernel. Not collective: every rank steps its own replica
  * with the same (already averaged) gradients. */
 #ifndef RTRAIN_OPTIM_H
 #define RTRAIN_OPTIM_H
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rtrain/core.h"
+#include "rtrain/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,16 +38,20 @@ int rt_optim_type_from_name(const char *name);   /* -1 if unknown */
 
 typedef struct rt_optimizer rt_optimizer;
 
-rt_status rt_optim_create(rt_optimizer **out, const rt_optim_opts *opts, size_t num_params);
+/* An optimizer for num_params parameters in the memory of backend be (the
+ * model's: rt_model_backend; NULL: the default backend). */
+rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_optim_opts *opts,
+                          size_t num_params);
 void rt_optim_free(rt_optimizer *o);
-/* One update of params[num_params] from grads with learning rate lr. */
-void rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr);
+/* One update of params[num_params] from grads with learning rate lr (both
+ * in backend memory). The step count advances only when it succeeds. */
+rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr);
 /* State slab: state_slots(o) arrays of num_params floats, named by
  * rt_optim_state_name (SGD: "momentum_buffer"; Adam: "exp_avg",
  * "exp_avg_sq"), plus the step count. */
 int rt_optim_state_slots(const rt_optimizer *o);
 const char *rt_optim_state_name(const rt_optimizer *o, int slot);
-float *rt_optim_state(rt_optimizer *o, int slot);
+float *rt_optim_state(rt_optimizer *o, int slot);   /* backend memory */
 int64_t rt_optim_step_count(const rt_optimizer *o);
 void rt_optim_set_step_count(rt_optimizer *o, int64_t steps);
 

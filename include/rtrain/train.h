@@ -32,23 +32,28 @@ extern "C" {
 
 /* ---- user-defined models ------------------------------------------------------ */
 /* A layer of the caller's own type: ops is the caller's table (it must stay
- * valid as long as the layer lives; `build`, `forward` and `backward` are
- * required), impl its private state (freed by ops->destroy, or with free()
- * when destroy is NULL), name its state_dict prefix ("fc1"). In build, the
- * layer declares its parameters with rt_builder_param(b, l, "weight", ...),
- * which the model allocates, initialises, bucket-all-reduces (DDP) and
- * checkpoints like those of the built-in layers. Not collective. */
+ * valid as long as the layer lives; `version` = RT_LAYER_OPS_VERSION and
+ * `build`, `forward` and `backward` are required), impl its private state
+ * (freed by ops->destroy, or with free() when destroy is NULL), name its
+ * state_dict prefix ("fc1"). In build, the layer declares its parameters
+ * with rt_builder_param(b, l, "weight", ...), which the model allocates,
+ * initialises, bucket-all-reduces (DDP) and checkpoints like those of the
+ * built-in layers. A layer that computes only through l->backend sets
+ * RT_LAYER_ANY_BACKEND in ops->flags; one that loops over the memory
+ * itself does not, and runs only on host-memory backends. Not collective. */
 rt_status rt_layer_create_custom(rt_layer **out, const rt_layer_ops *ops, const char *name,
                                  void *impl);
 
 /* A model of n top-level layers (the caller's own, from
  * rt_layer_create_custom, and/or built-in ones from rt_layer_create), run in
- * order, for inputs of shape `in` and batches up to max_batch; parameters
- * are initialised from seed (the same values on every rank). The model
- * takes the layers over, also when it fails (it frees them): the caller
- * only frees the array. Names must be unique. Not collective. */
-rt_status rt_model_create_from_layers(rt_model **out, rt_layer **layers, int n, rt_shape in,
-                                      int max_batch, uint64_t seed);
+ * order on backend be (NULL: the default), for inputs of shape `in` and
+ * batches up to max_batch; parameters are initialised from seed (the same
+ * values on every rank). The model takes the layers over, also when it
+ * fails (it frees them): the caller only frees the array. Names must be
+ * unique. A layer without RT_LAYER_ANY_BACKEND on a backend whose memory is
+ * not host memory is refused. Not collective. */
+rt_status rt_model_create_from_layers(rt_model **out, const rt_backend *be, rt_layer **layers,
+                                      int n, rt_shape in, int max_batch, uint64_t seed);
 
 /* ---- prepare_model / prepare_data_loader / get_checkpoint ---------------------- */
 /* Collective over the session's communicator: every rank passes its model,

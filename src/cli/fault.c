@@ -5,6 +5,9 @@
  *                                        optimizer step N
  *   RTRAIN_FAULT=usr1_at_step:N[,M...]  same rank sends itself SIGUSR1 (a
  *                                        stop signal seen by one rank only)
+ *   RTRAIN_FAULT=kernel_fail:N          the same rank's linear and conv2d
+ *                                        kernels fail from their N-th call on
+ *                                        (a kernel error on one rank only)
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "trainer.h"
+#include "backend/backends.h"
 
 static int step_listed(const char *list, long long step)
 {
@@ -67,4 +71,17 @@ void trainer_fault_after_step(const trainer *t)
             t->ctx->world_rank, strsignal(sig), (long long)t->step);
     fflush(stderr);
     raise(sig);
+}
+
+const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
+{
+    const char *fault = getenv("RTRAIN_FAULT");
+    const char *prefix = "kernel_fail:";
+    if (!fault || strncmp(fault, prefix, strlen(prefix)) != 0)
+        return be;
+    const char *rank = getenv("RTRAIN_FAULT_RANK");
+    if ((rank ? atoi(rank) : 0) != t->ctx->world_rank)
+        return be;
+    long at = atol(fault + strlen(prefix));
+    return rt_backend_with_fault(be, at > 0 ? at : 1);
 }

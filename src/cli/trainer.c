@@ -13,20 +13,28 @@
 #include <string.h>
 #include "trainer.h"
 
-static const struct { const char *name; rt_loss_fn fn; } loss_table[] = {
-    {"cross_entropy", rt_cross_entropy},
-    {"nll", rt_nll_loss},
-};
-
 static rt_status pick_loss(trainer *t)
 {
-    for (size_t i = 0; i < sizeof loss_table / sizeof loss_table[0]; i++)
-        if (!strcmp(t->cfg->train.loss, loss_table[i].name)) {
-            t->loss = loss_table[i].fn;
-            return RT_OK;
-        }
-    return RT_ERROR(RT_ERR_CONFIG, "train.loss '%s' is not a known loss (cross_entropy, nll)",
-                    t->cfg->train.loss);
+    t->loss = rt_loss_find(t->cfg->train.loss);
+    if (!t->loss)
+        return RT_ERROR(RT_ERR_CONFIG, "train.loss '%s' is not a known loss",
+                        t->cfg->train.loss);
+    return RT_OK;
+}
+
+/* scaling.backend: "auto" is the default backend (cpu). */
+static rt_status pick_backend(const trainer *t, const rt_backend **be)
+{
+    const char *name = t->cfg->scaling.backend;
+    *be = !name[0] || !strcmp(name, "auto") ? rt_backend_default() : rt_backend_find(name);
+    if (!*be) {
+        char list[128];
+        rt_backend_list(list, sizeof list);
+        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has "
+                        "%s)", name, list);
+    }
+    *be = trainer_fault_backend(t, *be);
+    return RT_OK;
 }
 
 /* Global batch: data.global_batch_size, or data.batch_size per worker. */
@@ -100,17 +108,20 @@ static rt_status build_model(trainer *t)
     int eval_max = rt_loader_max_local_batch(t->test_loader);
     if (eval_max > max_batch)
         max_batch = eval_max;
-    RT_CHECK(rt_model_create(&t->model, &c->model, rt_dataset_sample_shape(t->train_set),
+    const rt_backend *be = NULL;
+    RT_CHECK(pick_backend(t, &be));
+    RT_CHECK(rt_model_create(&t->model, be, &c->model, rt_dataset_sample_shape(t->train_set),
                              max_batch, (uint64_t)c->train.seed));
     t->classes = (int)rt_shape_size(rt_model_output_shape(t->model));
     if (t->classes < rt_dataset_num_classes(t->train_set))
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "
                         "classes: set model.num_classes = %d", t->classes,
                         rt_dataset_num_classes(t->train_set), rt_dataset_num_classes(t->train_set));
-    RT_CHECK(rt_alloc(&t->dlogits, (size_t)max_batch * t->classes, sizeof(float), "logit gradients"));
-    RT_CHECK(rt_alloc(&t->buffers_before, rt_model_num_buffers(t->model), sizeof(float),
-                      "buffer snapshot"));
-    RT_CHECK(rt_optim_create(&t->optim, &c->optimizer, rt_model_num_params(t->model)));
+    void *snapshot = NULL;
+    RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
+                       "buffer snapshot"));
+    t->buffers_before = snapshot;
+    RT_CHECK(rt_optim_create(&t->optim, be, &c->optimizer, rt_model_num_params(t->model)));
     return rt_ddp_create(&t->ddp, t->comm, t->model, (size_t)c->comm.bucket_bytes);
 }
 
@@ -133,8 +144,8 @@ static void trainer_free(trainer *t)
     rt_run_close(t->run);
     rt_ddp_free(t->ddp);
     rt_optim_free(t->optim);
-    rt_free(t->dlogits);
-    rt_free(t->buffers_before);
+    if (t->buffers_before)
+        rt_model_backend(t->model)->free(t->buffers_before);
     rt_model_free(t->model);
     rt_loader_free(t->train_loader);
     rt_loader_free(t->test_loader);
@@ -164,10 +175,8 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
     nc.rng_key = rt_rng_key((uint64_t)t->cfg->train.seed, (uint64_t)t->epoch,
                             (uint64_t)b->index, (uint64_t)t->ctx->world_rank);
     float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
-    const float *logits = rt_model_forward(t->model, &nc, b->x, b->n);
-    if (!logits)
-        return RT_ERROR(RT_ERR_INTERNAL, "forward failed: %s", rt_error_message());
-    *loss = t->loss(t->dlogits, logits, b->y, b->n, t->classes, scale);
+    RT_CHECK(rt_model_forward(t->model, &nc, b->x, b->n, NULL));
+    RT_CHECK(rt_model_loss_grad(t->model, t->loss, b->y, b->n, scale, loss, NULL));
     if (!isfinite(*loss))
         return RT_ERROR(RT_ERR_NUMERIC, "training loss is %g at epoch %lld, global batch %lld: "
                         "lower optimizer.lr or check the data", *loss, (long long)t->epoch + 1,
@@ -175,14 +184,31 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
     return RT_OK;
 }
 
+/* A backward that fails on this rank still finishes DDP (the other ranks'
+ * bucket all-reduces must be matched); the failure is then this rank's
+ * pending status, agreed at the next agreement. */
 static rt_status backward(trainer *t, const rt_batch *b, int sync)
 {
     rt_ddp_begin_backward(t->ddp, sync);
+    rt_status st = RT_OK;
     if (b->n > 0) {
         rt_nn_ctx nc = train_ctx(t);
-        rt_model_backward(t->model, &nc, t->dlogits, b->n);
+        st = rt_model_backward(t->model, &nc, NULL, b->n);
     }
-    return rt_ddp_finish(t->ddp);
+    rt_status fin = rt_ddp_finish(t->ddp);
+    if (st == RT_OK)
+        st = fin;
+    if (st != RT_OK && t->pending == RT_OK)
+        t->pending = st;
+    return fin;
+}
+
+/* This rank's deferred failure, to be agreed now (and forgotten). */
+static rt_status take_pending(trainer *t)
+{
+    rt_status st = t->pending;
+    t->pending = RT_OK;
+    return st;
 }
 
 /* One micro-batch. *stop is set (and nothing trained) when a stop signal
@@ -195,20 +221,21 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     /* A stop is agreed after this forward, which has already updated the
      * BatchNorm running statistics for a batch the resumed run trains
      * again: keep them as they were, so that the resume is exact. */
+    const rt_backend *be = rt_model_backend(t->model);
     size_t nbuf = rt_model_num_buffers(t->model);
-    if (micro == 0)
-        memcpy(t->buffers_before, rt_model_buffers(t->model), nbuf * sizeof(float));
-    rt_status st = rt_loader_next(t->train_loader, &b, &done);
+    rt_status st = take_pending(t);
+    if (st == RT_OK && micro == 0)
+        st = be->copy(t->buffers_before, rt_model_buffers(t->model), nbuf * sizeof(float));
+    if (st == RT_OK)
+        st = rt_loader_next(t->train_loader, &b, &done);
     if (st == RT_OK && done)
         st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
                       (long long)t->epoch + 1);
     if (st == RT_OK)
         st = forward_loss(t, &b, &loss);
     RT_CHECK(rt_session_agree_step(t->session, st, stop));
-    if (*stop && micro == 0) {
-        memcpy(rt_model_buffers(t->model), t->buffers_before, nbuf * sizeof(float));
-        return RT_OK;
-    }
+    if (*stop && micro == 0)
+        return be->copy(rt_model_buffers(t->model), t->buffers_before, nbuf * sizeof(float));
     *stop = 0;   /* mid-accumulation: finish the optimizer step first */
     t->es.loss_sum += loss;
     t->es.samples += b.n;
@@ -228,7 +255,7 @@ static rt_status train_epoch(trainer *t)
 {
     int accumulate = t->cfg->train.accumulate_steps;
     RT_CHECK(rt_loader_start_epoch(t->train_loader, t->epoch, t->next_batch));
-    rt_model_zero_grad(t->model);
+    t->pending = rt_model_zero_grad(t->model);
     rt_run_progress_epoch(t->run, t->epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
     for (int64_t s = t->next_batch / accumulate; s < t->steps_per_epoch; s++) {
         double t0 = rt_time_now();
@@ -241,9 +268,12 @@ static rt_status train_epoch(trainer *t)
                 return trainer_stop(t);
             }
         }
-        rt_optim_step(t->optim, rt_model_params(t->model), rt_model_grads(t->model),
-                      current_lr(t));
-        rt_model_zero_grad(t->model);
+        /* A rank whose backward failed skips its update: the run is ending. */
+        if (t->pending == RT_OK)
+            t->pending = rt_optim_step(t->optim, rt_model_params(t->model),
+                                       rt_model_grads(t->model), current_lr(t));
+        if (t->pending == RT_OK)
+            t->pending = rt_model_zero_grad(t->model);
         t->step++;
         t->es.train_time += rt_time_now() - t0;
         trainer_fault_after_step(t);
@@ -265,15 +295,19 @@ static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
         rt_batch b;
         int done = 0;
         int stop_ignored;   /* a stop signal is acted on at the next training step */
-        RT_CHECK(rt_session_agree_step(t->session, rt_loader_next(t->test_loader, &b, &done),
-                                       &stop_ignored));
+        double loss = 0.0;
+        int64_t correct = 0;
+        rt_status st = rt_loader_next(t->test_loader, &b, &done);
+        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_forward(t->model, &nc, b.x, b.n, NULL);
+        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_loss(t->model, t->loss, b.y, b.n, &loss, &correct);
+        /* Agreed after the forward: a failure on one rank ends every rank. */
+        RT_CHECK(rt_session_agree_step(t->session, st, &stop_ignored));
         if (done)
             break;
-        if (b.n == 0)
-            continue;
-        const float *logits = rt_model_forward(t->model, &nc, b.x, b.n);
-        sums[0] += t->loss(NULL, logits, b.y, b.n, t->classes, 1.0f);
-        sums[1] += rt_count_correct(logits, b.y, b.n, t->classes);
+        sums[0] += loss;
+        sums[1] += (double)correct;
         sums[2] += b.n;
     }
     RT_CHECK(rt_comm_allreduce(t->comm, sums, 3, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
@@ -303,6 +337,7 @@ static int checkpoint_due(const trainer *t)
  * checkpoint it names, which continues at the next epoch. */
 static rt_status finish_epoch(trainer *t)
 {
+    RT_CHECK(rt_session_agree(t->session, take_pending(t)));
     double sums[2] = {t->es.loss_sum, t->es.samples};
     RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */

@@ -10,9 +10,6 @@
 #include "rtrain/optim.h"
 #include "rtrain/run.h"
 
-typedef double (*rt_loss_fn)(float *dlogits, const float *logits, const int32_t *labels,
-                             int n, int classes, float scale);
-
 /* Sums over the current epoch (this rank), kept in checkpoints taken in
  * the middle of an epoch so the epoch's report is complete after a resume. */
 typedef struct epoch_stats {
@@ -32,9 +29,11 @@ typedef struct trainer {
     rt_optimizer *optim;
     rt_ddp *ddp;
     rt_run *run;
-    rt_loss_fn loss;
-    float *dlogits;             /* [max batch][classes] */
-    float *buffers_before;      /* buffer slab before this step's first forward */
+    const rt_loss *loss;
+    float *buffers_before;      /* buffer slab before this step's first forward (backend memory) */
+    /* A failure of this rank after the step's agreement (backward, the
+     * optimizer step): the other ranks learn it at the next agreement. */
+    rt_status pending;
     int classes;
     int64_t global_batch;
     int64_t steps_per_epoch;    /* optimizer steps per epoch */
@@ -71,5 +70,8 @@ rt_status trainer_stop(trainer *t);
 
 /* fault.c: test-only fault injection (see fault.c). */
 void trainer_fault_after_step(const trainer *t);
+/* The backend to build the model on: be, or a test-only wrapper of it
+ * whose kernels fail (RTRAIN_FAULT=kernel_fail:N on this rank). */
+const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be);
 
 #endif

@@ -23,12 +23,36 @@
 static const char *optim_name(int v) { return rt_optim_type_name((rt_optim_type)v); }
 static const char *schedule_name(int v) { return rt_schedule_type_name((rt_schedule_type)v); }
 
+/* Losses and backends are the modules' tables (nn/loss.c, backend/backend.c):
+ * a new entry there is a new value here. */
+static const char *loss_name(int v) { return rt_loss_name(rt_loss_at(v)); }
+static int loss_index(const char *name)
+{
+    for (int i = 0; i < rt_loss_count(); i++)
+        if (name && strcmp(rt_loss_name(rt_loss_at(i)), name) == 0)
+            return i;
+    return -1;
+}
+
+/* "auto" first, then the backends of this build. */
+static const char *backend_name(int v)
+{
+    return v == 0 ? "auto" : rt_backend_at(v - 1) ? rt_backend_at(v - 1)->name : NULL;
+}
+static int backend_count(void) { return rt_backend_count() + 1; }
+static int backend_index(const char *name)
+{
+    for (int i = 0; i < backend_count(); i++)
+        if (name && strcmp(backend_name(i), name) == 0)
+            return i;
+    return -1;
+}
+
 /* nn.h has no name functions for rt_arch: the names are listed here, in
  * enum order (value = index). */
 static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
 static const char *const resume_names[] = {"auto", "never", NULL};
 static const char *const format_names[] = {"idx", NULL};
-static const char *const loss_names[] = {"cross_entropy", "nll", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
 
 /* Selecting a variant resets its group to the module's defaults for it,
@@ -109,6 +133,11 @@ static const rt_key keys[] = {
           "the ranks on it."),
     BOOL_D("scaling.use_gpu", scaling.use_gpu, 0,
            "Train on one GPU per worker (needs a build with the CUDA backend)."),
+    {.path = "scaling.backend", .type = RT_KEY_ENUM, .offset = OFF(scaling.backend),
+     .size = FSIZE(scaling.backend), .name_of = backend_name, .from_name = backend_index,
+     .count = backend_count, .has_default = 1, .def_text = "auto",
+     .help = "Kernels the model computes with: auto (cpu), cpu (OpenBLAS, threads), or "
+             "naive (plain loops on one thread: slow, the reference for checking results)."},
 
     /* ---- model ---- */
     {.path = "model.arch", .type = RT_KEY_ENUM, .offset = OFF(model.arch), .names = arch_names,
@@ -234,9 +263,11 @@ static const rt_key keys[] = {
             "0: whole epochs; N: end each epoch after N steps (quick experiments)."),
     INT_D("train.eval_every", train.eval_every, 0, 1 << 24, 1,
           "Evaluate on the test set every N epochs; 0: never."),
-    ENUM_TEXT("train.loss", train.loss, loss_names, "cross_entropy",
-              "cross_entropy on logits (torch.nn.CrossEntropyLoss), or nll on "
-              "log-probabilities (torch.nn.NLLLoss)."),
+    {.path = "train.loss", .type = RT_KEY_ENUM, .offset = OFF(train.loss),
+     .size = FSIZE(train.loss), .name_of = loss_name, .from_name = loss_index,
+     .count = rt_loss_count, .has_default = 1, .def_text = "cross_entropy",
+     .help = "cross_entropy on logits (torch.nn.CrossEntropyLoss), or nll on "
+             "log-probabilities (torch.nn.NLLLoss)."},
 
     /* ---- checkpoint ---- */
     INT_D("checkpoint.num_to_keep", checkpoint.num_to_keep, 0, 1 << 20, 0,
@@ -420,6 +451,8 @@ unsigned rt_config_layer_fields_required(rt_layer_type t)
 /* ---- enums ------------------------------------------------------------------- */
 int rt_config_enum_count(const rt_key *k)
 {
+    if (k->count)
+        return k->count();
     if (!k->names)
         return k->nvalues;
     int n = 0;

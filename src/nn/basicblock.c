@@ -10,7 +10,6 @@
  * internal activations and gradients live in saved storage: the children use
  * the shared scratch area during their own calls, so it cannot hold anything
  * across them. */
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 typedef struct block_impl {
@@ -133,10 +132,12 @@ static rt_status block_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *
     return RT_OK;
 }
 
-#define FWD(child, y, x) (child)->ops->forward((child), ctx, (y), (x), n)
-#define BWD(child, dx, dy, x, y) (child)->ops->backward((child), ctx, (dx), (dy), (x), (y), n)
+#define FWD(child, y, x) RT_CHECK((child)->ops->forward((child), ctx, (y), (x), n))
+#define BWD(child, dx, dy, x, y) \
+    RT_CHECK((child)->ops->backward((child), ctx, (dx), (dy), (x), (y), n))
 
-static void block_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in, int n)
+static rt_status block_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                               int n)
 {
     block_impl *p = l->impl;
     size_t count = (size_t)n * p->out_size;
@@ -151,17 +152,17 @@ static void block_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const f
         FWD(p->ds1, p->d2, p->d1);
         identity = p->d2;
     }
-    rt_add_inplace(p->a5, identity, count);
-    rt_relu_forward(out, p->a5, count);
+    RT_CHECK(l->backend->add(p->a5, identity, count));
+    return l->backend->relu_forward(out, p->a5, count);
 }
 
-static void block_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                           const float *in, const float *out, int n)
+static rt_status block_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
+                                const float *dout, const float *in, const float *out, int n)
 {
     block_impl *p = l->impl;
     /* g_s = d(loss)/d(sum) flows into both branches; it must survive until
      * the identity branch has used it, so the main path uses g_b and g_c. */
-    rt_relu_backward(p->g_s, dout, out, (size_t)n * p->out_size);
+    RT_CHECK(l->backend->relu_backward(p->g_s, dout, out, (size_t)n * p->out_size));
     if (p->ds0) {
         BWD(p->ds1, p->g_b, p->g_s, p->d1, p->d2);
         BWD(p->ds0, din ? p->g_in : NULL, p->g_b, in, p->d1);
@@ -171,9 +172,13 @@ static void block_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const 
     BWD(p->relu, p->g_b, p->g_c, p->a2, p->a3);
     BWD(p->bn1, p->g_c, p->g_b, p->a1, p->a2);
     BWD(p->conv1, din, p->g_c, in, p->a1);
-    if (din)
-        rt_add_inplace(din, p->ds0 ? p->g_in : p->g_s, (size_t)n * p->in_size);
+    if (!din)
+        return RT_OK;
+    return l->backend->add(din, p->ds0 ? p->g_in : p->g_s, (size_t)n * p->in_size);
 }
 
-const rt_layer_ops rt_basicblock_ops = {"basicblock", block_build, block_forward,
-                                        block_backward, block_destroy};
+const rt_layer_ops rt_basicblock_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "basicblock",
+    .build = block_build, .forward = block_forward, .backward = block_backward,
+    .destroy = block_destroy,
+};

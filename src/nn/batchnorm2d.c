@@ -4,17 +4,16 @@
  *
  * Training: normalise with the batch's mean and biased variance; update
  * the running statistics with `momentum`, using the unbiased variance as
- * PyTorch does. Synchronised BatchNorm: when ctx->sync_comm is set, the
- * per-channel [sum, sumsq, count] of the forward pass and [sum_dy,
- * sum_dy_xhat] of the backward pass are summed across ranks, so every rank
- * normalises with the statistics of the global batch. Every rank must then
+ * PyTorch does (the backend's bn_train_stats). Synchronised BatchNorm: when
+ * ctx->sync_comm is set, the per-channel [sum, sumsq, count] of the forward
+ * pass and [sum_dy, sum_dy_xhat] of the backward pass are summed across
+ * its ranks, so every rank normalises with the statistics of the global
+ * batch. Every rank must then
  * run the same layers in the same order (it does: same model, same step).
  * The weight/bias gradients stay local; DDP's gradient all-reduce combines
  * them like any other parameter's.
  * Evaluation: normalise with the running statistics (backward supported
  * too: a fixed affine map). */
-#include <math.h>
-#include "kernels/cpu/kernels.h"
 #include "rtrain/comm.h"
 #include "nn/layers.h"
 
@@ -27,7 +26,7 @@ typedef struct bn_impl {
     float *stats;          /* [2C + 1] sum, sumsq, count (reduced across ranks) */
     float *dstats;         /* [2C] sum_dy, sum_dy_xhat (reduced across ranks) */
     float *zeros;          /* [2C] zero sums for the eval-mode backward */
-    double count;          /* samples per channel over all ranks, last forward */
+    float *one;            /* [1] the count 1 of the eval-mode backward */
     int train;             /* mode of the last forward call */
 } bn_impl;
 
@@ -65,81 +64,68 @@ static rt_status bn_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *out
     RT_CHECK(rt_builder_fixed(b, c, &p->rstd));
     RT_CHECK(rt_builder_fixed(b, 2 * c + 1, &p->stats));
     RT_CHECK(rt_builder_fixed(b, 2 * c, &p->dstats));
-    RT_CHECK(rt_builder_fixed(b, 2 * c, &p->zeros));
+    RT_CHECK(rt_builder_fixed(b, 2 * c, &p->zeros));   /* zero-filled: never written */
+    RT_CHECK(rt_builder_fixed(b, 1, &p->one));
     *out = in;
     return RT_OK;
 }
 
-/* Batch statistics (global when synchronised) and the running update. */
-static void bn_batch_stats(bn_impl *p, const rt_nn_ctx *ctx, const float *in, int n)
+/* Sums in place over the ranks of the synchronised pass, if any. */
+static rt_status sync_sum(const rt_nn_ctx *ctx, float *buf, size_t count)
 {
-    int c = p->c;
-    rt_bn_sums(p->stats, p->stats + c, in, n, c, p->hw);
-    p->stats[2 * c] = (float)n * (float)p->hw;
-    if (ctx->sync_comm &&
-        rt_comm_allreduce(ctx->sync_comm, p->stats, 2 * (size_t)c + 1, RT_DTYPE_FLOAT32,
-                          RT_REDUCE_SUM) != RT_OK)
-        rt_comm_abort(ctx->sync_comm, "synchronised BatchNorm: %s", rt_error_message());
-    double m = p->stats[2 * c];
-    p->count = m;
-    /* Unbiased correction m/(m-1); PyTorch refuses m == 1, we keep the biased value. */
-    double unbias = m > 1 ? m / (m - 1) : 1.0;
-    double mom = p->momentum;
-    for (int k = 0; k < c; k++) {
-        double mean = p->stats[k] / m;
-        double var = p->stats[c + k] / m - mean * mean;
-        if (var < 0)   /* rounding in sumsq/m - mean^2 */
-            var = 0;
-        p->mean[k] = (float)mean;
-        p->rstd[k] = (float)(1.0 / sqrt(var + p->eps));
-        p->running_mean[k] = (float)((1 - mom) * p->running_mean[k] + mom * mean);
-        p->running_var[k] = (float)((1 - mom) * p->running_var[k] + mom * var * unbias);
-    }
-    p->num_batches[0] += 1.0f;
+    if (!ctx->sync_comm)
+        return RT_OK;
+    return rt_comm_allreduce(ctx->sync_comm, buf, count, RT_DTYPE_FLOAT32, RT_REDUCE_SUM);
 }
 
-static void bn_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in, int n)
+static rt_status bn_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                            int n)
 {
     bn_impl *p = l->impl;
+    const rt_backend *be = l->backend;
+    int c = p->c;
     p->train = ctx->train;
     if (ctx->train) {
-        bn_batch_stats(p, ctx, in, n);
+        /* Batch statistics (global when synchronised) and the running update. */
+        RT_CHECK(be->bn_sums(p->stats, in, n, c, p->hw));
+        RT_CHECK(sync_sum(ctx, p->stats, 2 * (size_t)c + 1));
+        RT_CHECK(be->bn_train_stats(p->mean, p->rstd, p->running_mean, p->running_var,
+                                    p->num_batches, p->stats, c, p->eps, p->momentum));
     } else {
-        for (int k = 0; k < p->c; k++) {
-            p->mean[k] = p->running_mean[k];
-            p->rstd[k] = (float)(1.0 / sqrt((double)p->running_var[k] + p->eps));
-        }
+        RT_CHECK(be->bn_eval_stats(p->mean, p->rstd, p->running_mean, p->running_var, c,
+                                   p->eps));
     }
-    rt_bn_normalize(out, in, p->mean, p->rstd, p->gamma, p->beta, n, p->c, p->hw);
+    return be->bn_normalize(out, in, p->mean, p->rstd, p->gamma, p->beta, n, c, p->hw);
 }
 
-static void bn_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                        const float *in, const float *out, int n)
+static rt_status bn_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                             const float *in, const float *out, int n)
 {
     bn_impl *p = l->impl;
+    const rt_backend *be = l->backend;
     int c = p->c;
-    float *sum_dy = p->dstats, *sum_dy_xhat = p->dstats + c;
-    rt_bn_backward_sums(sum_dy, sum_dy_xhat, dout, in, p->mean, p->rstd, n, c, p->hw);
+    RT_CHECK(be->bn_backward_sums(p->dstats, dout, in, p->mean, p->rstd, n, c, p->hw));
     /* Local contributions to the parameter gradients, before any reduction. */
-    rt_add_inplace(p->dbeta, sum_dy, (size_t)c);
-    rt_add_inplace(p->dgamma, sum_dy_xhat, (size_t)c);
+    RT_CHECK(be->add(p->dbeta, p->dstats, (size_t)c));
+    RT_CHECK(be->add(p->dgamma, p->dstats + c, (size_t)c));
     if (!p->train) {
         /* Statistics are constants: dx = dy * gamma * rstd, which is the
          * training formula with zero sums and a count of 1. */
-        if (din)
-            rt_bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, p->zeros,
-                              p->zeros + c, 1.0, n, c, p->hw);
-        return;
+        if (!din)
+            return RT_OK;
+        RT_CHECK(be->fill(p->one, 1.0f, 1));
+        return be->bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, p->zeros, p->one,
+                                  n, c, p->hw);
     }
     /* Reduce even when din is NULL, so every rank makes the same collective calls. */
-    if (ctx->sync_comm &&
-        rt_comm_allreduce(ctx->sync_comm, p->dstats, 2 * (size_t)c, RT_DTYPE_FLOAT32,
-                          RT_REDUCE_SUM) != RT_OK)
-        rt_comm_abort(ctx->sync_comm, "synchronised BatchNorm: %s", rt_error_message());
-    if (din)
-        rt_bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, sum_dy, sum_dy_xhat,
-                          p->count, n, c, p->hw);
+    RT_CHECK(sync_sum(ctx, p->dstats, 2 * (size_t)c));
+    if (!din)
+        return RT_OK;
+    return be->bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, p->dstats,
+                              p->stats + 2 * c, n, c, p->hw);
 }
 
-const rt_layer_ops rt_batchnorm2d_ops = {"batchnorm2d", bn_build, bn_forward, bn_backward,
-                                         NULL};
+const rt_layer_ops rt_batchnorm2d_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "batchnorm2d",
+    .build = bn_build, .forward = bn_forward, .backward = bn_backward,
+};

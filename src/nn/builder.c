@@ -27,9 +27,10 @@ static rt_status grow(void **arr, int *cap, int n, size_t elem, const char *what
     return RT_OK;
 }
 
-void rt_builder_init(rt_builder *b, int max_batch)
+void rt_builder_init(rt_builder *b, const rt_backend *be, int max_batch)
 {
     memset(b, 0, sizeof *b);
+    b->backend = be;
     b->max_batch = max_batch;
     b->serial = -1;
 }
@@ -43,6 +44,7 @@ void rt_builder_release(rt_builder *b)
 }
 
 int rt_builder_max_batch(const rt_builder *b) { return b->max_batch; }
+const rt_backend *rt_builder_backend(const rt_builder *b) { return b->backend; }
 int rt_builder_layer_serial(const rt_builder *b) { return b->serial; }
 
 static rt_status add_floats(size_t *total, size_t add, const char *what)
@@ -152,6 +154,7 @@ rt_status rt_builder_child(rt_builder *b, rt_layer *child, rt_shape in, rt_shape
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (%s): empty input shape [%d, %d, %d]",
                         child->name, child->ops->type, in.c, in.h, in.w);
     child->in_shape = in;
+    child->backend = b->backend;
     b->serial++;
     RT_CHECK(child->ops->build(child, b, in, out));
     child->out_shape = *out;
@@ -189,8 +192,7 @@ static void init_tensor(float *x, const rt_builder_tensor *t, uint64_t seed, int
     }
 }
 
-void rt_builder_fill(rt_builder *b, float *params, float *grads, float *buffers,
-                     float *arena, float *scratch, uint64_t seed)
+void rt_builder_init_values(const rt_builder *b, float *params, float *buffers, uint64_t seed)
 {
     /* Stream index = the tensor's index in the model's public list
      * (parameters first, then buffers), as rt_model_tensor numbers them. */
@@ -199,12 +201,22 @@ void rt_builder_fill(rt_builder *b, float *params, float *grads, float *buffers,
         num_params += b->tensors[i].info.kind == RT_TENSOR_PARAM;
     next_buffer = num_params;
     for (int i = 0; i < b->num_tensors; i++) {
+        const rt_builder_tensor *t = &b->tensors[i];
+        int is_param = t->info.kind == RT_TENSOR_PARAM;
+        float *x = (is_param ? params : buffers) + t->info.offset;
+        init_tensor(x, t, seed, is_param ? next_param++ : next_buffer++);
+    }
+}
+
+void rt_builder_fill(rt_builder *b, float *params, float *grads, float *buffers,
+                     float *arena, float *scratch)
+{
+    for (int i = 0; i < b->num_tensors; i++) {
         rt_builder_tensor *t = &b->tensors[i];
         int is_param = t->info.kind == RT_TENSOR_PARAM;
         *t->data = (is_param ? params : buffers) + t->info.offset;
         if (t->grad)
             *t->grad = grads + t->info.offset;
-        init_tensor(*t->data, t, seed, is_param ? next_param++ : next_buffer++);
     }
     for (int i = 0; i < b->num_mems; i++)
         *b->mems[i].ptr = arena + b->mems[i].offset;

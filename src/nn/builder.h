@@ -17,6 +17,7 @@ typedef struct rt_builder_mem {
 } rt_builder_mem;
 
 struct rt_builder {
+    const rt_backend *backend;
     int max_batch;
     int serial;             /* layers built so far - 1 */
     rt_builder_tensor *tensors;   /* declaration order: params and buffers mixed */
@@ -30,12 +31,16 @@ struct rt_builder {
     size_t scratch_floats;  /* largest single request */
 };
 
-void rt_builder_init(rt_builder *b, int max_batch);
+void rt_builder_init(rt_builder *b, const rt_backend *be, int max_batch);
 void rt_builder_release(rt_builder *b);
-/* Points every declared pointer into the allocated slabs and initialises
- * parameters and buffers (the tensor at index i of the model's list,
- * parameters then buffers, draws from stream rt_rng_key(seed, i, 0, 0)). */
+/* Points every declared pointer into the allocated slabs (backend memory). */
 void rt_builder_fill(rt_builder *b, float *params, float *grads, float *buffers,
-                     float *arena, float *scratch, uint64_t seed);
+                     float *arena, float *scratch);
+/* Initial values of the parameter and buffer slabs, computed on the host
+ * into params[param_floats] and buffers[buffer_floats] (the tensor at index
+ * i of the model's list, parameters then buffers, draws from stream
+ * rt_rng_key(seed, i, 0, 0)); the model uploads them. */
+void rt_builder_init_values(const rt_builder *b, float *params, float *buffers,
+                            uint64_t seed);
 
 #endif

@@ -2,17 +2,19 @@
  * [out][in][k][k] and optional bias [out]. PyTorch's default init is
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); torchvision's ResNet switches the
  * weight to kaiming_normal(fan_out) through rt_conv2d_set_init. The
- * im2col columns live in the model's shared scratch area. (Keeping
+ * backend makes a plan for the layer's geometry when it is built; the
+ * scratch the plan asks for (the CPU backend's im2col columns) lives in the
+ * model's shared scratch area. (Keeping
  * forward's columns for backward instead was measured on ResNet18 at batch
  * 128: backward gained what forward lost writing 120 MB of columns to
  * memory, so it was not worth the memory.) */
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 typedef struct conv2d_impl {
     int out_channels, kernel, stride, padding, bias;
     rt_init init;            /* weight init; the bias is always uniform fan-in */
     rt_conv_geom g;
+    rt_conv_plan *plan;      /* made in build by l->backend */
     float *w, *b, *dw, *db;
     float *scratch;
 } conv2d_impl;
@@ -61,25 +63,38 @@ static rt_status conv2d_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape 
     if (p->bias)
         RT_CHECK(rt_builder_param(b, l, "bias", 1, &p->out_channels, RT_INIT_UNIFORM_FAN_IN,
                                   fan_in, &p->b, &p->db));
-    RT_CHECK(rt_builder_scratch(b, rt_conv2d_scratch_floats(&p->g, rt_builder_max_batch(b)),
-                                &p->scratch));
+    size_t scratch = 0;
+    RT_CHECK(l->backend->conv2d_plan(&p->plan, &p->g, rt_builder_max_batch(b), &scratch));
+    RT_CHECK(rt_builder_scratch(b, scratch, &p->scratch));
     *out = (rt_shape){p->out_channels, p->g.oh, p->g.ow};
     return RT_OK;
 }
 
-static void conv2d_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
-                           int n)
+static rt_status conv2d_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                                int n)
 {
     conv2d_impl *p = l->impl;
-    rt_conv2d_forward(out, in, p->w, p->b, p->scratch, &p->g, n);
+    return l->backend->conv2d_forward(p->plan, out, in, p->w, p->b, p->scratch, n);
 }
 
-static void conv2d_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                            const float *in, const float *out, int n)
+static rt_status conv2d_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
+                                 const float *dout, const float *in, const float *out, int n)
 {
     conv2d_impl *p = l->impl;
-    rt_conv2d_backward(din, p->dw, p->db, dout, in, p->w, p->scratch, &p->g, n);
+    return l->backend->conv2d_backward(p->plan, din, p->dw, p->db, dout, in, p->w, p->scratch,
+                                       n);
 }
 
-const rt_layer_ops rt_conv2d_ops = {"conv2d", conv2d_build, conv2d_forward, conv2d_backward,
-                                    NULL};
+static void conv2d_destroy(rt_layer *l)
+{
+    conv2d_impl *p = l->impl;
+    if (p && p->plan)
+        l->backend->conv2d_plan_free(p->plan);
+    rt_free(p);
+}
+
+const rt_layer_ops rt_conv2d_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "conv2d",
+    .build = conv2d_build, .forward = conv2d_forward, .backward = conv2d_backward,
+    .destroy = conv2d_destroy,
+};

@@ -24,6 +24,11 @@ rt_status rt_layer_create_custom(rt_layer **out, const rt_layer_ops *ops, const 
     if (!ops || !ops->build || !ops->forward || !ops->backward)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_layer_create_custom: layer '%s' needs an "
                         "rt_layer_ops with build, forward and backward", name);
+    if (ops->version != RT_LAYER_OPS_VERSION)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_layer_create_custom: layer '%s' has ops of "
+                        "version %u, this rtrain expects %d: set .version = "
+                        "RT_LAYER_OPS_VERSION and recompile against these headers", name,
+                        ops->version, RT_LAYER_OPS_VERSION);
     rt_layer *l;
     RT_CHECK(rt_alloc(&l, 1, sizeof *l, "layer"));
     l->ops = ops;
@@ -55,8 +60,8 @@ static rt_status check_layers(rt_layer **layers, int n)
     return RT_OK;
 }
 
-rt_status rt_model_create_from_layers(rt_model **out, rt_layer **layers, int n, rt_shape in,
-                                      int max_batch, uint64_t seed)
+rt_status rt_model_create_from_layers(rt_model **out, const rt_backend *be, rt_layer **layers,
+                                      int n, rt_shape in, int max_batch, uint64_t seed)
 {
     if (!out)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_create_from_layers: out is NULL");
@@ -67,5 +72,5 @@ rt_status rt_model_create_from_layers(rt_model **out, rt_layer **layers, int n, 
             rt_layer_free(layers[i]);
         return s;
     }
-    return rt_model_create_custom(out, layers, n, in, max_batch, seed);
+    return rt_model_create_custom(out, be, layers, n, in, max_batch, seed);
 }

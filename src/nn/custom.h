@@ -1,13 +1,21 @@
-/* Internal: the model constructor behind rt_model_create_from_layers
- * (include/rtrain/train.h), in model.c because it fills the private model. */
+/* Internal: what the model (model.c) offers the rest of the nn module:
+ * the constructor behind rt_model_create_from_layers (include/rtrain/train.h)
+ * and the buffers the loss (loss.c) works on. */
 #ifndef RTRAIN_NN_CUSTOM_H
 #define RTRAIN_NN_CUSTOM_H
 
 #include "rtrain/nn.h"
 
-/* Builds a model of layers[0..n) (checked by the caller: n >= 1, no NULL);
- * the model owns the layers from here on, also when it fails. */
-rt_status rt_model_create_custom(rt_model **out, rt_layer **layers, int n, rt_shape in,
-                                 int max_batch, uint64_t seed);
+/* Builds a model of layers[0..n) (checked by the caller: n >= 1, no NULL)
+ * on backend be (NULL: the default); the model owns the layers from here
+ * on, also when it fails. */
+rt_status rt_model_create_custom(rt_model **out, const rt_backend *be, rt_layer **layers,
+                                 int n, rt_shape in, int max_batch, uint64_t seed);
+
+/* The output of the last forward call, its batch size (0: none), and the
+ * model's label buffer [max_batch] (backend memory). */
+const float *rt_model_last_output(const rt_model *m);
+int rt_model_last_batch(const rt_model *m);
+int32_t *rt_model_label_buffer(rt_model *m);
 
 #endif

@@ -4,8 +4,6 @@
  * the step's key mixed with this layer's build index, so two dropout
  * layers never share a mask and a step can be replayed exactly. The mask
  * is saved for backward. */
-#include <string.h>
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 typedef struct dropout_impl {
@@ -36,31 +34,31 @@ static rt_status dropout_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape
     return RT_OK;
 }
 
-static void dropout_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
-                            int n)
+static rt_status dropout_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out,
+                                 const float *in, int n)
 {
     dropout_impl *p = l->impl;
     size_t count = (size_t)n * rt_shape_size(l->in_shape);
     p->train = ctx->train;
-    if (ctx->train)
-        rt_dropout_forward(out, p->mask, in, count, p->p,
-                           rt_rng_key(ctx->rng_key, (uint64_t)p->serial, 0, 0));
-    else
-        memcpy(out, in, count * sizeof *in);
+    if (!ctx->train)
+        return l->backend->copy(out, in, count * sizeof *in);
+    return l->backend->dropout_forward(out, p->mask, in, count, p->p,
+                                       rt_rng_key(ctx->rng_key, (uint64_t)p->serial, 0, 0));
 }
 
-static void dropout_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                             const float *in, const float *out, int n)
+static rt_status dropout_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
+                                  const float *dout, const float *in, const float *out, int n)
 {
     dropout_impl *p = l->impl;
     size_t count = (size_t)n * rt_shape_size(l->in_shape);
     if (!din)
-        return;
-    if (p->train)
-        rt_dropout_backward(din, dout, p->mask, count);
-    else
-        memcpy(din, dout, count * sizeof *dout);
+        return RT_OK;
+    if (!p->train)
+        return l->backend->copy(din, dout, count * sizeof *dout);
+    return l->backend->dropout_backward(din, dout, p->mask, count);
 }
 
-const rt_layer_ops rt_dropout_ops = {"dropout", dropout_build, dropout_forward,
-                                     dropout_backward, NULL};
+const rt_layer_ops rt_dropout_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "dropout",
+    .build = dropout_build, .forward = dropout_forward, .backward = dropout_backward,
+};

@@ -3,7 +3,6 @@
  * a Linear is optional. Parameters "weight" [out][in] and "bias" [out],
  * both U(-1/sqrt(in), 1/sqrt(in)) as PyTorch initialises them. */
 #include <limits.h>
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 typedef struct linear_impl {
@@ -43,20 +42,22 @@ static rt_status linear_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape 
     return RT_OK;
 }
 
-static void linear_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
-                           int n)
+static rt_status linear_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                                int n)
 {
     linear_impl *p = l->impl;
-    rt_linear_forward(out, in, p->w, p->b, n, p->in_features, p->out_features);
+    return l->backend->linear_forward(out, in, p->w, p->b, n, p->in_features, p->out_features);
 }
 
-static void linear_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                            const float *in, const float *out, int n)
+static rt_status linear_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
+                                 const float *dout, const float *in, const float *out, int n)
 {
     linear_impl *p = l->impl;
-    rt_linear_backward(din, p->dw, p->db, dout, in, p->w, n, p->in_features,
-                       p->out_features);
+    return l->backend->linear_backward(din, p->dw, p->db, dout, in, p->w, n, p->in_features,
+                                       p->out_features);
 }
 
-const rt_layer_ops rt_linear_ops = {"linear", linear_build, linear_forward, linear_backward,
-                                    NULL};
+const rt_layer_ops rt_linear_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "linear",
+    .build = linear_build, .forward = linear_forward, .backward = linear_backward,
+};

@@ -1,74 +1,81 @@
-/* Losses on a batch: cross entropy on logits, negative log-likelihood on
- * log-probabilities, and the argmax accuracy count. Sums are accumulated in
- * double so that the per-batch total does not depend on float rounding
- * order more than necessary. A label outside [0, classes) makes that
- * sample's loss NaN (and its gradient row zero), which the training loop's
- * NaN check reports; labels are validated when the dataset is loaded. */
-#include <math.h>
+/* The loss table: each loss is one row (its name for train.loss, the kind
+ * of target it takes, the backend kernel that computes it), so adding a
+ * loss is a row here plus its kernel in each backend. And the model's
+ * loss step: labels uploaded into the model's label buffer, the kernel run
+ * on the last forward output, the accuracy counted on the same output. */
 #include <string.h>
-#include "nn/layers.h"
+#include "nn/custom.h"
 
-static int label_ok(int32_t label, int classes) { return label >= 0 && label < classes; }
+typedef rt_status (*loss_kernel)(const rt_backend *be, double *sum, float *dout,
+                                 const float *out, const int32_t *labels, int n, int outputs,
+                                 float scale);
 
-double rt_cross_entropy(float *dlogits, const float *logits, const int32_t *labels, int n,
-                        int classes, float scale)
+struct rt_loss {
+    const char *name;
+    loss_kernel kernel;
+};
+
+static rt_status cross_entropy(const rt_backend *be, double *sum, float *dout, const float *out,
+                               const int32_t *labels, int n, int outputs, float scale)
 {
-    double total = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        float *dz = dlogits ? dlogits + (size_t)i * classes : NULL;
-        if (!label_ok(labels[i], classes)) {
-            total += NAN;
-            if (dz)
-                memset(dz, 0, (size_t)classes * sizeof *dz);
-            continue;
-        }
-        /* log-sum-exp shifted by the max: exp never overflows. */
-        double zmax = z[0];
-        for (int k = 1; k < classes; k++)
-            zmax = z[k] > zmax ? z[k] : zmax;
-        double sum = 0.0;
-        for (int k = 0; k < classes; k++)
-            sum += exp((double)z[k] - zmax);
-        double lse = zmax + log(sum);
-        total += lse - z[labels[i]];
-        if (dz) {
-            for (int k = 0; k < classes; k++)
-                dz[k] = (float)(scale * exp((double)z[k] - lse));
-            dz[labels[i]] -= scale;
-        }
-    }
-    return total;
+    return be->cross_entropy(sum, dout, out, labels, n, outputs, scale);
 }
 
-double rt_nll_loss(float *dlogp, const float *logp, const int32_t *labels, int n, int classes,
-                   float scale)
+static rt_status nll(const rt_backend *be, double *sum, float *dout, const float *out,
+                     const int32_t *labels, int n, int outputs, float scale)
 {
-    double total = 0.0;
-    if (dlogp)
-        memset(dlogp, 0, (size_t)n * classes * sizeof *dlogp);
-    for (int i = 0; i < n; i++) {
-        if (!label_ok(labels[i], classes)) {
-            total += NAN;
-            continue;
-        }
-        total -= logp[(size_t)i * classes + labels[i]];
-        if (dlogp)
-            dlogp[(size_t)i * classes + labels[i]] = -scale;
-    }
-    return total;
+    return be->nll_loss(sum, dout, out, labels, n, outputs, scale);
 }
 
-int rt_count_correct(const float *logits, const int32_t *labels, int n, int classes)
+/* Both take class-index labels; the model's outputs are the classes. */
+static const rt_loss losses[] = {
+    {"cross_entropy", cross_entropy},   /* on logits (nn.CrossEntropyLoss) */
+    {"nll", nll},                       /* on log-probabilities (nn.NLLLoss) */
+};
+#define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
+
+const rt_loss *rt_loss_find(const char *name)
 {
-    int correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        int best = 0;   /* strict >: the first of equal maxima wins, like torch.argmax */
-        for (int k = 1; k < classes; k++)
-            if (z[k] > z[best])
-                best = k;
-        correct += best == labels[i];
-    }
-    return correct;
+    for (int i = 0; name && i < NLOSSES; i++)
+        if (strcmp(losses[i].name, name) == 0)
+            return &losses[i];
+    return NULL;
+}
+
+const char *rt_loss_name(const rt_loss *loss) { return loss ? loss->name : "unknown"; }
+int rt_loss_count(void) { return NLOSSES; }
+const rt_loss *rt_loss_at(int i) { return i >= 0 && i < NLOSSES ? &losses[i] : NULL; }
+
+static rt_status model_loss(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+                            float *dout, float scale, double *sum, int64_t *correct)
+{
+    *sum = 0.0;
+    if (correct)
+        *correct = 0;
+    if (!loss || !labels)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_loss: no loss or no labels");
+    if (n < 1 || n != rt_model_last_batch(m))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_loss: batch of %d samples but the last "
+                        "forward call had %d", n, rt_model_last_batch(m));
+    const rt_backend *be = rt_model_backend(m);
+    int outputs = (int)rt_shape_size(rt_model_output_shape(m));
+    const float *out = rt_model_last_output(m);
+    int32_t *dev_labels = rt_model_label_buffer(m);
+    RT_CHECK(be->upload(dev_labels, labels, (size_t)n * sizeof *labels));
+    RT_CHECK(loss->kernel(be, sum, dout, out, dev_labels, n, outputs, scale));
+    if (correct)
+        RT_CHECK(be->count_correct(correct, out, dev_labels, n, outputs));
+    return RT_OK;
+}
+
+rt_status rt_model_loss(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+                        double *sum, int64_t *correct)
+{
+    return model_loss(m, loss, labels, n, NULL, 1.0f, sum, correct);
+}
+
+rt_status rt_model_loss_grad(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+                             float scale, double *sum, int64_t *correct)
+{
+    return model_loss(m, loss, labels, n, rt_model_output_grad(m), scale, sum, correct);
 }

@@ -3,7 +3,6 @@
  * kernel (PyTorch's rule) and never wins the max. The argmax of each
  * window is saved for backward. */
 #include <stdint.h>
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 typedef struct maxpool_impl {
@@ -44,20 +43,24 @@ static rt_status maxpool_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape
     return RT_OK;
 }
 
-static void maxpool_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
-                            int n)
+static rt_status maxpool_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out,
+                                 const float *in, int n)
 {
     maxpool_impl *p = l->impl;
-    rt_maxpool2d_forward(out, (int32_t *)(void *)p->argmax_slots, in, &p->g, n);
+    return l->backend->maxpool2d_forward(out, (int32_t *)(void *)p->argmax_slots, in, &p->g, n);
 }
 
-static void maxpool_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                             const float *in, const float *out, int n)
+static rt_status maxpool_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
+                                  const float *dout, const float *in, const float *out, int n)
 {
     maxpool_impl *p = l->impl;
-    if (din)
-        rt_maxpool2d_backward(din, dout, (const int32_t *)(void *)p->argmax_slots, &p->g, n);
+    if (!din)
+        return RT_OK;
+    return l->backend->maxpool2d_backward(din, dout, (const int32_t *)(void *)p->argmax_slots,
+                                          &p->g, n);
 }
 
-const rt_layer_ops rt_maxpool2d_ops = {"maxpool2d", maxpool_build, maxpool_forward,
-                                       maxpool_backward, NULL};
+const rt_layer_ops rt_maxpool2d_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "maxpool2d",
+    .build = maxpool_build, .forward = maxpool_forward, .backward = maxpool_backward,
+};

@@ -1,16 +1,20 @@
-/* The sequential model: top-level layers from the architecture (arch.c),
- * built through one rt_builder, with one parameter slab, one gradient
- * slab, one buffer slab, one saved-memory arena and one scratch area.
+/* The sequential model: top-level layers from the architecture (arch.c) or
+ * the caller (custom.c), built through one rt_builder, with one parameter
+ * slab, one gradient slab, one buffer slab, one saved-memory arena and one
+ * scratch area, all allocated by the model's backend. Parameters and
+ * buffers are initialised on the host and uploaded.
  *
- * Activations: act[0] is a copy of the input (so the caller may reuse its
- * batch buffer between forward and backward) and act[i + 1] is the output
- * of top-level layer i, each [max_batch][shape], kept for backward.
- * Input gradients ping-pong between two buffers as large as the largest
- * layer input; layer 0 gets din = NULL because nobody needs d(loss)/d(x). */
+ * Activations: act[0] receives the input (uploaded from the caller's host
+ * batch, which the caller may then reuse) and act[i + 1] is the output of
+ * top-level layer i, each [max_batch][shape], kept for backward. Input
+ * gradients ping-pong between two buffers as large as the largest layer
+ * input; layer 0 gets din = NULL because nobody needs d(loss)/d(x). The
+ * loss writes d(loss)/d(output) into out_grad, where backward starts when
+ * the caller passes no gradient of its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels/cpu/parallel.h"
+#include "rtrain/comm.h"
 #include "nn/builder.h"
 #include "nn/custom.h"
 
@@ -18,20 +22,24 @@
 #define MAX_SAMPLE_FLOATS ((size_t)1 << 30)
 
 struct rt_model {
+    const rt_backend *be;
     rt_model_spec spec;
     rt_shape in, out;
     int max_batch;
     rt_layer **layers;
     int num_layers;
     size_t *param_off;          /* [num_layers]: first parameter of layer i */
+    /* backend memory */
     float *params, *grads, *buffers, *arena, *scratch;
+    float *act_slab;
+    float **act;                /* [num_layers + 1], host table of pointers */
+    float *grad_slab;
+    float *grad_buf[2];         /* [max_batch][largest layer input] each */
+    float *out_grad;            /* [max_batch][out]: the loss gradient */
+    int32_t *labels;            /* [max_batch]: the loss's labels */
     size_t num_params, num_buffers;
     rt_tensor_info *tensors;    /* parameters (slab order), then buffers */
     int num_tensors;
-    float *act_slab;
-    float **act;                /* [num_layers + 1] */
-    float *grad_slab;
-    float *grad_buf[2];         /* [max_batch][largest layer input] each */
     int last_n;                 /* batch size of the last forward call */
     void (*hook)(void *arg, int layer);
     void *hook_arg;
@@ -47,6 +55,33 @@ static rt_status check_input(rt_shape in, int max_batch)
     if (in.c < 1 || in.h < 1 || in.w < 1 || rt_shape_size(in) > MAX_SAMPLE_FLOATS)
         return RT_ERROR(RT_ERR_CONFIG, "model input shape [%d, %d, %d] is empty or too "
                         "large; check the dataset's sample shape", in.c, in.h, in.w);
+    return RT_OK;
+}
+
+/* Backend memory of `floats` floats, zero-filled. */
+static rt_status be_alloc(const rt_backend *be, float **out, size_t floats, const char *what)
+{
+    void *p = NULL;
+    if (floats > SIZE_MAX / sizeof(float))
+        return RT_ERROR(RT_ERR_NOMEM, "cannot allocate %s: %zu floats overflows", what, floats);
+    RT_CHECK(be->alloc(&p, (floats ? floats : 1) * sizeof(float), what));
+    *out = p;
+    return RT_OK;
+}
+
+/* Every layer either computes through the backend table or needs host
+ * memory, which a device backend does not have. */
+static rt_status check_layer_backends(const rt_model *m)
+{
+    if (m->be->flags & RT_BACKEND_HOST_MEMORY)
+        return RT_OK;
+    for (int i = 0; i < m->num_layers; i++)
+        if (!(m->layers[i]->ops->flags & RT_LAYER_ANY_BACKEND))
+            return RT_ERROR(RT_ERR_UNSUPPORTED, "layer '%s' (%s) computes on the host and "
+                            "backend '%s' keeps tensors in device memory: give its ops "
+                            "RT_LAYER_ANY_BACKEND and compute through l->backend, or train "
+                            "on a CPU backend", m->layers[i]->name, m->layers[i]->ops->type,
+                            m->be->name);
     return RT_OK;
 }
 
@@ -90,9 +125,12 @@ static rt_status alloc_activations(rt_model *m)
         return RT_ERROR(RT_ERR_CONFIG, "activations of %zu floats per sample x %d samples "
                         "are too large; reduce the batch size", total, m->max_batch);
     RT_CHECK(rt_alloc(&m->act, (size_t)m->num_layers + 1, sizeof *m->act, "activation table"));
-    RT_CHECK(rt_alloc(&m->act_slab, total * mb, sizeof(float), "activations"));
-    RT_CHECK(rt_alloc(&m->grad_slab, 2 * align16(grad_max * mb), sizeof(float),
-                      "activation gradients"));
+    RT_CHECK(be_alloc(m->be, &m->act_slab, total * mb, "activations"));
+    RT_CHECK(be_alloc(m->be, &m->grad_slab, 2 * align16(grad_max * mb), "activation gradients"));
+    RT_CHECK(be_alloc(m->be, &m->out_grad, rt_shape_size(m->out) * mb, "output gradient"));
+    void *labels = NULL;
+    RT_CHECK(m->be->alloc(&labels, mb * sizeof *m->labels, "labels"));
+    m->labels = labels;
     m->grad_buf[0] = m->grad_slab;
     m->grad_buf[1] = m->grad_slab + align16(grad_max * mb);
     float *p = m->act_slab;
@@ -105,36 +143,67 @@ static rt_status alloc_activations(rt_model *m)
     return RT_OK;
 }
 
+/* Initial parameter and buffer values on the host, then uploaded. */
+static rt_status init_values(rt_model *m, const rt_builder *b, uint64_t seed)
+{
+    float *params = NULL, *buffers = NULL;
+    rt_status st = rt_alloc(&params, m->num_params, sizeof(float), "initial parameters");
+    if (st == RT_OK)
+        st = rt_alloc(&buffers, m->num_buffers, sizeof(float), "initial buffers");
+    if (st == RT_OK) {
+        rt_builder_init_values(b, params, buffers, seed);
+        st = m->be->upload(m->params, params, m->num_params * sizeof(float));
+    }
+    if (st == RT_OK)
+        st = m->be->upload(m->buffers, buffers, m->num_buffers * sizeof(float));
+    rt_free(params);
+    rt_free(buffers);
+    return st;
+}
+
 static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
 {
     if (!m->layers)   /* custom models (custom.c) come with their layers */
         RT_CHECK(rt_arch_layers(&m->spec, m->in, &m->layers, &m->num_layers));
+    RT_CHECK(check_layer_backends(m));
     RT_CHECK(build_layers(m, b));
     m->num_params = b->param_floats;
     m->num_buffers = b->buffer_floats;
-    RT_CHECK(rt_alloc(&m->params, m->num_params, sizeof(float), "parameter slab"));
-    RT_CHECK(rt_alloc(&m->grads, m->num_params, sizeof(float), "gradient slab"));
-    RT_CHECK(rt_alloc(&m->buffers, m->num_buffers, sizeof(float), "buffer slab"));
-    RT_CHECK(rt_alloc(&m->arena, b->arena_floats, sizeof(float), "saved-state arena"));
-    RT_CHECK(rt_alloc(&m->scratch, b->scratch_floats, sizeof(float), "scratch area"));
+    RT_CHECK(be_alloc(m->be, &m->params, m->num_params, "parameter slab"));
+    RT_CHECK(be_alloc(m->be, &m->grads, m->num_params, "gradient slab"));
+    RT_CHECK(be_alloc(m->be, &m->buffers, m->num_buffers, "buffer slab"));
+    RT_CHECK(be_alloc(m->be, &m->arena, b->arena_floats, "saved-state arena"));
+    RT_CHECK(be_alloc(m->be, &m->scratch, b->scratch_floats, "scratch area"));
     RT_CHECK(collect_tensors(m, b));
     RT_CHECK(alloc_activations(m));
-    rt_builder_fill(b, m->params, m->grads, m->buffers, m->arena, m->scratch, seed);
-    return RT_OK;
+    rt_builder_fill(b, m->params, m->grads, m->buffers, m->arena, m->scratch);
+    return init_values(m, b, seed);
 }
 
-rt_status rt_model_create(rt_model **out, const rt_model_spec *spec, rt_shape in,
-                          int max_batch, uint64_t seed)
+static rt_status model_new(rt_model **out, const rt_backend *be, rt_shape in, int max_batch)
 {
     *out = NULL;
     RT_CHECK(check_input(in, max_batch));
+    if (!be)
+        be = rt_backend_default();
+    if (be->abi_version != RT_BACKEND_ABI_VERSION)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "backend '%s' was built for backend ABI %u, this "
+                        "rtrain has %d: rebuild it", be->name ? be->name : "?",
+                        be->abi_version, RT_BACKEND_ABI_VERSION);
     rt_model *m;
     RT_CHECK(rt_alloc(&m, 1, sizeof *m, "model"));
-    m->spec = *spec;
+    m->be = be;
     m->in = in;
     m->max_batch = max_batch;
+    *out = m;
+    return RT_OK;
+}
+
+/* Builds m (whose layers may already be set); frees it on failure. */
+static rt_status build_model(rt_model **out, rt_model *m, uint64_t seed)
+{
     rt_builder b;
-    rt_builder_init(&b, max_batch);
+    rt_builder_init(&b, m->be, m->max_batch);
     rt_status s = create_model(m, &b, seed);
     rt_builder_release(&b);
     if (s != RT_OK) {
@@ -146,6 +215,37 @@ rt_status rt_model_create(rt_model **out, const rt_model_spec *spec, rt_shape in
     return RT_OK;
 }
 
+rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                          rt_shape in, int max_batch, uint64_t seed)
+{
+    rt_model *m = NULL;
+    RT_CHECK(model_new(&m, be, in, max_batch));
+    m->spec = *spec;
+    return build_model(out, m, seed);
+}
+
+/* A model of the caller's own top-level layers (src/nn/custom.c checks them
+ * first); it owns them from here on, also when it fails. */
+rt_status rt_model_create_custom(rt_model **out, const rt_backend *be, rt_layer **layers,
+                                 int n, rt_shape in, int max_batch, uint64_t seed)
+{
+    *out = NULL;
+    rt_model *m = NULL;
+    rt_status s = model_new(&m, be, in, max_batch);
+    if (s == RT_OK)
+        s = rt_alloc(&m->layers, (size_t)n, sizeof *m->layers, "layer table");
+    if (s != RT_OK) {
+        for (int i = 0; i < n; i++)
+            rt_layer_free(layers[i]);
+        rt_model_free(m);
+        return s;
+    }
+    rt_model_spec_default(&m->spec, RT_ARCH_SEQUENTIAL);
+    memcpy(m->layers, layers, (size_t)n * sizeof *layers);
+    m->num_layers = n;
+    return build_model(out, m, seed);
+}
+
 void rt_model_free(rt_model *m)
 {
     if (!m)
@@ -154,72 +254,89 @@ void rt_model_free(rt_model *m)
         rt_layer_free(m->layers[i]);
     rt_free(m->layers);
     rt_free(m->param_off);
-    rt_free(m->params);
-    rt_free(m->grads);
-    rt_free(m->buffers);
-    rt_free(m->arena);
-    rt_free(m->scratch);
     rt_free(m->tensors);
     rt_free(m->act);
-    rt_free(m->act_slab);
-    rt_free(m->grad_slab);
+    float *slabs[] = {m->params, m->grads, m->buffers, m->arena, m->scratch, m->act_slab,
+                      m->grad_slab, m->out_grad};
+    for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++)
+        if (slabs[i])
+            m->be->free(slabs[i]);
+    if (m->labels)
+        m->be->free(m->labels);
     rt_free(m);
 }
+
+/* ---- forward and backward ---------------------------------------------------------- */
 
 /* A NULL context means evaluation: running statistics, no dropout. */
 static const rt_nn_ctx eval_ctx = {0, 0, NULL};
 
-const float *rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n)
+/* A layer failed. With synchronised BatchNorm the other ranks are inside
+ * this pass's collectives, which this rank will not reach: the job ends. */
+static rt_status layer_failed(const rt_nn_ctx *ctx, const rt_layer *l, const char *pass,
+                              rt_status st)
 {
-    if (!x || n < 1 || n > m->max_batch) {
-        RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_forward: batch of %d samples (model built "
-                 "for 1..%d)", n, m->max_batch);
-        return NULL;
-    }
-    if (!ctx)
-        ctx = &eval_ctx;
-    memcpy(m->act[0], x, (size_t)n * rt_shape_size(m->in) * sizeof *x);
-    for (int i = 0; i < m->num_layers; i++) {
-        rt_layer *l = m->layers[i];
-        l->ops->forward(l, ctx, m->act[i + 1], m->act[i], n);
-    }
-    m->last_n = n;
-    return m->act[m->num_layers];
+    rt_error_trace(__FILE__, __LINE__, l->name);
+    if (ctx->sync_comm)
+        rt_comm_abort(ctx->sync_comm, "%s of layer '%s' failed inside a synchronised pass: %s",
+                      pass, l->name, rt_error_message());
+    return st;
 }
 
-void rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n)
+rt_status rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n,
+                           const float **out)
 {
-    if (n != m->last_n || !dout) {
-        /* No status to return here: a mismatch is a caller bug, and silently
-         * back-propagating through the wrong activations would be worse. */
-        rt_log(RT_LOG_ERROR, "rt_model_backward: batch of %d samples but the last forward "
-               "call had %d; gradients not computed", n, m->last_n);
-        return;
-    }
+    if (out)
+        *out = NULL;
+    if (!x || n < 1 || n > m->max_batch)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_forward: batch of %d samples (model "
+                        "built for 1..%d)", n, m->max_batch);
     if (!ctx)
         ctx = &eval_ctx;
+    m->last_n = 0;
+    RT_CHECK(m->be->upload(m->act[0], x, (size_t)n * rt_shape_size(m->in) * sizeof *x));
+    for (int i = 0; i < m->num_layers; i++) {
+        rt_layer *l = m->layers[i];
+        rt_status st = l->ops->forward(l, ctx, m->act[i + 1], m->act[i], n);
+        if (st != RT_OK)
+            return layer_failed(ctx, l, "forward", st);
+    }
+    m->last_n = n;
+    if (out)
+        *out = m->act[m->num_layers];
+    return RT_OK;
+}
+
+rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n)
+{
+    if (n != m->last_n || n < 1)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_backward: batch of %d samples but the "
+                        "last successful forward call had %d", n, m->last_n);
+    if (!ctx)
+        ctx = &eval_ctx;
+    if (!dout)
+        dout = m->out_grad;
     for (int i = m->num_layers - 1; i >= 0; i--) {
         rt_layer *l = m->layers[i];
         const float *dy = i == m->num_layers - 1 ? dout : m->grad_buf[(i + 1) & 1];
         float *dx = i == 0 ? NULL : m->grad_buf[i & 1];
-        l->ops->backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
+        rt_status st = l->ops->backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
+        if (st != RT_OK)
+            return layer_failed(ctx, l, "backward", st);
         if (m->hook)
             m->hook(m->hook_arg, i);
     }
+    return RT_OK;
 }
 
-/* The slab is 44 MB for ResNet18: the kernels' threads clear a part each. */
-static void zero_piece(void *arg, size_t lo, size_t hi)
+rt_status rt_model_zero_grad(rt_model *m)
 {
-    memset((float *)arg + lo, 0, (hi - lo) * sizeof(float));
+    return m->be->fill(m->grads, 0.0f, m->num_params);
 }
 
-void rt_model_zero_grad(rt_model *m)
-{
-    rt_par_for(m->num_params, rt_par_threads(m->num_params, RT_PAR_MIN_FLOATS), zero_piece,
-               m->grads);
-}
+/* ---- accessors ---------------------------------------------------------------------- */
 
+const rt_backend *rt_model_backend(const rt_model *m) { return m->be; }
 rt_shape rt_model_input_shape(const rt_model *m) { return m->in; }
 rt_shape rt_model_output_shape(const rt_model *m) { return m->out; }
 int rt_model_max_batch(const rt_model *m) { return m->max_batch; }
@@ -228,8 +345,14 @@ size_t rt_model_num_buffers(const rt_model *m) { return m->num_buffers; }
 float *rt_model_params(rt_model *m) { return m->params; }
 float *rt_model_grads(rt_model *m) { return m->grads; }
 float *rt_model_buffers(rt_model *m) { return m->buffers; }
+float *rt_model_output_grad(rt_model *m) { return m->out_grad; }
 int rt_model_num_tensors(const rt_model *m) { return m->num_tensors; }
 int rt_model_num_layers(const rt_model *m) { return m->num_layers; }
+
+/* For the loss (loss.c): the last output, the labels buffer, the batch. */
+const float *rt_model_last_output(const rt_model *m) { return m->act[m->num_layers]; }
+int32_t *rt_model_label_buffer(rt_model *m) { return m->labels; }
+int rt_model_last_batch(const rt_model *m) { return m->last_n; }
 
 const rt_tensor_info *rt_model_tensor(const rt_model *m, int i)
 {
@@ -273,42 +396,7 @@ void rt_model_print_summary(const rt_model *m)
         size_t count = rt_model_layer_param_offset(m, i + 1) - m->param_off[i];
         rt_info("%-16s %-12s %-18s %12zu", l->name, l->ops->type, shape, count);
     }
-    rt_info("input [%d, %d, %d]; %zu parameters, %zu buffer values, %d tensors", m->in.c,
-            m->in.h, m->in.w, m->num_params, m->num_buffers, m->num_tensors);
-}
-
-/* A model of the caller's own top-level layers (src/nn/custom.c checks them
- * first); it owns them from here on, also when it fails. */
-rt_status rt_model_create_custom(rt_model **out, rt_layer **layers, int n, rt_shape in,
-                                 int max_batch, uint64_t seed)
-{
-    *out = NULL;
-    rt_model *m = NULL;
-    rt_status s = check_input(in, max_batch);
-    if (s == RT_OK)
-        s = rt_alloc(&m, 1, sizeof *m, "model");
-    if (s == RT_OK)
-        s = rt_alloc(&m->layers, (size_t)n, sizeof *m->layers, "layer table");
-    if (s != RT_OK) {
-        for (int i = 0; i < n; i++)
-            rt_layer_free(layers[i]);
-        rt_model_free(m);
-        return s;
-    }
-    rt_model_spec_default(&m->spec, RT_ARCH_SEQUENTIAL);
-    memcpy(m->layers, layers, (size_t)n * sizeof *layers);
-    m->num_layers = n;
-    m->in = in;
-    m->max_batch = max_batch;
-    rt_builder b;
-    rt_builder_init(&b, max_batch);
-    s = create_model(m, &b, seed);
-    rt_builder_release(&b);
-    if (s != RT_OK) {
-        rt_error_trace(__FILE__, __LINE__, "create_model");
-        rt_model_free(m);
-        return s;
-    }
-    *out = m;
-    return RT_OK;
+    rt_info("input [%d, %d, %d]; %zu parameters, %zu buffer values, %d tensors; backend %s",
+            m->in.c, m->in.h, m->in.w, m->num_params, m->num_buffers, m->num_tensors,
+            m->be->name);
 }

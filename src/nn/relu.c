@@ -1,5 +1,4 @@
 /* nn.ReLU: y = max(x, 0); the gradient passes where the output is positive. */
-#include "kernels/cpu/kernels.h"
 #include "nn/layers.h"
 
 rt_status rt_relu_init(rt_layer *l, const rt_layer_spec *spec)
@@ -14,16 +13,21 @@ static rt_status relu_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *o
     return RT_OK;
 }
 
-static void relu_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in, int n)
+static rt_status relu_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                              int n)
 {
-    rt_relu_forward(out, in, (size_t)n * rt_shape_size(l->in_shape));
+    return l->backend->relu_forward(out, in, (size_t)n * rt_shape_size(l->in_shape));
 }
 
-static void relu_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
-                          const float *in, const float *out, int n)
+static rt_status relu_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                               const float *in, const float *out, int n)
 {
-    if (din)
-        rt_relu_backward(din, dout, out, (size_t)n * rt_shape_size(l->in_shape));
+    if (!din)
+        return RT_OK;
+    return l->backend->relu_backward(din, dout, out, (size_t)n * rt_shape_size(l->in_shape));
 }
 
-const rt_layer_ops rt_relu_ops = {"relu", relu_build, relu_forward, relu_backward, NULL};
+const rt_layer_ops rt_relu_ops = {
+    .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "relu",
+    .build = relu_build, .forward = relu_forward, .backward = relu_backward,
+};

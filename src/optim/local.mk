@@ -1,7 +1,6 @@
 # optim: SGD, Adam, AdamW (PyTorch 1.13 update rules) and LR schedules.
 rtraininclude_HEADERS += include/rtrain/optim.h
-noinst_HEADERS += src/optim/update.h
-src_librtrain_la_SOURCES += src/optim/optim.c src/optim/update.c src/optim/schedule.c
+src_librtrain_la_SOURCES += src/optim/optim.c src/optim/schedule.c
 
 check_PROGRAMS += tests/unit/test_optim
 TESTS += tests/unit/test_optim

@@ -5,17 +5,17 @@
  * The state slab holds state_slots arrays of num_params floats, back to
  * back, each laid out like the parameter slab, so checkpointing uses the
  * parameter offsets. The per-step scalars are computed here, once per step,
- * in double as torch.optim does in Python; update.c does the per-element
- * work. */
+ * in double as torch.optim does in Python; the backend's update kernels do
+ * the per-element work. */
 #include <math.h>
 #include <string.h>
 #include "rtrain/optim.h"
-#include "update.h"
 
 #define RT_OPTIM_MAX_SLOTS 2
 
 struct rt_optimizer {
     const struct optim_kind *kind;
+    const rt_backend *be;
     rt_optim_opts opts;
     size_t n;          /* parameters */
     int64_t steps;     /* updates done so far (PyTorch's state['step']) */
@@ -29,12 +29,12 @@ typedef struct optim_kind {
     int slots;
     const char *slot_names[RT_OPTIM_MAX_SLOTS];
     float lr, weight_decay;   /* PyTorch's defaults for the type */
-    void (*step)(rt_optimizer *o, float *params, const float *grads, float lr);
+    rt_status (*step)(rt_optimizer *o, float *params, const float *grads, float lr);
 } optim_kind;
 
-static void step_sgd(rt_optimizer *o, float *params, const float *grads, float lr);
-static void step_adam(rt_optimizer *o, float *params, const float *grads, float lr);
-static void step_adamw(rt_optimizer *o, float *params, const float *grads, float lr);
+static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr);
+static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr);
+static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr);
 
 /* torch.optim.SGD has no default lr (it is required); 0.01 is ours. */
 static const optim_kind kinds[] = {
@@ -111,7 +111,8 @@ static rt_status validate(const rt_optim_opts *o, const optim_kind *k)
     return RT_OK;
 }
 
-rt_status rt_optim_create(rt_optimizer **out, const rt_optim_opts *opts, size_t num_params)
+rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_optim_opts *opts,
+                          size_t num_params)
 {
     *out = NULL;
     const optim_kind *k = opts ? kind_of(opts->type) : NULL;
@@ -125,10 +126,14 @@ rt_status rt_optim_create(rt_optimizer **out, const rt_optim_opts *opts, size_t 
     rt_optimizer *o;
     RT_CHECK(rt_alloc(&o, 1, sizeof *o, "optimizer"));
     o->kind = k;
+    o->be = be ? be : rt_backend_default();
     o->opts = *opts;
     o->n = num_params;
-    rt_status s = rt_alloc(&o->slab, (size_t)k->slots * num_params, sizeof(float),
-                           "optimizer state slab");
+    void *slab = NULL;
+    size_t floats = (size_t)k->slots * num_params;
+    rt_status s = o->be->alloc(&slab, (floats ? floats : 1) * sizeof(float),
+                               "optimizer state slab");
+    o->slab = slab;
     if (s != RT_OK) {
         rt_free(o);
         RT_CHECK(s);
@@ -141,14 +146,16 @@ void rt_optim_free(rt_optimizer *o)
 {
     if (!o)
         return;
-    rt_free(o->slab);
+    if (o->slab)
+        o->be->free(o->slab);
     rt_free(o);
 }
 
-void rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr)
+rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr)
 {
-    o->kind->step(o, params, grads, lr);
+    RT_CHECK(o->kind->step(o, params, grads, lr));
     o->steps++;
+    return RT_OK;
 }
 
 int rt_optim_state_slots(const rt_optimizer *o) { return o->kind->slots; }
@@ -168,7 +175,7 @@ void rt_optim_set_step_count(rt_optimizer *o, int64_t steps) { o->steps = steps;
 
 /* ---- per-step scalars (torch.optim, computed in double) --- ------------ */
 
-static void step_sgd(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr)
 {
     const rt_optim_opts *op = &o->opts;
     rt_sgd_coef c = {
@@ -181,9 +188,8 @@ static void step_sgd(rt_optimizer *o, float *params, const float *grads, float l
         .nesterov = op->nesterov,
     };
     if (op->momentum != 0.0f)
-        rt_sgd_momentum_update(params, o->slab, grads, o->n, &c);
-    else
-        rt_sgd_update(params, grads, o->n, &c);
+        return o->be->sgd_momentum_update(params, o->slab, grads, o->n, &c);
+    return o->be->sgd_update(params, grads, o->n, &c);
 }
 
 /* Adam's scalars for update number step (1-based); AdamW adds its decay. */
@@ -208,17 +214,17 @@ static rt_adam_coef adam_coef(const rt_optim_opts *op, int64_t step, float lr)
     return c;
 }
 
-static void step_adam(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr)
 {
     rt_adam_coef c = adam_coef(&o->opts, o->steps + 1, lr);
-    rt_adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
+    return o->be->adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
 }
 
-static void step_adamw(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr)
 {
     rt_adam_coef c = adam_coef(&o->opts, o->steps + 1, lr);
     c.use_l2 = 0;   /* decoupled: param.mul_(1 - lr * weight_decay) instead */
     c.l2 = 0.0f;
     c.decay = (float)(1.0 - (double)lr * (double)o->opts.weight_decay);
-    rt_adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
+    return o->be->adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include "rtrain/comm_mpi.h"
 #include "rtrain/run.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/parallel.h"
 
 struct rt_session {
     rt_comm *comm;

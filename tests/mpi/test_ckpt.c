@@ -53,10 +53,10 @@ static rt_status build(rt_model **m, rt_optimizer **o, int hidden, uint64_t init
     spec.layers[4].out = hidden;
     spec.layers[6].out = 5;
     spec.num_classes = 5;
-    RT_CHECK(rt_model_create(m, &spec, (rt_shape){2, 5, 5}, 4, init_seed));
+    RT_CHECK(rt_model_create(m, NULL, &spec, (rt_shape){2, 5, 5}, 4, init_seed));
     rt_optim_opts oo;
     rt_optim_opts_default(&oo, RT_OPTIM_ADAM);
-    RT_CHECK(rt_optim_create(o, &oo, rt_model_num_params(*m)));
+    RT_CHECK(rt_optim_create(o, rt_model_backend(*m), &oo, rt_model_num_params(*m)));
     return RT_OK;
 }
 

@@ -87,7 +87,7 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     rt_model *model = NULL;
     rt_optimizer *opt = NULL;
     rt_ddp *ddp = NULL;
-    float dlogits[SAMPLES * CLASSES];
+    const rt_loss *ce = rt_loss_find("cross_entropy");
     rt_status st;
     RT_CHECK_GOTO(st, rt_dataset_create(&ds, &synthetic_ops, NULL, SAMPLES,
                                         (rt_shape){FEATURES, 1, 1}, CLASSES), done);
@@ -96,7 +96,7 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     RT_CHECK_GOTO(st, rt_loader_create(&loader, ds, &lo), done);
     rt_model_spec spec;
     build_spec(&spec, o->bn);
-    RT_CHECK_GOTO(st, rt_model_create(&model, &spec, (rt_shape){FEATURES, 1, 1},
+    RT_CHECK_GOTO(st, rt_model_create(&model, NULL, &spec, (rt_shape){FEATURES, 1, 1},
                                       rt_loader_max_local_batch(loader), 99), done);
     RT_CHECK_GOTO(st, rt_comm_broadcast_model(o->comm, model), done);
     if (o->initial)
@@ -105,7 +105,8 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     rt_optim_opts_default(&oo, RT_OPTIM_SGD);
     oo.lr = 0.1f;
     oo.momentum = 0.9f;
-    RT_CHECK_GOTO(st, rt_optim_create(&opt, &oo, rt_model_num_params(model)), done);
+    RT_CHECK_GOTO(st, rt_optim_create(&opt, rt_model_backend(model), &oo,
+                                      rt_model_num_params(model)), done);
     RT_CHECK_GOTO(st, rt_ddp_create(&ddp, o->comm, model, o->bucket_bytes), done);
     o->buckets_out = rt_ddp_num_buckets(ddp);
     int64_t epoch = 0, step = 0;
@@ -114,7 +115,7 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     if (o->bn && world > 1)
         ctx.sync_comm = o->comm;
     RT_CHECK_GOTO(st, rt_loader_start_epoch(loader, epoch, 0), done);
-    rt_model_zero_grad(model);
+    RT_CHECK_GOTO(st, rt_model_zero_grad(model), done);
     while (step < STEPS) {
         rt_batch b;
         int end = 0;
@@ -126,18 +127,21 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
         int last = micro == accumulate - 1;
         rt_ddp_begin_backward(ddp, last);
         if (b.n > 0) {
-            const float *logits = rt_model_forward(model, &ctx, b.x, b.n);
-            rt_cross_entropy(dlogits, logits, b.y, b.n, CLASSES,
-                             1.0f / ((float)b.global_n * (float)accumulate));
-            rt_model_backward(model, &ctx, dlogits, b.n);
+            double loss = 0.0;
+            RT_CHECK_GOTO(st, rt_model_forward(model, &ctx, b.x, b.n, NULL), done);
+            RT_CHECK_GOTO(st, rt_model_loss_grad(model, ce, b.y, b.n,
+                                                 1.0f / ((float)b.global_n * (float)accumulate),
+                                                 &loss, NULL), done);
+            RT_CHECK_GOTO(st, rt_model_backward(model, &ctx, NULL, b.n), done);
         }
         RT_CHECK_GOTO(st, rt_ddp_finish(ddp), done);
         if (!last) {
             micro++;
             continue;
         }
-        rt_optim_step(opt, rt_model_params(model), rt_model_grads(model), oo.lr);
-        rt_model_zero_grad(model);
+        RT_CHECK_GOTO(st, rt_optim_step(opt, rt_model_params(model), rt_model_grads(model), oo.lr),
+                      done);
+        RT_CHECK_GOTO(st, rt_model_zero_grad(model), done);
         micro = 0;
         step++;
     }

@@ -1,4 +1,6 @@
-/* Unit tests for the CPU kernels (src/kernels/cpu).
+/* Unit tests for the kernels of every backend of the build (the "cpu" and
+ * "naive" tables of rtrain/backend.h), called through the table as the
+ * layers call them.
  *
  * Every forward kernel is compared with a naive double-precision direct
  * implementation written here (direct convolution loops, window scans, ...).
@@ -19,11 +21,13 @@
  * taken in double on functions that are linear (conv, linear) or smooth
  * (batch norm) in each variable, so their own error (~1e-9) is negligible.
  *
- * Threads. The kernel checks run twice: on one thread and on three (more
- * than the 2 cores here, and a count that splits most sizes unevenly), so
- * that the threaded paths (parallel.h) meet the same references. The pool
- * itself is checked first: every piece exactly once, nested and concurrent
- * calls.
+ * Threads. The CPU backend's checks run twice: on one thread and on three
+ * (more than the 2 cores here, and a count that splits most sizes
+ * unevenly), so that the threaded paths (parallel.h) meet the same
+ * references. The pool itself is checked first: every piece exactly once,
+ * nested and concurrent calls. Then the naive backend meets the same
+ * references (it is the reference of tests/unit/test_backends.c, so it is
+ * checked here against the definitions themselves).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -31,10 +35,13 @@
 #include <string.h>
 #include "check.h"
 #include "rtrain/core.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "rtrain/backend.h"
+#include "backend/cpu/parallel.h"
 
 #define REL_TOL 1e-4
+
+/* The backend under test. */
+static const rt_backend *be;
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -235,8 +242,12 @@ static void run_conv_case(const conv_case *tc)
     const int n = tc->n;
     const size_t nx = (size_t)n * g.c * g.h * g.w, nw = (size_t)g.k * g.c * g.kh * g.kw;
     const size_t ny = (size_t)n * g.k * g.oh * g.ow, nb = (size_t)g.k;
-    const size_t nscratch = rt_conv2d_scratch_floats(&g, n);
-    if (tc->want_chunks) {
+    rt_conv_plan *plan = NULL;
+    size_t nscratch = 0;
+    CHECK_OK(be->conv2d_plan(&plan, &g, n, &nscratch));
+    if (!plan)
+        return;
+    if (tc->want_chunks && !strcmp(be->name, "cpu")) {
         /* The scratch holds `chunk` samples of columns plus output; we want
          * several chunks of 2 or more samples and a shorter last one. */
         size_t chunk = nscratch / ((size_t)g.oh * g.ow * (nw / g.k + g.k));
@@ -273,19 +284,19 @@ static void run_conv_case(const conv_case *tc)
     /* forward: every output written, matches the direct convolution, and
      * the same inputs give the same bits */
     fill_nan(y, ny);
-    rt_conv2d_forward(y, x, w, bias, scratch, &g, n);
+    CHECK_OK(be->conv2d_forward(plan, y, x, w, bias, scratch, n));
     conv_ref_forward(&ref);
     snprintf(what, sizeof what, "%s forward", tc->name);
     check_array(what, y, yd, ny, REL_TOL);
     fill_nan(y2, ny);
-    rt_conv2d_forward(y2, x, w, bias, scratch, &g, n);
+    CHECK_OK(be->conv2d_forward(plan, y2, x, w, bias, scratch, n));
     CHECK_MSG(same_bits(y, y2, ny * sizeof(float)), "%s: forward not deterministic", tc->name);
 
     /* backward: dw, db accumulate onto their old values; dx is overwritten */
     memcpy(dw, dw0, nw * sizeof(float));
     memcpy(db, db0, nb * sizeof(float));
     fill_nan(dx, nx);
-    rt_conv2d_backward(dx, dw, tc->bias ? db : NULL, dy, x, w, scratch, &g, n);
+    CHECK_OK(be->conv2d_backward(plan, dx, dw, tc->bias ? db : NULL, dy, x, w, scratch, n));
     for (size_t i = 0; i < nw; i++)
         dw2[i] = dw[i] - dw0[i];
     for (size_t i = 0; i < nb; i++)
@@ -320,20 +331,21 @@ static void run_conv_case(const conv_case *tc)
      * repeated call gives the same bits everywhere */
     memcpy(dw2, dw0, nw * sizeof(float));
     memcpy(db2, db0, nb * sizeof(float));
-    rt_conv2d_backward(NULL, dw2, tc->bias ? db2 : NULL, dy, x, w, scratch, &g, n);
+    CHECK_OK(be->conv2d_backward(plan, NULL, dw2, tc->bias ? db2 : NULL, dy, x, w, scratch, n));
     CHECK_MSG(same_bits(dw, dw2, nw * sizeof(float)) && same_bits(db, db2, nb * sizeof(float)),
               "%s: dx == NULL changes dw/db", tc->name);
     memcpy(dw2, dw0, nw * sizeof(float));
     memcpy(db2, db0, nb * sizeof(float));
     fill_nan(dx2, nx);
-    rt_conv2d_backward(dx2, dw2, tc->bias ? db2 : NULL, dy, x, w, scratch, &g, n);
+    CHECK_OK(be->conv2d_backward(plan, dx2, dw2, tc->bias ? db2 : NULL, dy, x, w, scratch, n));
     CHECK_MSG(same_bits(dx, dx2, nx * sizeof(float)) && same_bits(dw, dw2, nw * sizeof(float)),
               "%s: backward not deterministic", tc->name);
 
     int canary_ok = 1;
     for (size_t i = 0; i < SCRATCH_GUARD; i++)
         canary_ok &= scratch[nscratch + i] == 12345.0f + (float)i;
-    CHECK_MSG(canary_ok, "%s: kernel wrote past rt_conv2d_scratch_floats()", tc->name);
+    CHECK_MSG(canary_ok, "%s: kernel wrote past the plan's scratch size", tc->name);
+    be->conv2d_plan_free(plan);
 
     float *fl[] = { x, w, b, y, y2, dy, dx, dx2, dw, dw0, dw2, db, db0, db2, scratch };
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
@@ -415,7 +427,7 @@ static void run_linear_case(int n, int in, int out, int bias, size_t fd_samples)
     char what[96];
 
     fill_nan(y, ny);
-    rt_linear_forward(y, x, w, bias ? b : NULL, n, in, out);
+    CHECK_OK(be->linear_forward(y, x, w, bias ? b : NULL, n, in, out));
     for (int i = 0; i < n; i++)
         for (int o = 0; o < out; o++)
             yd[(size_t)i * out + o] = lin_ref_y(&ref, i, o);
@@ -425,7 +437,7 @@ static void run_linear_case(int n, int in, int out, int bias, size_t fd_samples)
     /* dw, db start at zero here so the result is the gradient itself;
      * accumulation is checked by calling backward a second time. */
     fill_nan(dx, nx);
-    rt_linear_backward(dx, dw, bias ? db : NULL, dy, x, w, n, in, out);
+    CHECK_OK(be->linear_backward(dx, dw, bias ? db : NULL, dy, x, w, n, in, out));
     snprintf(what, sizeof what, "linear %dx%d->%d dx", n, in, out);
     check_fd(what, dx, lin_ref_loss, &ref, xd, nx, fd_samples, 1e-2, 1.0, REL_TOL * out);
     snprintf(what, sizeof what, "linear %dx%d->%d dw", n, in, out);
@@ -437,7 +449,7 @@ static void run_linear_case(int n, int in, int out, int bias, size_t fd_samples)
     float *dw1 = falloc(nw), *db1 = falloc(out);
     memcpy(dw1, dw, nw * sizeof(float));
     memcpy(db1, db, out * sizeof(float));
-    rt_linear_backward(NULL, dw, bias ? db : NULL, dy, x, w, n, in, out);
+    CHECK_OK(be->linear_backward(NULL, dw, bias ? db : NULL, dy, x, w, n, in, out));
     int doubled = 1;
     for (size_t i = 0; i < nw; i++)
         doubled &= dw[i] == 2.0f * dw1[i];   /* x + x is exact in float */
@@ -489,12 +501,12 @@ static void test_relu_add(void)
     fill_uniform(dy, 64, -1, 1);
     to_double(xd, x, 64);
     to_double(relu_loss_ctx_r, dy, 64);
-    rt_relu_forward(y, x, 64);
+    CHECK_OK(be->relu_forward(y, x, 64));
     int ok = 1;
     for (int i = 0; i < 64; i++)
         ok &= y[i] == (x[i] > 0 ? x[i] : 0.0f);
     CHECK_MSG(ok, "relu forward");
-    rt_relu_backward(dx, dy, y, 64);
+    CHECK_OK(be->relu_backward(dx, dy, y, 64));
     CHECK(dx[0] == 0.0f);
     ok = 1;
     for (int i = 1; i < 64; i++)
@@ -502,7 +514,7 @@ static void test_relu_add(void)
     CHECK_MSG(ok, "relu backward differs from finite differences");
     /* in place, dx == dy */
     memcpy(dx, dy, sizeof dx);
-    rt_relu_backward(dx, dx, y, 64);
+    CHECK_OK(be->relu_backward(dx, dx, y, 64));
     ok = 1;
     for (int i = 0; i < 64; i++)
         ok &= dx[i] == (y[i] > 0 ? dy[i] : 0.0f);
@@ -510,7 +522,7 @@ static void test_relu_add(void)
 
     float a[64];
     memcpy(a, x, sizeof a);
-    rt_add_inplace(a, dy, 64);
+    CHECK_OK(be->add(a, dy, 64));
     ok = 1;
     for (int i = 0; i < 64; i++)
         ok &= a[i] == x[i] + dy[i];
@@ -525,7 +537,7 @@ static void test_dropout(void)
     float *dx = falloc(n);
     fill_uniform(x, n, -1, 1);
     const uint64_t key = rt_rng_key(7, 3, 0, 0);
-    rt_dropout_forward(y, mask, x, n, p, key);
+    CHECK_OK(be->dropout_forward(y, mask, x, n, p, key));
 
     /* The mask follows the documented stream: element i dropped iff the
      * i-th uniform of `key` is below p; kept elements scaled by 1/(1-p). */
@@ -549,23 +561,23 @@ static void test_dropout(void)
     CHECK_CLOSE(msum / n, 1.0, 6 * sqrt(p / (1 - p) / n), 0);
 
     /* same key: same bits; another key: another mask */
-    rt_dropout_forward(y2, m2, x, n, p, key);
+    CHECK_OK(be->dropout_forward(y2, m2, x, n, p, key));
     CHECK(same_bits(mask, m2, n * sizeof(float)) && same_bits(y, y2, n * sizeof(float)));
-    rt_dropout_forward(y2, m2, x, n, p, rt_rng_key(7, 4, 0, 0));
+    CHECK_OK(be->dropout_forward(y2, m2, x, n, p, rt_rng_key(7, 4, 0, 0)));
     size_t differ = 0;
     for (size_t i = 0; i < n; i++)
         differ += (mask[i] == 0) != (m2[i] == 0);
     /* independent masks disagree with probability 2p(1-p) = 0.42 */
     CHECK_CLOSE((double)differ / n, 2 * p * (1 - p), 0.01, 0);
 
-    rt_dropout_backward(dx, x, mask, n);
+    CHECK_OK(be->dropout_backward(dx, x, mask, n));
     wrong = 0;
     for (size_t i = 0; i < n; i++)
         wrong += dx[i] != x[i] * mask[i];
     CHECK_MSG(wrong == 0, "dropout backward is not dy * mask");
 
     /* p = 0 is the identity */
-    rt_dropout_forward(y2, m2, x, n, 0.0f, key);
+    CHECK_OK(be->dropout_forward(y2, m2, x, n, 0.0f, key));
     CHECK(same_bits(y2, x, n * sizeof(float)));
 
     float *fl[] = { x, y, mask, y2, m2, dx };
@@ -642,7 +654,7 @@ static void run_maxpool_case(int n, int c, int h, int w, int ties)
     to_double(rd, dy, ny);
     pool_ref ref = { &g, n, xd, rd };
 
-    rt_maxpool2d_forward(y, arg, x, &g, n);
+    CHECK_OK(be->maxpool2d_forward(y, arg, x, &g, n));
     size_t o = 0, wrong = 0;
     for (size_t p = 0; p < (size_t)n * c; p++)
         for (int oy = 0; oy < g.oh; oy++)
@@ -655,7 +667,7 @@ static void run_maxpool_case(int n, int c, int h, int w, int ties)
               wrong);
 
     fill_nan(dx, nx);
-    rt_maxpool2d_backward(dx, dy, arg, &g, n);
+    CHECK_OK(be->maxpool2d_backward(dx, dy, arg, &g, n));
     if (!ties) {
         check_fd("maxpool dx", dx, pool_ref_loss, &ref, xd, nx, nx, 1e-3, 1.0, 1e-6);
     } else {
@@ -709,7 +721,7 @@ static void test_pool(void)
     fill_uniform(dy, 6, -1, 1);
     to_double(xd, x, 30);
     to_double(avg_r, dy, 6);
-    rt_global_avgpool_forward(y, x, 2, 3, 5);
+    CHECK_OK(be->global_avgpool_forward(y, x, 2, 3, 5));
     double yd[6];
     for (int p = 0; p < 6; p++) {
         yd[p] = 0;
@@ -717,7 +729,7 @@ static void test_pool(void)
             yd[p] += xd[p * 5 + i] / 5;
     }
     check_array("global avgpool forward", y, yd, 6, 1e-6);   /* 5-term sums: a few ulps */
-    rt_global_avgpool_backward(dx, dy, 2, 3, 5);
+    CHECK_OK(be->global_avgpool_backward(dx, dy, 2, 3, 5));
     check_fd("global avgpool dx", dx, avg_loss, xd, xd, 30, 30, 1e-2, 1.0, 1e-6);
 }
 
@@ -779,8 +791,9 @@ static void bn_stats(float *mean, float *rstd, const float *sum, const float *su
 static void test_batchnorm(void)
 {
     float x[BN_COUNT], y[BN_COUNT], dy[BN_COUNT], dx[BN_COUNT];
-    float gamma[BN_C], beta[BN_C], sum[BN_C], sumsq[BN_C], mean[BN_C], rstd[BN_C];
-    float sdy[BN_C], sdyx[BN_C];
+    float gamma[BN_C], beta[BN_C], stats[2 * BN_C + 1], mean[BN_C], rstd[BN_C];
+    float dstats[2 * BN_C];
+    float *sum = stats, *sumsq = stats + BN_C, *sdy = dstats, *sdyx = dstats + BN_C;
     double xd[BN_COUNT], rd[BN_COUNT], yd[BN_COUNT], gd[BN_C], bd[BN_C];
     /* channel means of 3 and spreads of 2 exercise the sumsq/m - mean^2 cancellation */
     fill_uniform(x, BN_COUNT, 1, 5);
@@ -794,7 +807,8 @@ static void test_batchnorm(void)
     bn_ref ref = { xd, gd, bd, rd };
 
     /* sums: double accumulation, one float rounding at the end (<= 1 ulp) */
-    rt_bn_sums(sum, sumsq, x, BN_N, BN_C, BN_HW);
+    CHECK_OK(be->bn_sums(stats, x, BN_N, BN_C, BN_HW));
+    CHECK(stats[2 * BN_C] == (float)(BN_N * BN_HW));
     for (int ch = 0; ch < BN_C; ch++) {
         double s = 0, s2 = 0;
         for (int i = 0; i < BN_N; i++)
@@ -811,15 +825,34 @@ static void test_batchnorm(void)
      * a few float ulps of |x - mean| * rstd * gamma ~ 3 (plus the float
      * rounding of mean/rstd), far below 1e-5 */
     const double m = BN_N * BN_HW;
-    bn_stats(mean, rstd, sum, sumsq, m);
-    rt_bn_normalize(y, x, mean, rstd, gamma, beta, BN_N, BN_C, BN_HW);
+    const float count = (float)m;
+    /* the backend's statistics equal the definition's, and the running
+     * statistics move by momentum towards the batch's (unbiased variance) */
+    float run_mean[BN_C], run_var[BN_C], batches[1] = {0}, want_mean[BN_C], want_rstd[BN_C];
+    for (int ch = 0; ch < BN_C; ch++) {
+        run_mean[ch] = 0.5f;
+        run_var[ch] = 2.0f;
+    }
+    CHECK_OK(be->bn_train_stats(mean, rstd, run_mean, run_var, batches, stats, BN_C, BN_EPS,
+                                0.1f));
+    bn_stats(want_mean, want_rstd, sum, sumsq, m);
+    for (int ch = 0; ch < BN_C; ch++) {
+        CHECK_CLOSE(mean[ch], want_mean[ch], 0, 1e-7);
+        CHECK_CLOSE(rstd[ch], want_rstd[ch], 0, 1e-7);
+        double mu = sum[ch] / m, var = sumsq[ch] / m - mu * mu;
+        CHECK_CLOSE(run_mean[ch], 0.9 * 0.5 + 0.1 * mu, 0, 1e-6);
+        CHECK_CLOSE(run_var[ch], 0.9 * 2.0 + 0.1 * var * m / (m - 1), 0, 1e-6);
+    }
+    CHECK(batches[0] == 1.0f);
+    CHECK_OK(be->bn_normalize(y, x, mean, rstd, gamma, beta, BN_N, BN_C, BN_HW));
     bn_ref_forward(yd, &ref);
     check_array("bn forward", y, yd, BN_COUNT, 1e-5);
 
     /* backward composed from the kernels vs finite differences of the full
      * double batch norm (step 1e-4: truncation ~1e-8, rounding ~1e-11) */
-    rt_bn_backward_sums(sdy, sdyx, dy, x, mean, rstd, BN_N, BN_C, BN_HW);
-    rt_bn_backward_dx(dx, dy, x, mean, rstd, gamma, sdy, sdyx, m, BN_N, BN_C, BN_HW);
+    CHECK_OK(be->bn_backward_sums(dstats, dy, x, mean, rstd, BN_N, BN_C, BN_HW));
+    CHECK_OK(be->bn_backward_dx(dx, dy, x, mean, rstd, gamma, dstats, &count, BN_N, BN_C,
+                                BN_HW));
     check_fd("bn dx", dx, bn_ref_loss, &ref, xd, BN_COUNT, BN_COUNT, 1e-4, 1.0, 1e-4);
     check_fd("bn dgamma (= sum dy*xhat)", sdyx, bn_ref_loss, &ref, gd, BN_C, BN_C, 1e-4,
              1.0, 1e-4);
@@ -828,28 +861,32 @@ static void test_batchnorm(void)
     /* Split across two "ranks" (first and second half of the batch): summed
      * partial sums give the full statistics, and dx computed per half with
      * the global sums and count equals the full-batch dx. */
-    float s1[BN_C], q1[BN_C], s2[BN_C], q2[BN_C], a1[BN_C], b1[BN_C], a2[BN_C], b2[BN_C];
+    float st1[2 * BN_C + 1], st2[2 * BN_C + 1], ds1[2 * BN_C], ds2[2 * BN_C];
+    float *s1 = st1, *q1 = st1 + BN_C, *s2 = st2, *q2 = st2 + BN_C;
+    float *a1 = ds1, *b1 = ds1 + BN_C, *a2 = ds2, *b2 = ds2 + BN_C;
     float dxs[BN_COUNT];
     const int half = BN_N / 2, off = half * BN_C * BN_HW;
-    rt_bn_sums(s1, q1, x, half, BN_C, BN_HW);
-    rt_bn_sums(s2, q2, x + off, BN_N - half, BN_C, BN_HW);
+    CHECK_OK(be->bn_sums(st1, x, half, BN_C, BN_HW));
+    CHECK_OK(be->bn_sums(st2, x + off, BN_N - half, BN_C, BN_HW));
+    CHECK(st1[2 * BN_C] + st2[2 * BN_C] == count);
     for (int ch = 0; ch < BN_C; ch++) {
         CHECK_CLOSE(s1[ch] + s2[ch], sum[ch], 0, 1e-6);
         CHECK_CLOSE(q1[ch] + q2[ch], sumsq[ch], 0, 1e-6);
     }
-    rt_bn_backward_sums(a1, b1, dy, x, mean, rstd, half, BN_C, BN_HW);
-    rt_bn_backward_sums(a2, b2, dy + off, x + off, mean, rstd, BN_N - half, BN_C, BN_HW);
+    CHECK_OK(be->bn_backward_sums(ds1, dy, x, mean, rstd, half, BN_C, BN_HW));
+    CHECK_OK(be->bn_backward_sums(ds2, dy + off, x + off, mean, rstd, BN_N - half, BN_C, BN_HW));
     for (int ch = 0; ch < BN_C; ch++) {
         a1[ch] += a2[ch];
         b1[ch] += b2[ch];
     }
-    rt_bn_backward_dx(dxs, dy, x, mean, rstd, gamma, a1, b1, m, half, BN_C, BN_HW);
-    rt_bn_backward_dx(dxs + off, dy + off, x + off, mean, rstd, gamma, a1, b1, m, BN_N - half,
-                      BN_C, BN_HW);
+    CHECK_OK(be->bn_backward_dx(dxs, dy, x, mean, rstd, gamma, ds1, &count, half, BN_C, BN_HW));
+    CHECK_OK(be->bn_backward_dx(dxs + off, dy + off, x + off, mean, rstd, gamma, ds1, &count,
+                                BN_N - half, BN_C, BN_HW));
     double dxd[BN_COUNT];
     to_double(dxd, dx, BN_COUNT);
     check_array("bn dx from split sums", dxs, dxd, BN_COUNT, 1e-5);
-    rt_bn_backward_dx(NULL, dy, x, mean, rstd, gamma, sdy, sdyx, m, BN_N, BN_C, BN_HW);
+    CHECK_OK(be->bn_backward_dx(NULL, dy, x, mean, rstd, gamma, dstats, &count, BN_N, BN_C,
+                                BN_HW));
 }
 
 /* ---- the kernels' thread pool ---------------------------------------------- */
@@ -944,9 +981,13 @@ int main(void)
 {
     rt_rng_init(&test_rng, rt_rng_key(2024, 0, 0, 0));
     test_parallel();
+    be = rt_backend_find("cpu");
     rt_cpu_set_threads(1);
     test_all_kernels();
     rt_cpu_set_threads(3);
     test_all_kernels();
+    be = rt_backend_find("naive");
+    test_all_kernels();
+    CHECK(be && rt_backend_find("no such backend") == NULL);
     return CHECK_DONE();
 }

@@ -28,6 +28,10 @@
 typedef struct fd_tol { double h, atol, rtol; } fd_tol;
 static const fd_tol default_tol = {1e-2, 5e-4, 2e-3};
 
+/* The backend the models are built on (the gradient checks run on every
+ * backend of the build: see main). */
+static const rt_backend *be;
+
 static const rt_nn_ctx train_ctx = {1, 12345, NULL};
 static const rt_nn_ctx eval_ctx = {0, 0, NULL};
 
@@ -80,6 +84,43 @@ static rt_layer_spec conv(int out, int kernel, int stride, int padding, int bias
     return s;
 }
 
+/* rt_model_forward's output, or NULL when it failed (the caller checks). */
+static const float *fwd(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n)
+{
+    const float *out = NULL;
+    if (rt_model_forward(m, ctx, x, n, &out) != RT_OK) {
+        fprintf(stderr, "forward failed: %s\n", rt_error_message());
+        rt_error_clear();
+        return NULL;
+    }
+    return out;
+}
+
+/* The losses of the backend under test, returning the sum as the tests
+ * use it. */
+static double cross_entropy(float *dz, const float *z, const int32_t *labels, int n, int classes,
+                            float scale)
+{
+    double sum = 0.0;
+    CHECK_OK(be->cross_entropy(&sum, dz, z, labels, n, classes, scale));
+    return sum;
+}
+
+static double nll_loss(float *dz, const float *z, const int32_t *labels, int n, int classes,
+                       float scale)
+{
+    double sum = 0.0;
+    CHECK_OK(be->nll_loss(&sum, dz, z, labels, n, classes, scale));
+    return sum;
+}
+
+static int64_t count_correct(const float *z, const int32_t *labels, int n, int classes)
+{
+    int64_t correct = -1;
+    CHECK_OK(be->count_correct(&correct, z, labels, n, classes));
+    return correct;
+}
+
 static rt_model *make_seq(const rt_layer_spec *specs, int count, rt_shape in, int max_batch,
                           uint64_t seed)
 {
@@ -88,14 +129,14 @@ static rt_model *make_seq(const rt_layer_spec *specs, int count, rt_shape in, in
     memcpy(ms.layers, specs, (size_t)count * sizeof *specs);
     ms.num_layers = count;
     rt_model *m = NULL;
-    CHECK_OK(rt_model_create(&m, &ms, in, max_batch, seed));
+    CHECK_OK(rt_model_create(&m, be, &ms, in, max_batch, seed));
     return m;
 }
 
 static double weighted_sum(rt_model *m, const rt_nn_ctx *ctx, const float *x, int n,
                            const float *r)
 {
-    const float *out = rt_model_forward(m, ctx, x, n);
+    const float *out = fwd(m, ctx, x, n);
     size_t count = (size_t)n * rt_shape_size(rt_model_output_shape(m));
     double s = 0;
     for (size_t i = 0; i < count; i++)
@@ -151,15 +192,15 @@ static void check_grads(const char *what, rt_model *m, const rt_nn_ctx *ctx, con
     memcpy(x, x0, nin * sizeof *x);
     fill_uniform(r, nout, 99, -1.0f, 1.0f);
 
-    rt_model_zero_grad(m);
-    const float *out = rt_model_forward(m, ctx, x, n);
+    CHECK_OK(rt_model_zero_grad(m));
+    const float *out = fwd(m, ctx, x, n);
     CHECK(out != NULL);
-    rt_model_backward(m, ctx, r, n);
+    CHECK_OK(rt_model_backward(m, ctx, r, n));
     memcpy(g, rt_model_grads(m), np * sizeof *g);
     int single = rt_model_num_layers(m) == 1;
     if (single) {
         rt_layer *l = rt_model_layer(m, 0);
-        l->ops->backward(l, ctx, dx, r, x, out, n);
+        CHECK_OK(l->ops->backward(l, ctx, dx, r, x, out, n));
     }
     int bad = compare_entries(what, "parameter", m, ctx, x, n, r, rt_model_params(m), g, np,
                               tol);
@@ -282,7 +323,7 @@ static void test_batchnorm_grads(void)
         return;
     float x[48];
     fill_uniform(x, 48, 3, -2.0f, 3.0f);
-    rt_model_forward(m, &train_ctx, x, 4);
+    fwd(m, &train_ctx, x, 4);
     check_grads("batchnorm eval", m, &eval_ctx, x, 4, default_tol);
     rt_model_free(m);
 }
@@ -314,7 +355,7 @@ static void test_batchnorm_running_stats(void)
         return;
     float x[N * C * HW];
     fill_uniform(x, N * C * HW, 11, -1.0f, 2.0f);
-    const float *y = rt_model_forward(m, &train_ctx, x, N);
+    const float *y = fwd(m, &train_ctx, x, N);
     const rt_tensor_info *rm = rt_model_find_tensor(m, "0.running_mean");
     const rt_tensor_info *rv = rt_model_find_tensor(m, "0.running_var");
     const rt_tensor_info *nb = rt_model_find_tensor(m, "0.num_batches_tracked");
@@ -342,9 +383,9 @@ static void test_batchnorm_running_stats(void)
         CHECK_CLOSE(y[i0], (x[i0] - mean) / sqrt(var + 1e-5), 1e-4, 1e-4);
     }
     CHECK(buf[nb->offset] == 1.0f);
-    rt_model_forward(m, &train_ctx, x, N);
+    fwd(m, &train_ctx, x, N);
     CHECK(buf[nb->offset] == 2.0f);
-    rt_model_forward(m, &eval_ctx, x, N);   /* eval never counts */
+    fwd(m, &eval_ctx, x, N);   /* eval never counts */
     CHECK(buf[nb->offset] == 2.0f);
     rt_model_free(m);
 }
@@ -369,9 +410,9 @@ static void *rank_main(void *arg)
     if (thread_comm_create(j->group, j->rank, &comm) != RT_OK)
         return NULL;
     rt_nn_ctx ctx = {1, 0, comm};
-    rt_model_zero_grad(j->model);
-    j->y = rt_model_forward(j->model, &ctx, j->x, j->n);
-    rt_model_backward(j->model, &ctx, j->dout, j->n);
+    CHECK_OK(rt_model_zero_grad(j->model));
+    j->y = fwd(j->model, &ctx, j->x, j->n);
+    CHECK_OK(rt_model_backward(j->model, &ctx, j->dout, j->n));
     rt_comm_free(comm);
     return NULL;
 }
@@ -390,9 +431,9 @@ static void test_sync_batchnorm(void)
     fill_uniform(x, N * nin, 21, -1.0f, 1.0f);
     fill_uniform(dout, N * nout, 22, -1.0f, 1.0f);
 
-    rt_model_zero_grad(ref);
-    const float *yref = rt_model_forward(ref, &train_ctx, x, N);
-    rt_model_backward(ref, &train_ctx, dout, N);
+    CHECK_OK(rt_model_zero_grad(ref));
+    const float *yref = fwd(ref, &train_ctx, x, N);
+    CHECK_OK(rt_model_backward(ref, &train_ctx, dout, N));
 
     thread_group group;
     thread_group_init(&group, 2);
@@ -462,9 +503,9 @@ static void check_block_composition(rt_shape in, int planes, int stride)
     size_t nin = rt_shape_size(in), nout = rt_shape_size(rt_model_output_shape(block));
     float *x = malloc(N * nin * sizeof *x);
     fill_uniform(x, N * nin, 8, -1.0f, 1.0f);
-    const float *y = rt_model_forward(block, &train_ctx, x, N);
-    const float *ym = rt_model_forward(mainm, &train_ctx, x, N);
-    const float *yd = dsm ? rt_model_forward(dsm, &train_ctx, x, N) : x;
+    const float *y = fwd(block, &train_ctx, x, N);
+    const float *ym = fwd(mainm, &train_ctx, x, N);
+    const float *yd = dsm ? fwd(dsm, &train_ctx, x, N) : x;
     int bad = 0;
     for (size_t i = 0; i < N * nout; i++) {
         float want = ym[i] + yd[i] > 0 ? ym[i] + yd[i] : 0;
@@ -495,7 +536,7 @@ static void test_dropout_mask(void)
         return;
     float *x = malloc(F * sizeof *x), *y1 = malloc(F * sizeof *y1);
     fill_uniform(x, F, 4, 0.5f, 1.5f);
-    memcpy(y1, rt_model_forward(m, &train_ctx, x, 1), F * sizeof *y1);
+    memcpy(y1, fwd(m, &train_ctx, x, 1), F * sizeof *y1);
     int zeros = 0, scaled = 0;
     for (int i = 0; i < F; i++) {
         zeros += y1[i] == 0.0f;
@@ -504,13 +545,13 @@ static void test_dropout_mask(void)
     /* Binomial(4000, 0.5): standard deviation 0.0079 of the fraction; 5 sigma. */
     CHECK_CLOSE((double)zeros / F, 0.5, 0.04, 0);
     CHECK(zeros + scaled == F);
-    const float *y2 = rt_model_forward(m, &train_ctx, x, 1);
+    const float *y2 = fwd(m, &train_ctx, x, 1);
     CHECK(memcmp(y1, y2, F * sizeof *y1) == 0);
     rt_nn_ctx other = train_ctx;
     other.rng_key++;
-    const float *y3 = rt_model_forward(m, &other, x, 1);
+    const float *y3 = fwd(m, &other, x, 1);
     CHECK(memcmp(y1, y3, F * sizeof *y1) != 0);
-    const float *y4 = rt_model_forward(m, &eval_ctx, x, 1);
+    const float *y4 = fwd(m, &eval_ctx, x, 1);
     CHECK(memcmp(x, y4, F * sizeof *x) == 0);
     free(x);
     free(y1);
@@ -525,7 +566,7 @@ static void test_losses(void)
     float dz[9];
     /* log 3; log(1 + e^-1 + e^-2); 1000 + log(1 + e^-1000 + e^-2000) = 1000. */
     double want = log(3.0) + log(1 + exp(-1.0) + exp(-2.0)) + 1000.0;
-    double got = rt_cross_entropy(dz, z, labels, 3, 3, 0.5f);
+    double got = cross_entropy(dz, z, labels, 3, 3, 0.5f);
     CHECK_CLOSE(got, want, 1e-9, 1e-9);   /* double arithmetic on exact inputs */
     CHECK_CLOSE(dz[0], 0.5 * (1.0 / 3 - 1), 1e-7, 1e-6);
     CHECK_CLOSE(dz[1], 0.5 / 3, 1e-7, 1e-6);
@@ -539,14 +580,14 @@ static void test_losses(void)
     int32_t lr[3] = {3, 0, 2};
     fill_uniform(zr, 12, 31, -3.0f, 3.0f);
     float dzr[12];
-    rt_cross_entropy(dzr, zr, lr, 3, 4, 1.0f);
+    cross_entropy(dzr, zr, lr, 3, 4, 1.0f);
     int bad = 0;
     for (int i = 0; i < 12; i++) {
         float saved = zr[i];
         zr[i] = saved + 1e-2f;
-        double lp = rt_cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
+        double lp = cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
         zr[i] = saved - 1e-2f;
-        double lm = rt_cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
+        double lm = cross_entropy(NULL, zr, lr, 3, 4, 1.0f);
         zr[i] = saved;
         double fd = (lp - lm) / ((double)(saved + 1e-2f) - (double)(saved - 1e-2f));
         bad += !(fabs(fd - dzr[i]) <= 1e-4);
@@ -556,16 +597,16 @@ static void test_losses(void)
     float logp[6] = {-0.1f, -2.0f, -3.0f, -1.5f, -0.5f, -4.0f};
     int32_t nl[2] = {1, 2};
     float dlogp[6];
-    CHECK_CLOSE(rt_nll_loss(dlogp, logp, nl, 2, 3, 0.25f), 2.0 + 4.0, 1e-6, 1e-6);
+    CHECK_CLOSE(nll_loss(dlogp, logp, nl, 2, 3, 0.25f), 2.0 + 4.0, 1e-6, 1e-6);
     CHECK(dlogp[1] == -0.25f && dlogp[5] == -0.25f && dlogp[0] == 0 && dlogp[3] == 0);
 
     int32_t bad_label[1] = {5};
-    CHECK(isnan(rt_cross_entropy(NULL, z, bad_label, 1, 3, 1.0f)));
+    CHECK(isnan(cross_entropy(NULL, z, bad_label, 1, 3, 1.0f)));
 
     float ties[6] = {1, 1, 0, 0, 2, 2};
     int32_t t1[2] = {0, 1}, t2[2] = {1, 2};
-    CHECK(rt_count_correct(ties, t1, 2, 3) == 2);   /* first maximum wins */
-    CHECK(rt_count_correct(ties, t2, 2, 3) == 0);
+    CHECK(count_correct(ties, t1, 2, 3) == 2);   /* first maximum wins */
+    CHECK(count_correct(ties, t2, 2, 3) == 0);
 }
 
 /* ---- architectures ------------------------------------------------------------------- */
@@ -608,7 +649,7 @@ static void test_resnet18(void)
     spec.conv1_stride = 2;
     spec.conv1_padding = 3;
     rt_model *m = NULL;
-    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 28, 28}, 2, 42));
+    CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){1, 28, 28}, 2, 42));
     if (!m)
         return;
     /* torchvision's resnet18 from its layer sizes, with 1 input channel. */
@@ -676,14 +717,14 @@ static void test_resnet18(void)
     float x[2 * 784], dout[20];
     fill_uniform(x, 2 * 784, 1, 0.0f, 1.0f);
     fill_uniform(dout, 20, 2, -0.1f, 0.1f);
-    const float *y = rt_model_forward(m, &train_ctx, x, 2);
+    const float *y = fwd(m, &train_ctx, x, 2);
     int finite = y != NULL;
     for (int i = 0; finite && i < 20; i++)
         finite = isfinite(y[i]);
     CHECK(finite);
     rt_model_set_backward_hook(m, record_hook, NULL);
-    rt_model_zero_grad(m);
-    rt_model_backward(m, &train_ctx, dout, 2);
+    CHECK_OK(rt_model_zero_grad(m));
+    CHECK_OK(rt_model_backward(m, &train_ctx, dout, 2));
     int order = hook_count == 15;
     for (int i = 0; order && i < 15; i++)
         order = hook_calls[i] == 14 - i;
@@ -696,17 +737,17 @@ static void test_resnet18(void)
     for (size_t i = 0; i < want; i++)
         gsum += fabs(g[i]);
     CHECK(isfinite(gsum) && gsum > 0);
-    y = rt_model_forward(m, &eval_ctx, x, 1);
+    y = fwd(m, &eval_ctx, x, 1);
     CHECK(y != NULL && isfinite(y[0]));
     rt_model_print_summary(m);
 
     /* Same seed, same values; another seed, other values. */
     rt_model *same = NULL, *other = NULL;
-    CHECK_OK(rt_model_create(&same, &spec, (rt_shape){1, 28, 28}, 1, 42));
-    CHECK_OK(rt_model_create(&other, &spec, (rt_shape){1, 28, 28}, 1, 43));
+    CHECK_OK(rt_model_create(&same, be, &spec, (rt_shape){1, 28, 28}, 1, 42));
+    CHECK_OK(rt_model_create(&other, be, &spec, (rt_shape){1, 28, 28}, 1, 43));
     if (same && other) {
         rt_model *fresh = NULL;
-        CHECK_OK(rt_model_create(&fresh, &spec, (rt_shape){1, 28, 28}, 4, 42));
+        CHECK_OK(rt_model_create(&fresh, be, &spec, (rt_shape){1, 28, 28}, 4, 42));
         if (fresh)
             CHECK(memcmp(rt_model_params(same), rt_model_params(fresh), want * 4) == 0);
         CHECK(memcmp(rt_model_params(same), rt_model_params(other), want * 4) != 0);
@@ -723,7 +764,7 @@ static void test_mlp(void)
     rt_model_spec_default(&spec, RT_ARCH_MLP);
     CHECK(spec.num_hidden == 2 && spec.hidden[0] == 512 && spec.hidden[1] == 512);
     rt_model *m = NULL;
-    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 28, 28}, 4, 1));
+    CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){1, 28, 28}, 4, 1));
     if (!m)
         return;
     CHECK(rt_model_num_layers(m) == 7);   /* flatten + (linear, relu) x 3 */
@@ -736,7 +777,7 @@ static void test_mlp(void)
     spec.output_relu = 0;
     spec.num_hidden = 1;
     spec.hidden[0] = 8;
-    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 4, 1));
+    CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 4, 1));
     if (m) {
         CHECK(rt_model_num_layers(m) == 4);
         check_shape(m, "linear_relu_stack.2.weight", 2, 10, 8, 0, 0);
@@ -766,14 +807,14 @@ static void test_config_errors(void)
     rt_model_spec spec;
     rt_model *m = NULL;
     rt_model_spec_default(&spec, RT_ARCH_SEQUENTIAL);
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1));
 
     /* A 5x5 kernel on the 2x2 map a first conv leaves: names layer 1 and type. */
     spec.layers[0] = conv(2, 3, 1, 0, 1);
     spec.layers[1] = conv(2, 5, 1, 0, 1);
     spec.num_layers = 2;
     rt_error_clear();
-    CHECK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1) == RT_ERR_CONFIG);
+    CHECK(rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1) == RT_ERR_CONFIG);
     CHECK(strstr(rt_error_message(), "'1'") && strstr(rt_error_message(), "conv2d"));
     CHECK(m == NULL);
     rt_error_clear();
@@ -781,36 +822,37 @@ static void test_config_errors(void)
     spec.layers[1] = spec_of(RT_LAYER_MAXPOOL2D);
     spec.layers[1].kernel = 2;
     spec.layers[1].padding = 2;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1));
     spec.layers[1] = spec_of(RT_LAYER_DROPOUT);
     spec.layers[1].p = 1.5f;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1));
     spec.layers[1] = spec_of(RT_LAYER_LINEAR);   /* out features 0 */
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1));
     spec.layers[1].out = 3;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 0, 1));
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){0, 4, 4}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 0, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){0, 4, 4}, 2, 1));
     /* Linear after an unflattened conv reads c*h*w features. */
-    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){1, 4, 4}, 2, 1));
+    CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){1, 4, 4}, 2, 1));
     if (m)
         check_shape(m, "1.weight", 2, 3, 8, 0, 0);
     float x[32] = {0};
-    CHECK(rt_model_forward(m, &eval_ctx, x, 3) == NULL);   /* more than max_batch */
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_model_forward(m, &eval_ctx, x, 3, NULL));   /* > max_batch */
     rt_error_clear();
     rt_model_free(m);
 
     rt_model_spec_default(&spec, RT_ARCH_RESNET18);
     spec.num_classes = 0;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, &spec, (rt_shape){3, 32, 32}, 2, 1));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_model_create(&m, be, &spec, (rt_shape){3, 32, 32}, 2, 1));
     rt_model_spec_default(&spec, RT_ARCH_RESNET18);
     /* 7x7 stride 2 on 4x4 works; layer4's stride then needs >= 1 pixel: it
      * always gets one, so a tiny input is fine, not an error. */
-    CHECK_OK(rt_model_create(&m, &spec, (rt_shape){3, 4, 4}, 1, 1));
+    CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){3, 4, 4}, 1, 1));
     rt_model_free(m);
 }
 
 int main(void)
 {
+    be = rt_backend_find("cpu");
     test_linear_conv_grads();
     test_elementwise_pool_grads();
     test_batchnorm_grads();
@@ -823,5 +865,16 @@ int main(void)
     test_resnet18();
     test_mlp();
     test_config_errors();
+    /* The layers' gradients, BatchNorm and the block on the naive backend. */
+    be = rt_backend_find("naive");
+    test_linear_conv_grads();
+    test_elementwise_pool_grads();
+    test_batchnorm_grads();
+    test_basicblock_grads();
+    test_batchnorm_running_stats();
+    test_sync_batchnorm();
+    test_basicblock_composition();
+    test_dropout_mask();
+    test_losses();
     return CHECK_DONE();
 }

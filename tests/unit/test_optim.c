@@ -7,6 +7,9 @@
 #include "check.h"
 #include "rtrain/optim.h"
 
+/* The backend whose update kernels run (both backends of the build: main). */
+static const rt_backend *be;
+
 #define NP 7          /* parameters in every fixture case */
 #define MAX_LINE 1024
 
@@ -106,7 +109,7 @@ static void begin_optim(replay *r, char *rest)
     }
     rt_optim_free(r->opt);
     r->opt = NULL;
-    CHECK_OK(rt_optim_create(&r->opt, &o, NP));
+    CHECK_OK(rt_optim_create(&r->opt, be, &o, NP));
     memcpy(r->params, INIT, sizeof INIT);
     r->step = 0;
     r->optim_cases++;
@@ -130,7 +133,7 @@ static void replay_step(replay *r, char *rest)
     float g[NP];
     for (int i = 0; i < NP; i++)
         g[i] = grad(step, i);
-    rt_optim_step(r->opt, r->params, g, lr);
+    CHECK_OK(rt_optim_step(r->opt, r->params, g, lr));
     r->step = step;
     for (int i = 0; i < NP; i++) {
         double err = fabs((double)r->params[i] - want[i]) / fabs((double)want[i]);
@@ -265,24 +268,24 @@ static void test_create_checks(void)
     rt_optim_opts o;
     rt_optim_opts_default(&o, RT_OPTIM_SGD);
     o.nesterov = 1;   /* torch: "Nesterov momentum requires a momentum and zero dampening" */
-    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, &o, 10));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, be, &o, 10));
     CHECK(opt == NULL);
     o.momentum = 0.9f;
     o.dampening = 0.1f;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, &o, 10));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, be, &o, 10));
     rt_optim_opts_default(&o, RT_OPTIM_SGD);
     o.lr = -0.1f;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, &o, 10));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, be, &o, 10));
     rt_optim_opts_default(&o, RT_OPTIM_ADAM);
     o.beta2 = 1.0f;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, &o, 10));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, be, &o, 10));
     o.beta2 = 0.999f;
     o.eps = -1e-8f;
-    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, &o, 10));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_optim_create(&opt, be, &o, 10));
     o.eps = 1e-8f;
     o.type = (rt_optim_type)7;
-    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_create(&opt, &o, 10));
-    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_create(&opt, NULL, 10));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_create(&opt, be, &o, 10));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_create(&opt, be, NULL, 10));
     CHECK(opt == NULL);
 }
 
@@ -298,10 +301,10 @@ static void test_empty_and_state_layout(void)
         rt_optim_opts_default(&o, want[k].t);
         o.momentum = want[k].t == RT_OPTIM_SGD ? 0.9f : 0.0f;
         rt_optimizer *opt = NULL;
-        CHECK_OK(rt_optim_create(&opt, &o, 0));   /* a model with no parameters */
+        CHECK_OK(rt_optim_create(&opt, be, &o, 0));   /* a model with no parameters */
         if (!opt)
             continue;
-        rt_optim_step(opt, NULL, NULL, 0.1f);
+        CHECK_OK(rt_optim_step(opt, NULL, NULL, 0.1f));
         CHECK(rt_optim_step_count(opt) == 1);
         CHECK(rt_optim_state_slots(opt) == want[k].slots);
         for (int s = 0; s < want[k].slots; s++)
@@ -320,7 +323,7 @@ static void run_steps(rt_optimizer *opt, float *p, size_t n, int from, int steps
     for (int s = from; s < from + steps; s++) {
         for (size_t i = 0; i < n; i++)
             g[i] = grad(s, (int)(i % 97));
-        rt_optim_step(opt, p, g, 0.01f);
+        CHECK_OK(rt_optim_step(opt, p, g, 0.01f));
     }
     free(g);
 }
@@ -336,8 +339,8 @@ static void test_resume_bit_exact(void)
         rt_optim_opts_default(&o, types[k]);
         o.momentum = 0.9f;   /* ignored by Adam/AdamW */
         rt_optimizer *a = NULL, *b = NULL;
-        CHECK_OK(rt_optim_create(&a, &o, N));
-        CHECK_OK(rt_optim_create(&b, &o, N));
+        CHECK_OK(rt_optim_create(&a, be, &o, N));
+        CHECK_OK(rt_optim_create(&b, be, &o, N));
         if (!a || !b)
             return;
         static float pa[N], pb[N];
@@ -391,11 +394,15 @@ static void test_schedule_points(void)
 
 int main(void)
 {
+    be = rt_backend_find("cpu");
     test_names_and_defaults();
     test_create_checks();
     test_empty_and_state_layout();
     test_resume_bit_exact();
     test_schedule_points();
+    test_against_torch();
+    be = rt_backend_find("naive");   /* the same trajectories through the other backend */
+    test_resume_bit_exact();
     test_against_torch();
     return CHECK_DONE();
 }

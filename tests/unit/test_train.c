@@ -3,7 +3,8 @@
  * parameter per feature) is built into a model next to a built-in ReLU; its
  * parameters get state_dict names and slab space, forward/backward go
  * through the caller's functions, and caller mistakes (duplicate names, a
- * missing function) are errors, not crashes. Exact float comparisons: the
+ * missing function, ops of another version, a host-only layer on a backend
+ * without host memory) are errors, not crashes. Exact float comparisons: the
  * values are products of small integers, representable exactly. */
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +25,18 @@ static rt_status scale_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *
     return RT_OK;
 }
 
-static void scale_forward(rt_layer *l, const rt_nn_ctx *c, float *y, const float *x, int n)
+/* A host layer: it loops over the memory itself (no RT_LAYER_ANY_BACKEND). */
+static rt_status scale_forward(rt_layer *l, const rt_nn_ctx *c, float *y, const float *x,
+                               int n)
 {
     const scale *s = l->impl;
     for (int i = 0; i < n * F; i++)
         y[i] = s->w[i % F] * x[i];
+    return RT_OK;
 }
 
-static void scale_backward(rt_layer *l, const rt_nn_ctx *c, float *dx, const float *dy,
-                           const float *x, const float *y, int n)
+static rt_status scale_backward(rt_layer *l, const rt_nn_ctx *c, float *dx, const float *dy,
+                                const float *x, const float *y, int n)
 {
     scale *s = l->impl;
     for (int i = 0; i < n * F; i++) {
@@ -40,10 +44,13 @@ static void scale_backward(rt_layer *l, const rt_nn_ctx *c, float *dx, const flo
         if (dx)
             dx[i] = dy[i] * s->w[i % F];
     }
+    return RT_OK;
 }
 
-static const rt_layer_ops scale_ops = {"scale", scale_build, scale_forward, scale_backward,
-                                       NULL};
+static const rt_layer_ops scale_ops = {
+    .version = RT_LAYER_OPS_VERSION, .type = "scale", .build = scale_build,
+    .forward = scale_forward, .backward = scale_backward,
+};
 
 static rt_layer *make_scale(const char *name)
 {
@@ -62,7 +69,7 @@ static void test_model(void)
     CHECK_OK(rt_layer_create(&layers[1], &relu, "act"));
     CHECK(layers[0] && layers[2]);
     rt_model *m = NULL;
-    CHECK_OK(rt_model_create_from_layers(&m, layers, 3, (rt_shape){F, 1, 1}, 2, 1));
+    CHECK_OK(rt_model_create_from_layers(&m, NULL, layers, 3, (rt_shape){F, 1, 1}, 2, 1));
     CHECK(rt_model_num_params(m) == 2 * F);
     CHECK(rt_model_num_tensors(m) == 2);
     CHECK(rt_model_find_tensor(m, "first.weight") != NULL);
@@ -76,13 +83,16 @@ static void test_model(void)
         p[t2->offset + i] = 2.0f;
     }
     float x[2 * F] = {1, -2, 3, 4, 5, -6};
-    const float *y = rt_model_forward(m, NULL, x, 2);
+    const float *y = NULL;
+    CHECK_OK(rt_model_forward(m, NULL, x, 2, &y));
     CHECK(y != NULL);
+    if (!y)
+        return;
     for (int i = 0; i < 2 * F; i++)
         CHECK(y[i] == (x[i] > 0 ? 2.0f * x[i] : 0.0f));
     float dy[2 * F] = {1, 1, 1, 1, 1, 1};
-    rt_model_zero_grad(m);
-    rt_model_backward(m, NULL, dy, 2);
+    CHECK_OK(rt_model_zero_grad(m));
+    CHECK_OK(rt_model_backward(m, NULL, dy, 2));
     const float *g = rt_model_grads(m);
     /* d/dw_first[f] = sum_n 2 * x[n][f] over positive x; d/dw_second = relu(x). */
     for (int f = 0; f < F; f++) {
@@ -107,17 +117,41 @@ static void test_errors(void)
     CHECK(l == NULL);
     CHECK(rt_layer_create_custom(&l, &scale_ops, "", NULL) == RT_ERR_INVALID_ARG);
     rt_error_clear();
+    /* ops written for another layout of rt_layer_ops */
+    rt_layer_ops old = scale_ops;
+    old.version = RT_LAYER_OPS_VERSION + 1;
+    CHECK(rt_layer_create_custom(&l, &old, "x", NULL) == RT_ERR_INVALID_ARG);
+    CHECK(strstr(rt_error_message(), "RT_LAYER_OPS_VERSION") != NULL);
+    rt_error_clear();
+
+    /* A host layer on a backend whose memory is not host memory (a stand-in
+     * table: the CPU's kernels without the host-memory flag). */
+    rt_backend device = *rt_backend_find("cpu");
+    device.flags &= ~RT_BACKEND_HOST_MEMORY;
+    rt_layer *host_layer[1] = {make_scale("host")};
+    rt_model *dm = NULL;
+    CHECK(rt_model_create_from_layers(&dm, &device, host_layer, 1, (rt_shape){F, 1, 1}, 2, 1) ==
+          RT_ERR_UNSUPPORTED);
+    CHECK(dm == NULL && strstr(rt_error_message(), "'host'") != NULL);
+    rt_error_clear();
+    /* Built-in layers compute through the table: accepted there. */
+    rt_layer_spec relu;
+    rt_layer_spec_default(&relu, RT_LAYER_RELU);
+    rt_layer *builtin[1] = {NULL};
+    CHECK_OK(rt_layer_create(&builtin[0], &relu, "act"));
+    CHECK_OK(rt_model_create_from_layers(&dm, &device, builtin, 1, (rt_shape){F, 1, 1}, 2, 1));
+    rt_model_free(dm);
 
     rt_layer *dup[2] = {make_scale("same"), make_scale("same")};
     rt_model *m = (rt_model *)&m;   /* must be reset to NULL on failure */
-    CHECK(rt_model_create_from_layers(&m, dup, 2, (rt_shape){F, 1, 1}, 2, 1) ==
+    CHECK(rt_model_create_from_layers(&m, NULL, dup, 2, (rt_shape){F, 1, 1}, 2, 1) ==
           RT_ERR_INVALID_ARG);
     CHECK(m == NULL);
     CHECK(strstr(rt_error_message(), "same") != NULL);
     rt_error_clear();   /* the layers were freed by the failed call (ASan/valgrind) */
 
     rt_layer *one[1] = {make_scale("one")};
-    CHECK(rt_model_create_from_layers(&m, one, 1, (rt_shape){F, 1, 1}, 0, 1) != RT_OK);
+    CHECK(rt_model_create_from_layers(&m, NULL, one, 1, (rt_shape){F, 1, 1}, 0, 1) != RT_OK);
     CHECK(m == NULL);
     rt_error_clear();
 }

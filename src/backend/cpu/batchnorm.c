@@ -1,14 +1,14 @@
 /* Batch normalisation on the CPU, split into per-channel sums and the
  * elementwise passes so that the sums can be all-reduced across ranks
- * between them (SyncBatchNorm). The caller turns the sums into
- * mean = sum/m, var = sumsq/m - mean^2, rstd = 1/sqrt(var + eps).
+ * between them (SyncBatchNorm). bn_train_stats (backend/host.c) turns the
+ * sums into mean = sum/m, var = sumsq/m - mean^2, rstd = 1/sqrt(var + eps).
  * Sums use double accumulators: sumsq/m - mean^2 cancels badly in float
  * when |mean| >> std, and m reaches n*hw*ranks (10^5 and more).
  * Threads (parallel.h) split the sums by channel, so each channel's sum
  * runs in the same order whatever the thread count, and the elementwise
  * passes by (sample, channel) plane. */
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
 
 /* Everything any of the passes reads or writes. */
 typedef struct bn_job {
@@ -44,10 +44,12 @@ static void sums_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_bn_sums(float *sum, float *sumsq, const float *x, int n, int c, int hw)
+rt_status rt_cpu_bn_sums(float *stats, const float *x, int n, int c, int hw)
 {
-    bn_job j = {.out = sum, .out2 = sumsq, .x = x, .n = n, .c = c, .hw = hw};
+    bn_job j = {.out = stats, .out2 = stats + c, .x = x, .n = n, .c = c, .hw = hw};
     bn_run(sums_piece, &j, (size_t)c);
+    stats[2 * c] = (float)n * (float)hw;
+    return RT_OK;
 }
 
 /* planes [lo, hi) of the n*c (sample, channel) planes */
@@ -65,12 +67,13 @@ static void normalize_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_bn_normalize(float *y, const float *x, const float *mean, const float *rstd,
-                     const float *gamma, const float *beta, int n, int c, int hw)
+rt_status rt_cpu_bn_normalize(float *y, const float *x, const float *mean, const float *rstd,
+                              const float *gamma, const float *beta, int n, int c, int hw)
 {
     bn_job j = {.out = y, .x = x, .mean = mean, .rstd = rstd, .gamma = gamma, .beta = beta,
                 .n = n, .c = c, .hw = hw};
     bn_run(normalize_piece, &j, (size_t)n * c);
+    return RT_OK;
 }
 
 static void backward_sums_piece(void *arg, size_t lo, size_t hi)
@@ -92,12 +95,13 @@ static void backward_sums_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_bn_backward_sums(float *sum_dy, float *sum_dy_xhat, const float *dy, const float *x,
-                         const float *mean, const float *rstd, int n, int c, int hw)
+rt_status rt_cpu_bn_backward_sums(float *dstats, const float *dy, const float *x,
+                                  const float *mean, const float *rstd, int n, int c, int hw)
 {
-    bn_job j = {.out = sum_dy, .out2 = sum_dy_xhat, .x = x, .dy = dy, .mean = mean,
+    bn_job j = {.out = dstats, .out2 = dstats + c, .x = x, .dy = dy, .mean = mean,
                 .rstd = rstd, .n = n, .c = c, .hw = hw};
     bn_run(backward_sums_piece, &j, (size_t)c);
+    return RT_OK;
 }
 
 static void backward_dx_piece(void *arg, size_t lo, size_t hi)
@@ -118,14 +122,15 @@ static void backward_dx_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_bn_backward_dx(float *dx, const float *dy, const float *x, const float *mean,
-                       const float *rstd, const float *gamma, const float *sum_dy,
-                       const float *sum_dy_xhat, double count, int n, int c, int hw)
+rt_status rt_cpu_bn_backward_dx(float *dx, const float *dy, const float *x, const float *mean,
+                                const float *rstd, const float *gamma, const float *dstats,
+                                const float *count, int n, int c, int hw)
 {
     if (!dx)
-        return;
+        return RT_OK;
     bn_job j = {.out = dx, .x = x, .dy = dy, .mean = mean, .rstd = rstd, .gamma = gamma,
-                .sum_dy = sum_dy, .sum_dy_xhat = sum_dy_xhat, .count = count,
+                .sum_dy = dstats, .sum_dy_xhat = dstats + c, .count = count[0],
                 .n = n, .c = c, .hw = hw};
     bn_run(backward_dx_piece, &j, (size_t)n * c);
+    return RT_OK;
 }

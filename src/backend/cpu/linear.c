@@ -7,8 +7,8 @@
  * input feature. No split runs along a sum (see parallel.h for what that
  * does and does not guarantee about the bits). */
 #include <cblas.h>
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
 
 /* A block narrower than this many columns makes sgemm inefficient
  * (its micro-kernels are 16 to 64 floats wide). */
@@ -62,8 +62,8 @@ static void forward_samples_piece(void *arg, size_t lo, size_t hi)
     linear_forward_block(j->y, j->x, j->w, j->b, j->in, j->out, (int)lo, (int)hi, 0, j->out);
 }
 
-void rt_linear_forward(float *y, const float *x, const float *w, const float *b,
-                       int n, int in, int out)
+rt_status rt_cpu_linear_forward(float *y, const float *x, const float *w, const float *b,
+                                int n, int in, int out)
 {
     linear_job j = {.y = y, .x = x, .w = w, .b = b, .n = n, .in = in, .out = out};
     if (out >= n)
@@ -72,6 +72,7 @@ void rt_linear_forward(float *y, const float *x, const float *w, const float *b,
     else
         rt_par_for((size_t)n, linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)n),
                    forward_samples_piece, &j);
+    return RT_OK;
 }
 
 /* Input features [j0, j1): dw[:, j0..j1) += dy^T . x[:, j0..j1) and
@@ -95,8 +96,8 @@ static void backward_piece(void *arg, size_t lo, size_t hi)
                           (int)hi);
 }
 
-void rt_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int n, int in, int out)
+rt_status rt_cpu_linear_backward(float *dx, float *dw, float *db, const float *dy,
+                                 const float *x, const float *w, int n, int in, int out)
 {
     if (db) {
         /* Summed apart (in double, as the conv bias) and then added, so db
@@ -112,4 +113,5 @@ void rt_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
                     .out = out};
     rt_par_for((size_t)in, linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)in),
                backward_piece, &j);
+    return RT_OK;
 }

@@ -1,9 +1,11 @@
-/* Elementwise kernels on the CPU: ReLU, dropout, in-place add. Passes over
+/* Elementwise kernels on the CPU: fill, ReLU, dropout's backward, in-place
+ * add (dropout's forward draws its mask serially: backend/host.c). Passes over
  * large tensors are split over the kernels' threads (parallel.h); the
  * loops are branch-free selects, so they vectorise. */
+#include <string.h>
 #include "rtrain/core.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
 
 /* Operands of one elementwise pass: out = f(a, b). */
 typedef struct ew_job {
@@ -56,36 +58,46 @@ static void add_piece(void *arg, size_t lo, size_t hi)
         y[i] += x[i];
 }
 
-void rt_relu_forward(float *y, const float *x, size_t count)
+/* The gradient slab is 44 MB for ResNet18: the threads fill a part each. */
+static void fill_piece(void *arg, size_t lo, size_t hi)
+{
+    const ew_job *j = arg;
+    const float v = *j->a;
+    float *y = j->out;
+    if (v == 0.0f) {
+        memset(y + lo, 0, (hi - lo) * sizeof *y);
+        return;
+    }
+    for (size_t i = lo; i < hi; i++)
+        y[i] = v;
+}
+
+rt_status rt_cpu_fill(float *dst, float value, size_t count)
+{
+    ew_run(fill_piece, dst, &value, NULL, count);
+    return RT_OK;
+}
+
+rt_status rt_cpu_relu_forward(float *y, const float *x, size_t count)
 {
     ew_run(relu_forward_piece, y, x, NULL, count);
+    return RT_OK;
 }
 
-void rt_relu_backward(float *dx, const float *dy, const float *y, size_t count)
+rt_status rt_cpu_relu_backward(float *dx, const float *dy, const float *y, size_t count)
 {
     ew_run(relu_backward_piece, dx, dy, y, count);
+    return RT_OK;
 }
 
-/* Element i is dropped when the i-th uniform of stream `key` is below p, so
- * the mask depends only on (key, i): any rank, any run, same mask. */
-void rt_dropout_forward(float *y, float *mask, const float *x, size_t count, float p,
-                        uint64_t key)
-{
-    const float keep = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    rt_rng rng;
-    rt_rng_init(&rng, key);
-    for (size_t i = 0; i < count; i++) {
-        mask[i] = rt_rng_uniform(&rng) < p ? 0.0f : keep;
-        y[i] = x[i] * mask[i];
-    }
-}
-
-void rt_dropout_backward(float *dx, const float *dy, const float *mask, size_t count)
+rt_status rt_cpu_dropout_backward(float *dx, const float *dy, const float *mask, size_t count)
 {
     ew_run(mul_piece, dx, dy, mask, count);
+    return RT_OK;
 }
 
-void rt_add_inplace(float *y, const float *x, size_t count)
+rt_status rt_cpu_add(float *y, const float *x, size_t count)
 {
     ew_run(add_piece, y, x, NULL, count);
+    return RT_OK;
 }

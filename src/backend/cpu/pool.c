@@ -4,8 +4,8 @@
  * Threads (parallel.h) split the (sample, channel) planes. */
 #include <math.h>
 #include <string.h>
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
 
 /* Operands of a pooling pass over planes. */
 typedef struct pool_job {
@@ -21,22 +21,6 @@ typedef struct pool_job {
 static void pool_run(rt_par_fn fn, pool_job *j, size_t planes, size_t floats)
 {
     rt_par_for(planes, rt_par_threads(planes * floats, RT_PAR_MIN_FLOATS), fn, j);
-}
-
-int rt_pool_geom_init(rt_pool_geom *g, int c, int h, int w, int kernel, int stride, int pad)
-{
-    memset(g, 0, sizeof *g);
-    /* PyTorch requires pad <= kernel/2, which guarantees that every window
-     * holds at least one real element. */
-    if (c < 1 || h < 1 || w < 1 || kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel)
-        return 0;
-    if (h + 2 * pad < kernel || w + 2 * pad < kernel)
-        return 0;
-    *g = (rt_pool_geom){ .c = c, .h = h, .w = w, .kh = kernel, .kw = kernel,
-                         .stride = stride, .pad = pad,
-                         .oh = (h + 2 * pad - kernel) / stride + 1,
-                         .ow = (w + 2 * pad - kernel) / stride + 1 };
-    return 1;
 }
 
 /* Max of one window of one channel plane; *arg gets its index in the plane. */
@@ -78,11 +62,12 @@ static void maxpool_forward_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_maxpool2d_forward(float *y, int32_t *argmax, const float *x, const rt_pool_geom *g,
-                          int n)
+rt_status rt_cpu_maxpool2d_forward(float *y, int32_t *argmax, const float *x,
+                                   const rt_pool_geom *g, int n)
 {
     pool_job j = {.out = y, .in = x, .argmax_out = argmax, .g = g};
     pool_run(maxpool_forward_piece, &j, (size_t)n * g->c, (size_t)g->h * g->w);
+    return RT_OK;
 }
 
 static void maxpool_backward_piece(void *arg, size_t lo, size_t hi)
@@ -101,11 +86,12 @@ static void maxpool_backward_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax,
-                           const rt_pool_geom *g, int n)
+rt_status rt_cpu_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax,
+                                    const rt_pool_geom *g, int n)
 {
     pool_job j = {.out = dx, .in = dy, .argmax = argmax, .g = g};
     pool_run(maxpool_backward_piece, &j, (size_t)n * g->c, (size_t)g->h * g->w);
+    return RT_OK;
 }
 
 static void avgpool_forward_piece(void *arg, size_t lo, size_t hi)
@@ -119,10 +105,11 @@ static void avgpool_forward_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_global_avgpool_forward(float *y, const float *x, int n, int c, int hw)
+rt_status rt_cpu_global_avgpool_forward(float *y, const float *x, int n, int c, int hw)
 {
     pool_job j = {.out = y, .in = x, .hw = hw};
     pool_run(avgpool_forward_piece, &j, (size_t)n * c, (size_t)hw);
+    return RT_OK;
 }
 
 static void avgpool_backward_piece(void *arg, size_t lo, size_t hi)
@@ -135,8 +122,9 @@ static void avgpool_backward_piece(void *arg, size_t lo, size_t hi)
     }
 }
 
-void rt_global_avgpool_backward(float *dx, const float *dy, int n, int c, int hw)
+rt_status rt_cpu_global_avgpool_backward(float *dx, const float *dy, int n, int c, int hw)
 {
     pool_job j = {.out = dx, .in = dy, .hw = hw};
     pool_run(avgpool_backward_piece, &j, (size_t)n * c, (size_t)hw);
+    return RT_OK;
 }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <cblas.h>
 #include "rtrain/core.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/cpu/parallel.h"
 
 #define POOL_MAX_THREADS 256
 /* A worker looks for a next job this long before it sleeps: longer than the

@@ -23,8 +23,9 @@
  * a function of the inputs and the thread count alone (parallel.h). */
 #include <string.h>
 #include <cblas.h>
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/parallel.h"
+#include "backend/host.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel.h"
 
 /* Bound on one chunk's scratch (columns + reordered output), in floats:
  * 1M floats = 4 MiB. Measured on the ResNet18 shapes at batch 128, limits
@@ -32,21 +33,6 @@
  * keeps the scratch modest while the late layers (oh*ow = 1..4) still get
  * the whole batch in one sgemm. */
 #define CONV_SCRATCH_LIMIT ((size_t)1 << 20)
-
-int rt_conv_geom_init(rt_conv_geom *g, int c, int h, int w, int k, int kh, int kw,
-                      int stride, int pad)
-{
-    memset(g, 0, sizeof *g);
-    if (c < 1 || h < 1 || w < 1 || k < 1 || kh < 1 || kw < 1 || stride < 1 || pad < 0)
-        return 0;
-    if (h + 2 * pad < kh || w + 2 * pad < kw)
-        return 0;
-    *g = (rt_conv_geom){ .c = c, .h = h, .w = w, .k = k, .kh = kh, .kw = kw,
-                         .stride = stride, .pad = pad,
-                         .oh = (h + 2 * pad - kh) / stride + 1,
-                         .ow = (w + 2 * pad - kw) / stride + 1 };
-    return 1;
-}
 
 static size_t conv_ckk(const rt_conv_geom *g) { return (size_t)g->c * g->kh * g->kw; }
 static size_t conv_ohw(const rt_conv_geom *g) { return (size_t)g->oh * g->ow; }
@@ -65,7 +51,7 @@ static int conv_chunk(const rt_conv_geom *g)
     return chunk < 1 ? 1 : (int)chunk;   /* per_sample >= 2, so chunk fits an int */
 }
 
-size_t rt_conv2d_scratch_floats(const rt_conv_geom *g, int max_batch)
+static size_t conv_scratch_floats(const rt_conv_geom *g, int max_batch)
 {
     int chunk = conv_chunk(g);
     if (max_batch < chunk)
@@ -298,9 +284,17 @@ static void conv_forward_piece(void *arg, size_t lo, size_t hi)
     conv_forward_samples(arg, (int)lo, (int)hi);
 }
 
-void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
-                       float *scratch, const rt_conv_geom *g, int n)
+rt_status rt_cpu_conv2d_plan(rt_conv_plan **out, const rt_conv_geom *g, int max_batch,
+                             size_t *scratch_floats)
 {
+    *scratch_floats = conv_scratch_floats(g, max_batch);
+    return rt_host_conv2d_plan_new(out, g, *scratch_floats);
+}
+
+rt_status rt_cpu_conv2d_forward(const rt_conv_plan *p, float *y, const float *x, const float *w,
+                                const float *b, float *scratch, int n)
+{
+    const rt_conv_geom *g = &p->g;
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
@@ -312,6 +306,7 @@ void rt_conv2d_forward(float *y, const float *x, const float *w, const float *b,
         j.b_mat = conv_direct(g, cn) ? j.x : j.col;
         rt_par_for((size_t)cn, conv_threads(g, cn), conv_forward_piece, &j);
     }
+    return RT_OK;
 }
 
 /* db[k] += sum over samples and positions of dy, in double for accuracy;
@@ -414,9 +409,11 @@ static void conv_bias_piece(void *arg, size_t lo, size_t hi)
     conv_bias_grad(j->db, j->dy, j->g, j->n, (int)lo, (int)hi);
 }
 
-void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, float *scratch, const rt_conv_geom *g, int n)
+rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, float *db,
+                                 const float *dy, const float *x, const float *w,
+                                 float *scratch, int n)
 {
+    const rt_conv_geom *g = &p->g;
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
@@ -438,4 +435,5 @@ void rt_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const 
         if (j.dx)
             rt_par_for((size_t)cn, threads, conv_dx_piece, &j);
     }
+    return RT_OK;
 }

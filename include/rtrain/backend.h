@@ -1,0 +1,226 @@
+/* rtrain backend: the one table every layer, loss, optimizer and the
+ * trainer compute through (float32, NCHW).
+ *
+ * A backend is a const table of function pointers: memory (allocation,
+ * upload/download between host and backend memory, copy, fill) and every
+ * kernel the engine needs. A model holds one table and hands it to its
+ * layers when they are built; nothing above the table calls a kernel by
+ * name, so one build holds several backends and tests compare them.
+ *
+ *   "cpu"    OpenBLAS sgemm + im2col, a thread pool of its own
+ *   "naive"  plain loops, one thread, no BLAS: the reference the tests
+ *            compare every other backend with (slow; for checking)
+ *   "cuda"   (a later build option) cuBLAS, cuDNN and rtrain's kernels
+ *
+ * Kernels follow the llm.c convention: outputs first, then inputs, then
+ * sizes; they never allocate (temporary space is the caller's `scratch`,
+ * sized by the plan). Gradient outputs for parameters (dw, db) are ADDED
+ * to; input gradients (dx) are overwritten, and skipped when dx is NULL.
+ * Pointers are backend memory unless the comment says host. Every entry
+ * returns rt_status: a backend reports its own failures (a CUDA error, an
+ * impossible size) with RT_ERROR and the caller passes them up.
+ *
+ * Adding a backend: fill an rt_backend (every entry), register it in
+ * src/backend/backend.c, and run tests/unit/test_backends against it,
+ * which compares every kernel with the naive backend.
+ *
+ * Nothing here is collective. */
+#ifndef RTRAIN_BACKEND_H
+#define RTRAIN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rtrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_BACKEND_ABI_VERSION 1
+
+enum {
+    /* Backend memory is host memory: the CPU may read and write it directly
+     * (the CPU backends). Without it, code outside the table uses only
+     * upload/download/copy. */
+    RT_BACKEND_HOST_MEMORY = 1u << 0,
+};
+
+/* 2-D convolution geometry (groups 1, dilation 1). */
+typedef struct rt_conv_geom {
+    int c, h, w;          /* input channels and size */
+    int k;                /* output channels */
+    int kh, kw;           /* kernel size */
+    int stride, pad;
+    int oh, ow;           /* output size: (h + 2 pad - kh) / stride + 1 */
+} rt_conv_geom;
+
+/* Fills oh/ow; returns 0 when the geometry is impossible (output < 1). */
+int rt_conv_geom_init(rt_conv_geom *g, int c, int h, int w, int k, int kh, int kw,
+                      int stride, int pad);
+
+/* Pooling geometry (square window). */
+typedef struct rt_pool_geom {
+    int c, h, w;
+    int kh, kw, stride, pad;
+    int oh, ow;
+} rt_pool_geom;
+
+/* PyTorch's rules (pad <= kernel / 2); returns 0 when impossible. */
+int rt_pool_geom_init(rt_pool_geom *g, int c, int h, int w, int kernel, int stride, int pad);
+
+/* A backend's plan for one convolution layer (its algorithm, its scratch
+ * size), made once when the layer is built. */
+typedef struct rt_conv_plan rt_conv_plan;
+
+/* Per-step scalars of the optimizer updates, computed by the optimizer in
+ * double as torch.optim 1.13 does and rounded to float where PyTorch
+ * rounds them. Flags are loop-invariant. */
+typedef struct rt_sgd_coef {
+    float neg_lr;          /* -lr (param.add_(d_p, alpha=-lr)) */
+    float weight_decay;    /* L2 term added to the gradient */
+    float momentum;
+    float one_minus_damp;  /* float(1 - dampening) */
+    int use_weight_decay;  /* weight_decay != 0 */
+    int first;             /* first step: buf = d_p (torch.clone) */
+    int nesterov;
+} rt_sgd_coef;
+
+typedef struct rt_adam_coef {
+    float l2;              /* Adam: weight_decay added to the gradient (use_l2) */
+    float decay;           /* AdamW: float(1 - lr*weight_decay); Adam: 1 */
+    float beta1, one_minus_beta1;
+    float beta2, one_minus_beta2;
+    float bc2_sqrt;        /* float(sqrt(1 - beta2^step)) */
+    float eps;
+    float neg_step_size;   /* float(-lr / (1 - beta1^step)) */
+    int use_l2;
+} rt_adam_coef;
+
+typedef struct rt_backend {
+    unsigned abi_version;      /* RT_BACKEND_ABI_VERSION */
+    const char *name;
+    unsigned flags;            /* RT_BACKEND_* */
+
+    /* ---- memory ---------------------------------------------------------------- */
+    /* Zero-filled, 64-byte aligned; RT_ERR_NOMEM naming `what` and the size. */
+    rt_status (*alloc)(void **out, size_t bytes, const char *what);
+    void (*free)(void *ptr);
+    rt_status (*upload)(void *dst, const void *host_src, size_t bytes);
+    rt_status (*download)(void *host_dst, const void *src, size_t bytes);
+    rt_status (*copy)(void *dst, const void *src, size_t bytes);
+    rt_status (*fill)(float *dst, float value, size_t count);
+    /* Waits for all work queued so far (a no-op on the CPU). */
+    rt_status (*synchronize)(void);
+
+    /* ---- fully connected ----------------------------------------------------------- */
+    /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL) */
+    rt_status (*linear_forward)(float *y, const float *x, const float *w, const float *b,
+                                int n, int in, int out);
+    /* dx[n][in] = dy . w; dw[out][in] += dy^T . x; db[out] += sum_n dy (db may be NULL) */
+    rt_status (*linear_backward)(float *dx, float *dw, float *db, const float *dy,
+                                 const float *x, const float *w, int n, int in, int out);
+
+    /* ---- 2-D convolution --------------------------------------------------------------- */
+    /* A plan for g and batches of up to max_batch; *scratch_floats is the
+     * scratch its calls need (shared with the model's other layers). */
+    rt_status (*conv2d_plan)(rt_conv_plan **out, const rt_conv_geom *g, int max_batch,
+                             size_t *scratch_floats);
+    void (*conv2d_plan_free)(rt_conv_plan *p);
+    /* y[n][k][oh][ow] = conv(x[n][c][h][w], w[k][c][kh][kw]) + b[k] (b may be NULL) */
+    rt_status (*conv2d_forward)(const rt_conv_plan *p, float *y, const float *x, const float *w,
+                                const float *b, float *scratch, int n);
+    rt_status (*conv2d_backward)(const rt_conv_plan *p, float *dx, float *dw, float *db,
+                                 const float *dy, const float *x, const float *w,
+                                 float *scratch, int n);
+
+    /* ---- elementwise ---------------------------------------------------------------------- */
+    rt_status (*relu_forward)(float *y, const float *x, size_t count);
+    /* dx = dy where y > 0, else 0 (y: the forward output; dx == dy allowed) */
+    rt_status (*relu_backward)(float *dx, const float *dy, const float *y, size_t count);
+    /* y = x * mask; mask[i] = 0 when the i-th uniform of the counter-based
+     * stream `key` (rt_rng_uniform order) is below p, else 1/(1-p): the same
+     * mask on every backend. mask is kept for backward. */
+    rt_status (*dropout_forward)(float *y, float *mask, const float *x, size_t count, float p,
+                                 uint64_t key);
+    rt_status (*dropout_backward)(float *dx, const float *dy, const float *mask, size_t count);
+    /* y += x */
+    rt_status (*add)(float *y, const float *x, size_t count);
+
+    /* ---- pooling ------------------------------------------------------------------------------ */
+    /* Max over each window (padding never wins, the first maximum wins ties,
+     * NaN propagates, as in PyTorch); argmax[n][c][oh][ow] holds the input
+     * index within the sample's channel plane, for backward. */
+    rt_status (*maxpool2d_forward)(float *y, int32_t *argmax, const float *x,
+                                   const rt_pool_geom *g, int n);
+    rt_status (*maxpool2d_backward)(float *dx, const float *dy, const int32_t *argmax,
+                                    const rt_pool_geom *g, int n);
+    /* AdaptiveAvgPool2d((1,1)): y[n][c] = mean over hw of x[n][c][hw] */
+    rt_status (*global_avgpool_forward)(float *y, const float *x, int n, int c, int hw);
+    rt_status (*global_avgpool_backward)(float *dx, const float *dy, int n, int c, int hw);
+
+    /* ---- batch normalisation ---------------------------------------------------------------- */
+    /* Split so that the sums can be all-reduced across ranks between the
+     * passes (SyncBatchNorm). Sums accumulate in double.
+     * stats[2c + 1] = per-channel sum of x, sum of x^2, then n*hw. */
+    rt_status (*bn_sums)(float *stats, const float *x, int n, int c, int hw);
+    /* From (reduced) stats: mean = sum/m, var = sumsq/m - mean^2 (>= 0),
+     * rstd = 1/sqrt(var + eps); running_mean/var move by momentum towards
+     * mean and the unbiased var (m/(m-1); biased when m == 1), and
+     * num_batches[0] += 1. m = stats[2c]. */
+    rt_status (*bn_train_stats)(float *mean, float *rstd, float *running_mean,
+                                float *running_var, float *num_batches, const float *stats,
+                                int c, float eps, float momentum);
+    /* Evaluation: mean = running_mean, rstd = 1/sqrt(running_var + eps). */
+    rt_status (*bn_eval_stats)(float *mean, float *rstd, const float *running_mean,
+                               const float *running_var, int c, float eps);
+    /* y = (x - mean[c]) * rstd[c] * gamma[c] + beta[c] */
+    rt_status (*bn_normalize)(float *y, const float *x, const float *mean, const float *rstd,
+                              const float *gamma, const float *beta, int n, int c, int hw);
+    /* dstats[2c] = per-channel sum dy, sum dy * (x - mean) * rstd */
+    rt_status (*bn_backward_sums)(float *dstats, const float *dy, const float *x,
+                                  const float *mean, const float *rstd, int n, int c, int hw);
+    /* dx = gamma*rstd * (dy - sum_dy/m - xhat*sum_dy_xhat/m) with m =
+     * count[0], the samples per channel over all ranks. */
+    rt_status (*bn_backward_dx)(float *dx, const float *dy, const float *x, const float *mean,
+                                const float *rstd, const float *gamma, const float *dstats,
+                                const float *count, int n, int c, int hw);
+
+    /* ---- losses and accuracy ------------------------------------------------------------------- */
+    /* Losses on logits[n][classes] with class labels[n] (backend memory).
+     * *sum (host) = sum of the per-sample losses (in double), so callers
+     * can average over any count; dlogits (if not NULL) = scale *
+     * d(sum)/d(logits). A label outside [0, classes) gives that sample a
+     * NaN loss and a zero gradient row. */
+    rt_status (*cross_entropy)(double *sum, float *dlogits, const float *logits,
+                               const int32_t *labels, int n, int classes, float scale);
+    /* Negative log-likelihood on log-probabilities. */
+    rt_status (*nll_loss)(double *sum, float *dlogp, const float *logp, const int32_t *labels,
+                          int n, int classes, float scale);
+    /* *correct (host) = samples whose argmax (the first of equal maxima)
+     * equals the label. */
+    rt_status (*count_correct)(int64_t *correct, const float *logits, const int32_t *labels,
+                               int n, int classes);
+
+    /* ---- optimizers: one update of n parameters, in place ------------------------------------ */
+    rt_status (*sgd_update)(float *p, const float *g, size_t n, const rt_sgd_coef *c);
+    rt_status (*sgd_momentum_update)(float *p, float *buf, const float *g, size_t n,
+                                     const rt_sgd_coef *c);
+    rt_status (*adam_update)(float *p, float *m, float *v, const float *g, size_t n,
+                             const rt_adam_coef *c);
+} rt_backend;
+
+/* The backend named `name` ("cpu", "naive"), or NULL if this build has none
+ * of that name. */
+const rt_backend *rt_backend_find(const char *name);
+/* The backend used when none is given (cpu). */
+const rt_backend *rt_backend_default(void);
+/* The backends of this build, in order: 0 <= i < rt_backend_count(). */
+int rt_backend_count(void);
+const rt_backend *rt_backend_at(int i);
+/* Names of the backends of this build, "cpu, naive" into buf. */
+void rt_backend_list(char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

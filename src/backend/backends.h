@@ -1,0 +1,18 @@
+/* The backend tables of this build (internal): each backend's file
+ * defines its table; backend.c lists them by name. A test-only wrapper
+ * injects a kernel failure (fault.c). */
+#ifndef RTRAIN_BACKEND_BACKENDS_H
+#define RTRAIN_BACKEND_BACKENDS_H
+
+#include "rtrain/backend.h"
+
+extern const rt_backend rt_backend_cpu;     /* backend/cpu/cpu.c */
+extern const rt_backend rt_backend_naive;   /* backend/naive/naive.c */
+
+/* Test-only: base's table with linear_forward and conv2d_forward failing
+ * (RT_ERR_INTERNAL, a message saying it is injected) from their
+ * `fail_at`-th call on (1-based, counting both). One such table exists per
+ * process; a second call replaces the first. */
+const rt_backend *rt_backend_with_fault(const rt_backend *base, long fail_at);
+
+#endif
