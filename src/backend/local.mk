@@ -17,3 +17,8 @@ TESTS += tests/unit/test_kernels
 # Benchmark, built only by `make bench` (see bench/local.mk).
 EXTRA_PROGRAMS += bench/bench_kernels
 bench_programs += bench/bench_kernels
+
+# Every backend against the naive one on the CNN example (real FashionMNIST;
+# SKIPs without it).
+check_PROGRAMS += tests/unit/test_backends
+TESTS += tests/unit/test_backends

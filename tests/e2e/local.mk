@@ -14,6 +14,8 @@ E2E_TESTS = \
 	tests/e2e/error_use_gpu.test \
 	tests/e2e/train_two_ranks.test \
 	tests/e2e/resume.test \
-	tests/e2e/watchdog.test
+	tests/e2e/watchdog.test \
+	tests/e2e/fault_kernel_one_rank.test \
+	tests/e2e/fault_ckpt_write.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)

@@ -1,0 +1,160 @@
+/* Every backend of the build against the naive reference, as a whole: the
+ * CNN of examples/fashion_mnist_cnn.cfg (convolutions, BatchNorm in
+ * training mode, ReLU, max-pooling, Linear, Dropout) trained for a few
+ * SGD steps on real FashionMNIST batches, once per backend, from the same
+ * initial weights, batches and dropout masks. Losses, parameters, BatchNorm
+ * running statistics and a final evaluation output must agree with the
+ * naive backend's. This is the pattern a new backend's test follows (the
+ * CUDA backend's will): same model, same data, compare with "naive".
+ *
+ * Tolerance. The backends sum in different orders (OpenBLAS float sgemm
+ * blocks against double-precision loops): single kernels agree to ~1e-6
+ * relative (tests/unit/test_kernels.c). Through STEPS steps of momentum
+ * SGD at lr 0.05 the differences grow with the updates; measured on this
+ * machine (cpu vs naive, 10 steps) the largest difference was 9.3e-7
+ * relative to its tensor's largest value (a BatchNorm bias), 7e-7 on the
+ * evaluation output. TOL = 1e-4 leaves a 100x margin, and a wrong kernel
+ * is far outside it: halving one element in 97 of dropout's backward gave
+ * differences of 2e-3 to 0.3 (measured). SKIPs (77) without the dataset. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+#include "rtrain/config.h"
+#include "rtrain/data.h"
+#include "rtrain/nn.h"
+#include "rtrain/optim.h"
+
+enum { BATCH = 32, STEPS = 10, MAX_BACKENDS = 8 };
+#define TOL 1e-4
+#define LOSS_TOL 1e-5
+
+typedef struct run {
+    const rt_backend *be;
+    rt_model *model;
+    double loss[STEPS];
+    float *eval_out;   /* host copy of the final evaluation output [BATCH][10] */
+} run;
+
+/* Trains r->be's model STEPS steps on the first batches of the data in
+ * their shuffled order; the model and optimizer are built from cfg. */
+static rt_status train(run *r, const rt_config *cfg, rt_dataset *ds)
+{
+    rt_loader *loader = NULL;
+    rt_optimizer *opt = NULL;
+    rt_loader_opts lo = {.global_batch = BATCH, .rank = 0, .world_size = 1, .shuffle = 1,
+                         .seed = 1, .prefetch = 0};
+    rt_status st;
+    RT_CHECK_GOTO(st, rt_loader_create(&loader, ds, &lo), done);
+    RT_CHECK_GOTO(st, rt_model_create(&r->model, r->be, &cfg->model,
+                                      rt_dataset_sample_shape(ds), BATCH, 1), done);
+    RT_CHECK_GOTO(st, rt_optim_create(&opt, r->be, &cfg->optimizer,
+                                      rt_model_num_params(r->model)), done);
+    const rt_loss *ce = rt_loss_find("cross_entropy");
+    RT_CHECK_GOTO(st, rt_loader_start_epoch(loader, 0, 0), done);
+    rt_batch b;
+    for (int step = 0; step < STEPS; step++) {
+        int end = 0;
+        RT_CHECK_GOTO(st, rt_loader_next(loader, &b, &end), done);
+        rt_nn_ctx ctx = {.train = 1, .rng_key = rt_rng_key(1, 0, (uint64_t)step, 0)};
+        RT_CHECK_GOTO(st, rt_model_zero_grad(r->model), done);
+        RT_CHECK_GOTO(st, rt_model_forward(r->model, &ctx, b.x, b.n, NULL), done);
+        RT_CHECK_GOTO(st, rt_model_loss_grad(r->model, ce, b.y, b.n, 1.0f / (float)b.n,
+                                             &r->loss[step], NULL), done);
+        RT_CHECK_GOTO(st, rt_model_backward(r->model, &ctx, NULL, b.n), done);
+        RT_CHECK_GOTO(st, rt_optim_step(opt, rt_model_params(r->model),
+                                        rt_model_grads(r->model), cfg->optimizer.lr), done);
+        r->loss[step] /= b.n;
+    }
+    /* Evaluation mode on the next batch: running statistics, no dropout. */
+    int end = 0;
+    const float *out = NULL;
+    RT_CHECK_GOTO(st, rt_loader_next(loader, &b, &end), done);
+    RT_CHECK_GOTO(st, rt_model_forward(r->model, NULL, b.x, b.n, &out), done);
+    size_t count = (size_t)b.n * rt_shape_size(rt_model_output_shape(r->model));
+    RT_CHECK_GOTO(st, rt_alloc(&r->eval_out, count, sizeof(float), "evaluation output"), done);
+    RT_CHECK_GOTO(st, r->be->download(r->eval_out, out, count * sizeof(float)), done);
+done:
+    rt_optim_free(opt);
+    rt_loader_free(loader);
+    return st;
+}
+
+/* max |a - ref| / max |ref| over n floats (host memory: both CPU backends). */
+static double rel_diff(const float *a, const float *ref, size_t n)
+{
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    return worst / (scale > 0 ? scale : 1.0);
+}
+
+static void compare(const run *r, const run *ref)
+{
+    const char *name = r->be->name;
+    for (int s = 0; s < STEPS; s++)
+        CHECK_MSG(fabs(r->loss[s] - ref->loss[s]) <= LOSS_TOL * fabs(ref->loss[s]),
+                  "%s: step %d loss %.9g, naive %.9g", name, s + 1, r->loss[s], ref->loss[s]);
+    double worst = 0.0;
+    const char *worst_name = "";
+    for (int i = 0; i < rt_model_num_tensors(ref->model); i++) {
+        const rt_tensor_info *t = rt_model_tensor(ref->model, i);
+        rt_model *a = r->model, *b = ref->model;
+        const float *pa = t->kind == RT_TENSOR_PARAM ? rt_model_params(a) : rt_model_buffers(a);
+        const float *pb = t->kind == RT_TENSOR_PARAM ? rt_model_params(b) : rt_model_buffers(b);
+        double d = rel_diff(pa + t->offset, pb + t->offset, t->count);
+        CHECK_MSG(d <= TOL, "%s: %s differs from naive by %.3g (relative)", name, t->name, d);
+        if (d > worst) {
+            worst = d;
+            worst_name = t->name;
+        }
+    }
+    double out = rel_diff(r->eval_out, ref->eval_out, (size_t)BATCH * 10);
+    CHECK_MSG(out <= TOL, "%s: evaluation output differs from naive by %.3g", name, out);
+    printf("%s vs naive after %d steps: losses %.6f .. %.6f; largest tensor difference %.3g "
+           "(%s), evaluation output %.3g (tolerance %.0e)\n", name, STEPS, r->loss[0],
+           r->loss[STEPS - 1], worst, worst_name, out, TOL);
+    /* Training must have moved the weights far beyond the tolerance. */
+    CHECK(fabs(r->loss[STEPS - 1] - r->loss[0]) > 10 * LOSS_TOL);
+}
+
+int main(void)
+{
+    const char *top = getenv("top_srcdir");
+    char cfg_path[RT_PATH_MAX];
+    snprintf(cfg_path, sizeof cfg_path, "%s/examples/fashion_mnist_cnn.cfg", top ? top : ".");
+    static rt_config cfg;
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) {
+        printf("SKIP: FashionMNIST is not installed (dataset-fashion-mnist)\n");
+        return 77;
+    }
+    CHECK_OK(rt_config_load(&cfg, cfg_path, 0, NULL));
+    rt_dataset *ds = NULL;
+    CHECK_OK(rt_idx_dataset_open(&ds, cfg.data.train_images, cfg.data.train_labels,
+                                 &cfg.data.transform));
+    if (!ds)
+        return CHECK_DONE();
+    run runs[MAX_BACKENDS];
+    int n = 0, ref = -1;
+    for (int i = 0; i < rt_backend_count() && n < MAX_BACKENDS; i++) {
+        runs[n] = (run){.be = rt_backend_at(i)};
+        CHECK_OK(train(&runs[n], &cfg, ds));
+        if (!strcmp(runs[n].be->name, "naive"))
+            ref = n;
+        n++;
+    }
+    CHECK(ref >= 0 && n >= 2);
+    for (int i = 0; ref >= 0 && i < n; i++)
+        if (i != ref && runs[i].model && runs[ref].model)
+            compare(&runs[i], &runs[ref]);
+    for (int i = 0; i < n; i++) {
+        rt_model_free(runs[i].model);
+        rt_free(runs[i].eval_out);
+    }
+    rt_dataset_free(ds);
+    return CHECK_DONE();
+}
