@@ -157,9 +157,11 @@ static rt_status restore(loop *L)
                    (long long)L->state.epoch + 1);
         return rt_run_resume_at(L->run, (int)L->state.training_iteration);
     }
+    /* Starting over: rt_get_checkpoint applied run.resume / run.overwrite to
+     * the directory and started the reports over. */
     if (found == RT_RESUME_INIT)
         RT_CHECK(rt_ckpt_load(rt_session_comm(L->s), dir, &L->state, RT_CKPT_LOAD_MODEL, NULL));
-    return rt_run_resume_at(L->run, 0);
+    return RT_OK;
 }
 
 static rt_status setup(loop *L)
@@ -173,8 +175,9 @@ static rt_status setup(loop *L)
                                ? L->cfg.data.global_batch_size
                                : (int64_t)L->cfg.data.batch_size * ctx->world_size;
     uint64_t seed = (uint64_t)L->cfg.train.seed;
-    RT_CHECK(rt_prepare_data_loader(L->s, L->ds, global_batch, L->cfg.data.shuffle, seed,
-                                    &L->loader));
+    rt_loader_opts lo = {.global_batch = global_batch, .shuffle = L->cfg.data.shuffle,
+                         .seed = seed, .prefetch = 1};
+    RT_CHECK(rt_prepare_data_loader(L->s, L->ds, &lo, &L->loader));
     int max_batch = rt_loader_max_local_batch(L->loader);
     /* A different seed per rank on purpose: rt_prepare_model makes every
      * rank start from rank 0's weights. */

@@ -134,10 +134,13 @@ static rt_status train_func(rt_session *s, rt_run *run, const train_config *conf
     if (st == RT_OK)
         st = fashion_mnist(&test_data, config->data_dir, 0);
     st = rt_session_agree(s, st);
-    if (st == RT_OK)   /* DataLoader(..., shuffle=True) + prepare_data_loader */
-        st = rt_prepare_data_loader(s, train_data, config->batch_size, 1, 0, &train_loader);
+    /* DataLoader(..., batch_size, shuffle=True) + prepare_data_loader */
+    rt_loader_opts train_opts = {.global_batch = config->batch_size, .shuffle = 1, .prefetch = 1};
+    rt_loader_opts test_opts = {.global_batch = config->batch_size, .shuffle = 0, .prefetch = 1};
     if (st == RT_OK)
-        st = rt_prepare_data_loader(s, test_data, config->batch_size, 0, 0, &test_loader);
+        st = rt_prepare_data_loader(s, train_data, &train_opts, &train_loader);
+    if (st == RT_OK)
+        st = rt_prepare_data_loader(s, test_data, &test_opts, &test_loader);
     if (st == RT_OK) {
         int max_batch = rt_loader_max_local_batch(train_loader);
         st = neural_network(&w.model, max_batch);

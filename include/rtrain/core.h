@@ -99,6 +99,7 @@ rt_log_level rt_log_get_level(void);
 /* Also writes every line this process logs (within the level, including
  * information of ranks other than 0) to f, flushed per line; NULL stops. */
 void rt_log_set_file(FILE *f);
+FILE *rt_log_get_file(void);
 void rt_log(rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define rt_info(...) rt_log(RT_LOG_INFO, __VA_ARGS__)
 #define rt_warn(...) rt_log(RT_LOG_WARN, __VA_ARGS__)

@@ -1,7 +1,9 @@
-/* rtrain train: the thin layer a user's own training loop needs on top of
- * the session, data, nn, comm, ckpt and run modules (Ray Train's
+/* rtrain train: the built-in training loop (rt_trainer_run: what the
+ * rtrain program runs), the thin layer a user's own training loop needs on
+ * top of the session, data, nn, comm, ckpt and run modules (Ray Train's
  * prepare_model, prepare_data_loader and get_checkpoint), and models made
- * of the user's own layer types.
+ * of the user's own layer types. The built-in loop is written on these
+ * same helpers.
  *
  *   Ray Train                         rtrain
  *   ray.train.get_context()           rt_session_context(session)
@@ -68,12 +70,14 @@ rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
                            rt_ddp **out);
 
 /* Collective in outcome (ends with an agreement): a loader of this rank's
- * part of every global batch of `global_batch` samples of ds, in the global
- * order (the same whatever the number of ranks; shuffled by (seed, epoch)
- * when shuffle is set), with one batch prefetched by a thread. global_batch
- * must be at least the world size. The loader does not own ds. */
-rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, int64_t global_batch,
-                                 int shuffle, uint64_t seed, rt_loader **out);
+ * part of every global batch of o->global_batch samples of ds, in the
+ * global order (the same whatever the number of ranks; shuffled by (seed,
+ * epoch) when o->shuffle is set), o->prefetch batches prepared ahead by a
+ * thread. o->rank and o->world_size are ignored: they come from the
+ * session. global_batch must be at least the world size. The loader does
+ * not own ds. */
+rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, const rt_loader_opts *o,
+                                 rt_loader **out);
 
 /* What rt_get_checkpoint found. */
 enum {
@@ -87,11 +91,17 @@ enum {
  * (*found = RT_RESUME_INIT), else, when cfg->run.resume is "auto", the
  * newest valid committed checkpoint of the run's directory
  * (*found = RT_RESUME_CONTINUE); *found = RT_RESUME_NONE (dir = "") when
- * there is none. Also removes what a crashed save left behind (call it before the
- * first rt_ckpt_save). With RT_RESUME_CONTINUE the caller restores its state with
+ * there is none. Also removes what a crashed save left behind (call it
+ * before the first rt_ckpt_save).
+ * When the run starts over (NONE or INIT) in a directory that already
+ * holds results: with run.resume = "never" that is a configuration error
+ * unless run.overwrite is set, which removes the old checkpoints first;
+ * with "auto" (results but no valid checkpoint) a warning. The reports
+ * then start over (rt_run_resume_at(run, 0) is done here).
+ * With RT_RESUME_CONTINUE the caller restores its state with
  * rt_ckpt_load(..., RT_CKPT_LOAD_ALL, ...) and continues the run's reports
- * with rt_run_resume_at(run, state.training_iteration); with RT_RESUME_INIT it
- * loads RT_CKPT_LOAD_MODEL only; otherwise it calls rt_run_resume_at(run, 0). */
+ * with rt_run_resume_at(run, state.training_iteration); with RT_RESUME_INIT
+ * it loads RT_CKPT_LOAD_MODEL only. */
 rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, char *dir,
                             size_t size, int *found);
 
@@ -108,6 +118,18 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
                                int count, rt_train_state *state,
                                const rt_ckpt_policy *policy, char *committed_dir,
                                size_t committed_dir_size);
+
+/* ---- the built-in training loop ----------------------------------------------------- */
+/* Collective over the session's communicator: trains as cfg describes
+ * (what `rtrain CONFIG` does): data, model on the configured backend, DDP,
+ * optimizer and schedule, one report per epoch with its evaluation and
+ * checkpoint, resume (rt_get_checkpoint), the stop-signal checkpoint, and
+ * error.txt and the summary on failure. Returns an agreed status: RT_OK,
+ * RT_STOPPED after a stop signal (its checkpoint written), or the failure.
+ * Several trainers may run in one job, each on the session of its own
+ * communicator (rt_comm_split + rt_session_init_comm), each with its own
+ * run directory. */
+rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,3 @@
-# cli: the rtrain program.
+# cli: the rtrain program, a thin main over rt_trainer_run (src/train/).
 bin_PROGRAMS += src/cli/rtrain
-src_cli_rtrain_SOURCES = src/cli/rtrain.c src/cli/trainer.c src/cli/trainer_ckpt.c \
-	src/cli/fault.c src/cli/trainer.h
+src_cli_rtrain_SOURCES = src/cli/rtrain.c

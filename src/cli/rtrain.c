@@ -1,5 +1,7 @@
 /* rtrain: train a model described by a config file on every MPI rank.
  *   mpirun -np N rtrain CONFIG [key=value ...]
+ * A thin main: options, the session, the config, rt_trainer_run (the
+ * library's training loop, include/rtrain/train.h), the exit code.
  * Exit codes: 0 success, 1 runtime failure, 2 input error (see README). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +9,7 @@
 #include <unistd.h>
 #include "rtrain/config.h"
 #include "rtrain/run.h"
-#include "trainer.h"
+#include "rtrain/train.h"
 #include "config.h"
 
 static void usage(FILE *f)

@@ -21,6 +21,7 @@ const char *rt_log_host(void) { return log_host; }
 void rt_log_set_level(rt_log_level level) { log_level = level; }
 rt_log_level rt_log_get_level(void) { return log_level; }
 void rt_log_set_file(FILE *f) { log_file = f; }
+FILE *rt_log_get_file(void) { return log_file; }
 
 void rt_log(rt_log_level level, const char *fmt, ...)
 {

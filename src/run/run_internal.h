@@ -36,6 +36,7 @@ struct rt_run {
     json_t *last;               /* rank 0: the last report written */
     char score_attribute[64], score_order[8];   /* checkpoint.*, for the summary */
     FILE *rank_log;             /* rank_N.log, or NULL */
+    FILE *outer_log;            /* the log file before this run's: restored at close */
     rt_progress progress;
 };
 

@@ -163,6 +163,7 @@ static rt_status open_rank_log(rt_run *r)
         close(fd);
         return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     }
+    r->outer_log = rt_log_get_file();   /* another session's run may be open */
     rt_log_set_file(r->rank_log);
     return RT_OK;
 }
@@ -232,7 +233,7 @@ void rt_run_close(rt_run *r)
         return;
     rt_progress_clear(r);
     if (r->rank_log) {
-        rt_log_set_file(NULL);
+        rt_log_set_file(r->outer_log);
         fclose(r->rank_log);
     }
     for (int i = 0; i < r->ncolumns; i++)

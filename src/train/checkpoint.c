@@ -1,13 +1,65 @@
-/* get_checkpoint: which checkpoint a user loop restores from, decided as
- * the built-in trainer decides it (src/cli/trainer_ckpt.c):
- * run.resume_from_checkpoint first (weights for a new run), then, with
- * run.resume = "auto", the newest committed checkpoint of the run that
- * verifies. rt_ckpt_find_latest is collective and its answer is the same
- * on every rank, so the choice is agreed without a further message. */
+/* get_checkpoint and report-with-checkpoint for any training loop (the
+ * built-in one included): which checkpoint a run restores from, what
+ * happens to a directory that already holds results, and a report saved
+ * with the checkpoint it names.
+ *
+ * Protocol of rt_get_checkpoint (collective; every decision is rank 0's or
+ * comes from a collective call, so it is the same on every rank): remove a
+ * crashed save's temporaries; then
+ *   run.resume_from_checkpoint = PATH: a new run whose weights come from
+ *     PATH (RT_RESUME_INIT);
+ *   run.resume = "auto": continue from the newest valid committed
+ *     checkpoint of the run directory (RT_RESUME_CONTINUE), found by the
+ *     collective rt_ckpt_find_latest;
+ *   otherwise the run starts over (RT_RESUME_NONE).
+ * A run that starts over where results already are: run.resume = "never"
+ * refuses it unless run.overwrite, which removes the old checkpoints (the
+ * index first); "auto" warns. Its reports then start at iteration 1. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "rtrain/train.h"
 #include "rtrain/ckpt.h"
+
+/* Rank 0's answer to "does the run directory hold results already?"
+ * (reports or committed checkpoints), given to every rank. */
+static rt_status has_results(rt_session *s, rt_run *run, int *has)
+{
+    int32_t answer = 0;
+    if (rt_session_context(s)->world_rank == 0) {
+        char path[RT_PATH_MAX + 32];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/result.json", rt_run_dir(run));
+        int64_t *idx = NULL;
+        int n = 0;
+        answer = stat(path, &sb) == 0 && sb.st_size > 0;
+        if (rt_ckpt_list(rt_run_dir(run), &idx, &n) == RT_OK && n > 0)
+            answer = 1;
+        rt_error_clear();
+        rt_free(idx);
+    }
+    RT_CHECK(rt_comm_broadcast(rt_session_comm(s), &answer, 1, RT_DTYPE_INT32, 0));
+    *has = answer;
+    return RT_OK;
+}
+
+static rt_status start_over(rt_session *s, rt_run *run, const rt_config *cfg)
+{
+    int has = 0;
+    RT_CHECK(has_results(s, run, &has));
+    int never = !strcmp(cfg->run.resume, "never");
+    if (has && never && !cfg->run.overwrite)
+        return RT_ERROR(RT_ERR_CONFIG, "run directory %s already holds results and "
+                        "run.resume = \"never\": continue it with run.resume=auto, start it "
+                        "over with run.overwrite=true, or choose another run.name",
+                        rt_run_dir(run));
+    if (has && never)
+        RT_CHECK(rt_ckpt_remove_all(rt_session_comm(s), rt_run_dir(run)));
+    else if (has && rt_session_context(s)->world_rank == 0)
+        rt_warn("%s has results but no checkpoint to resume from: starting over",
+                rt_run_dir(run));
+    return rt_run_resume_at(run, 0);
+}
 
 rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, char *dir,
                             size_t size, int *found)
@@ -27,14 +79,17 @@ rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, ch
     if (cfg->run.resume_from_checkpoint[0]) {
         snprintf(dir, size, "%s", cfg->run.resume_from_checkpoint);
         *found = RT_RESUME_INIT;
-        return RT_OK;
+        return start_over(s, run, cfg);
     }
-    if (strcmp(cfg->run.resume, "auto"))
-        return RT_OK;
-    int latest = 0;
-    RT_CHECK(rt_ckpt_find_latest(comm, rt_run_dir(run), dir, size, &latest));
-    *found = latest ? RT_RESUME_CONTINUE : RT_RESUME_NONE;
-    return RT_OK;
+    if (!strcmp(cfg->run.resume, "auto")) {
+        int latest = 0;
+        RT_CHECK(rt_ckpt_find_latest(comm, rt_run_dir(run), dir, size, &latest));
+        if (latest) {
+            *found = RT_RESUME_CONTINUE;
+            return RT_OK;
+        }
+    }
+    return start_over(s, run, cfg);
 }
 
 rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metrics,

@@ -28,25 +28,23 @@ rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
     return RT_OK;
 }
 
-rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, int64_t global_batch,
-                                 int shuffle, uint64_t seed, rt_loader **out)
+rt_status rt_prepare_data_loader(rt_session *s, rt_dataset *ds, const rt_loader_opts *opts,
+                                 rt_loader **out)
 {
     *out = NULL;
     const rt_context *ctx = rt_session_context(s);
     rt_status st = RT_OK;
-    if (!ds)
-        st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_prepare_data_loader: dataset is NULL");
-    else if (global_batch < ctx->world_size)
+    if (!ds || !opts)
+        st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_prepare_data_loader: dataset or options NULL");
+    else if (opts->global_batch < ctx->world_size)
         st = RT_ERROR(RT_ERR_CONFIG, "global batch %lld is smaller than the %d ranks: every "
                       "rank needs at least one sample per batch; raise the batch size",
-                      (long long)global_batch, ctx->world_size);
+                      (long long)opts->global_batch, ctx->world_size);
     rt_loader *l = NULL;
     if (st == RT_OK) {
-        rt_loader_opts o = {
-            .global_batch = global_batch, .rank = ctx->world_rank,
-            .world_size = ctx->world_size, .shuffle = shuffle, .seed = seed,
-            .drop_last = 0, .prefetch = 1,
-        };
+        rt_loader_opts o = *opts;
+        o.rank = ctx->world_rank;
+        o.world_size = ctx->world_size;
         st = rt_loader_create(&l, ds, &o);
     }
     st = rt_session_agree(s, st);

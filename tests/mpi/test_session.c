@@ -1,11 +1,14 @@
 /* Session checks under mpirun (3 ranks): the context (one node here), the
  * agreement protocol (a failure on one rank reaches every rank with that
- * rank's message), a stop signal seen by one rank reaching all, and
- * warnings from several ranks printed once with a count (the output is
- * checked by tests/mpi/session.test). */
+ * rank's message), sessions on parts of the job (their own context,
+ * agreement and stop requests; threads counted over the whole node), a
+ * stop signal seen by one rank reaching all, and warnings from several
+ * ranks printed once with a count (the output is checked by
+ * tests/mpi/session.test). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "check.h"
 #include <mpi.h>
 #include "rtrain/run.h"
@@ -33,6 +36,42 @@ int main(int argc, char **argv)
     CHECK_MSG(strstr(rt_error_message(), "[rank 2 ") &&
               strstr(rt_error_message(), "cannot read /data/x"), "%s", rt_error_message());
     rt_error_clear();
+
+    /* Sessions on parts of the job: rank 0 alone, ranks 1 and 2 together. */
+    rt_comm *part = NULL;
+    CHECK_OK(rt_comm_split(rt_session_comm(s), c->world_rank == 0 ? 0 : 1, c->world_rank,
+                           &part));
+    rt_session *sub = NULL;
+    CHECK_OK(rt_session_init_comm(&sub, part));
+    const rt_context *sc = rt_session_context(sub);
+    CHECK(sc->world_size == (c->world_rank == 0 ? 1 : 2));
+    CHECK(sc->world_rank == (c->world_rank == 0 ? 0 : c->world_rank - 1));
+    CHECK(sc->local_size == sc->world_size && sc->num_nodes == 1 && sc->node_rank == 0);
+    /* The node's cores are shared by the 3 ranks of the job, whatever the
+     * session: a part must not take all of them. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cores / 3 < 1 ? 1 : (int)(cores / 3);
+    CHECK_MSG(rt_session_set_threads(sub, 0) == want, "threads %d, want %d",
+              rt_session_set_threads(sub, 0), want);
+    /* Rank 2's failure reaches rank 1, named by its rank in the part. */
+    local = c->world_rank == 2 ? RT_ERROR(RT_ERR_IO, "only in the second part") : RT_OK;
+    agreed = rt_session_agree(sub, local);
+    if (c->world_rank == 0)
+        CHECK(agreed == RT_OK);
+    else
+        CHECK_MSG(agreed == RT_ERR_IO && strstr(rt_error_message(), "[rank 1 ") &&
+                  strstr(rt_error_message(), "only in the second part"), "%s",
+                  rt_error_message());
+    rt_error_clear();
+    /* A stop request stops the session it was made on, not the others. */
+    if (c->world_rank == 0)
+        rt_session_request_stop(sub);
+    int part_stop = -1;
+    CHECK(rt_session_agree_step(sub, RT_OK, &part_stop) == RT_OK);
+    CHECK(part_stop == (c->world_rank == 0));
+    rt_session_finalize(sub);
+    int world_stop = -1;
+    CHECK(rt_session_agree_step(s, RT_OK, &world_stop) == RT_OK && world_stop == 0);
 
     /* A stop signal seen by rank 1 only stops everyone. */
     int stop = -1;

@@ -61,26 +61,39 @@ static rt_status resolve_batch(trainer *t)
     return RT_OK;
 }
 
-static rt_status open_data(trainer *t)
+static rt_status open_datasets(trainer *t)
 {
     const rt_config *c = t->cfg;
     RT_CHECK(rt_idx_dataset_open(&t->train_set, c->data.train_images, c->data.train_labels,
                                  &c->data.transform));
     RT_CHECK(rt_idx_dataset_open(&t->test_set, c->data.test_images, c->data.test_labels,
                                  &c->data.transform));
+    return RT_OK;
+}
+
+/* This rank's loaders of the training set (shuffled, data.* options) and
+ * of the test set (in order, every sample once). Collective. */
+static rt_status prepare_loaders(trainer *t)
+{
+    const rt_config *c = t->cfg;
     rt_loader_opts lo = {
-        .global_batch = t->global_batch, .rank = t->ctx->world_rank,
-        .world_size = t->ctx->world_size, .shuffle = c->data.shuffle,
+        .global_batch = t->global_batch, .shuffle = c->data.shuffle,
         .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
         .prefetch = c->data.prefetch,
     };
-    RT_CHECK(rt_loader_create(&t->train_loader, t->train_set, &lo));
+    RT_CHECK(rt_prepare_data_loader(t->session, t->train_set, &lo, &t->train_loader));
     int eval_batch = c->data.eval_batch_size > 0 ? c->data.eval_batch_size
                                                  : (int)(t->global_batch / t->ctx->world_size);
     lo.global_batch = (int64_t)eval_batch * t->ctx->world_size;
     lo.shuffle = 0;
     lo.drop_last = 0;
-    RT_CHECK(rt_loader_create(&t->test_loader, t->test_set, &lo));
+    return rt_prepare_data_loader(t->session, t->test_set, &lo, &t->test_loader);
+}
+
+/* Optimizer steps per epoch, and the batch splits that cannot work. */
+static rt_status plan_epochs(trainer *t)
+{
+    const rt_config *c = t->cfg;
     /* Synchronised BatchNorm reduces inside every forward: each rank must
      * hold at least one sample of every global batch. */
     int64_t last = rt_dataset_count(t->train_set) % t->global_batch;
@@ -90,17 +103,20 @@ static rt_status open_data(trainer *t)
                         "data.drop_last = true or change the batch size", (long long)last,
                         t->ctx->world_size);
     int64_t batches = rt_loader_batches_per_epoch(t->train_loader);
-    if (c->train.steps_per_epoch > 0 && c->train.steps_per_epoch * c->train.accumulate_steps < batches)
-        batches = c->train.steps_per_epoch * c->train.accumulate_steps;
-    t->steps_per_epoch = batches / c->train.accumulate_steps;
+    int accumulate = c->train.accumulate_steps;
+    if (c->train.steps_per_epoch > 0 && c->train.steps_per_epoch * accumulate < batches)
+        batches = c->train.steps_per_epoch * accumulate;
+    t->steps_per_epoch = batches / accumulate;
     if (t->steps_per_epoch < 1)
         return RT_ERROR(RT_ERR_CONFIG, "an epoch of %lld samples gives no optimizer step with "
                         "global batch %lld and train.accumulate_steps %d: lower them",
                         (long long)rt_dataset_count(t->train_set), (long long)t->global_batch,
-                        c->train.accumulate_steps);
+                        accumulate);
     return RT_OK;
 }
 
+/* The model on the configured backend, its optimizer, and the buffer
+ * snapshot a stop signal restores. */
 static rt_status build_model(trainer *t)
 {
     const rt_config *c = t->cfg;
@@ -112,27 +128,30 @@ static rt_status build_model(trainer *t)
     RT_CHECK(pick_backend(t, &be));
     RT_CHECK(rt_model_create(&t->model, be, &c->model, rt_dataset_sample_shape(t->train_set),
                              max_batch, (uint64_t)c->train.seed));
-    t->classes = (int)rt_shape_size(rt_model_output_shape(t->model));
-    if (t->classes < rt_dataset_num_classes(t->train_set))
+    int outputs = (int)rt_shape_size(rt_model_output_shape(t->model));
+    if (outputs < rt_dataset_num_classes(t->train_set))
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "
-                        "classes: set model.num_classes = %d", t->classes,
+                        "classes: set model.num_classes = %d", outputs,
                         rt_dataset_num_classes(t->train_set), rt_dataset_num_classes(t->train_set));
     void *snapshot = NULL;
     RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
                        "buffer snapshot"));
     t->buffers_before = snapshot;
-    RT_CHECK(rt_optim_create(&t->optim, be, &c->optimizer, rt_model_num_params(t->model)));
-    return rt_ddp_create(&t->ddp, t->comm, t->model, (size_t)c->comm.bucket_bytes);
+    return rt_optim_create(&t->optim, be, &c->optimizer, rt_model_num_params(t->model));
 }
 
-/* Each stage's outcome is agreed before the next starts. */
+/* Each stage's outcome is agreed before the next starts (the prepare_*
+ * helpers agree on their own). */
 static rt_status setup(trainer *t)
 {
     RT_CHECK(rt_session_agree(t->session, pick_loss(t)));
     RT_CHECK(rt_session_agree(t->session, resolve_batch(t)));
-    RT_CHECK(rt_session_agree(t->session, open_data(t)));
+    RT_CHECK(rt_session_agree(t->session, open_datasets(t)));
+    RT_CHECK(prepare_loaders(t));
+    RT_CHECK(rt_session_agree(t->session, plan_epochs(t)));
     RT_CHECK(rt_session_agree(t->session, build_model(t)));
-    RT_CHECK(rt_comm_broadcast_model(t->comm, t->model));
+    RT_CHECK(rt_prepare_model(t->session, t->model, (size_t)t->cfg->comm.bucket_bytes,
+                              &t->ddp));
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
     rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
@@ -333,8 +352,9 @@ static int checkpoint_due(const trainer *t)
 }
 
 /* One report per epoch (time_this_iter_s, time_total_s, world_size,
- * training_iteration and timestamp are filled in by rt_report), then the
- * checkpoint it names, which continues at the next epoch. */
+ * training_iteration and timestamp are filled in by rt_report), with the
+ * checkpoint it names when one is due (rt_report_checkpoint), which
+ * continues at the next epoch. */
 static rt_status finish_epoch(trainer *t)
 {
     RT_CHECK(rt_session_agree(t->session, take_pending(t)));
@@ -354,20 +374,19 @@ static rt_status finish_epoch(trainer *t)
     };
     int count = (int)(sizeof m / sizeof m[0]);
     int save = checkpoint_due(t);
-    char name[64] = "";
-    if (save)
-        RT_CHECK(trainer_next_checkpoint_name(t, name, sizeof name));
-    RT_CHECK(rt_report(t->run, m, count, save ? name : NULL));
+    if (!save)
+        RT_CHECK(rt_report(t->run, m, count, NULL));
     t->epoch++;
     t->next_batch = 0;
     t->es = (epoch_stats){0};
-    return save ? trainer_checkpoint(t, m, count, NULL, 0) : RT_OK;
+    return save ? trainer_report_checkpoint(t, m, count) : RT_OK;
 }
 
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
 {
     trainer t = {.session = s, .cfg = cfg, .ctx = rt_session_context(s),
                  .comm = rt_session_comm(s), .last_ckpt_step = -1};
+    rt_comm_set_step(t.comm, -1);
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
     rt_status st = setup(&t);
     if (st == RT_OK) {

@@ -1,4 +1,5 @@
-/* The built-in training loop of the rtrain program (internal to src/cli). */
+/* The built-in training loop (rt_trainer_run, include/rtrain/train.h):
+ * the state its files share (internal to src/train). */
 #ifndef RTRAIN_CLI_TRAINER_H
 #define RTRAIN_CLI_TRAINER_H
 
@@ -9,6 +10,7 @@
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
 #include "rtrain/run.h"
+#include "rtrain/train.h"
 
 /* Sums over the current epoch (this rank), kept in checkpoints taken in
  * the middle of an epoch so the epoch's report is complete after a resume. */
@@ -46,10 +48,6 @@ typedef struct trainer {
     int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */
 } trainer;
 
-/* Collective: trains as configured; returns an agreed status
- * (RT_STOPPED after a stop signal and its checkpoint). */
-rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
-
 /* Collective: every rank takes rank 0's buffers (BatchNorm running
  * statistics). Without synchronised BatchNorm each rank's follow its own
  * batches; training does not read them (it normalises with batch
@@ -59,12 +57,12 @@ rt_status trainer_sync_buffers(trainer *t);
 
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);
-/* Saves a checkpoint of the current position; `dir_name` (may be NULL)
- * receives its directory name. */
+/* The epoch's report and the checkpoint of the current position it names. */
+rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int count);
+/* A checkpoint of the current position without a report (a stop signal);
+ * `dir_name` (may be NULL) receives its directory name. */
 rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count,
                              char *dir_name, size_t size);
-/* Name the next checkpoint will have (for the report that precedes it). */
-rt_status trainer_next_checkpoint_name(trainer *t, char *name, size_t size);
 /* Checkpoint in the middle of an epoch on a stop signal: returns RT_STOPPED. */
 rt_status trainer_stop(trainer *t);
 

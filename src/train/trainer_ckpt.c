@@ -1,21 +1,14 @@
-/* Checkpoints and resume for the built-in training loop.
- *
- * Resume protocol at start (collective; every decision is rank 0's or is
- * agreed): remove a crashed save's temporaries; then
- *   run.resume_from_checkpoint = PATH: a new run whose weights come from
- *     PATH (iteration 0, its own directory);
- *   run.resume = "auto": continue from the newest valid committed
- *     checkpoint of this run directory (model, optimizer, position, and the
- *     current epoch's sums when it was taken mid-epoch); result rows the
- *     interrupted attempt wrote after it are dropped;
- *   run.resume = "never": refuse a directory that already has results,
- *     unless run.overwrite = true, which removes them first.
- * A checkpoint is always written after the report it belongs to, so a
- * crash between the two leaves a report row that the next resume drops. */
+/* Checkpoints and resume for the built-in training loop, on the helpers a
+ * user loop has too (rt_get_checkpoint decides what to restore and applies
+ * run.resume / run.overwrite; rt_report_checkpoint writes an epoch's report
+ * and its checkpoint). What is the trainer's own: the config digest, the
+ * current epoch's running sums carried by a checkpoint taken mid-epoch (a
+ * stop signal), and restoring its position. A checkpoint is always written
+ * after the report it belongs to, so a crash between the two leaves a
+ * report row that the next resume drops. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <xxhash.h>
 #include "trainer.h"
 
@@ -63,11 +56,16 @@ static rt_ckpt_policy retention(const trainer *t)
     };
 }
 
-rt_status trainer_next_checkpoint_name(trainer *t, char *name, size_t size)
+rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int count)
 {
-    int64_t index;
-    RT_CHECK(rt_ckpt_next_index(t->comm, rt_run_dir(t->run), &index));
-    snprintf(name, size, "checkpoint_%06lld", (long long)index);
+    rt_train_state s = train_state(t);
+    rt_ckpt_policy policy = retention(t);
+    char committed[RT_CKPT_PATH_MAX];
+    double t0 = rt_time_now();
+    RT_CHECK(rt_report_checkpoint(t->session, t->run, metrics, count, &s, &policy, committed,
+                                  sizeof committed));
+    t->last_ckpt_step = t->step;
+    rt_debug("checkpoint %s written in %.2f s", committed, rt_time_now() - t0);
     return RT_OK;
 }
 
@@ -100,7 +98,7 @@ rt_status trainer_stop(trainer *t)
     double sums[2] = {t->es.loss_sum, t->es.samples};
     RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));
-    char name[64] = "the checkpoint of this step";
+    char name[RT_CKPT_PATH_MAX] = "the checkpoint of this step";
     if (t->last_ckpt_step != t->step) {
         rt_metric m[] = {
             {"epoch", (double)t->epoch + 1}, {"step", (double)t->step},
@@ -112,45 +110,6 @@ rt_status trainer_stop(trainer *t)
     return RT_ERROR(RT_STOPPED, "stopped by a signal at epoch %lld, step %lld after writing "
                     "%s in %s; run the same command again to resume",
                     (long long)t->epoch + 1, (long long)t->step, name, rt_run_dir(t->run));
-}
-
-/* Rank 0's answer to "does the run directory hold results already?". */
-static rt_status has_results(trainer *t, int *has)
-{
-    int32_t answer = 0;
-    if (t->ctx->world_rank == 0) {
-        char path[RT_PATH_MAX + 32];
-        struct stat sb;
-        snprintf(path, sizeof path, "%s/result.json", rt_run_dir(t->run));
-        int64_t *idx = NULL;
-        int n = 0;
-        answer = stat(path, &sb) == 0 && sb.st_size > 0;
-        if (rt_ckpt_list(rt_run_dir(t->run), &idx, &n) == RT_OK && n > 0)
-            answer = 1;
-        rt_error_clear();
-        rt_free(idx);
-    }
-    RT_CHECK(rt_comm_broadcast(t->comm, &answer, 1, RT_DTYPE_INT32, 0));
-    *has = answer;
-    return RT_OK;
-}
-
-static rt_status start_fresh(trainer *t)
-{
-    int has = 0;
-    RT_CHECK(has_results(t, &has));
-    const rt_config *c = t->cfg;
-    if (has && !strcmp(c->run.resume, "never") && !c->run.overwrite)
-        return RT_ERROR(RT_ERR_CONFIG, "run directory %s already holds results and "
-                        "run.resume = \"never\": continue it with run.resume=auto, start it "
-                        "over with run.overwrite=true, or choose another run.name",
-                        rt_run_dir(t->run));
-    if (has && !strcmp(c->run.resume, "never"))
-        RT_CHECK(rt_ckpt_remove_all(t->comm, rt_run_dir(t->run)));
-    else if (has && t->ctx->world_rank == 0)
-        rt_warn("%s has results but no checkpoint to resume from: starting over",
-                rt_run_dir(t->run));
-    return rt_run_resume_at(t->run, 0);
 }
 
 static double info_metric(const rt_ckpt_info *info, const char *name)
@@ -191,25 +150,18 @@ static rt_status continue_from(trainer *t, const char *dir)
 
 rt_status trainer_resume(trainer *t)
 {
-    const rt_config *c = t->cfg;
-    const char *run_dir = rt_run_dir(t->run);
     /* Agreed: a rank that cannot hash the config must not leave the others
-     * waiting in the collective cleanup below. */
+     * waiting in the collective calls below. */
     RT_CHECK(rt_session_agree(t->session, digest_config(t)));
-    RT_CHECK(rt_ckpt_cleanup_stale(t->comm, run_dir));
-    if (c->run.resume_from_checkpoint[0]) {
+    char dir[RT_CKPT_PATH_MAX];
+    int found = RT_RESUME_NONE;
+    RT_CHECK(rt_get_checkpoint(t->session, t->run, t->cfg, dir, sizeof dir, &found));
+    if (found == RT_RESUME_CONTINUE)
+        return continue_from(t, dir);
+    if (found == RT_RESUME_INIT) {
         rt_train_state s = train_state(t);
-        RT_CHECK(rt_ckpt_load(t->comm, c->run.resume_from_checkpoint, &s, RT_CKPT_LOAD_MODEL,
-                              NULL));
-        rt_info("initialised the model from %s", c->run.resume_from_checkpoint);
-        return start_fresh(t);
+        RT_CHECK(rt_ckpt_load(t->comm, dir, &s, RT_CKPT_LOAD_MODEL, NULL));
+        rt_info("initialised the model from %s", dir);
     }
-    if (!strcmp(c->run.resume, "auto")) {
-        char dir[RT_CKPT_PATH_MAX];
-        int found = 0;
-        RT_CHECK(rt_ckpt_find_latest(t->comm, run_dir, dir, sizeof dir, &found));
-        if (found)
-            return continue_from(t, dir);
-    }
-    return start_fresh(t);
+    return RT_OK;
 }
