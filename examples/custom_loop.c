@@ -116,7 +116,7 @@ static rt_status build_model(rt_model **out, int max_batch, uint64_t seed)
 /* ---- a user dataset: a count and a fetch callback ------------------------------- */
 /* Sample i: class i % 4, features = the class's centre + N(0, 1.2^2) noise,
  * drawn from a stream keyed by i alone (thread-safe, rank-independent). */
-static rt_status blobs_fetch(void *impl, int64_t index, float *x, int32_t *label)
+static rt_status blobs_fetch(void *impl, int64_t index, float *x, void *target)
 {
     int cls = (int)(index % CLASSES);
     rt_rng rng;
@@ -125,11 +125,19 @@ static rt_status blobs_fetch(void *impl, int64_t index, float *x, int32_t *label
         float centre = (f % CLASSES == cls) ? 1.5f : (f / CLASSES == cls % 2 ? 0.5f : -0.5f);
         x[f] = centre + 1.2f * rt_rng_normal(&rng);
     }
-    *label = cls;
+    *(int32_t *)target = cls;   /* a class index: the description says so */
     return RT_OK;
 }
 
-static const rt_dataset_ops blobs_ops = {.fetch = blobs_fetch, .destroy = NULL};
+/* A pure function of the index: safe on the loader's prefetching thread. */
+static const rt_dataset_ops blobs_ops = {
+    .version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE,
+    .fetch = blobs_fetch, .destroy = NULL,
+};
+static const rt_sample_desc blobs_desc = {
+    .ndim = 1, .shape = {FEATURES}, .dtype = RT_INPUT_F32,
+    .target = RT_TARGET_CLASS, .num_classes = CLASSES,
+};
 
 /* ---- the training loop ------------------------------------------------------------ */
 typedef struct loop {
@@ -170,7 +178,7 @@ static rt_status setup(loop *L)
     RT_CHECK(rt_run_open(&L->run, L->s, &L->cfg));
     rt_session_set_step_timeout(L->s, L->cfg.failure.step_timeout_s);
     RT_CHECK(rt_session_agree(L->s, rt_dataset_create(&L->ds, &blobs_ops, NULL, SAMPLES,
-                                                      (rt_shape){FEATURES, 1, 1}, CLASSES)));
+                                                      &blobs_desc)));
     int64_t global_batch = L->cfg.data.global_batch_size > 0
                                ? L->cfg.data.global_batch_size
                                : (int64_t)L->cfg.data.batch_size * ctx->world_size;

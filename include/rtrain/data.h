@@ -1,4 +1,5 @@
-/* rtrain data: datasets, the global sample order, per-rank batches and a
+/* rtrain data: what a sample is (rt_sample_desc), datasets and their
+ * formats, transforms, the global sample order, per-rank batches and a
  * prefetching loader.
  *
  * The global order of samples in epoch e is a permutation that depends only
@@ -23,36 +24,134 @@ extern "C" {
 
 #define RT_PATH_MAX 4096
 
-/* ---- datasets --------------------------------------------------------------- */
-/* A dataset is a count and a fetch function; transforms are applied by the
- * fetch. Implementations: idx files (in memory), user callbacks. */
-typedef struct rt_dataset rt_dataset;
+/* ---- what one sample is ---------------------------------------------------- */
+#define RT_SAMPLE_MAX_NDIM 8
 
-typedef struct rt_dataset_ops {
-    /* Writes sample `index` as floats x[sample_shape] and its label. Must be
-     * safe to call from the loader thread while the caller trains. */
-    rt_status (*fetch)(void *impl, int64_t index, float *x, int32_t *label);
-    void (*destroy)(void *impl);
-} rt_dataset_ops;
+/* How a dataset stores its inputs; fetch always delivers float32. */
+typedef enum rt_input_dtype {
+    RT_INPUT_U8 = 0, RT_INPUT_I16, RT_INPUT_I32, RT_INPUT_F32, RT_INPUT_F64
+} rt_input_dtype;
 
-rt_status rt_dataset_create(rt_dataset **out, const rt_dataset_ops *ops, void *impl,
-                            int64_t count, rt_shape sample_shape, int num_classes);
-void rt_dataset_free(rt_dataset *ds);
-int64_t rt_dataset_count(const rt_dataset *ds);
-rt_shape rt_dataset_sample_shape(const rt_dataset *ds);
-int rt_dataset_num_classes(const rt_dataset *ds);
-rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, int32_t *label);
+typedef struct rt_sample_desc {
+    int ndim;                           /* of one sample's input (no batch dimension) */
+    int64_t shape[RT_SAMPLE_MAX_NDIM];
+    rt_input_dtype dtype;
+    rt_target_kind target;
+    int num_classes;                    /* RT_TARGET_CLASS: >= 1 */
+    int target_size;                    /* values per sample: 1 for a class */
+} rt_sample_desc;
 
-/* Pixel transform applied on fetch: x = (raw/255 - mean) / std when
- * normalize is set, raw/255 otherwise. */
+/* Floats of one sample's input. */
+size_t rt_sample_input_size(const rt_sample_desc *d);
+/* Bytes of one sample's target (4 per value: int32 or float). */
+size_t rt_sample_target_bytes(const rt_sample_desc *d);
+/* The model's input shape [c, h, w] for a sample of shape [f] (-> [f, 1,
+ * 1]), [c, l] (-> [c, l, 1]) or [c, h, w]; more dimensions are
+ * RT_ERR_UNSUPPORTED naming the shape. */
+rt_status rt_sample_model_shape(const rt_sample_desc *d, rt_shape *out);
+
+/* ---- transforms ----------------------------------------------------------------- */
+/* A chain of elementwise transforms the dataset applies to every fetched
+ * input, in order, in float32 (as torchvision's ToTensor and Normalize
+ * compute). Formats only read their values; the chain is the dataset's. */
+#define RT_TRANSFORM_MAX 8
+
+typedef enum rt_transform_kind {
+    RT_TRANSFORM_DIVIDE = 0,      /* x = x / a       (ToTensor of 8-bit images: a = 255) */
+    RT_TRANSFORM_NORMALIZE        /* x = (x - a) / b (Normalize(mean=a, std=b)) */
+} rt_transform_kind;
+
+typedef struct rt_transform_step { rt_transform_kind kind; float a, b; } rt_transform_step;
+
+typedef struct rt_transform_chain {
+    int count;
+    rt_transform_step steps[RT_TRANSFORM_MAX];
+} rt_transform_chain;
+
+/* The pixel transform of a config (data.normalize): x = (raw/255 - mean) / std
+ * when normalize is set, raw/255 otherwise (8-bit inputs). */
 typedef struct rt_transform {
     int normalize;
     float mean, std;
 } rt_transform;
 
+/* Appends a step; RT_ERR_INVALID_ARG when the chain is full or the step
+ * divides by zero, a non-finite or a negative value. */
+rt_status rt_transform_chain_add(rt_transform_chain *c, rt_transform_kind kind, float a,
+                                 float b);
+/* The chain for t (NULL: none) on inputs stored as dtype: 8-bit inputs are
+ * divided by 255 first (ToTensor), then Normalize(mean, std) if set. */
+rt_status rt_transform_chain_from(rt_transform_chain *c, const rt_transform *t,
+                                  rt_input_dtype dtype);
+void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count);
+
+/* ---- datasets --------------------------------------------------------------- */
+/* A dataset is a count, a sample description and a table of functions;
+ * the dataset applies its transform chain to what fetch writes. Formats
+ * (idx files, later HDF5 and CSV) and user callbacks are such tables. */
+typedef struct rt_dataset rt_dataset;
+
+/* The version of rt_dataset_ops this header describes (a table says which
+ * one it was written for; another is refused with a message). */
+#define RT_DATASET_OPS_VERSION 1
+
+enum {
+    /* fetch may run on the loader's thread while the caller computes (it
+     * only reads shared state). Without it the loader fetches on the
+     * caller's thread, without prefetching (parallel HDF5 is one such
+     * library: it must not be called from two threads). */
+    RT_DATASET_THREAD_SAFE = 1u << 0,
+};
+
+typedef struct rt_dataset_ops {
+    unsigned version;      /* RT_DATASET_OPS_VERSION */
+    unsigned flags;        /* RT_DATASET_* */
+    /* Writes sample `index`: its input x[rt_sample_input_size] as float32
+     * (before the transforms) and its target (int32[1] class, float or
+     * int32[target_size]: the description says which). */
+    rt_status (*fetch)(void *impl, int64_t index, float *x, void *target);
+    void (*destroy)(void *impl);
+} rt_dataset_ops;
+
+/* desc is copied; its shape must be non-empty, a class target needs
+ * num_classes >= 1, the others target_size >= 1. */
+rt_status rt_dataset_create(rt_dataset **out, const rt_dataset_ops *ops, void *impl,
+                            int64_t count, const rt_sample_desc *desc);
+void rt_dataset_free(rt_dataset *ds);
+int64_t rt_dataset_count(const rt_dataset *ds);
+const rt_sample_desc *rt_dataset_desc(const rt_dataset *ds);
+/* rt_sample_model_shape of the description ({0, 0, 0} when it has none). */
+rt_shape rt_dataset_sample_shape(const rt_dataset *ds);
+int rt_dataset_num_classes(const rt_dataset *ds);   /* 0 unless class targets */
+unsigned rt_dataset_flags(const rt_dataset *ds);
+/* Replaces the dataset's transform chain (none at creation). */
+rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c);
+/* Sample `index`, transformed; target as in rt_dataset_ops.fetch. */
+rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, void *target);
+
+/* ---- dataset formats ------------------------------------------------------------ */
+/* Where one split of a dataset is. Formats read what they need: idx reads
+ * two files (x: images, y: labels); a container format reads `file` and
+ * takes x and y as the names of its input and target arrays. */
+typedef struct rt_data_source {
+    const char *file;
+    const char *x;
+    const char *y;
+} rt_data_source;
+
+/* Opens src in the format named `format` (data.format: "idx") and gives
+ * it the chain of transform t for its input type (NULL: none). An unknown
+ * format is RT_ERR_CONFIG listing the known ones. */
+rt_status rt_dataset_open(rt_dataset **out, const char *format, const rt_data_source *src,
+                          const rt_transform *t);
+/* The formats of this build, in order: 0 <= i < rt_dataset_format_count(). */
+int rt_dataset_format_count(void);
+const char *rt_dataset_format_name(int i);
+
 /* idx files (MNIST/FashionMNIST), gzip-compressed or raw (detected from
- * the content). Headers are validated (magic, dimensions, counts, file
- * length) and every error names the file and what is wrong. */
+ * the content): rt_dataset_open("idx") of {.x = images, .y = labels}.
+ * Headers are validated (magic, dimensions, counts, file length) and every
+ * error names the file and what is wrong. */
 rt_status rt_idx_dataset_open(rt_dataset **out, const char *images_path,
                               const char *labels_path, const rt_transform *t);
 
@@ -63,12 +162,14 @@ typedef struct rt_loader_opts {
     int shuffle;           /* 0: identity order (evaluation) */
     uint64_t seed;
     int drop_last;         /* drop a final global batch smaller than global_batch */
-    int prefetch;          /* batches prepared ahead by the loader thread (0: none) */
+    int prefetch;          /* batches prepared ahead by the loader thread (0: none;
+                            * always 0 for a dataset without RT_DATASET_THREAD_SAFE) */
 } rt_loader_opts;
 
 typedef struct rt_batch {
-    const float *x;        /* [n][sample_shape] */
-    const int32_t *y;      /* [n] */
+    const float *x;        /* [n][input size] */
+    const void *target;    /* [n][target]: int32 classes or tokens, or floats */
+    const int32_t *y;      /* = target for class and sequence targets, else NULL */
     int n;                 /* this rank's samples (may be 0 for a tiny last batch) */
     int64_t global_n;      /* samples in the global batch */
     int64_t index;         /* global batch index within the epoch */

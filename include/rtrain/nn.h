@@ -165,10 +165,27 @@ typedef struct rt_layer_spec {
     float momentum;  /* BatchNorm2d (default 0.1) */
 } rt_layer_spec;
 
+/* The fields of rt_layer_spec a config file may set for a layer, one bit
+ * each, in the order of the struct. */
+enum {
+    RT_LAYER_FIELD_OUT = 1u << 0,
+    RT_LAYER_FIELD_KERNEL = 1u << 1,
+    RT_LAYER_FIELD_STRIDE = 1u << 2,
+    RT_LAYER_FIELD_PADDING = 1u << 3,
+    RT_LAYER_FIELD_BIAS = 1u << 4,
+    RT_LAYER_FIELD_P = 1u << 5,
+    RT_LAYER_FIELD_EPS = 1u << 6,
+    RT_LAYER_FIELD_MOMENTUM = 1u << 7,
+};
+
 /* Fills a spec with PyTorch's defaults for the type. */
 void rt_layer_spec_default(rt_layer_spec *s, rt_layer_type type);
 const char *rt_layer_type_name(rt_layer_type t);     /* "linear", "conv2d", ... */
 int rt_layer_type_from_name(const char *name);        /* -1 if unknown */
+/* RT_LAYER_FIELD_* bits: the fields type t reads, and those of them that
+ * have no default (a config must give them). */
+unsigned rt_layer_type_fields(rt_layer_type t);
+unsigned rt_layer_type_required(rt_layer_type t);
 
 /* Creates one layer named `name` (state_dict prefix). */
 rt_status rt_layer_create(rt_layer **out, const rt_layer_spec *spec, const char *name);
@@ -247,12 +264,23 @@ void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer),
 void rt_model_print_summary(const rt_model *m);
 
 /* ---- losses ----------------------------------------------------------------- */
+/* What a sample's target is (a dataset says which it has, a loss which it
+ * takes: rtrain/data.h's rt_sample_desc). */
+typedef enum rt_target_kind {
+    RT_TARGET_CLASS = 0,   /* one int32 class index in [0, num_classes) */
+    RT_TARGET_VECTOR,      /* target_size floats (regression, several outputs) */
+    RT_TARGET_SEQUENCE     /* target_size int32 tokens */
+} rt_target_kind;
+
+const char *rt_target_kind_name(rt_target_kind k);   /* "class", "vector", "sequence" */
+
 /* A loss is an entry of the table in src/nn/loss.c: its name (train.loss),
  * the kind of target it takes, and the backend kernel that computes it. */
 typedef struct rt_loss rt_loss;
 
 const rt_loss *rt_loss_find(const char *name);   /* NULL if unknown */
 const char *rt_loss_name(const rt_loss *loss);
+rt_target_kind rt_loss_target(const rt_loss *loss);
 int rt_loss_count(void);
 const rt_loss *rt_loss_at(int i);                /* 0 <= i < rt_loss_count() */
 

@@ -298,7 +298,7 @@ static rt_status parse_layer(rt_layer_spec *spec, const config_setting_t *g, con
     rt_layer_type type = RT_LAYER_LINEAR;
     RT_CHECK(layer_type_of(g, ovr, label, &type));
     rt_layer_spec_default(spec, type);
-    unsigned used = rt_config_layer_fields_used(type), given = 0;
+    unsigned used = rt_layer_type_fields(type), given = 0;
     char fields[256];
     layer_fields_list(used, fields, sizeof fields);
     for (int i = 0; i < config_setting_length(g); i++) {
@@ -324,7 +324,7 @@ static rt_status parse_layer(rt_layer_spec *spec, const config_setting_t *g, con
         RT_CHECK(set_value(k, spec, m, ovr, flabel));
         given |= bit;
     }
-    unsigned missing = rt_config_layer_fields_required(type) & ~given;
+    unsigned missing = rt_layer_type_required(type) & ~given;
     if (missing) {
         char need[128];
         layer_fields_list(missing, need, sizeof need);

@@ -77,12 +77,12 @@ const rt_key *rt_config_group_selector(const rt_key *k);
 void rt_config_apply_table_defaults(rt_config *cfg, const char *group);
 
 /* Layer fields (keys of one element of model.layers), as rt_key entries
- * with offsets into rt_layer_spec. Field i has bit (1u << i). */
+ * with offsets into rt_layer_spec. Field i has bit (1u << i), the bit of
+ * RT_LAYER_FIELD_* (nn.h): which fields a type reads, and which it
+ * requires, is the layer type's own (rt_layer_type_fields/_required). */
 int rt_config_num_layer_keys(void);
 const rt_key *rt_config_layer_key(int i);
 const rt_key *rt_config_find_layer_key(const char *name);
-unsigned rt_config_layer_fields_used(rt_layer_type t);
-unsigned rt_config_layer_fields_required(rt_layer_type t);
 
 /* Enum names and values. */
 const char *rt_config_enum_name(const rt_key *k, int value);   /* NULL: none */

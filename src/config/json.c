@@ -22,7 +22,7 @@ static json_t *layer_json(const rt_layer_spec *spec)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string(rt_layer_type_name(spec->type)));
-    unsigned used = rt_config_layer_fields_used(spec->type);
+    unsigned used = rt_layer_type_fields(spec->type);
     for (int i = 0; i < rt_config_num_layer_keys(); i++) {
         const rt_key *k = rt_config_layer_key(i);
         if (!(used & (1u << i)))

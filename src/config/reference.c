@@ -39,7 +39,7 @@ static void print_layer_fields(FILE *f)
         rt_config_describe_type(k, desc, sizeof desc);
         size_t ulen = 0;
         for (int t = 0; t < RT_LAYER_TYPE_COUNT && ulen < sizeof users; t++)
-            if (rt_config_layer_fields_used((rt_layer_type)t) & (1u << i))
+            if (rt_layer_type_fields((rt_layer_type)t) & (1u << i))
                 ulen += (size_t)snprintf(users + ulen, sizeof users - ulen, "%s%s",
                                          ulen ? ", " : "", rt_layer_type_name((rt_layer_type)t));
         fprintf(f, "        %s  (%s; used by %s)\n", k->path, desc, users);

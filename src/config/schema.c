@@ -34,6 +34,14 @@ static int loss_index(const char *name)
     return -1;
 }
 
+static int format_index(const char *name)
+{
+    for (int i = 0; i < rt_dataset_format_count(); i++)
+        if (name && strcmp(rt_dataset_format_name(i), name) == 0)
+            return i;
+    return -1;
+}
+
 /* "auto" first, then the backends of this build. */
 static const char *backend_name(int v)
 {
@@ -52,7 +60,6 @@ static int backend_index(const char *name)
  * enum order (value = index). */
 static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
 static const char *const resume_names[] = {"auto", "never", NULL};
-static const char *const format_names[] = {"idx", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
 
 /* Selecting a variant resets its group to the module's defaults for it,
@@ -169,8 +176,10 @@ static const rt_key keys[] = {
              "listed below; at most 64 layers."},
 
     /* ---- data ---- */
-    ENUM_TEXT("data.format", data.format, format_names, "idx",
-              "Dataset format: idx = MNIST-style idx files, gzip-compressed or raw."),
+    {.path = "data.format", .type = RT_KEY_ENUM, .offset = OFF(data.format),
+     .size = FSIZE(data.format), .name_of = rt_dataset_format_name, .from_name = format_index,
+     .count = rt_dataset_format_count, .has_default = 1, .def_text = "idx",
+     .help = "Dataset format: idx = MNIST-style idx files, gzip-compressed or raw."},
     STR_D("data.dir", data.dir, "/usr/share/datasets/fashion-mnist",
           "Directory that relative data.train/data.test paths are taken from. A relative "
           "data.dir is taken from the current directory (where rtrain is started), as in "
@@ -408,21 +417,10 @@ static const rt_key layer_keys[] = {
 };
 
 #define NLAYER_KEYS ((int)(sizeof layer_keys / sizeof layer_keys[0]))
-enum { L_OUT = 1, L_KERNEL = 2, L_STRIDE = 4, L_PADDING = 8, L_BIAS = 16, L_P = 32,
-       L_EPS = 64, L_MOMENTUM = 128 };
-
-/* Which fields each layer type reads, and which have no sensible default. */
-static const struct { unsigned used, required; } layer_fields[RT_LAYER_TYPE_COUNT] = {
-    [RT_LAYER_LINEAR] = {L_OUT | L_BIAS, L_OUT},
-    [RT_LAYER_CONV2D] = {L_OUT | L_KERNEL | L_STRIDE | L_PADDING | L_BIAS, L_OUT | L_KERNEL},
-    [RT_LAYER_BATCHNORM2D] = {L_EPS | L_MOMENTUM, 0},
-    [RT_LAYER_RELU] = {0, 0},
-    [RT_LAYER_MAXPOOL2D] = {L_KERNEL | L_STRIDE | L_PADDING, L_KERNEL},
-    [RT_LAYER_AVGPOOL] = {0, 0},
-    [RT_LAYER_FLATTEN] = {0, 0},
-    [RT_LAYER_DROPOUT] = {L_P, 0},
-    [RT_LAYER_BASICBLOCK] = {L_OUT | L_STRIDE, L_OUT},
-};
+/* Field i of this table is bit i of the layer types' RT_LAYER_FIELD_*
+ * masks (nn.h), which say which fields each type reads. */
+_Static_assert(RT_LAYER_FIELD_MOMENTUM == 1u << (NLAYER_KEYS - 1),
+               "layer_keys lists the RT_LAYER_FIELD_* fields in their order");
 
 int rt_config_num_layer_keys(void) { return NLAYER_KEYS; }
 const rt_key *rt_config_layer_key(int i)
@@ -438,15 +436,7 @@ const rt_key *rt_config_find_layer_key(const char *name)
     return NULL;
 }
 
-unsigned rt_config_layer_fields_used(rt_layer_type t)
-{
-    return ((int)t >= 0 && t < RT_LAYER_TYPE_COUNT) ? layer_fields[t].used : 0;
-}
 
-unsigned rt_config_layer_fields_required(rt_layer_type t)
-{
-    return ((int)t >= 0 && t < RT_LAYER_TYPE_COUNT) ? layer_fields[t].required : 0;
-}
 
 /* ---- enums ------------------------------------------------------------------- */
 int rt_config_enum_count(const rt_key *k)

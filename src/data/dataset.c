@@ -1,44 +1,112 @@
-/* The generic dataset: a sample count, a sample shape, a class count and a
- * table of functions (fetch, destroy) over an implementation pointer. Every
- * format (idx files, user callbacks) is one such table, so the loader never
- * needs to know where samples come from.
+/* The generic dataset: a sample count, a sample description, a table of
+ * functions (fetch, destroy) over an implementation pointer, and the
+ * transform chain applied to every fetched input. Every format (idx files,
+ * user callbacks) is one such table, so the loader never needs to know
+ * where samples come from.
  *
  * Ownership: on success the dataset owns `impl` and rt_dataset_free calls
  * ops->destroy(impl); when rt_dataset_create fails the caller still owns it. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "rtrain/data.h"
 
 struct rt_dataset {
     rt_dataset_ops ops;   /* copied: callers may pass a stack table */
     void *impl;
     int64_t count;
-    rt_shape shape;
-    int num_classes;
+    rt_sample_desc desc;
+    rt_transform_chain transforms;
 };
 
+/* ---- sample descriptions --------------------------------------------------------- */
+
+size_t rt_sample_input_size(const rt_sample_desc *d)
+{
+    size_t n = 1;
+    for (int i = 0; i < d->ndim; i++)
+        n *= (size_t)d->shape[i];
+    return n;
+}
+
+size_t rt_sample_target_bytes(const rt_sample_desc *d)
+{
+    return 4 * (size_t)(d->target == RT_TARGET_CLASS ? 1 : d->target_size);
+}
+
+rt_status rt_sample_model_shape(const rt_sample_desc *d, rt_shape *out)
+{
+    *out = (rt_shape){0, 0, 0};
+    const int64_t *s = d->shape;
+    if (d->ndim < 1 || d->ndim > 3) {
+        char shape[128] = "";
+        size_t used = 0;
+        for (int i = 0; i < d->ndim && i < RT_SAMPLE_MAX_NDIM && used < sizeof shape; i++)
+            used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", i ? ", " : "",
+                                     (long long)s[i]);
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "samples of shape [%s] (%d dimensions): the "
+                        "models take 1 to 3 ([features], [channels, length] or [channels, "
+                        "height, width])", shape, d->ndim);
+    }
+    *out = (rt_shape){(int)s[0], d->ndim > 1 ? (int)s[1] : 1, d->ndim > 2 ? (int)s[2] : 1};
+    return RT_OK;
+}
+
+static rt_status check_desc(const rt_sample_desc *d)
+{
+    if (d->ndim < 1 || d->ndim > RT_SAMPLE_MAX_NDIM)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: samples of %d dimensions "
+                        "(1 to %d)", d->ndim, RT_SAMPLE_MAX_NDIM);
+    size_t size = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        if (d->shape[i] < 1 || d->shape[i] > INT32_MAX || size > ((size_t)1 << 30) /
+                                                                 (size_t)d->shape[i])
+            return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: dimension %d of the "
+                            "sample shape is %lld (1 to 2^31-1, at most 2^30 values in all)", i,
+                            (long long)d->shape[i]);
+        size *= (size_t)d->shape[i];
+    }
+    if (d->target == RT_TARGET_CLASS && d->num_classes < 1)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: num_classes must be >= 1 (got "
+                        "%d)", d->num_classes);
+    if (d->target != RT_TARGET_CLASS && (d->target_size < 1 || d->target_size > (1 << 24)))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: target_size must be 1 to 2^24 "
+                        "(got %d)", d->target_size);
+    if ((unsigned)d->target > RT_TARGET_SEQUENCE || (unsigned)d->dtype > RT_INPUT_F64)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: unknown target kind %d or "
+                        "input type %d", (int)d->target, (int)d->dtype);
+    return RT_OK;
+}
+
+/* ---- datasets ------------------------------------------------------------------ */
+
 rt_status rt_dataset_create(rt_dataset **out, const rt_dataset_ops *ops, void *impl,
-                            int64_t count, rt_shape sample_shape, int num_classes)
+                            int64_t count, const rt_sample_desc *desc)
 {
     *out = NULL;
-    if (!ops || !ops->fetch)
-        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: ops->fetch is required");
+    if (!ops || !ops->fetch || !desc)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: ops->fetch and a sample "
+                        "description are required");
+    if (ops->version != RT_DATASET_OPS_VERSION)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: dataset ops of version %u, "
+                        "this rtrain expects %d: set .version = RT_DATASET_OPS_VERSION and "
+                        "recompile against these headers", ops->version,
+                        RT_DATASET_OPS_VERSION);
     if (count < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: negative sample count %lld",
                         (long long)count);
-    if (sample_shape.c < 1 || sample_shape.h < 1 || sample_shape.w < 1)
-        return RT_ERROR(RT_ERR_INVALID_ARG,
-                        "rt_dataset_create: sample shape %dx%dx%d has an empty dimension",
-                        sample_shape.c, sample_shape.h, sample_shape.w);
-    if (num_classes < 1)
-        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_create: num_classes must be >= 1 (got %d)",
-                        num_classes);
+    RT_CHECK(check_desc(desc));
     rt_dataset *ds;
     RT_CHECK(rt_alloc(&ds, 1, sizeof *ds, "dataset"));
     ds->ops = *ops;
     ds->impl = impl;
     ds->count = count;
-    ds->shape = sample_shape;
-    ds->num_classes = num_classes;
+    ds->desc = *desc;
+    if (ds->desc.target == RT_TARGET_CLASS)
+        ds->desc.target_size = 1;
+    else
+        ds->desc.num_classes = 0;
     *out = ds;
     return RT_OK;
 }
@@ -53,14 +121,74 @@ void rt_dataset_free(rt_dataset *ds)
 }
 
 int64_t rt_dataset_count(const rt_dataset *ds) { return ds->count; }
-rt_shape rt_dataset_sample_shape(const rt_dataset *ds) { return ds->shape; }
-int rt_dataset_num_classes(const rt_dataset *ds) { return ds->num_classes; }
+const rt_sample_desc *rt_dataset_desc(const rt_dataset *ds) { return &ds->desc; }
+int rt_dataset_num_classes(const rt_dataset *ds) { return ds->desc.num_classes; }
+unsigned rt_dataset_flags(const rt_dataset *ds) { return ds->ops.flags; }
 
-rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, int32_t *label)
+rt_shape rt_dataset_sample_shape(const rt_dataset *ds)
+{
+    rt_shape s;
+    if (rt_sample_model_shape(&ds->desc, &s) != RT_OK)
+        rt_error_clear();   /* {0, 0, 0}: the model refuses it with its own message */
+    return s;
+}
+
+rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c)
+{
+    if (!c || c->count < 0 || c->count > RT_TRANSFORM_MAX)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_set_transforms: a chain of 0 to %d "
+                        "steps", RT_TRANSFORM_MAX);
+    ds->transforms = *c;
+    return RT_OK;
+}
+
+rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, void *target)
 {
     if (index < 0 || index >= ds->count)
         return RT_ERROR(RT_ERR_INVALID_ARG, "sample index %lld out of range [0, %lld)",
                         (long long)index, (long long)ds->count);
-    RT_CHECK(ds->ops.fetch(ds->impl, index, x, label));
+    RT_CHECK(ds->ops.fetch(ds->impl, index, x, target));
+    rt_transform_apply(&ds->transforms, x, rt_sample_input_size(&ds->desc));
     return RT_OK;
+}
+
+/* ---- transforms ------------------------------------------------------------------- */
+
+rt_status rt_transform_chain_add(rt_transform_chain *c, rt_transform_kind kind, float a,
+                                 float b)
+{
+    if (c->count >= RT_TRANSFORM_MAX)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "transform chain full (%d steps)",
+                        RT_TRANSFORM_MAX);
+    float divisor = kind == RT_TRANSFORM_DIVIDE ? a : b;
+    if ((unsigned)kind > RT_TRANSFORM_NORMALIZE || !isfinite(a) || !isfinite(b) ||
+        !(divisor > 0.0f))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "transform needs finite values and a divisor > 0 "
+                        "(got %g, %g); fix data.normalize", (double)a, (double)b);
+    c->steps[c->count++] = (rt_transform_step){kind, a, b};
+    return RT_OK;
+}
+
+rt_status rt_transform_chain_from(rt_transform_chain *c, const rt_transform *t,
+                                  rt_input_dtype dtype)
+{
+    memset(c, 0, sizeof *c);
+    if (dtype == RT_INPUT_U8)
+        RT_CHECK(rt_transform_chain_add(c, RT_TRANSFORM_DIVIDE, 255.0f, 0.0f));
+    if (t && t->normalize)
+        RT_CHECK(rt_transform_chain_add(c, RT_TRANSFORM_NORMALIZE, t->mean, t->std));
+    return RT_OK;
+}
+
+void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
+{
+    for (int s = 0; s < c->count; s++) {
+        const float a = c->steps[s].a, b = c->steps[s].b;
+        if (c->steps[s].kind == RT_TRANSFORM_DIVIDE)
+            for (size_t i = 0; i < count; i++)
+                x[i] = x[i] / a;
+        else
+            for (size_t i = 0; i < count; i++)
+                x[i] = (x[i] - a) / b;
+    }
 }

@@ -8,8 +8,8 @@
  * that lies about its count cannot make us allocate gigabytes), and the file
  * must hold exactly the bytes its header promises. Every message names the
  * file. Pixels stay uint8 in memory (47 MB for FashionMNIST rather than
- * 188 MB as floats) and are converted on fetch through a 256-entry table
- * that applies the transform. */
+ * 188 MB as floats) and are converted to floats on fetch; the dataset's
+ * transform chain (ToTensor's /255, Normalize) does the rest. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-#include "rtrain/data.h"
+#include "data/formats.h"
 
 #define IDX_MAGIC_IMAGES 0x00000803u  /* unsigned bytes, 3 dimensions */
 #define IDX_MAGIC_LABELS 0x00000801u  /* unsigned bytes, 1 dimension */
@@ -40,7 +40,6 @@ typedef struct idx_data {
     uint8_t *pixels;    /* [count][rows * cols] */
     uint8_t *labels;    /* [count] */
     size_t sample_size; /* rows * cols */
-    float lut[256];     /* transformed value of each raw pixel */
 } idx_data;
 
 static uint32_t be32(const uint8_t *p)
@@ -238,13 +237,13 @@ done:
     return s;
 }
 
-static rt_status idx_fetch(void *impl, int64_t index, float *x, int32_t *label)
+static rt_status idx_fetch(void *impl, int64_t index, float *x, void *target)
 {
     const idx_data *d = impl;
     const uint8_t *p = d->pixels + (size_t)index * d->sample_size;
     for (size_t i = 0; i < d->sample_size; i++)
-        x[i] = d->lut[p[i]];
-    *label = d->labels[index];
+        x[i] = (float)p[i];
+    *(int32_t *)target = d->labels[index];
     return RT_OK;
 }
 
@@ -258,31 +257,24 @@ static void idx_destroy(void *impl)
     rt_free(d);
 }
 
-/* ToTensor then Normalize, in float32 as torchvision does them. */
-static rt_status idx_fill_lut(float *lut, const rt_transform *t)
-{
-    int norm = t && t->normalize;
-    if (norm && !(isfinite(t->mean) && isfinite(t->std) && t->std > 0.0f))
-        return RT_ERROR(RT_ERR_INVALID_ARG, "transform needs a finite mean and std > 0 "
-                        "(got mean %g, std %g); fix data.transform", t->mean, t->std);
-    for (int v = 0; v < 256; v++) {
-        float x = (float)v / 255.0f;
-        lut[v] = norm ? (x - t->mean) / t->std : x;
-    }
-    return RT_OK;
-}
+/* Read-only after open: fetch is safe on the loader's thread. */
+static const rt_dataset_ops idx_ops = {
+    .version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE,
+    .fetch = idx_fetch, .destroy = idx_destroy,
+};
 
-static const rt_dataset_ops idx_ops = {.fetch = idx_fetch, .destroy = idx_destroy};
-
-rt_status rt_idx_dataset_open(rt_dataset **out, const char *images_path,
-                              const char *labels_path, const rt_transform *t)
+rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src)
 {
     *out = NULL;
+    const char *images_path = src ? src->x : NULL, *labels_path = src ? src->y : NULL;
+    if (!images_path || !labels_path)
+        return RT_ERROR(RT_ERR_CONFIG, "the idx format needs an images file and a labels file "
+                        "(data.train_images, data.train_labels, data.test_images, "
+                        "data.test_labels)");
     idx_data *d;
     RT_CHECK(rt_alloc(&d, 1, sizeof *d, "idx dataset"));
     rt_status s;
     uint32_t idims[3], ldims[1];
-    RT_CHECK_GOTO(s, idx_fill_lut(d->lut, t), fail);
     RT_CHECK_GOTO(s, idx_load(images_path, "images", IDX_MAGIC_IMAGES, 3, idims, &d->pixels),
                   fail);
     RT_CHECK_GOTO(s, idx_load(labels_path, "labels", IDX_MAGIC_LABELS, 1, ldims, &d->labels),
@@ -298,8 +290,9 @@ rt_status rt_idx_dataset_open(rt_dataset **out, const char *images_path,
     for (uint32_t i = 0; i < ldims[0]; i++)
         max_label = d->labels[i] > max_label ? d->labels[i] : max_label;
     d->sample_size = (size_t)idims[1] * idims[2];
-    rt_shape shape = {1, (int)idims[1], (int)idims[2]};
-    RT_CHECK_GOTO(s, rt_dataset_create(out, &idx_ops, d, idims[0], shape, max_label + 1), fail);
+    rt_sample_desc desc = {.ndim = 3, .shape = {1, idims[1], idims[2]}, .dtype = RT_INPUT_U8,
+                           .target = RT_TARGET_CLASS, .num_classes = max_label + 1};
+    RT_CHECK_GOTO(s, rt_dataset_create(out, &idx_ops, d, idims[0], &desc), fail);
     return RT_OK;
 fail:
     idx_destroy(d);

@@ -33,7 +33,7 @@
 
 typedef struct loader_slot {
     float *x;          /* [max_local][sample_size] */
-    int32_t *y;        /* [max_local] */
+    char *target;      /* [max_local][target_bytes] */
     int n;
     int64_t global_n, index;
     rt_status status;  /* fill failure, re-raised by rt_loader_next */
@@ -44,13 +44,14 @@ struct rt_loader {
     rt_dataset *ds;             /* not owned */
     rt_loader_opts o;
     int64_t count, batches;
-    size_t sample_size;
+    size_t sample_size, target_bytes;
     int max_local;
+    int int_targets;            /* class or sequence targets: batches have y */
     uint32_t *perm;             /* [count] order of the current epoch */
     loader_slot *slots;
     int nslots;
     float *x_slab;              /* [nslots][max_local][sample_size] */
-    int32_t *y_slab;            /* [nslots][max_local] */
+    char *target_slab;          /* [nslots][max_local][target_bytes] */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;     /* thread waits: epoch started, slot freed, quit */
@@ -79,7 +80,7 @@ static rt_status loader_fill(rt_loader *l, int64_t k, loader_slot *s, uint64_t g
         if (atomic_load_explicit(&l->gen, memory_order_relaxed) != gen)
             return RT_OK;   /* cancelled: the slot is discarded */
         RT_CHECK(rt_dataset_fetch(l->ds, l->perm[g0 + i], s->x + (size_t)(i - b) * l->sample_size,
-                                  &s->y[i - b]));
+                                  s->target + (size_t)(i - b) * l->target_bytes));
     }
     s->n = (int)(e - b);
     s->global_n = gn;
@@ -177,11 +178,11 @@ static rt_status loader_alloc(rt_loader *l)
         return RT_ERROR(RT_ERR_NOMEM, "loader batch buffers overflow (%d slots of %zu floats)",
                         l->nslots, per_x);
     RT_CHECK(rt_alloc(&l->x_slab, per_x * l->nslots, sizeof(float), "loader batch buffers"));
-    RT_CHECK(rt_alloc(&l->y_slab, (size_t)l->max_local * l->nslots, sizeof(int32_t),
-                      "loader label buffers"));
+    size_t per_target = (size_t)l->max_local * l->target_bytes;
+    RT_CHECK(rt_alloc(&l->target_slab, per_target, (size_t)l->nslots, "loader target buffers"));
     for (int i = 0; i < l->nslots; i++) {
         l->slots[i].x = l->x_slab + per_x * i;
-        l->slots[i].y = l->y_slab + (size_t)l->max_local * i;
+        l->slots[i].target = l->target_slab + per_target * i;
     }
     return RT_OK;
 }
@@ -199,15 +200,22 @@ rt_status rt_loader_create(rt_loader **out, rt_dataset *ds, const rt_loader_opts
                               : (l->count + o->global_batch - 1) / o->global_batch;
     int64_t largest = o->global_batch < l->count ? o->global_batch : l->count;
     l->max_local = (int)((largest + o->world_size - 1) / o->world_size);
-    l->sample_size = rt_shape_size(rt_dataset_sample_shape(ds));
-    l->nslots = o->prefetch + 1;
+    const rt_sample_desc *desc = rt_dataset_desc(ds);
+    l->sample_size = rt_sample_input_size(desc);
+    l->target_bytes = rt_sample_target_bytes(desc);
+    l->int_targets = desc->target != RT_TARGET_VECTOR;
+    /* A dataset that must not be read from two threads is fetched on the
+     * caller's thread: no prefetching. */
+    if (!(rt_dataset_flags(ds) & RT_DATASET_THREAD_SAFE))
+        l->o.prefetch = 0;
+    l->nslots = l->o.prefetch + 1;
     atomic_init(&l->gen, 0);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_work, NULL);
     pthread_cond_init(&l->cv_done, NULL);
     rt_status s;
     RT_CHECK_GOTO(s, loader_alloc(l), fail);
-    if (o->prefetch > 0)
+    if (l->o.prefetch > 0)
         RT_CHECK_GOTO(s, loader_start_thread(l), fail);
     *out = l;
     return RT_OK;
@@ -232,7 +240,7 @@ void rt_loader_free(rt_loader *l)
     pthread_cond_destroy(&l->cv_work);
     pthread_mutex_destroy(&l->mu);
     rt_free(l->x_slab);
-    rt_free(l->y_slab);
+    rt_free(l->target_slab);
     rt_free(l->slots);
     rt_free(l->perm);
     rt_free(l);
@@ -262,10 +270,11 @@ rt_status rt_loader_start_epoch(rt_loader *l, int64_t epoch, int64_t first_batch
     return RT_OK;
 }
 
-static void batch_from_slot(rt_batch *b, const loader_slot *s)
+static void batch_from_slot(const rt_loader *l, rt_batch *b, const loader_slot *s)
 {
     b->x = s->x;
-    b->y = s->y;
+    b->target = s->target;
+    b->y = l->int_targets ? (const int32_t *)(const void *)s->target : NULL;
     b->n = s->n;
     b->global_n = s->global_n;
     b->index = s->index;
@@ -277,7 +286,7 @@ static rt_status loader_next_sync(rt_loader *l, rt_batch *b)
     loader_slot *s = &l->slots[0];
     RT_CHECK(loader_fill(l, l->taken, s, atomic_load(&l->gen)));
     l->taken++;
-    batch_from_slot(b, s);
+    batch_from_slot(l, b, s);
     return RT_OK;
 }
 
@@ -294,7 +303,7 @@ static rt_status loader_next_async(rt_loader *l, rt_batch *b)
     if (s->status == RT_OK) {
         l->taken++;
         l->held = 1;
-        batch_from_slot(b, s);
+        batch_from_slot(l, b, s);
     }
     rt_status st = s->status;
     pthread_mutex_unlock(&l->mu);

@@ -2,7 +2,7 @@
  * [c, 1, 1]. */
 #include "nn/layers.h"
 
-rt_status rt_avgpool_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status avgpool_init(rt_layer *l, const rt_layer_spec *spec)
 {
     l->impl = NULL;
     return RT_OK;
@@ -30,7 +30,15 @@ static rt_status avgpool_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
     return l->backend->global_avgpool_backward(din, dout, n, s.c, s.h * s.w);
 }
 
-const rt_layer_ops rt_avgpool_ops = {
+static const rt_layer_ops avgpool_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "avgpool",
     .build = avgpool_build, .forward = avgpool_forward, .backward = avgpool_backward,
+};
+
+/* nn.AdaptiveAvgPool2d((1, 1)) */
+const rt_layer_kind rt_avgpool_kind = {
+    .name = "avgpool", .ops = &avgpool_ops, .init = avgpool_init, .set_conv_init = NULL,
+    .fields = 0,
+    .required = 0,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

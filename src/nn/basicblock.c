@@ -26,7 +26,7 @@ typedef struct block_impl {
     float *g_in;                  /* downsample's input gradient [max_batch][in_size] */
 } block_impl;
 
-rt_status rt_basicblock_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status basicblock_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (spec->out < 1 || spec->stride < 1)
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (basicblock): need out >= 1 and stride >= "
@@ -177,8 +177,16 @@ static rt_status block_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
     return l->backend->add(din, p->ds0 ? p->g_in : p->g_s, (size_t)n * p->in_size);
 }
 
-const rt_layer_ops rt_basicblock_ops = {
+static const rt_layer_ops basicblock_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "basicblock",
     .build = block_build, .forward = block_forward, .backward = block_backward,
     .destroy = block_destroy,
+};
+
+/* torchvision BasicBlock(in, out, stride=1): its BatchNorms with eps 1e-5, momentum 0.1 */
+const rt_layer_kind rt_basicblock_kind = {
+    .name = "basicblock", .ops = &basicblock_ops, .init = basicblock_init, .set_conv_init = rt_basicblock_set_init,
+    .fields = RT_LAYER_FIELD_OUT | RT_LAYER_FIELD_STRIDE,
+    .required = RT_LAYER_FIELD_OUT,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

@@ -30,7 +30,7 @@ typedef struct bn_impl {
     int train;             /* mode of the last forward call */
 } bn_impl;
 
-rt_status rt_batchnorm2d_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status batchnorm2d_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (!(spec->eps > 0.0f) || !(spec->momentum >= 0.0f && spec->momentum <= 1.0f))
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (batchnorm2d): need eps > 0 and momentum "
@@ -125,7 +125,15 @@ static rt_status bn_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, cons
                               p->stats + 2 * c, n, c, p->hw);
 }
 
-const rt_layer_ops rt_batchnorm2d_ops = {
+static const rt_layer_ops batchnorm2d_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "batchnorm2d",
     .build = bn_build, .forward = bn_forward, .backward = bn_backward,
+};
+
+/* nn.BatchNorm2d(c, eps=1e-5, momentum=0.1) */
+const rt_layer_kind rt_batchnorm2d_kind = {
+    .name = "batchnorm2d", .ops = &batchnorm2d_ops, .init = batchnorm2d_init, .set_conv_init = NULL,
+    .fields = RT_LAYER_FIELD_EPS | RT_LAYER_FIELD_MOMENTUM,
+    .required = 0,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

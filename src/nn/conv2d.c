@@ -19,7 +19,7 @@ typedef struct conv2d_impl {
     float *scratch;
 } conv2d_impl;
 
-rt_status rt_conv2d_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status conv2d_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (spec->out < 1 || spec->kernel < 1 || spec->stride < 1 || spec->padding < 0)
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (conv2d): need out >= 1, kernel >= 1, "
@@ -93,8 +93,17 @@ static void conv2d_destroy(rt_layer *l)
     rt_free(p);
 }
 
-const rt_layer_ops rt_conv2d_ops = {
+static const rt_layer_ops conv2d_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "conv2d",
     .build = conv2d_build, .forward = conv2d_forward, .backward = conv2d_backward,
     .destroy = conv2d_destroy,
+};
+
+/* nn.Conv2d(in, out, kernel, stride=1, padding=0, bias=True) */
+const rt_layer_kind rt_conv2d_kind = {
+    .name = "conv2d", .ops = &conv2d_ops, .init = conv2d_init, .set_conv_init = rt_conv2d_set_init,
+    .fields = RT_LAYER_FIELD_OUT | RT_LAYER_FIELD_KERNEL | RT_LAYER_FIELD_STRIDE |
+              RT_LAYER_FIELD_PADDING | RT_LAYER_FIELD_BIAS,
+    .required = RT_LAYER_FIELD_OUT | RT_LAYER_FIELD_KERNEL,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

@@ -13,7 +13,7 @@ typedef struct dropout_impl {
     float *mask;    /* [max_batch][in] */
 } dropout_impl;
 
-rt_status rt_dropout_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status dropout_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (!(spec->p >= 0.0f && spec->p <= 1.0f))
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (dropout): probability p must be in "
@@ -58,7 +58,15 @@ static rt_status dropout_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
     return l->backend->dropout_backward(din, dout, p->mask, count);
 }
 
-const rt_layer_ops rt_dropout_ops = {
+static const rt_layer_ops dropout_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "dropout",
     .build = dropout_build, .forward = dropout_forward, .backward = dropout_backward,
+};
+
+/* nn.Dropout(p=0.5) */
+const rt_layer_kind rt_dropout_kind = {
+    .name = "dropout", .ops = &dropout_ops, .init = dropout_init, .set_conv_init = NULL,
+    .fields = RT_LAYER_FIELD_P,
+    .required = 0,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

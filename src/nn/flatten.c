@@ -3,7 +3,7 @@
  * activation buffer per layer, so the output cannot alias the input). */
 #include "nn/layers.h"
 
-rt_status rt_flatten_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status flatten_init(rt_layer *l, const rt_layer_spec *spec)
 {
     l->impl = NULL;
     return RT_OK;
@@ -33,7 +33,15 @@ static rt_status flatten_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
     return l->backend->copy(din, dout, (size_t)n * rt_shape_size(l->in_shape) * sizeof *dout);
 }
 
-const rt_layer_ops rt_flatten_ops = {
+static const rt_layer_ops flatten_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "flatten",
     .build = flatten_build, .forward = flatten_forward, .backward = flatten_backward,
+};
+
+/* nn.Flatten() */
+const rt_layer_kind rt_flatten_kind = {
+    .name = "flatten", .ops = &flatten_ops, .init = flatten_init, .set_conv_init = NULL,
+    .fields = 0,
+    .required = 0,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

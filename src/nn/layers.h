@@ -12,9 +12,27 @@
  * already set. */
 typedef rt_status (*rt_layer_init_fn)(rt_layer *l, const rt_layer_spec *spec);
 
-#define RT_DECLARE_LAYER(kind)                                        \
-    extern const rt_layer_ops rt_##kind##_ops;                        \
-    rt_status rt_##kind##_init(rt_layer *l, const rt_layer_spec *spec)
+/* Everything about a built-in layer type, defined in the type's own file:
+ * adding a type is that file, its line in layer.c's list and its value of
+ * rt_layer_type. */
+typedef struct rt_layer_kind {
+    const char *name;                   /* as written in config files */
+    const rt_layer_ops *ops;
+    rt_layer_init_fn init;
+    void (*set_conv_init)(rt_layer *l, rt_init init);   /* NULL: holds no convolution */
+    unsigned fields;                    /* RT_LAYER_FIELD_* a config may set */
+    unsigned required;                  /* those of them without a default */
+    rt_layer_spec defaults;             /* PyTorch's constructor defaults */
+} rt_layer_kind;
+
+/* PyTorch's defaults where a type has them; out and kernel have none and
+ * stay 0, so that a config that forgets them fails validation. The stride
+ * is the type's (maxpool2d: 0, meaning = kernel, as PyTorch's None). */
+#define RT_LAYER_TORCH_DEFAULTS(default_stride)                                    \
+    {.out = 0, .kernel = 0, .stride = (default_stride), .padding = 0, .bias = 1,    \
+     .p = 0.5f, .eps = 1e-5f, .momentum = 0.1f}
+
+#define RT_DECLARE_LAYER(kind) extern const rt_layer_kind rt_##kind##_kind
 
 RT_DECLARE_LAYER(linear);
 RT_DECLARE_LAYER(conv2d);

@@ -11,7 +11,7 @@ typedef struct linear_impl {
     float *w, *b, *dw, *db;   /* w[out][in], b[out] */
 } linear_impl;
 
-rt_status rt_linear_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status linear_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (spec->out < 1)
         return RT_ERROR(RT_ERR_CONFIG, "layer '%s' (linear): out features must be >= 1, "
@@ -57,7 +57,15 @@ static rt_status linear_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
                                        p->out_features);
 }
 
-const rt_layer_ops rt_linear_ops = {
+static const rt_layer_ops linear_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "linear",
     .build = linear_build, .forward = linear_forward, .backward = linear_backward,
+};
+
+/* nn.Linear(in, out, bias=True) */
+const rt_layer_kind rt_linear_kind = {
+    .name = "linear", .ops = &linear_ops, .init = linear_init, .set_conv_init = NULL,
+    .fields = RT_LAYER_FIELD_OUT | RT_LAYER_FIELD_BIAS,
+    .required = RT_LAYER_FIELD_OUT,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

@@ -12,6 +12,7 @@ typedef rt_status (*loss_kernel)(const rt_backend *be, double *sum, float *dout,
 
 struct rt_loss {
     const char *name;
+    rt_target_kind target;
     loss_kernel kernel;
 };
 
@@ -27,10 +28,10 @@ static rt_status nll(const rt_backend *be, double *sum, float *dout, const float
     return be->nll_loss(sum, dout, out, labels, n, outputs, scale);
 }
 
-/* Both take class-index labels; the model's outputs are the classes. */
+/* The model's outputs are the classes. */
 static const rt_loss losses[] = {
-    {"cross_entropy", cross_entropy},   /* on logits (nn.CrossEntropyLoss) */
-    {"nll", nll},                       /* on log-probabilities (nn.NLLLoss) */
+    {"cross_entropy", RT_TARGET_CLASS, cross_entropy},   /* on logits (nn.CrossEntropyLoss) */
+    {"nll", RT_TARGET_CLASS, nll},                       /* on log-probabilities (nn.NLLLoss) */
 };
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 
@@ -43,6 +44,13 @@ const rt_loss *rt_loss_find(const char *name)
 }
 
 const char *rt_loss_name(const rt_loss *loss) { return loss ? loss->name : "unknown"; }
+rt_target_kind rt_loss_target(const rt_loss *loss) { return loss->target; }
+
+const char *rt_target_kind_name(rt_target_kind k)
+{
+    static const char *const names[] = {"class", "vector", "sequence"};
+    return (unsigned)k <= RT_TARGET_SEQUENCE ? names[k] : "unknown";
+}
 int rt_loss_count(void) { return NLOSSES; }
 const rt_loss *rt_loss_at(int i) { return i >= 0 && i < NLOSSES ? &losses[i] : NULL; }
 

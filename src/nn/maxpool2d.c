@@ -15,7 +15,7 @@ typedef struct maxpool_impl {
 
 _Static_assert(sizeof(int32_t) == sizeof(float), "argmax slots are float-sized");
 
-rt_status rt_maxpool2d_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status maxpool2d_init(rt_layer *l, const rt_layer_spec *spec)
 {
     if (spec->kernel < 1 || spec->stride < 0 || spec->padding < 0 ||
         spec->padding > spec->kernel / 2)
@@ -60,7 +60,15 @@ static rt_status maxpool_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
                                           &p->g, n);
 }
 
-const rt_layer_ops rt_maxpool2d_ops = {
+static const rt_layer_ops maxpool2d_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "maxpool2d",
     .build = maxpool_build, .forward = maxpool_forward, .backward = maxpool_backward,
+};
+
+/* nn.MaxPool2d(kernel, stride=None (0 here: = kernel), padding=0) */
+const rt_layer_kind rt_maxpool2d_kind = {
+    .name = "maxpool2d", .ops = &maxpool2d_ops, .init = maxpool2d_init, .set_conv_init = NULL,
+    .fields = RT_LAYER_FIELD_KERNEL | RT_LAYER_FIELD_STRIDE | RT_LAYER_FIELD_PADDING,
+    .required = RT_LAYER_FIELD_KERNEL,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(0),
 };

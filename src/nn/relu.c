@@ -1,7 +1,7 @@
 /* nn.ReLU: y = max(x, 0); the gradient passes where the output is positive. */
 #include "nn/layers.h"
 
-rt_status rt_relu_init(rt_layer *l, const rt_layer_spec *spec)
+static rt_status relu_init(rt_layer *l, const rt_layer_spec *spec)
 {
     l->impl = NULL;
     return RT_OK;
@@ -27,7 +27,15 @@ static rt_status relu_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, co
     return l->backend->relu_backward(din, dout, out, (size_t)n * rt_shape_size(l->in_shape));
 }
 
-const rt_layer_ops rt_relu_ops = {
+static const rt_layer_ops relu_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "relu",
     .build = relu_build, .forward = relu_forward, .backward = relu_backward,
+};
+
+/* nn.ReLU() */
+const rt_layer_kind rt_relu_kind = {
+    .name = "relu", .ops = &relu_ops, .init = relu_init, .set_conv_init = NULL,
+    .fields = 0,
+    .required = 0,
+    .defaults = RT_LAYER_TORCH_DEFAULTS(1),
 };

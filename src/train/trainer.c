@@ -61,13 +61,20 @@ static rt_status resolve_batch(trainer *t)
     return RT_OK;
 }
 
+/* The training and test splits in data.format, and a loss that takes the
+ * targets they have. */
 static rt_status open_datasets(trainer *t)
 {
     const rt_config *c = t->cfg;
-    RT_CHECK(rt_idx_dataset_open(&t->train_set, c->data.train_images, c->data.train_labels,
-                                 &c->data.transform));
-    RT_CHECK(rt_idx_dataset_open(&t->test_set, c->data.test_images, c->data.test_labels,
-                                 &c->data.transform));
+    rt_data_source train = {.x = c->data.train_images, .y = c->data.train_labels};
+    rt_data_source test = {.x = c->data.test_images, .y = c->data.test_labels};
+    RT_CHECK(rt_dataset_open(&t->train_set, c->data.format, &train, &c->data.transform));
+    RT_CHECK(rt_dataset_open(&t->test_set, c->data.format, &test, &c->data.transform));
+    rt_target_kind have = rt_dataset_desc(t->train_set)->target;
+    if (rt_loss_target(t->loss) != have)
+        return RT_ERROR(RT_ERR_CONFIG, "train.loss = \"%s\" takes %s targets but the dataset "
+                        "has %s targets: choose a loss for them", rt_loss_name(t->loss),
+                        rt_target_kind_name(rt_loss_target(t->loss)), rt_target_kind_name(have));
     return RT_OK;
 }
 
@@ -126,8 +133,9 @@ static rt_status build_model(trainer *t)
         max_batch = eval_max;
     const rt_backend *be = NULL;
     RT_CHECK(pick_backend(t, &be));
-    RT_CHECK(rt_model_create(&t->model, be, &c->model, rt_dataset_sample_shape(t->train_set),
-                             max_batch, (uint64_t)c->train.seed));
+    rt_shape in;
+    RT_CHECK(rt_sample_model_shape(rt_dataset_desc(t->train_set), &in));
+    RT_CHECK(rt_model_create(&t->model, be, &c->model, in, max_batch, (uint64_t)c->train.seed));
     int outputs = (int)rt_shape_size(rt_model_output_shape(t->model));
     if (outputs < rt_dataset_num_classes(t->train_set))
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "

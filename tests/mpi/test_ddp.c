@@ -24,7 +24,7 @@ enum { SAMPLES = 120, FEATURES = 12, CLASSES = 3, BATCH_PER_RANK = 6, STEPS = 12
 
 /* Synthetic, learnable data: features from a hash of (index, j); the label
  * is the argmax of a fixed linear map of the features. */
-static rt_status fetch_sample(void *impl, int64_t index, float *x, int32_t *label)
+static rt_status fetch_sample(void *impl, int64_t index, float *x, void *target)
 {
     (void)impl;
     float score[CLASSES] = {0};
@@ -39,11 +39,17 @@ static rt_status fetch_sample(void *impl, int64_t index, float *x, int32_t *labe
     for (int c = 1; c < CLASSES; c++)
         if (score[c] > score[best])
             best = c;
-    *label = best;
+    *(int32_t *)target = best;
     return RT_OK;
 }
 
-static const rt_dataset_ops synthetic_ops = {.fetch = fetch_sample};
+static const rt_dataset_ops synthetic_ops = {
+    .version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE, .fetch = fetch_sample,
+};
+static const rt_sample_desc synthetic_desc = {
+    .ndim = 1, .shape = {FEATURES}, .dtype = RT_INPUT_F32, .target = RT_TARGET_CLASS,
+    .num_classes = CLASSES,
+};
 
 typedef struct run_opts {
     rt_comm *comm;
@@ -89,8 +95,8 @@ static rt_status train(run_opts *o, float *params, size_t *num_params)
     rt_ddp *ddp = NULL;
     const rt_loss *ce = rt_loss_find("cross_entropy");
     rt_status st;
-    RT_CHECK_GOTO(st, rt_dataset_create(&ds, &synthetic_ops, NULL, SAMPLES,
-                                        (rt_shape){FEATURES, 1, 1}, CLASSES), done);
+    RT_CHECK_GOTO(st, rt_dataset_create(&ds, &synthetic_ops, NULL, SAMPLES, &synthetic_desc),
+                  done);
     rt_loader_opts lo = {.global_batch = o->global_batch, .rank = rank, .world_size = world,
                          .shuffle = 1, .seed = 7, .prefetch = 2};
     RT_CHECK_GOTO(st, rt_loader_create(&loader, ds, &lo), done);

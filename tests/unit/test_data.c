@@ -3,6 +3,7 @@
  * independence) and the prefetching loader (prefetch on/off, resume points,
  * restarts mid-epoch, errors raised on the loader thread). Synthetic files
  * are written into a fresh mkdtemp directory and removed at the end. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,7 +299,7 @@ typedef struct test_ds {
     int delay_us;      /* per-sample delay, so the loader thread is busy */
 } test_ds;
 
-static rt_status test_fetch(void *impl, int64_t index, float *x, int32_t *label)
+static rt_status test_fetch(void *impl, int64_t index, float *x, void *target)
 {
     test_ds *t = impl;
     if (index == t->fail_at)
@@ -308,21 +309,26 @@ static rt_status test_fetch(void *impl, int64_t index, float *x, int32_t *label)
         nanosleep(&(struct timespec){0, t->delay_us * 1000L}, NULL);
     x[0] = (float)index;
     x[1] = -(float)index;
-    *label = (int32_t)index;
+    *(int32_t *)target = (int32_t)index;
     return RT_OK;
 }
 
 static int destroyed;
 static void test_destroy(void *impl) { destroyed++; free(impl); }
 
+/* Samples of two floats with a class label (the sample's index). */
+static const rt_sample_desc two_floats = {.ndim = 1, .shape = {2}, .dtype = RT_INPUT_F32,
+                                          .target = RT_TARGET_CLASS, .num_classes = 1};
+
 static rt_dataset *make_test_ds(int64_t count, int64_t fail_at, int delay_us)
 {
     test_ds *t = malloc(sizeof *t);
     t->fail_at = fail_at;
     t->delay_us = delay_us;
-    rt_dataset_ops ops = {.fetch = test_fetch, .destroy = test_destroy};
+    rt_dataset_ops ops = {.version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE,
+                          .fetch = test_fetch, .destroy = test_destroy};
     rt_dataset *ds = NULL;
-    CHECK_OK(rt_dataset_create(&ds, &ops, t, count, (rt_shape){2, 1, 1}, 1));
+    CHECK_OK(rt_dataset_create(&ds, &ops, t, count, &two_floats));
     return ds;
 }
 
@@ -564,11 +570,140 @@ static void test_dataset_create(void)
     rt_dataset *ds = make_test_ds(3, -1, 0);
     rt_dataset_free(ds);
     CHECK(destroyed == before + 1);
-    rt_dataset_ops none = {0};
-    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &none, NULL, 3, (rt_shape){1, 1, 1}, 1));
-    rt_dataset_ops ops = {.fetch = test_fetch};
-    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, 3, (rt_shape){0, 1, 1}, 1));
-    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, -1, (rt_shape){1, 1, 1}, 1));
+    rt_dataset_ops none = {.version = RT_DATASET_OPS_VERSION};
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &none, NULL, 3, &two_floats));
+    rt_dataset_ops ops = {.version = RT_DATASET_OPS_VERSION, .fetch = test_fetch};
+    rt_sample_desc empty = two_floats;
+    empty.shape[0] = 0;
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, 3, &empty));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, -1, &two_floats));
+    rt_sample_desc no_classes = two_floats;
+    no_classes.num_classes = 0;
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, 3, &no_classes));
+    rt_sample_desc no_values = {.ndim = 1, .shape = {2}, .target = RT_TARGET_VECTOR};
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_create(&ds, &ops, NULL, 3, &no_values));
+    /* ops written for another version of the table */
+    rt_dataset_ops old = ops;
+    old.version = RT_DATASET_OPS_VERSION + 1;
+    CHECK(rt_dataset_create(&ds, &old, NULL, 3, &two_floats) == RT_ERR_INVALID_ARG);
+    CHECK(strstr(rt_error_message(), "RT_DATASET_OPS_VERSION") != NULL);
+    rt_error_clear();
+}
+
+/* Sample descriptions: sizes, and the model shapes of 1 to 3 dimensions. */
+static void test_sample_desc(void)
+{
+    rt_sample_desc d = {.ndim = 2, .shape = {3, 5}, .target = RT_TARGET_SEQUENCE,
+                        .target_size = 7};
+    rt_shape s;
+    CHECK(rt_sample_input_size(&d) == 15 && rt_sample_target_bytes(&d) == 28);
+    CHECK_OK(rt_sample_model_shape(&d, &s));
+    CHECK(s.c == 3 && s.h == 5 && s.w == 1);
+    d.ndim = 1;
+    CHECK_OK(rt_sample_model_shape(&d, &s));
+    CHECK(s.c == 3 && s.h == 1 && s.w == 1);
+    rt_sample_desc video = {.ndim = 4, .shape = {2, 3, 4, 5}};
+    CHECK(rt_sample_model_shape(&video, &s) == RT_ERR_UNSUPPORTED);
+    CHECK(strstr(rt_error_message(), "[2, 3, 4, 5]") != NULL);
+    rt_error_clear();
+}
+
+/* The transform chain: steps in order, in float32 as torchvision computes
+ * ToTensor (x / 255) and Normalize ((x - mean) / std); bad steps refused. */
+static void test_transforms(void)
+{
+    rt_transform_chain c;
+    rt_transform t = {.normalize = 1, .mean = 0.5f, .std = 0.25f};
+    CHECK_OK(rt_transform_chain_from(&c, &t, RT_INPUT_U8));
+    CHECK(c.count == 2 && c.steps[0].kind == RT_TRANSFORM_DIVIDE);
+    float x[3] = {0.0f, 51.0f, 255.0f};
+    rt_transform_apply(&c, x, 3);
+    for (int i = 0; i < 3; i++) {
+        float raw[3] = {0.0f, 51.0f, 255.0f};
+        float want = (raw[i] / 255.0f - 0.5f) / 0.25f;   /* the same float operations */
+        CHECK(x[i] == want);
+    }
+    CHECK_OK(rt_transform_chain_from(&c, &t, RT_INPUT_F32));   /* no /255 on floats */
+    CHECK(c.count == 1 && c.steps[0].kind == RT_TRANSFORM_NORMALIZE);
+    CHECK_OK(rt_transform_chain_from(&c, NULL, RT_INPUT_F64));
+    CHECK(c.count == 0);
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_transform_chain_add(&c, RT_TRANSFORM_DIVIDE, 0.0f, 0));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_transform_chain_add(&c, RT_TRANSFORM_NORMALIZE, NAN, 1));
+    for (int i = 0; i < RT_TRANSFORM_MAX; i++)
+        CHECK_OK(rt_transform_chain_add(&c, RT_TRANSFORM_DIVIDE, 2.0f, 0));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_transform_chain_add(&c, RT_TRANSFORM_DIVIDE, 2.0f, 0));
+}
+
+/* The format table: idx is listed; an unknown format is a config error
+ * naming the ones there are. */
+static void test_formats(void)
+{
+    int idx = 0;
+    for (int i = 0; i < rt_dataset_format_count(); i++)
+        idx += !strcmp(rt_dataset_format_name(i), "idx");
+    CHECK(idx == 1);
+    rt_dataset *ds = (rt_dataset *)&ds;
+    rt_data_source src = {.x = tmp_path("ok-images"), .y = tmp_path("ok-labels")};
+    CHECK(rt_dataset_open(&ds, "parquet", &src, NULL) == RT_ERR_CONFIG);
+    CHECK(ds == NULL && strstr(rt_error_message(), "(idx") != NULL);
+    rt_error_clear();
+    rt_data_source half = {.x = tmp_path("ok-images")};
+    CHECK_FAILS(RT_ERR_CONFIG, rt_dataset_open(&ds, "idx", &half, NULL));
+    CHECK_OK(rt_dataset_open(&ds, "idx", &src, NULL));
+    CHECK(ds && rt_dataset_desc(ds)->dtype == RT_INPUT_U8 &&
+          rt_dataset_desc(ds)->target == RT_TARGET_CLASS);
+    rt_dataset_free(ds);
+}
+
+/* Vector targets travel through the loader (float bytes, no y); a dataset
+ * without RT_DATASET_THREAD_SAFE is fetched on the caller's thread only. */
+static pthread_t caller;
+static int off_thread;
+
+static rt_status vector_fetch(void *impl, int64_t index, float *x, void *target)
+{
+    off_thread += !pthread_equal(pthread_self(), caller);
+    x[0] = (float)index;
+    float *t = target;
+    t[0] = 0.5f * (float)index;
+    t[1] = -1.0f;
+    t[2] = (float)(index % 3);
+    return RT_OK;
+}
+
+static void test_vector_targets(void)
+{
+    rt_dataset_ops ops = {.version = RT_DATASET_OPS_VERSION, .flags = 0, .fetch = vector_fetch};
+    rt_sample_desc d = {.ndim = 1, .shape = {1}, .dtype = RT_INPUT_F32,
+                        .target = RT_TARGET_VECTOR, .target_size = 3};
+    rt_dataset *ds = NULL;
+    CHECK_OK(rt_dataset_create(&ds, &ops, NULL, 10, &d));
+    if (!ds)
+        return;
+    CHECK(rt_dataset_num_classes(ds) == 0);
+    caller = pthread_self();
+    off_thread = 0;
+    rt_loader_opts o = {.global_batch = 4, .rank = 0, .world_size = 1, .prefetch = 3};
+    rt_loader *l = NULL;
+    CHECK_OK(rt_loader_create(&l, ds, &o));
+    CHECK_OK(rt_loader_start_epoch(l, 0, 0));
+    int bad = 0, batches = 0;
+    for (;;) {
+        rt_batch b;
+        int done = 0;
+        CHECK_OK(rt_loader_next(l, &b, &done));
+        if (done)
+            break;
+        batches++;
+        bad += b.y != NULL;
+        const float *t = b.target;
+        for (int i = 0; i < b.n; i++)
+            bad += t[3 * i] != 0.5f * b.x[i] || t[3 * i + 1] != -1.0f;
+    }
+    CHECK(batches == 3 && bad == 0);
+    CHECK_MSG(off_thread == 0, "%d fetches off the caller's thread", off_thread);
+    rt_loader_free(l);
+    rt_dataset_free(ds);
 }
 
 static void remove_tmpdir(void)
@@ -592,6 +727,10 @@ int main(void)
     test_idx_load(1);
     test_idx_errors();
     test_dataset_create();
+    test_sample_desc();
+    test_transforms();
+    test_formats();
+    test_vector_targets();
     test_sample_order();
     test_batch_split();
     test_world_size_independence();
