@@ -66,5 +66,8 @@ rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, int world_s
                            const rt_ckpt_metric *metrics, int num_metrics);
 rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info);
 rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
+/* RT_ERR_UNSUPPORTED unless the model's tensors are in host memory (NULL:
+ * fine). */
+rt_status ckpt_check_host_model(const rt_model *m);
 
 #endif

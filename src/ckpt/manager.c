@@ -217,6 +217,7 @@ static rt_status check_save_args(const char *run_dir, const rt_train_state *s,
     if (s->training_iteration < 1)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
                         "counts reports and must be >= 1", (long long)s->training_iteration);
+    RT_CHECK(ckpt_check_host_model(s->model));
     if (policy && policy->num_to_keep < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "checkpoint num_to_keep is %d (0 keeps all)",
                         policy->num_to_keep);

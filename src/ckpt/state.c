@@ -19,6 +19,17 @@
 
 /* ---- writing -------------------------------------------------------------------- */
 
+rt_status ckpt_check_host_model(const rt_model *m)
+{
+    const rt_backend *be = m ? rt_model_backend(m) : NULL;
+    if (be && !(be->flags & RT_BACKEND_HOST_MEMORY))
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "checkpoints read and write the model's tensors in "
+                        "host memory, and backend '%s' keeps them in device memory: staging "
+                        "through the host comes with the device backends' checkpoint support",
+                        be->name);
+    return RT_OK;
+}
+
 rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics)
 {
     if (num_metrics < 0 || num_metrics > RT_CKPT_MAX_METRICS || (num_metrics && !metrics))
@@ -265,6 +276,7 @@ rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *s, i
     rt_ckpt_info local;
     if (!info)
         info = &local;
+    RT_CHECK(ckpt_check_host_model(s ? s->model : NULL));   /* the same on every rank */
     RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
     rt_ckpt_file *f = NULL;
     RT_CHECK(rt_ckpt_file_open(&f, comm, path));

@@ -332,8 +332,19 @@ rt_status rt_comm_agree(rt_comm *c, rt_status local)
 
 /* ---- the model ------------------------------------------------------------------------- */
 
+rt_status rt_comm_check_model_memory(const rt_comm *c, const rt_model *m)
+{
+    const rt_backend *be = rt_model_backend(m);
+    if (!(be->flags & RT_BACKEND_HOST_MEMORY) && !strcmp(c->ops->kind, "mpi"))
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "the MPI communicator reads host memory and backend "
+                        "'%s' keeps the model's tensors in device memory: use a communicator "
+                        "for that device (NCCL) or a CPU backend", be->name);
+    return RT_OK;
+}
+
 rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m)
 {
+    RT_CHECK(rt_comm_check_model_memory(c, m));
     RT_CHECK(rt_comm_broadcast(c, rt_model_params(m), rt_model_num_params(m), RT_DTYPE_FLOAT32,
                                0));
     RT_CHECK(rt_comm_broadcast(c, rt_model_buffers(m), rt_model_num_buffers(m),

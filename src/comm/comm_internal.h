@@ -52,4 +52,8 @@ struct rt_comm {
 rt_status rt_comm_create(rt_comm **out, const rt_comm_ops *ops, void *impl, int rank,
                          int size);
 
+/* RT_ERR_UNSUPPORTED when c cannot reach m's memory (the MPI implementation
+ * and a device backend). Not collective. */
+rt_status rt_comm_check_model_memory(const rt_comm *c, const rt_model *m);
+
 #endif

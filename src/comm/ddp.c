@@ -10,7 +10,7 @@
  * which starts every bucket that rank had not: the collectives stay
  * matched and the caller agrees on the failure afterwards. */
 #include <stdlib.h>
-#include "rtrain/comm.h"
+#include "comm/comm_internal.h"
 
 typedef struct bucket {
     size_t begin, end;    /* slice [begin, end) of the gradient slab */
@@ -79,6 +79,7 @@ static rt_status plan_buckets(rt_ddp *d, size_t bucket_floats)
 rt_status rt_ddp_create(rt_ddp **out, rt_comm *comm, rt_model *m, size_t bucket_bytes)
 {
     *out = NULL;
+    RT_CHECK(rt_comm_check_model_memory(comm, m));
     rt_ddp *d = calloc(1, sizeof *d);
     if (!d)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory creating DDP state");

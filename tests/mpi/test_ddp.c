@@ -251,6 +251,21 @@ int main(int argc, char **argv)
                global, d_acc);
         CHECK_CLOSE(d_acc, 0.0, 2e-5, 0);
     }
+    /* A model whose tensors are in device memory (a stand-in backend: the
+     * CPU's kernels without the host-memory flag) cannot be all-reduced by
+     * the MPI communicator: refused, not read through device pointers. */
+    rt_backend device = *rt_backend_find("cpu");
+    device.flags &= ~RT_BACKEND_HOST_MEMORY;
+    rt_model_spec dspec;
+    build_spec(&dspec, 0);
+    rt_model *dm = NULL;
+    rt_ddp *dd = NULL;
+    CHECK_OK(rt_model_create(&dm, &device, &dspec, (rt_shape){FEATURES, 1, 1}, 4, 1));
+    CHECK(rt_ddp_create(&dd, world_comm, dm, 1024) == RT_ERR_UNSUPPORTED && dd == NULL);
+    CHECK(rt_comm_broadcast_model(world_comm, dm) == RT_ERR_UNSUPPORTED);
+    rt_error_clear();
+    rt_model_free(dm);
+
     int failed = check_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int code = CHECK_DONE();

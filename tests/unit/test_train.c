@@ -140,6 +140,15 @@ static void test_errors(void)
     rt_layer *builtin[1] = {NULL};
     CHECK_OK(rt_layer_create(&builtin[0], &relu, "act"));
     CHECK_OK(rt_model_create_from_layers(&dm, &device, builtin, 1, (rt_shape){F, 1, 1}, 2, 1));
+    /* ... but nothing reads its tensors as host memory: a checkpoint of it
+     * is refused with a message, not written from device pointers. */
+    rt_train_state state = {.model = dm, .training_iteration = 1};
+    CHECK(rt_ckpt_save(NULL, "/tmp", &state, NULL, 0, NULL, NULL, 0) == RT_ERR_UNSUPPORTED);
+    CHECK(strstr(rt_error_message(), "device memory") != NULL);
+    rt_error_clear();
+    CHECK(rt_ckpt_load(NULL, "/nonexistent", &state, RT_CKPT_LOAD_MODEL, NULL) ==
+          RT_ERR_UNSUPPORTED);
+    rt_error_clear();
     rt_model_free(dm);
 
     rt_layer *dup[2] = {make_scale("same"), make_scale("same")};
