@@ -33,4 +33,4 @@ modulefiles/rtrain/$(PACKAGE_VERSION): $(srcdir)/modulefiles/rtrain.in Makefile
 	    -e 's|@datadir[@]|$(datadir)|g' $(srcdir)/modulefiles/rtrain.in >$@.tmp && \
 	mv $@.tmp $@
 
-EXTRA_DIST += docs/api.md
+EXTRA_DIST += docs/api.md docs/architecture.md docs/checkpoint-format.md
