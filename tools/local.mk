@@ -8,7 +8,8 @@
 RT_TOOL_CC = cc
 bin_PROGRAMS += tools/rtrain-results
 tools_rtrain_results_SOURCES = tools/rtrain-results.c tools/svgplot.c tools/svgplot.h \
-	src/run/runfiles.c src/ckpt/retention.c src/core/status.c src/core/util.c
+	src/run/runfiles.c src/ckpt/retention.c src/core/status.c src/core/util.c \
+	src/core/log.c src/core/fault.c
 tools_rtrain_results_CFLAGS = $(AM_CFLAGS)
 tools_rtrain_results_LDADD = $(JANSSON_LIBS) -lm
 tools_rtrain_results_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "core/fault.h"
 
 int ckpt_rank(const rt_comm *comm) { return comm ? rt_comm_rank(comm) : 0; }
 int ckpt_world(const rt_comm *comm) { return comm ? rt_comm_size(comm) : 1; }
@@ -25,11 +26,8 @@ rt_status ckpt_agree(rt_comm *comm, rt_status local)
 
 int ckpt_fault_active(const char *phase, int rank)
 {
-    const char *f = getenv("RTRAIN_FAULT");
-    if (!f || strcmp(f, phase) != 0)
-        return 0;
-    const char *r = getenv("RTRAIN_FAULT_RANK");
-    return !r || !*r || atoi(r) == rank;
+    const char *arg = rt_fault_arg(phase, rank, -1);   /* unset rank: every rank */
+    return arg && !*arg;
 }
 
 void ckpt_fault_point(const char *phase, int rank)

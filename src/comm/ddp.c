@@ -11,6 +11,7 @@
  * matched and the caller agrees on the failure afterwards. */
 #include <stdlib.h>
 #include "comm/comm_internal.h"
+#include "core/fault.h"
 
 typedef struct bucket {
     size_t begin, end;    /* slice [begin, end) of the gradient slab */
@@ -32,8 +33,11 @@ static void start_bucket(rt_ddp *d, int i)
 {
     bucket *b = &d->buckets[i];
     float *grads = rt_model_grads(d->model);
-    if (rt_comm_iallreduce(d->comm, grads + b->begin, b->end - b->begin, RT_DTYPE_FLOAT32,
-                           RT_REDUCE_SUM, &d->reqs[i]) != RT_OK)
+    rt_status st = rt_comm_iallreduce(d->comm, grads + b->begin, b->end - b->begin,
+                                      RT_DTYPE_FLOAT32, RT_REDUCE_SUM, &d->reqs[i]);
+    if (st == RT_OK && i == 0 && rt_fault_arg("ddp_bucket_fail", rt_comm_rank(d->comm), -1))
+        st = RT_ERROR(RT_ERR_MPI, "injected (RTRAIN_FAULT, test only)");
+    if (st != RT_OK)
         rt_comm_abort(d->comm, "cannot start the all-reduce of gradient bucket %d (%zu "
                       "values): %s", i, b->end - b->begin, rt_error_message());
 }

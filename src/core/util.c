@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 #include "rtrain/core.h"
+#include "core/fault.h"
 
 rt_status rt_alloc(void *out_ptr, size_t count, size_t elem_size, const char *what)
 {
@@ -15,6 +16,10 @@ rt_status rt_alloc(void *out_ptr, size_t count, size_t elem_size, const char *wh
                         what, count, elem_size);
     size_t bytes = count * elem_size;
     bytes = (bytes + 63) & ~(size_t)63;
+    const char *fail = rt_fault_arg("alloc", rt_log_rank() < 0 ? 0 : rt_log_rank(), -1);
+    if (fail && what && strcmp(fail, what) == 0)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory allocating %s (%.1f MiB): injected "
+                        "(RTRAIN_FAULT, test only)", what, (double)bytes / (1 << 20));
     void *p = aligned_alloc(64, bytes);
     if (!p)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory allocating %s (%.1f MiB)", what,

@@ -1,5 +1,5 @@
-/* Test-only fault injection for the retry and resume tests; inert unless
- * RTRAIN_FAULT is set. Users never set these variables.
+/* The training loop's test-only faults (core/fault.h lists them all);
+ * inert unless RTRAIN_FAULT is set. Users never set these variables.
  *   RTRAIN_FAULT=kill_at_step:N[,M...]  rank RTRAIN_FAULT_RANK (default 0)
  *                                        kills itself (SIGKILL) right after
  *                                        optimizer step N
@@ -11,9 +11,7 @@
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
- *                                        that passes step N again goes on.
- * (The checkpoint writer has fault points of its own, RTRAIN_FAULT=ckpt_*,
- * see rtrain/ckpt.h.) */
+ *                                        that passes step N again goes on. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +20,7 @@
 #include <unistd.h>
 #include "trainer.h"
 #include "backend/backends.h"
+#include "core/fault.h"
 
 static int step_listed(const char *list, long long step)
 {
@@ -38,25 +37,19 @@ static int step_listed(const char *list, long long step)
     return 0;
 }
 
-static const struct { const char *prefix; int sig; } faults[] = {
-    {"kill_at_step:", SIGKILL},
-    {"usr1_at_step:", SIGUSR1},
+static const struct { const char *name; int sig; } faults[] = {
+    {"kill_at_step", SIGKILL},
+    {"usr1_at_step", SIGUSR1},
 };
 
 void trainer_fault_after_step(const trainer *t)
 {
-    const char *fault = getenv("RTRAIN_FAULT");
-    if (!fault)
-        return;
     int sig = 0;
     const char *steps = NULL;
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        if (!strncmp(fault, faults[i].prefix, strlen(faults[i].prefix))) {
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0] && !sig; i++)
+        if ((steps = rt_fault_arg(faults[i].name, t->ctx->world_rank, 0)) != NULL)
             sig = faults[i].sig;
-            steps = fault + strlen(faults[i].prefix);
-        }
-    const char *rank = getenv("RTRAIN_FAULT_RANK");
-    if (!sig || (rank ? atoi(rank) : 0) != t->ctx->world_rank || !step_listed(steps, t->step))
+    if (!sig || !step_listed(steps, t->step))
         return;
     const char *dir = getenv("RTRAIN_FAULT_DIR");
     if (dir) {
@@ -75,13 +68,8 @@ void trainer_fault_after_step(const trainer *t)
 
 const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
 {
-    const char *fault = getenv("RTRAIN_FAULT");
-    const char *prefix = "kernel_fail:";
-    if (!fault || strncmp(fault, prefix, strlen(prefix)) != 0)
+    const char *at = rt_fault_arg("kernel_fail", t->ctx->world_rank, 0);
+    if (!at)
         return be;
-    const char *rank = getenv("RTRAIN_FAULT_RANK");
-    if ((rank ? atoi(rank) : 0) != t->ctx->world_rank)
-        return be;
-    long at = atol(fault + strlen(prefix));
-    return rt_backend_with_fault(be, at > 0 ? at : 1);
+    return rt_backend_with_fault(be, atol(at) > 0 ? atol(at) : 1);
 }

@@ -16,6 +16,7 @@ E2E_TESTS = \
 	tests/e2e/resume.test \
 	tests/e2e/watchdog.test \
 	tests/e2e/fault_kernel_one_rank.test \
-	tests/e2e/fault_ckpt_write.test
+	tests/e2e/fault_ckpt_write.test \
+	tests/e2e/fault_collective_start.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)

@@ -1,0 +1,27 @@
+/* Test-only fault injection (internal). Inert unless the environment
+ * variable RTRAIN_FAULT is set, which users never do: the tests use it to
+ * make one rank fail at one place and check what the whole job does.
+ * RTRAIN_FAULT names the fault, with an argument after ':';
+ * RTRAIN_FAULT_RANK the rank it applies to. The faults, by module:
+ *
+ *   alloc:WHAT            rt_alloc of the buffer named WHAT fails (NOMEM)
+ *   kernel_fail:N         linear/conv2d kernels fail from call N on (train)
+ *   kill_at_step:N[,M]    SIGKILL after optimizer step N (train)
+ *   usr1_at_step:N[,M]    SIGUSR1 after optimizer step N (train)
+ *   ddp_bucket_fail       the first gradient bucket cannot be started (comm)
+ *   ckpt_before_write, ckpt_during_write, ckpt_before_commit,
+ *   ckpt_before_index     SIGKILL in that phase of rt_ckpt_save (ckpt)
+ *   ckpt_fail_write       the rank's dataset write fails (ckpt)
+ *
+ * Only the first fault named applies; each caller says which rank it
+ * takes when RTRAIN_FAULT_RANK is unset. */
+#ifndef RTRAIN_CORE_FAULT_H
+#define RTRAIN_CORE_FAULT_H
+
+/* The argument of fault `name` ("5" for RTRAIN_FAULT=kernel_fail:5, "" for
+ * a fault without one) when RTRAIN_FAULT names it and it applies to `rank`:
+ * RTRAIN_FAULT_RANK equals rank, or, unset, rank == default_rank (any rank
+ * when default_rank < 0). NULL otherwise. */
+const char *rt_fault_arg(const char *name, int rank, int default_rank);
+
+#endif
