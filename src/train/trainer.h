@@ -1,7 +1,7 @@
 /* The built-in training loop (rt_trainer_run, include/rtrain/train.h):
  * the state its files share (internal to src/train). */
-#ifndef RTRAIN_CLI_TRAINER_H
-#define RTRAIN_CLI_TRAINER_H
+#ifndef RTRAIN_TRAIN_TRAINER_H
+#define RTRAIN_TRAIN_TRAINER_H
 
 #include "rtrain/ckpt.h"
 #include "rtrain/comm.h"
@@ -32,11 +32,10 @@ typedef struct trainer {
     rt_ddp *ddp;
     rt_run *run;
     const rt_loss *loss;
-    float *buffers_before;      /* buffer slab before this step's first forward (backend memory) */
+    float *buffers_before;      /* buffer slab before the step's first forward (backend memory) */
     /* A failure of this rank after the step's agreement (backward, the
      * optimizer step): the other ranks learn it at the next agreement. */
     rt_status pending;
-    int classes;
     int64_t global_batch;
     int64_t steps_per_epoch;    /* optimizer steps per epoch */
     /* Position: everything a checkpoint must hold to continue exactly. */
