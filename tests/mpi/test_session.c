@@ -2,16 +2,19 @@
  * agreement protocol (a failure on one rank reaches every rank with that
  * rank's message), sessions on parts of the job (their own context,
  * agreement and stop requests; threads counted over the whole node), a
- * stop signal seen by one rank reaching all, and warnings from several
- * ranks printed once with a count (the output is checked by
+ * stop signal seen by one rank reaching all, a metric reduction whose
+ * buffer one rank cannot allocate (agreed, not a hang), and warnings from
+ * several ranks printed once with a count (the output is checked by
  * tests/mpi/session.test). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
 #include <mpi.h>
 #include "rtrain/run.h"
+#include "core/fs.h"
 
 int main(int argc, char **argv)
 {
@@ -84,6 +87,38 @@ int main(int argc, char **argv)
     /* Ranks 1 and 2 warn alike, rank 0 not at all: one line, count 2. */
     rt_session_warn_all(s, c->world_rank ? "dataset cache is cold" : NULL);
     rt_session_warn_all(s, c->world_rank == 2 ? "only on two" : NULL);
+
+    /* A reduction of more metrics than fit on the stack allocates first; a
+     * rank that cannot (an injected failure on rank 1) must not leave the
+     * others in the all-reduce: every rank gets rank 1's failure. */
+    static rt_config cfg;
+    rt_config_defaults(&cfg);
+    char storage[64];
+    snprintf(storage, sizeof storage, "/tmp/rt_test_session_%d", (int)getppid());
+    snprintf(cfg.run.storage_path, sizeof cfg.run.storage_path, "%s", storage);
+    snprintf(cfg.run.name, sizeof cfg.run.name, "reduce");
+    rt_run *run = NULL;
+    CHECK_OK(rt_run_open(&run, s, &cfg));
+    enum { MANY = 80 };
+    static rt_metric many[MANY];
+    for (int i = 0; i < MANY; i++)
+        many[i] = (rt_metric){"m", (double)(c->world_rank + i)};
+    if (run) {
+        CHECK_OK(rt_run_reduce_metrics(run, many, MANY, RT_REDUCE_SUM));
+        CHECK(many[5].value == 3 * 5 + 0 + 1 + 2);
+        setenv("RTRAIN_FAULT", "alloc:metric values", 1);
+        setenv("RTRAIN_FAULT_RANK", "1", 1);
+        rt_status r = rt_run_reduce_metrics(run, many, MANY, RT_REDUCE_SUM);
+        unsetenv("RTRAIN_FAULT");
+        unsetenv("RTRAIN_FAULT_RANK");
+        CHECK_MSG(r == RT_ERR_NOMEM && strstr(rt_error_message(), "[rank 1 ") &&
+                  strstr(rt_error_message(), "metric values"), "%s", rt_error_message());
+        rt_error_clear();
+        CHECK(rt_session_agree(s, RT_OK) == RT_OK);   /* every rank is still in step */
+    }
+    rt_run_close(run);
+    if (c->world_rank == 0)
+        CHECK_OK(rt_fs_remove_tree(storage));
 
     int failed = check_failures, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
