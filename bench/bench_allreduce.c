@@ -17,11 +17,10 @@
 #include <cblas.h>
 #include "bench_util.h"
 #include "rtrain/comm_mpi.h"
+#include "rtrain/nn.h"
 
 /* The job's communicator (all ranks), made after MPI_Init. */
 static rt_comm *world_comm;
-#include "rtrain/nn.h"
-
 
 typedef struct timing { double compute, ddp, raw, buckets; } timing;
 

@@ -21,12 +21,11 @@
 #include "bench_util.h"
 #include "rtrain/ckpt.h"
 #include "rtrain/comm_mpi.h"
-
-/* The job's communicator (all ranks), made after MPI_Init. */
-static rt_comm *world_comm;
 #include "rtrain/nn.h"
 #include "rtrain/optim.h"
 
+/* The job's communicator (all ranks), made after MPI_Init. */
+static rt_comm *world_comm;
 
 static void die(const char *what)
 {
@@ -134,7 +133,7 @@ int main(int argc, char **argv)
         if (rank == 0)
             fprintf(stderr, "usage: bench_ckpt DIR resnet18|MIB [REPS]  (0 < MIB <= 65536)\n");
         rt_comm_free(world_comm);
-    MPI_Finalize();
+        MPI_Finalize();
         return 2;
     }
     int reps = argc > 3 ? atoi(argv[3]) : 3;

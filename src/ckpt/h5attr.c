@@ -1,13 +1,8 @@
 /* Attributes of a checkpoint file: integers, doubles and variable-length
  * UTF-8 strings on the root or on groups (created when missing). */
-#include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <hdf5.h>
-#include <xxhash.h>
 #include "h5internal.h"
 
 /* ---- attributes ------------------------------------------------------------------------ */

@@ -24,14 +24,10 @@
  * The file layer is split by concern: this file opens and closes files;
  * h5tensor.c reads and writes tensors; h5attr.c attributes; h5list.c
  * lists datasets and metrics. h5internal.h holds what they share. */
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <hdf5.h>
-#include <xxhash.h>
 #include "rtrain/comm_mpi.h"
 #include "h5internal.h"
 

@@ -9,11 +9,6 @@
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checksums are defined over little-endian float32 bytes: add a byte swap for this host"
-/* Opens float32 dataset name and reads its shape (local step); RT_ERR_FORMAT
- * naming the file when it is missing or not float32. */
-rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
-                          int64_t *shape);
-
 #endif
 
 #define CHECKSUM_ATTR "xxh3_64"

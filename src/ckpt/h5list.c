@@ -1,14 +1,9 @@
 /* Listing a checkpoint file: every float dataset under a group (for the
  * verifier and the tools), the metric attributes of the root, and the size
  * of a group. */
-#include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <hdf5.h>
-#include <xxhash.h>
 #include "h5internal.h"
 
 /* ---- listing ---------------------------------------------------------------------------- */
@@ -64,7 +59,7 @@ static rt_status visit_group(rt_ckpt_file *f, const char *group, rt_ckpt_tensor_
     for (int i = 0; st == RT_OK && i < l.n; i++) {
         char full[RT_CKPT_PATH_MAX];
         st = rt_fs_path(full, sizeof full, "%s%s%s", group,
-                       strcmp(group, "/") == 0 ? "" : "/", l.names[i]);
+                        strcmp(group, "/") == 0 ? "" : "/", l.names[i]);
         if (st != RT_OK)
             break;
         hid_t oid = H5Oopen(f->fid, full, H5P_DEFAULT);

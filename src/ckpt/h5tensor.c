@@ -1,12 +1,8 @@
 /* Tensors of a checkpoint file: each rank's slice of rows written and read
  * collectively, the replica rebuilt by an all-gather, the XXH3-64 checksum
  * attribute written and verified (the design is in h5file.c). */
-#include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <hdf5.h>
 #include <xxhash.h>
 #include "h5internal.h"
@@ -206,7 +202,7 @@ rt_status rt_ckpt_exists(rt_ckpt_file *f, const char *name, int *exists)
 
 /* Opens float dataset name and reads its shape (local step). */
 rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
-                              int64_t *shape)
+                          int64_t *shape)
 {
     int exists = 0;
     RT_CHECK(h5_path_exists(f, name, &exists));

@@ -4,13 +4,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "internal.h"
 
 int ckpt_parse_dir_name(const char *name, const char *prefix, int64_t *index)

@@ -104,9 +104,9 @@ static rt_status delete_checkpoint(const char *run_dir, int64_t index)
 {
     char from[RT_CKPT_PATH_MAX], to[RT_CKPT_PATH_MAX];
     RT_CHECK(rt_fs_path(from, sizeof from, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
-                       (long long)index));
+                        (long long)index));
     RT_CHECK(rt_fs_path(to, sizeof to, "%s/" CKPT_DELETED_PREFIX "%06lld", run_dir,
-                       (long long)index));
+                        (long long)index));
     /* Out of the committed name space first, atomically: a crash while
      * removing leaves a temporary, never a half-deleted checkpoint. */
     RT_CHECK(rt_fs_remove_tree(to));
@@ -130,7 +130,7 @@ static rt_status read_entries(const char *run_dir, ckpt_entry **out, int *count)
     for (int i = 0; st == RT_OK && i < n; i++) {
         char dir[RT_CKPT_PATH_MAX];
         st = rt_fs_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
-                       (long long)idx[i]);
+                        (long long)idx[i]);
         if (st != RT_OK)
             break;
         if (ckpt_manifest_read(dir, &e[m]) == RT_OK) {
@@ -243,13 +243,13 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
         committed_dir[0] = '\0';
 
     RT_CHECK(ckpt_agree(comm, rank == 0 ? prepare_dirs(run_dir, tmp_dir, final_dir)
-                                             : RT_OK));
+                                        : RT_OK));
     ckpt_fault_point("ckpt_before_write", rank);
     rt_status st = write_file(comm, file, s, metrics, num_metrics);
     if (st == RT_OK)
         st = ckpt_agree(comm, rank == 0 ? seal_dir(tmp_dir, file, s, world, metrics,
-                                                        num_metrics)
-                                             : RT_OK);
+                                                   num_metrics)
+                                        : RT_OK);
     if (st != RT_OK) {
         if (rank == 0 && rt_fs_remove_tree(tmp_dir) != RT_OK)
             rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");
@@ -257,7 +257,7 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
     }
     ckpt_fault_point("ckpt_before_commit", rank);
     RT_CHECK(ckpt_agree(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
-                                             : RT_OK));
+                                        : RT_OK));
     if (committed_dir && committed_dir_size)
         snprintf(committed_dir, committed_dir_size, "%s", final_dir);
     return RT_OK;
@@ -346,7 +346,7 @@ rt_status rt_ckpt_find_latest(rt_comm *comm, const char *run_dir, char *out_dir,
     for (int i = n - 1; i >= 0 && !*found; i--) {
         char dir[RT_CKPT_PATH_MAX];
         st = rt_fs_path(dir, sizeof dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
-                       (long long)idx[i]);
+                        (long long)idx[i]);
         if (st != RT_OK)
             break;
         if (rt_ckpt_verify(comm, dir) == RT_OK) {

@@ -17,8 +17,9 @@
 #include <unistd.h>
 #include "comm/comm_internal.h"
 
-/* MPI counts are int: blocking all-reduces of more go in pieces. */
-#define ALLREDUCE_PIECE ((size_t)1 << 30)
+/* MPI counts are int: blocking all-reduces and broadcasts of more go in
+ * pieces of this many elements. */
+#define COLLECTIVE_PIECE ((size_t)1 << 30)
 
 size_t rt_dtype_size(rt_dtype t)
 {
@@ -31,40 +32,39 @@ size_t rt_dtype_size(rt_dtype t)
 
 /* ---- the object ---------------------------------------------------------------- */
 
+/* Fills c->hosts (allocated already) with every rank's host name. */
 static rt_status gather_hosts(rt_comm *c)
 {
     char mine[RT_COMM_HOST_MAX] = "";
     gethostname(mine, sizeof mine - 1);
-    rt_status st = rt_alloc(&c->hosts, (size_t)c->size, sizeof *c->hosts, "host table");
-    /* Agreed before the gather: a rank without its table must not leave
-     * the others in the collective. */
-    st = rt_comm_agree(c, st);
-    if (st == RT_OK)
-        st = rt_comm_allgather(c, mine, c->hosts, RT_COMM_HOST_MAX, RT_DTYPE_BYTE);
-    for (int r = 0; st == RT_OK && r < c->size; r++)
+    RT_CHECK(rt_comm_allgather(c, mine, c->hosts, RT_COMM_HOST_MAX, RT_DTYPE_BYTE));
+    for (int r = 0; r < c->size; r++)
         c->hosts[r][RT_COMM_HOST_MAX - 1] = '\0';
-    return st;
+    return RT_OK;
 }
 
+/* The object is assembled on the stack and agreed on through it before
+ * anything is gathered: a rank that cannot allocate the object or its
+ * host table must not leave the others in the all-gather. */
 rt_status rt_comm_create(rt_comm **out, const rt_comm_ops *ops, void *impl, int rank,
                          int size)
 {
     *out = NULL;
+    rt_comm made = {.ops = ops, .impl = impl, .rank = rank, .size = size, .step = -1};
     rt_comm *c = NULL;
     rt_status st = rt_alloc(&c, 1, sizeof *c, "communicator");
+    if (st == RT_OK)
+        st = rt_alloc(&made.hosts, (size_t)size, sizeof *made.hosts, "host table");
+    st = rt_comm_agree(&made, st);
+    if (st == RT_OK)
+        st = gather_hosts(&made);
     if (st != RT_OK) {
-        /* A stand-in object so the implementation's destroy can run. */
-        rt_comm tmp = {.ops = ops, .impl = impl, .rank = rank, .size = size};
-        ops->destroy(&tmp);
+        ops->destroy(&made);
+        rt_free(made.hosts);
+        rt_free(c);
         return st;
     }
-    *c = (rt_comm){.ops = ops, .impl = impl, .rank = rank, .size = size,
-                   .job_ranks_on_node = 0, .step = -1};
-    st = gather_hosts(c);
-    if (st != RT_OK) {
-        rt_comm_free(c);
-        return st;
-    }
+    *c = made;
     *out = c;
     return RT_OK;
 }
@@ -222,7 +222,7 @@ rt_status rt_comm_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t,
 {
     *req = RT_COMM_REQ_NULL;
     RT_CHECK(check_op(t, op, 0));
-    if (count > ALLREDUCE_PIECE)
+    if (count > COLLECTIVE_PIECE)
         return RT_ERROR(RT_ERR_UNSUPPORTED, "a non-blocking all-reduce of %zu values (at most "
                         "2^30 in one)", count);
     return c->ops->iallreduce(c, buf, count, t, op, req);
@@ -233,8 +233,8 @@ rt_status rt_comm_allreduce(rt_comm *c, void *buf, size_t count, rt_dtype t, rt_
     RT_CHECK(check_op(t, op, 1));
     size_t elem = rt_dtype_size(t);
     rt_reduce_op wire = op == RT_REDUCE_MEAN ? RT_REDUCE_SUM : op;
-    for (size_t done = 0; done < count; done += ALLREDUCE_PIECE) {
-        size_t n = count - done < ALLREDUCE_PIECE ? count - done : ALLREDUCE_PIECE;
+    for (size_t done = 0; done < count; done += COLLECTIVE_PIECE) {
+        size_t n = count - done < COLLECTIVE_PIECE ? count - done : COLLECTIVE_PIECE;
         rt_comm_req req = RT_COMM_REQ_NULL;
         RT_CHECK(c->ops->iallreduce(c, (char *)buf + done * elem, n, t, wire, &req));
         RT_CHECK(rt_comm_wait(c, &req, 1, "an all-reduce"));
@@ -249,8 +249,8 @@ rt_status rt_comm_broadcast(rt_comm *c, void *buf, size_t count, rt_dtype t, int
     if ((unsigned)t >= RT_DTYPE_COUNT || root < 0 || root >= c->size)
         return RT_ERROR(RT_ERR_INVALID_ARG, "broadcast of type %d from rank %d", (int)t, root);
     size_t elem = rt_dtype_size(t);
-    for (size_t done = 0; done < count; done += ALLREDUCE_PIECE) {
-        size_t n = count - done < ALLREDUCE_PIECE ? count - done : ALLREDUCE_PIECE;
+    for (size_t done = 0; done < count; done += COLLECTIVE_PIECE) {
+        size_t n = count - done < COLLECTIVE_PIECE ? count - done : COLLECTIVE_PIECE;
         rt_comm_req req = RT_COMM_REQ_NULL;
         RT_CHECK(c->ops->ibroadcast(c, (char *)buf + done * elem, n, t, root, &req));
         RT_CHECK(rt_comm_wait(c, &req, 1, "a broadcast"));

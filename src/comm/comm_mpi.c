@@ -348,7 +348,7 @@ static rt_status ranks_on_node(MPI_Comm comm, int *count)
     return RT_OK;
 }
 
-static rt_status from_mpi(MPI_Comm comm, rt_comm **out)
+rt_status rt_comm_from_mpi(MPI_Comm comm, rt_comm **out)
 {
     *out = NULL;
     MPI_Comm dup;
@@ -366,11 +366,6 @@ static rt_status from_mpi(MPI_Comm comm, rt_comm **out)
     return RT_OK;
 }
 
-rt_status rt_comm_from_mpi(MPI_Comm comm, rt_comm **out)
-{
-    return from_mpi(comm, out);
-}
-
 static void abort_world(void *arg, int exit_code)
 {
     (void)arg;
@@ -380,7 +375,7 @@ static void abort_world(void *arg, int exit_code)
 rt_status rt_comm_world(rt_comm **out)
 {
     static int hook = -1;
-    RT_CHECK(from_mpi(MPI_COMM_WORLD, out));
+    RT_CHECK(rt_comm_from_mpi(MPI_COMM_WORLD, out));
     if (hook < 0)
         hook = rt_abort_hook_add(abort_world, NULL);
     rt_comm *c = *out;

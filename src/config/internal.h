@@ -43,8 +43,9 @@ typedef struct rt_key {
     size_t aux;                 /* INT_LIST: offset of the count; FLOAT_PAIR: 2nd float */
     double min, max;            /* inclusive range of numbers and list elements */
     /* ENUM: either a NULL-terminated list (value = index) or a module's
-     * name functions over values 0..nvalues-1 (or 0..count()-1 when the
-     * module's table has no constant size). */
+     * name function over values 0..nvalues-1 (or 0..count()-1 when the
+     * module's table has no constant size); from_name, when set, is the
+     * module's reverse lookup, otherwise the names are searched. */
     const char *const *names;
     const char *(*name_of)(int value);
     int (*from_name)(const char *name);

@@ -23,24 +23,10 @@
 static const char *optim_name(int v) { return rt_optim_type_name((rt_optim_type)v); }
 static const char *schedule_name(int v) { return rt_schedule_type_name((rt_schedule_type)v); }
 
-/* Losses and backends are the modules' tables (nn/loss.c, backend/backend.c):
- * a new entry there is a new value here. */
+/* Losses, formats and backends are the modules' tables (nn/loss.c,
+ * data/format.c, backend/backend.c): a new entry there is a new value
+ * here. Their names are looked up by rt_config_enum_value. */
 static const char *loss_name(int v) { return rt_loss_name(rt_loss_at(v)); }
-static int loss_index(const char *name)
-{
-    for (int i = 0; i < rt_loss_count(); i++)
-        if (name && strcmp(rt_loss_name(rt_loss_at(i)), name) == 0)
-            return i;
-    return -1;
-}
-
-static int format_index(const char *name)
-{
-    for (int i = 0; i < rt_dataset_format_count(); i++)
-        if (name && strcmp(rt_dataset_format_name(i), name) == 0)
-            return i;
-    return -1;
-}
 
 /* "auto" first, then the backends of this build. */
 static const char *backend_name(int v)
@@ -48,13 +34,6 @@ static const char *backend_name(int v)
     return v == 0 ? "auto" : rt_backend_at(v - 1) ? rt_backend_at(v - 1)->name : NULL;
 }
 static int backend_count(void) { return rt_backend_count() + 1; }
-static int backend_index(const char *name)
-{
-    for (int i = 0; i < backend_count(); i++)
-        if (name && strcmp(backend_name(i), name) == 0)
-            return i;
-    return -1;
-}
 
 /* nn.h has no name functions for rt_arch: the names are listed here, in
  * enum order (value = index). */
@@ -141,8 +120,7 @@ static const rt_key keys[] = {
     BOOL_D("scaling.use_gpu", scaling.use_gpu, 0,
            "Train on one GPU per worker (needs a build with the CUDA backend)."),
     {.path = "scaling.backend", .type = RT_KEY_ENUM, .offset = OFF(scaling.backend),
-     .size = FSIZE(scaling.backend), .name_of = backend_name, .from_name = backend_index,
-     .count = backend_count, .has_default = 1, .def_text = "auto",
+     .size = FSIZE(scaling.backend), .name_of = backend_name, .count = backend_count, .has_default = 1, .def_text = "auto",
      .help = "Kernels the model computes with: auto (cpu), cpu (OpenBLAS, threads), or "
              "naive (plain loops on one thread: slow, the reference for checking results)."},
 
@@ -177,7 +155,7 @@ static const rt_key keys[] = {
 
     /* ---- data ---- */
     {.path = "data.format", .type = RT_KEY_ENUM, .offset = OFF(data.format),
-     .size = FSIZE(data.format), .name_of = rt_dataset_format_name, .from_name = format_index,
+     .size = FSIZE(data.format), .name_of = rt_dataset_format_name,
      .count = rt_dataset_format_count, .has_default = 1, .def_text = "idx",
      .help = "Dataset format: idx = MNIST-style idx files, gzip-compressed or raw."},
     STR_D("data.dir", data.dir, "/usr/share/datasets/fashion-mnist",
@@ -273,8 +251,7 @@ static const rt_key keys[] = {
     INT_D("train.eval_every", train.eval_every, 0, 1 << 24, 1,
           "Evaluate on the test set every N epochs; 0: never."),
     {.path = "train.loss", .type = RT_KEY_ENUM, .offset = OFF(train.loss),
-     .size = FSIZE(train.loss), .name_of = loss_name, .from_name = loss_index,
-     .count = rt_loss_count, .has_default = 1, .def_text = "cross_entropy",
+     .size = FSIZE(train.loss), .name_of = loss_name, .count = rt_loss_count, .has_default = 1, .def_text = "cross_entropy",
      .help = "cross_entropy on logits (torch.nn.CrossEntropyLoss), or nll on "
              "log-probabilities (torch.nn.NLLLoss)."},
 
@@ -436,8 +413,6 @@ const rt_key *rt_config_find_layer_key(const char *name)
     return NULL;
 }
 
-
-
 /* ---- enums ------------------------------------------------------------------- */
 int rt_config_enum_count(const rt_key *k)
 {
@@ -462,9 +437,11 @@ int rt_config_enum_value(const rt_key *k, const char *name)
 {
     if (k->from_name)
         return k->from_name(name);
-    for (int i = 0; k->names && k->names[i]; i++)
-        if (strcmp(k->names[i], name) == 0)
+    for (int i = 0; name && i < rt_config_enum_count(k); i++) {
+        const char *candidate = rt_config_enum_name(k, i);
+        if (candidate && strcmp(candidate, name) == 0)
             return i;
+    }
     return -1;
 }
 

@@ -46,7 +46,8 @@ rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
     }
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory", buf);
+        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: move it away or choose "
+                        "another path", buf);
     return RT_OK;
 }
 

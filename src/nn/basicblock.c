@@ -185,7 +185,8 @@ static const rt_layer_ops basicblock_ops = {
 
 /* torchvision BasicBlock(in, out, stride=1): its BatchNorms with eps 1e-5, momentum 0.1 */
 const rt_layer_kind rt_basicblock_kind = {
-    .name = "basicblock", .ops = &basicblock_ops, .init = basicblock_init, .set_conv_init = rt_basicblock_set_init,
+    .name = "basicblock", .ops = &basicblock_ops, .init = basicblock_init,
+    .set_conv_init = rt_basicblock_set_init,
     .fields = RT_LAYER_FIELD_OUT | RT_LAYER_FIELD_STRIDE,
     .required = RT_LAYER_FIELD_OUT,
     .defaults = RT_LAYER_TORCH_DEFAULTS(1),

@@ -256,13 +256,11 @@ void rt_model_free(rt_model *m)
     rt_free(m->param_off);
     rt_free(m->tensors);
     rt_free(m->act);
-    float *slabs[] = {m->params, m->grads, m->buffers, m->arena, m->scratch, m->act_slab,
-                      m->grad_slab, m->out_grad};
-    for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++)
-        if (slabs[i])
-            m->be->free(slabs[i]);
-    if (m->labels)
-        m->be->free(m->labels);
+    void *backend_memory[] = {m->params, m->grads, m->buffers, m->arena, m->scratch,
+                              m->act_slab, m->grad_slab, m->out_grad, m->labels};
+    for (size_t i = 0; i < sizeof backend_memory / sizeof backend_memory[0]; i++)
+        if (backend_memory[i])
+            m->be->free(backend_memory[i]);
     rt_free(m);
 }
 

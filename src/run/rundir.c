@@ -146,7 +146,8 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
     const char *storage = resolve_storage(cfg);
     RT_CHECK(resolve_dir(r->dir, sizeof r->dir, storage, cfg));
     RT_CHECK(check_storage(storage, r->dir));
-    RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE, "check run.storage_path and its permissions"));
+    RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
+                           "check run.storage_path and its permissions"));
     return write_params(r->dir, cfg);
 }
 

@@ -58,10 +58,6 @@ rt_status trainer_sync_buffers(trainer *t);
 rt_status trainer_resume(trainer *t);
 /* The epoch's report and the checkpoint of the current position it names. */
 rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int count);
-/* A checkpoint of the current position without a report (a stop signal);
- * `dir_name` (may be NULL) receives its directory name. */
-rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count,
-                             char *dir_name, size_t size);
 /* Checkpoint in the middle of an epoch on a stop signal: returns RT_STOPPED. */
 rt_status trainer_stop(trainer *t);
 

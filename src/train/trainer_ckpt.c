@@ -69,26 +69,20 @@ rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int co
     return RT_OK;
 }
 
-rt_status trainer_checkpoint(trainer *t, const rt_metric *metrics, int count, char *dir_name,
-                             size_t size)
+/* A checkpoint of the current position without a report (a stop signal);
+ * base (size bytes) receives its directory's name. */
+static rt_status checkpoint_without_report(trainer *t, const rt_ckpt_metric *metrics, int count,
+                                           char *base, size_t size)
 {
-    enum { MAX_METRICS = 32 };
-    rt_ckpt_metric m[MAX_METRICS];
-    if (count > MAX_METRICS)
-        count = MAX_METRICS;
-    for (int i = 0; i < count; i++)
-        m[i] = (rt_ckpt_metric){metrics[i].name, metrics[i].value};
     rt_train_state s = train_state(t);
     rt_ckpt_policy policy = retention(t);
     char committed[RT_CKPT_PATH_MAX];
     double t0 = rt_time_now();
-    RT_CHECK(rt_ckpt_save(t->comm, rt_run_dir(t->run), &s, m, count, &policy, committed,
+    RT_CHECK(rt_ckpt_save(t->comm, rt_run_dir(t->run), &s, metrics, count, &policy, committed,
                           sizeof committed));
     t->last_ckpt_step = t->step;
-    const char *base = strrchr(committed, '/');
-    base = base ? base + 1 : committed;
-    if (dir_name)
-        snprintf(dir_name, size, "%s", base);
+    const char *slash = strrchr(committed, '/');
+    snprintf(base, size, "%s", slash ? slash + 1 : committed);
     rt_debug("checkpoint %s written in %.2f s", base, rt_time_now() - t0);
     return RT_OK;
 }
@@ -100,12 +94,13 @@ rt_status trainer_stop(trainer *t)
     RT_CHECK(trainer_sync_buffers(t));
     char name[RT_CKPT_PATH_MAX] = "the checkpoint of this step";
     if (t->last_ckpt_step != t->step) {
-        rt_metric m[] = {
+        rt_ckpt_metric m[] = {
             {"epoch", (double)t->epoch + 1}, {"step", (double)t->step},
             {partial_names[0], sums[0]}, {partial_names[1], sums[1]},
             {partial_names[2], t->es.train_time},
         };
-        RT_CHECK(trainer_checkpoint(t, m, (int)(sizeof m / sizeof m[0]), name, sizeof name));
+        RT_CHECK(checkpoint_without_report(t, m, (int)(sizeof m / sizeof m[0]), name,
+                                           sizeof name));
     }
     return RT_ERROR(RT_STOPPED, "stopped by a signal at epoch %lld, step %lld after writing "
                     "%s in %s; run the same command again to resume",
