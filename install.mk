@@ -1,15 +1,20 @@
 # What `make install` adds besides the programs, librtrain, the headers and
-# rtrain.pc: man pages of the four commands, the examples (sources and
+# rtrain.pc: man pages of the five commands, the examples (sources and
 # configs) and job scripts under $(pkgdatadir) (share/rtrain/), and a
 # modulefile, share/modulefiles/rtrain/$(PACKAGE_VERSION).
 
-dist_man1_MANS = man/rtrain.1 man/rtrain-run.1 man/rtrain-results.1 man/rtrain-ckpt.1
+dist_man1_MANS = man/rtrain.1 man/rtrain-run.1 man/rtrain-results.1 man/rtrain-ckpt.1 \
+	man/rtrain-data.1
 
 examplesdir = $(pkgdatadir)/examples
 examples_DATA = examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \
 	examples/fashion_mnist_mlp.cfg examples/mnist_mlp.cfg examples/fashion_mnist_cnn.cfg \
-	examples/fashion_mnist_resnet18.cfg
-EXTRA_DIST += examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg
+	examples/fashion_mnist_resnet18.cfg examples/diabetes_linear.cfg examples/diabetes_mlp.cfg \
+	examples/breast_cancer.cfg
+examplesdatadir = $(examplesdir)/data
+dist_examplesdata_SCRIPTS = examples/data/sklearn_tables.py
+EXTRA_DIST += examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \
+	examples/diabetes_linear.cfg examples/diabetes_mlp.cfg examples/breast_cancer.cfg
 
 jobsdir = $(pkgdatadir)/jobs
 jobs_SCRIPTS = jobs/train.sbatch

@@ -33,6 +33,7 @@ static rt_status neural_network(rt_model **out, int max_batch)
 {
     rt_model_spec spec;
     rt_model_spec_default(&spec, RT_ARCH_MLP);   /* 784 -> 512 -> 512 -> 10, ReLUs */
+    spec.output_relu = 1;                        /* the example's ReLU on the logits */
     return rt_model_create(out, NULL, &spec, (rt_shape){1, 28, 28}, max_batch, 0);
 }
 

@@ -9,10 +9,10 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules
-  python3-torch python3-torchvision python3-h5py python3-numpy"
+  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
 # slurm-wlm + munge: the Slurm tests start a private one-node cluster
 # (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
 # libpmix.so, which nothing else pulls in. environment-modules: the install
@@ -20,7 +20,9 @@ packages="build-essential autoconf automake libtool pkg-config make
 # checkpoint interoperability test reads checkpoints without rtrain;
 # python3-torch(vision): the PyTorch peers of bench/ (their quick mode runs
 # in make check) and tests/gen_fixtures.py, which writes the committed
-# reference fixtures.
+# reference fixtures. python3-sklearn: its bundled tables (diabetes, breast
+# cancer) are the real-data examples and its least squares the regression
+# reference of the tests.
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

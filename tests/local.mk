@@ -10,3 +10,7 @@ noinst_HEADERS += tests/unit/fixture.h
 EXTRA_DIST += tests/gen_fixtures.py tests/fixtures/ref_mlp.bin tests/fixtures/ref_conv.bin \
 	tests/fixtures/ref_basicblock.bin tests/fixtures/ref_resnet18.bin \
 	tests/fixtures/ref_resnet18.txt
+
+# Data written by the tests: one synthetic set in every format, and
+# scikit-learn's results on the real tables.
+EXTRA_DIST += tests/data/same_data.py tests/data/sklearn_reference.py

@@ -29,3 +29,9 @@ tools_rtrain_ckpt_SOURCES = tools/rtrain-ckpt.c
 bin_PROGRAMS += tools/rtrain-run
 tools_rtrain_run_SOURCES = tools/rtrain-run.c
 tools_rtrain_run_LDFLAGS = -static
+
+# rtrain-data: converts idx, csv and npy data to HDF5 files (chunked,
+# shuffle + gzip), prints and verifies such files. Linked with the library
+# like rtrain-ckpt (its idx and csv readers, the HDF5 error helpers).
+bin_PROGRAMS += tools/rtrain-data
+tools_rtrain_data_SOURCES = tools/rtrain-data.c

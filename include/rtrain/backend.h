@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define RT_BACKEND_ABI_VERSION 1
+#define RT_BACKEND_ABI_VERSION 2
 
 enum {
     /* Backend memory is host memory: the CPU may read and write it directly
@@ -200,6 +200,26 @@ typedef struct rt_backend {
      * equals the label. */
     rt_status (*count_correct)(int64_t *correct, const float *logits, const int32_t *labels,
                                int n, int classes);
+    /* Losses on out[n][k] with float targets[n][k] (backend memory); a
+     * sample's loss is the mean over its k values (torch's mean reduction
+     * over a batch is then the mean of the per-sample losses). *sum and
+     * dout as above. mse: (o - y)^2; l1: |o - y|; smooth_l1 (Huber, beta =
+     * 1): (o - y)^2 / 2 where |o - y| < 1, else |o - y| - 1/2;
+     * bce_logits: binary cross-entropy on logits, max(o, 0) - o*y +
+     * log(1 + exp(-|o|)). */
+    rt_status (*mse_loss)(double *sum, float *dout, const float *out, const float *targets,
+                          int n, int k, float scale);
+    rt_status (*l1_loss)(double *sum, float *dout, const float *out, const float *targets,
+                         int n, int k, float scale);
+    rt_status (*smooth_l1_loss)(double *sum, float *dout, const float *out,
+                                const float *targets, int n, int k, float scale);
+    rt_status (*bce_logits_loss)(double *sum, float *dout, const float *out,
+                                 const float *targets, int n, int k, float scale);
+    /* Sums for the metrics of float targets, added into sums[k][5] (host,
+     * double) per output j: (o - y)^2, |o - y|, y, y^2, and 1 where (o > 0)
+     * equals (y > 0.5) (a binary prediction on logits). */
+    rt_status (*target_sums)(double *sums, const float *out, const float *targets, int n,
+                             int k);
 
     /* ---- optimizers: one update of n parameters, in place ------------------------------------ */
     rt_status (*sgd_update)(float *p, const float *g, size_t n, const rt_sgd_coef *c);

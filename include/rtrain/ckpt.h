@@ -102,6 +102,10 @@ rt_status rt_ckpt_attr_get_uint(rt_ckpt_file *f, const char *obj, const char *at
 rt_status rt_ckpt_attr_get_double(rt_ckpt_file *f, const char *obj, const char *attr, double *v);
 rt_status rt_ckpt_attr_get_string(rt_ckpt_file *f, const char *obj, const char *attr,
                                   char *buf, size_t size);
+/* A string attribute of any length in *text (free() it), or *text = NULL
+ * when obj has no such attribute. Collective. */
+rt_status rt_ckpt_attr_get_text(rt_ckpt_file *f, const char *obj, const char *attr,
+                                char **text);
 
 /* Calls fn for every dataset under group `under` ("/" for all), in name
  * order, with its full path and shape; a dataset that is not float32 is
@@ -126,6 +130,10 @@ typedef struct rt_train_state {
     int64_t training_iteration;      /* reports so far, >= 1; checkpoint index = this - 1 */
     uint64_t seed;                   /* the run's seed (the RNG is counter-based) */
     char config_digest[RT_CKPT_DIGEST_MAX];   /* of the resolved configuration */
+    /* What was fitted on the training data (JSON text: a dataset's
+     * encoding, standardisation), stored as attribute "preprocessing" of
+     * /data; NULL: none. */
+    const char *preprocessing;
 } rt_train_state;
 
 /* Everything in a checkpoint except the tensors (rt_ckpt_read_info). */
@@ -187,6 +195,10 @@ enum {
  * Collective. */
 rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *state, int what,
                        rt_ckpt_info *info);
+
+/* The "preprocessing" text of checkpoint directory ckpt_dir in *json
+ * (free() it), or NULL when the checkpoint has none. Collective. */
+rt_status rt_ckpt_read_preprocessing(rt_comm *comm, const char *ckpt_dir, char **json);
 
 /* Newest committed checkpoint of run_dir that verifies (structure and
  * checksums; the ranks share the reading). An invalid one is logged with

@@ -21,6 +21,10 @@
 extern "C" {
 #endif
 
+/* Columns of a table named in a config (data.features, data.categorical). */
+#define RT_MAX_COLUMNS 256
+#define RT_COLUMN_NAME_MAX 128
+
 typedef struct rt_config {
     char source[RT_PATH_MAX];          /* the config file read */
 
@@ -45,10 +49,25 @@ typedef struct rt_config {
     rt_model_spec model;
 
     struct {
-        char format[16];               /* "idx" */
+        char format[16];               /* "idx" | "hdf5" | "csv" */
         char dir[RT_PATH_MAX];         /* prefix for relative paths below */
+        /* idx: two files per split */
         char train_images[RT_PATH_MAX], train_labels[RT_PATH_MAX];
         char test_images[RT_PATH_MAX], test_labels[RT_PATH_MAX];
+        /* hdf5 and csv: one file per split; hdf5: dataset paths in it */
+        char train_file[RT_PATH_MAX], train_x[256], train_y[256];
+        char test_file[RT_PATH_MAX], test_x[256], test_y[256];
+        double test_fraction;          /* no test file: the last rows of the training file */
+        /* csv columns */
+        char target[RT_COLUMN_NAME_MAX];
+        char features[RT_MAX_COLUMNS][RT_COLUMN_NAME_MAX];
+        int num_features;              /* 0: every column but the target */
+        char categorical[RT_MAX_COLUMNS][RT_COLUMN_NAME_MAX];
+        int num_categorical;
+        char fill_missing[8];          /* "none" | "zero" | "mean" */
+        char cache[8];                 /* hdf5: "rank" | "none" */
+        int standardize;               /* inputs: (x - mean) / std of the training split */
+        int standardize_target;        /* float targets too (metrics stay in their units) */
         int batch_size;                /* per worker */
         int global_batch_size;         /* 0: batch_size * world size */
         int eval_batch_size;           /* per worker; 0: = batch_size */
@@ -87,6 +106,11 @@ typedef struct rt_config {
         long long bucket_bytes;        /* gradient all-reduce bucket size */
     } comm;
 } rt_config;
+
+/* data.fill_missing and data.cache as their enum values (rt_fill_policy,
+ * rt_cache_policy of rtrain/data.h). */
+int rt_config_fill_policy(const rt_config *cfg);
+int rt_config_cache_policy(const rt_config *cfg);
 
 /* Fills every field with its default. */
 void rt_config_defaults(rt_config *cfg);

@@ -126,18 +126,76 @@ int rt_dataset_num_classes(const rt_dataset *ds);   /* 0 unless class targets */
 unsigned rt_dataset_flags(const rt_dataset *ds);
 /* Replaces the dataset's transform chain (none at creation). */
 rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c);
-/* Sample `index`, transformed; target as in rt_dataset_ops.fetch. */
+/* Standardisation fitted on a training split (data.standardize): each
+ * input value i becomes (x[i] - x_mean[i]) / x_std[i] after the transform
+ * chain, and each float target value j (y_mean/y_std, vector targets
+ * only) (t[j] - y_mean[j]) / y_std[j]. Arrays of rt_sample_input_size and
+ * target_size values, or NULL to leave that side alone; copied (a later
+ * call replaces them). Every std must be finite and > 0. Statistics are
+ * fitted on what rt_dataset_fetch returns before this is set. */
+typedef struct rt_standardization {
+    const float *x_mean, *x_std;
+    const float *y_mean, *y_std;
+} rt_standardization;
+
+rt_status rt_dataset_set_standardization(rt_dataset *ds, const rt_standardization *s);
+/* Sample `index`, transformed and standardised; target as in
+ * rt_dataset_ops.fetch. */
 rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, void *target);
 
 /* ---- dataset formats ------------------------------------------------------------ */
-/* Where one split of a dataset is. Formats read what they need: idx reads
- * two files (x: images, y: labels); a container format reads `file` and
- * takes x and y as the names of its input and target arrays. */
+/* How missing cells of a table are handled (data.fill_missing). */
+typedef enum rt_fill_policy {
+    RT_FILL_NONE = 0,   /* a missing value is an error naming file:line:column */
+    RT_FILL_ZERO,       /* numeric: 0; categorical: all-zero one-hot */
+    RT_FILL_MEAN        /* numeric: the column's mean over the training split */
+} rt_fill_policy;
+
+/* How an HDF5 dataset is held (data.cache). */
+typedef enum rt_cache_policy {
+    RT_CACHE_RANK = 0,  /* each rank reads its split into memory once */
+    RT_CACHE_NONE       /* samples are read from the file on every fetch (hyperslabs) */
+} rt_cache_policy;
+
+/* Where one split of a dataset is, and how to read it. Formats read what
+ * they need: idx reads two files (x: images, y: labels); hdf5 reads `file`
+ * and takes x and y as the paths of its input and target datasets; csv
+ * reads `file` and the column fields. */
 typedef struct rt_data_source {
     const char *file;
     const char *x;
     const char *y;
+    /* Only rows [floor(first * N), floor(last * N)) of the N in the file
+     * (data.test_fraction takes the last rows for evaluation, as Ray
+     * Data's train_test_split(shuffle=False)). first = last = 0 means all. */
+    double first, last;
+    /* What the loss takes (train.loss): class indices or float vectors.
+     * Formats that could read either (a CSV target, HDF5 labels) follow it. */
+    rt_target_kind target;
+    /* Tables (csv): the target column, the feature columns in order
+     * (num_features = 0: every column but the target), and which of them
+     * are categorical (one-hot encoded, categories sorted as text). */
+    const char *target_column;
+    const char *const *features;
+    int num_features;
+    const char *const *categorical;
+    int num_categorical;
+    rt_fill_policy fill_missing;
+    rt_cache_policy cache;
+    /* The encoding learned from the training split (the JSON text of
+     * rt_dataset_encoding of it): categories, class names and fill values
+     * are taken from it instead of being learned. NULL for the training
+     * split itself. */
+    const char *encoding;
 } rt_data_source;
+
+/* The encoding a format learned from its rows (JSON text, owned by the
+ * dataset; NULL when the format learns nothing: idx, hdf5). Stored in
+ * checkpoints and params.json; pass it as rt_data_source.encoding when
+ * opening another split of the same data. */
+const char *rt_dataset_encoding(const rt_dataset *ds);
+/* For formats: copies json (NULL: none) as the dataset's encoding. */
+rt_status rt_dataset_set_encoding(rt_dataset *ds, const char *json);
 
 /* Opens src in the format named `format` (data.format: "idx") and gives
  * it the chain of transform t for its input type (NULL: none). An unknown

@@ -275,26 +275,39 @@ typedef enum rt_target_kind {
 const char *rt_target_kind_name(rt_target_kind k);   /* "class", "vector", "sequence" */
 
 /* A loss is an entry of the table in src/nn/loss.c: its name (train.loss),
- * the kind of target it takes, and the backend kernel that computes it. */
+ * the kind of target it takes, the backend kernel that computes it, and
+ * the evaluation metrics that make sense for it. */
 typedef struct rt_loss rt_loss;
+
+typedef enum rt_loss_metrics {
+    RT_METRICS_CLASSIFY = 0,   /* accuracy of the argmax */
+    RT_METRICS_REGRESS,        /* mse, rmse, mae, r2 */
+    RT_METRICS_MULTILABEL      /* accuracy of each 0/1 output (logit > 0) */
+} rt_loss_metrics;
 
 const rt_loss *rt_loss_find(const char *name);   /* NULL if unknown */
 const char *rt_loss_name(const rt_loss *loss);
 rt_target_kind rt_loss_target(const rt_loss *loss);
+rt_loss_metrics rt_loss_metric_kind(const rt_loss *loss);
 int rt_loss_count(void);
 const rt_loss *rt_loss_at(int i);                /* 0 <= i < rt_loss_count() */
 
-/* The loss of the last forward output against labels[n] (class indices,
- * host memory; uploaded): *sum = the sum of per-sample losses (so callers
- * can average over any count, e.g. the global batch across ranks);
- * *correct (may be NULL) = samples whose argmax equals the label. */
-rt_status rt_model_loss(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+/* The loss of the last forward output against targets (host memory;
+ * uploaded): int32 labels[n] for a class loss, floats [n][outputs] for a
+ * vector loss. *sum = the sum of per-sample losses (so callers can
+ * average over any count, e.g. the global batch across ranks); *correct
+ * (may be NULL; class losses only, else 0) = samples whose argmax equals
+ * the label. */
+rt_status rt_model_loss(rt_model *m, const rt_loss *loss, const void *targets, int n,
                         double *sum, int64_t *correct);
 /* The same, and writes scale * d(sum)/d(output) into rt_model_output_grad,
  * where rt_model_backward(m, ctx, NULL, n) starts. For the mean over a
  * global batch of G samples: scale = 1/G. */
-rt_status rt_model_loss_grad(rt_model *m, const rt_loss *loss, const int32_t *labels, int n,
+rt_status rt_model_loss_grad(rt_model *m, const rt_loss *loss, const void *targets, int n,
                              float scale, double *sum, int64_t *correct);
+/* Adds the metric sums of the last forward output against float
+ * targets[n][outputs] into sums[outputs][5] (the backend's target_sums). */
+rt_status rt_model_target_sums(rt_model *m, const float *targets, int n, double *sums);
 
 #ifdef __cplusplus
 }

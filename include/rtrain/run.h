@@ -107,6 +107,10 @@ typedef struct rt_run rt_run;
  * params.json; the outcome and the directory are agreed. Also sets the log
  * level from run.verbose and opens rank_N.log when run.log_per_rank. */
 rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg);
+/* Collective. Rank 0 rewrites params.json as the configuration plus a
+ * "preprocessing" member holding `json` (what was fitted on the training
+ * data: the dataset's encoding, standardisation); the outcome is agreed. */
+rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const char *json);
 /* Not collective. Closes rank_N.log; NULL is allowed. */
 void rt_run_close(rt_run *r);
 /* Not collective. The run directory as agreed (same string on every rank). */

@@ -175,6 +175,100 @@ rt_status rt_host_count_correct(int64_t *correct_out, const float *logits,
     return RT_OK;
 }
 
+/* Elementwise losses on float targets: each row of a table is the value
+ * and the derivative of one element's loss in d = o - y (bce takes o and
+ * y, see below). The per-sample loss is the mean over its k elements. */
+typedef double (*elem_loss)(double o, double y, double *grad);
+
+static double mse_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    *grad = 2.0 * d;
+    return d * d;
+}
+
+static double l1_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    *grad = d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0;   /* torch: sign(d), 0 at 0 */
+    return fabs(d);
+}
+
+static double smooth_l1_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    if (fabs(d) < 1.0) {
+        *grad = d;
+        return 0.5 * d * d;
+    }
+    *grad = d > 0 ? 1.0 : -1.0;
+    return fabs(d) - 0.5;
+}
+
+/* Stable for any o: never exponentiates a positive number. */
+static double bce_logits_elem(double o, double y, double *grad)
+{
+    double e = exp(-fabs(o));
+    double sigmoid = o >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    *grad = sigmoid - y;
+    return (o > 0 ? o : 0.0) - o * y + log1p(e);
+}
+
+static rt_status elementwise_loss(elem_loss f, double *sum, float *dout, const float *out,
+                                  const float *targets, int n, int k, float scale)
+{
+    double total = 0.0;
+    const double per = 1.0 / k;
+    for (size_t i = 0; i < (size_t)n * (size_t)k; i++) {
+        double grad;
+        total += f(out[i], targets[i], &grad) * per;
+        if (dout)
+            dout[i] = (float)(scale * grad * per);
+    }
+    *sum = total;
+    return RT_OK;
+}
+
+rt_status rt_host_mse_loss(double *sum, float *dout, const float *out, const float *targets,
+                           int n, int k, float scale)
+{
+    return elementwise_loss(mse_elem, sum, dout, out, targets, n, k, scale);
+}
+
+rt_status rt_host_l1_loss(double *sum, float *dout, const float *out, const float *targets,
+                          int n, int k, float scale)
+{
+    return elementwise_loss(l1_elem, sum, dout, out, targets, n, k, scale);
+}
+
+rt_status rt_host_smooth_l1_loss(double *sum, float *dout, const float *out,
+                                 const float *targets, int n, int k, float scale)
+{
+    return elementwise_loss(smooth_l1_elem, sum, dout, out, targets, n, k, scale);
+}
+
+rt_status rt_host_bce_logits_loss(double *sum, float *dout, const float *out,
+                                  const float *targets, int n, int k, float scale)
+{
+    return elementwise_loss(bce_logits_elem, sum, dout, out, targets, n, k, scale);
+}
+
+rt_status rt_host_target_sums(double *sums, const float *out, const float *targets, int n,
+                              int k)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) {
+            double o = out[(size_t)i * k + j], y = targets[(size_t)i * k + j];
+            double *s = sums + 5 * (size_t)j;
+            s[0] += (o - y) * (o - y);
+            s[1] += fabs(o - y);
+            s[2] += y;
+            s[3] += y * y;
+            s[4] += (o > 0) == (y > 0.5);
+        }
+    return RT_OK;
+}
+
 /* ---- optimizer element loops -------------------------------------------------------------- */
 
 void rt_host_sgd_range(float *restrict p, const float *restrict g, size_t lo, size_t hi,

@@ -39,6 +39,16 @@ rt_status rt_host_cross_entropy(double *sum, float *dlogits, const float *logits
                                 const int32_t *labels, int n, int classes, float scale);
 rt_status rt_host_nll_loss(double *sum, float *dlogp, const float *logp, const int32_t *labels,
                            int n, int classes, float scale);
+rt_status rt_host_mse_loss(double *sum, float *dout, const float *out, const float *targets,
+                           int n, int k, float scale);
+rt_status rt_host_l1_loss(double *sum, float *dout, const float *out, const float *targets,
+                          int n, int k, float scale);
+rt_status rt_host_smooth_l1_loss(double *sum, float *dout, const float *out,
+                                 const float *targets, int n, int k, float scale);
+rt_status rt_host_bce_logits_loss(double *sum, float *dout, const float *out,
+                                  const float *targets, int n, int k, float scale);
+rt_status rt_host_target_sums(double *sums, const float *out, const float *targets, int n,
+                              int k);
 rt_status rt_host_count_correct(int64_t *correct, const float *logits, const int32_t *labels,
                                 int n, int classes);
 

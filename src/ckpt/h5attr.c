@@ -1,6 +1,7 @@
 /* Attributes of a checkpoint file: integers, doubles and variable-length
  * UTF-8 strings on the root or on groups (created when missing). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <hdf5.h>
 #include "h5internal.h"
@@ -191,6 +192,54 @@ bad:
     if (mtype >= 0)
         H5Tclose(mtype);
     return h5_fail(f->path, RT_ERR_FORMAT, "cannot read string attribute %s of %s", attr, obj);
+}
+
+/* Local step of rt_ckpt_attr_get_text: a variable-length string, copied. */
+static rt_status read_text(rt_ckpt_file *f, const char *obj, const char *attr, char **text)
+{
+    hid_t oid = -1, aid = -1;
+    RT_CHECK(open_object(f, obj, 0, &oid));
+    htri_t e = H5Aexists(oid, attr);
+    rt_status st = e < 0 ? h5_fail(f->path, RT_ERR_FORMAT, "cannot read the attributes of %s",
+                                   obj) : RT_OK;
+    if (st == RT_OK && e > 0) {
+        H5Oclose(oid);
+        oid = -1;
+        st = attr_open(f, obj, attr, H5T_STRING, &oid, &aid);
+        hid_t ftype = st == RT_OK ? H5Aget_type(aid) : -1;
+        hid_t mtype = vlen_string_type();
+        char *vlen = NULL;
+        if (st == RT_OK && (ftype < 0 || H5Tis_variable_str(ftype) <= 0 ||
+                            H5Aread(aid, mtype, &vlen) < 0))
+            st = h5_fail(f->path, RT_ERR_FORMAT, "cannot read attribute %s of %s as text",
+                         attr, obj);
+        if (st == RT_OK && (*text = strdup(vlen ? vlen : "")) == NULL)
+            st = RT_ERROR(RT_ERR_NOMEM, "out of memory reading attribute %s of %s", attr, obj);
+        if (vlen)
+            H5free_memory(vlen);
+        if (ftype >= 0)
+            H5Tclose(ftype);
+        if (mtype >= 0)
+            H5Tclose(mtype);
+    }
+    if (aid >= 0)
+        H5Aclose(aid);
+    if (oid >= 0)
+        H5Oclose(oid);
+    return st;
+}
+
+rt_status rt_ckpt_attr_get_text(rt_ckpt_file *f, const char *obj, const char *attr,
+                                char **text)
+{
+    *text = NULL;
+    rt_status st = read_text(f, obj, attr, text);
+    st = ckpt_agree(f->comm, st);
+    if (st != RT_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
 }
 
 rt_status rt_ckpt_attr_get_string(rt_ckpt_file *f, const char *obj, const char *attr,

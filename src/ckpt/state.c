@@ -13,6 +13,7 @@
  *   /data                 attributes epoch, next_batch */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "config.h"
 #include "internal.h"
@@ -68,6 +69,8 @@ static rt_status write_root_attrs(rt_ckpt_file *f, const rt_train_state *s, int 
     RT_CHECK(rt_ckpt_attr_set_uint(f, "/rng", "seed", s->seed));
     RT_CHECK(rt_ckpt_attr_set_int(f, "/data", "epoch", s->epoch));
     RT_CHECK(rt_ckpt_attr_set_int(f, "/data", "next_batch", s->next_batch));
+    if (s->preprocessing)
+        RT_CHECK(rt_ckpt_attr_set_string(f, "/data", "preprocessing", s->preprocessing));
     return RT_OK;
 }
 
@@ -285,6 +288,24 @@ rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *s, i
     RT_CHECK(st);
     RT_CHECK(cst);
     return RT_OK;
+}
+
+rt_status rt_ckpt_read_preprocessing(rt_comm *comm, const char *ckpt_dir, char **json)
+{
+    *json = NULL;
+    char path[RT_CKPT_PATH_MAX];
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    rt_ckpt_file *f = NULL;
+    RT_CHECK(rt_ckpt_file_open(&f, comm, path));
+    rt_status st = rt_ckpt_attr_get_text(f, "/data", "preprocessing", json);
+    rt_status cst = rt_ckpt_file_close(f);
+    if (st == RT_OK)
+        st = cst;
+    if (st != RT_OK) {
+        free(*json);
+        *json = NULL;
+    }
+    return st;
 }
 
 rt_status rt_ckpt_read_info(const char *ckpt_dir, rt_ckpt_info *info)

@@ -165,6 +165,34 @@ static rt_status set_int_list(const rt_key *k, void *base, const config_setting_
     return RT_OK;
 }
 
+static rt_status set_string_list(const rt_key *k, void *base, const config_setting_t *s,
+                                 const char *ovr, const char *label)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
+        return wrong_type(s, ovr, label, "a list of names like [\"carat\", \"depth\"]");
+    int n = config_setting_length(s);
+    if (n > (int)k->size)
+        return rt_config_fail(s, ovr, "%s has %d entries, at most %zu are allowed", label, n,
+                              k->size);
+    char (*dst)[RT_COLUMN_NAME_MAX] = (void *)((char *)base + k->offset);
+    const rt_key element = {.size = RT_COLUMN_NAME_MAX};
+    for (int i = 0; i < n; i++) {
+        char elabel[160];
+        const char *v = NULL;
+        snprintf(elabel, sizeof elabel, "%s[%d]", label, i);
+        RT_CHECK(get_string(&element, config_setting_get_elem(s, (unsigned)i), ovr, elabel, &v));
+        if (!v[0])
+            return rt_config_fail(s, ovr, "%s is empty: name a column", elabel);
+        for (int j = 0; j < i; j++)
+            if (strcmp(dst[j], v) == 0)
+                return rt_config_fail(s, ovr, "%s: \"%s\" is listed twice", label, v);
+        snprintf(dst[i], RT_COLUMN_NAME_MAX, "%s", v);
+    }
+    *(int *)((char *)base + k->aux) = n;
+    return RT_OK;
+}
+
 static rt_status set_float_pair(const rt_key *k, void *base, const config_setting_t *s,
                                 const char *ovr, const char *label)
 {
@@ -220,6 +248,7 @@ static rt_status set_value(const rt_key *k, void *base, const config_setting_t *
         return RT_OK;
     case RT_KEY_ENUM: return set_enum(k, base, s, ovr, label);
     case RT_KEY_INT_LIST: return set_int_list(k, base, s, ovr, label);
+    case RT_KEY_STRING_LIST: return set_string_list(k, base, s, ovr, label);
     case RT_KEY_FLOAT_PAIR: return set_float_pair(k, base, s, ovr, label);
     case RT_KEY_NORMALIZE:
         if (config_setting_type(s) == CONFIG_TYPE_BOOL)

@@ -57,6 +57,14 @@ static json_t *key_json(const rt_config *cfg, const rt_key *k)
             json_array_append_new(a, json_integer(((const int *)p)[i]));
         return a;
     }
+    case RT_KEY_STRING_LIST: {
+        json_t *a = json_array();
+        int n = *(const int *)((const char *)cfg + k->aux);
+        const char (*names)[RT_COLUMN_NAME_MAX] = (const void *)p;
+        for (int i = 0; i < n; i++)
+            json_array_append_new(a, json_string(names[i]));
+        return a;
+    }
     case RT_KEY_FLOAT_PAIR: {
         json_t *a = json_array();
         json_array_append_new(a, json_float(*(const float *)p));

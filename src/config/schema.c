@@ -40,6 +40,23 @@ static int backend_count(void) { return rt_backend_count() + 1; }
 static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
 static const char *const resume_names[] = {"auto", "never", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
+static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
+static const char *const cache_names[] = {"rank", "none", NULL};          /* rt_cache_policy */
+
+static int name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return 0;
+}
+
+int rt_config_fill_policy(const rt_config *cfg)
+{
+    return name_index(fill_names, cfg->data.fill_missing);
+}
+
+int rt_config_cache_policy(const rt_config *cfg) { return name_index(cache_names, cfg->data.cache); }
 
 /* Selecting a variant resets its group to the module's defaults for it,
  * then the table's own defaults of that group are re-applied. */
@@ -130,14 +147,18 @@ static const rt_key keys[] = {
      .help = "mlp: Flatten, Linear+ReLU per model.hidden size, Linear to num_classes; "
              "resnet18: torchvision's ResNet-18 with a configurable first convolution; "
              "sequential: the layers of model.layers."},
-    INT_M("model.num_classes", model.num_classes, 1, 1 << 20,
-          "Outputs of the last layer of mlp and resnet18 (10 for (Fashion-)MNIST)."),
+    /* The config's default (0) differs from the module's (10): the trainer
+     * takes the number from the data. */
+    INT_D("model.num_classes", model.num_classes, 0, 1 << 20, 0,
+          "Outputs of the last layer of mlp and resnet18; 0: from the data (its number of "
+          "classes, or of target values for a regression)."),
     {.path = "model.hidden", .type = RT_KEY_INT_LIST, .offset = OFF(model.hidden),
      .size = RT_MAX_HIDDEN, .aux = OFF(model.num_hidden), .min = 1, .max = 1 << 20,
      .only_for = "mlp",
      .help = "Hidden layer sizes of the mlp, e.g. [512, 512] (at most 16)."},
     BOOL_MO("model.output_relu", model.output_relu, "mlp",
-           "mlp: ReLU after the last Linear too (as Ray Train's FashionMNIST example does)."),
+           "mlp: ReLU after the last Linear too (default false; Ray Train's FashionMNIST "
+           "example has it, and its parity config sets it)."),
     INT_MO("model.conv1_kernel", model.conv1_kernel, 1, 15, "resnet18",
           "resnet18: kernel size of the first convolution (torchvision: 7)."),
     INT_MO("model.conv1_stride", model.conv1_stride, 1, 8, "resnet18",
@@ -157,11 +178,16 @@ static const rt_key keys[] = {
     {.path = "data.format", .type = RT_KEY_ENUM, .offset = OFF(data.format),
      .size = FSIZE(data.format), .name_of = rt_dataset_format_name,
      .count = rt_dataset_format_count, .has_default = 1, .def_text = "idx",
-     .help = "Dataset format: idx = MNIST-style idx files, gzip-compressed or raw."},
-    STR_D("data.dir", data.dir, "/usr/share/datasets/fashion-mnist",
-          "Directory that relative data.train/data.test paths are taken from. A relative "
-          "data.dir is taken from the current directory (where rtrain is started), as in "
-          "a shell, not from the config file's directory."),
+     .help = "Dataset format: idx = MNIST-style idx files (data.train.images/labels), "
+             "gzip-compressed or raw; hdf5 = arrays in an HDF5 file (data.train.file, .x, "
+             ".y); csv = a table with a header row (data.train.file, data.target, "
+             "data.features)."},
+    STR_D("data.dir", data.dir, "",
+          "Directory that relative data.train/data.test paths are taken from; \"\": "
+          "/usr/share/datasets/fashion-mnist for data.format = \"idx\" (the installed "
+          "FashionMNIST), the current directory otherwise. A relative data.dir is taken "
+          "from the current directory (where rtrain is started), as in a shell, not from "
+          "the config file's directory."),
     STR_D("data.train.images", data.train_images, "train-images-idx3-ubyte.gz",
           "Training images (relative to data.dir unless absolute)."),
     STR_D("data.train.labels", data.train_labels, "train-labels-idx1-ubyte.gz",
@@ -170,6 +196,54 @@ static const rt_key keys[] = {
           "Evaluation images (relative to data.dir unless absolute)."),
     STR_D("data.test.labels", data.test_labels, "t10k-labels-idx1-ubyte.gz",
           "Evaluation labels (relative to data.dir unless absolute)."),
+    STR_D("data.train.file", data.train_file, "",
+          "hdf5/csv: the training file (relative to data.dir unless absolute; csv may be "
+          "gzip-compressed)."),
+    STR_D("data.train.x", data.train_x, "/x",
+          "hdf5: path of the input dataset in the file, [N, ...] of any numeric type "
+          "(converted to float32)."),
+    STR_D("data.train.y", data.train_y, "/y",
+          "hdf5: path of the target dataset, [N] integer class labels, or [N] / [N, K] "
+          "values for a regression or bce_with_logits loss."),
+    STR_D("data.test.file", data.test_file, "",
+          "hdf5/csv: the evaluation file; \"\": the last data.test_fraction of the "
+          "training file's rows."),
+    STR_D("data.test.x", data.test_x, "",
+          "hdf5: input dataset of the evaluation file; \"\": data.train.x."),
+    STR_D("data.test.y", data.test_y, "",
+          "hdf5: target dataset of the evaluation file; \"\": data.train.y."),
+    DOUBLE_D("data.test_fraction", data.test_fraction, 0, 0.9, 0,
+             "hdf5/csv without data.test.file: evaluate on this fraction of the training "
+             "file's rows, the last ones in file order (train on the rest), as Ray Data's "
+             "train_test_split(shuffle = False). Shuffle the file first if its rows are "
+             "sorted."),
+    STR_D("data.target", data.target, "",
+          "csv: the target column's name (a number for regression losses; an integer "
+          "label or a text class name for classification losses)."),
+    {.path = "data.features", .type = RT_KEY_STRING_LIST, .offset = OFF(data.features),
+     .size = RT_MAX_COLUMNS, .aux = OFF(data.num_features),
+     .help = "csv: feature columns in order, e.g. [\"carat\", \"depth\"]; []: every column "
+             "but the target."},
+    {.path = "data.categorical", .type = RT_KEY_STRING_LIST, .offset = OFF(data.categorical),
+     .size = RT_MAX_COLUMNS, .aux = OFF(data.num_categorical),
+     .help = "csv: feature columns holding categories (text), one-hot encoded with the "
+             "categories of the training split, sorted; a category the training split "
+             "does not have is an error at evaluation."},
+    ENUM_TEXT("data.fill_missing", data.fill_missing, fill_names, "none",
+              "csv: an empty cell is an error (none), 0 (zero), or the column's mean over "
+              "the training split (mean); categorical: all-zero one-hot for zero/mean. An "
+              "empty target is always an error."),
+    ENUM_TEXT("data.cache", data.cache, cache_names, "rank",
+              "hdf5: rank = each rank reads the split into memory once; none = samples are "
+              "read from the file as batches need them (for data larger than memory)."),
+    BOOL_D("data.standardize", data.standardize, 0,
+           "Standardise every input value: (x - mean) / std with the mean and standard "
+           "deviation of the training split (std 0 counts as 1), as scikit-learn's "
+           "StandardScaler; stored in checkpoints and params.json."),
+    BOOL_D("data.standardize_target", data.standardize_target, 0,
+           "Regression: train on standardised targets as well; the model then predicts "
+           "standardised values, and val_mse/val_rmse/val_mae are reported in the "
+           "targets' own units."),
     INT_D("data.batch_size", data.batch_size, 1, 1 << 20, 64,
           "Samples per worker per step. Give batch_size or global_batch_size, not both. "
           "On the command line, setting one of them replaces the other one given in "
@@ -252,8 +326,10 @@ static const rt_key keys[] = {
           "Evaluate on the test set every N epochs; 0: never."),
     {.path = "train.loss", .type = RT_KEY_ENUM, .offset = OFF(train.loss),
      .size = FSIZE(train.loss), .name_of = loss_name, .count = rt_loss_count, .has_default = 1, .def_text = "cross_entropy",
-     .help = "cross_entropy on logits (torch.nn.CrossEntropyLoss), or nll on "
-             "log-probabilities (torch.nn.NLLLoss)."},
+     .help = "Classification: cross_entropy on logits (torch.nn.CrossEntropyLoss), nll on "
+             "log-probabilities (torch.nn.NLLLoss). Regression (float targets): mse, l1, "
+             "smooth_l1 (Huber, beta 1). Binary / multi-label (0/1 targets): "
+             "bce_with_logits. Each is the mean over the batch's values, as torch's."},
 
     /* ---- checkpoint ---- */
     INT_D("checkpoint.num_to_keep", checkpoint.num_to_keep, 0, 1 << 20, 0,
@@ -524,6 +600,17 @@ void rt_config_format_value(const rt_key *k, const void *base, char *buf, size_t
             snprintf(buf + used, n - used, "]");
         break;
     }
+    case RT_KEY_STRING_LIST: {
+        int count = *(const int *)((const char *)base + k->aux);
+        const char (*names)[RT_COLUMN_NAME_MAX] = (const void *)p;
+        size_t used = (size_t)snprintf(buf, n, "[");
+        for (int i = 0; i < count && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s\"%s\"", i ? ", " : "",
+                                     names[i]);
+        if (used < n)
+            snprintf(buf + used, n - used, "]");
+        break;
+    }
     case RT_KEY_FLOAT_PAIR: {
         char a[32], b[32];
         rt_config_format_float(a, sizeof a, *(const float *)p);
@@ -558,6 +645,9 @@ void rt_config_describe_type(const rt_key *k, char *buf, size_t n)
         break;
     case RT_KEY_INT_LIST:
         snprintf(buf, n, "list of up to %zu integers in %s..%s", k->size, lo, hi);
+        break;
+    case RT_KEY_STRING_LIST:
+        snprintf(buf, n, "list of up to %zu names (strings)", k->size);
         break;
     case RT_KEY_FLOAT_PAIR: snprintf(buf, n, "two numbers [a, b] in %s..%s", lo, hi); break;
     case RT_KEY_NORMALIZE: snprintf(buf, n, "false or a group { mean = M; std = S; }"); break;

@@ -138,6 +138,8 @@ rt_status rt_config_resolve_paths(rt_config *cfg)
      * typed in a shell would be; written absolute so params.json says
      * exactly what was read. */
     char cwd[RT_PATH_MAX];
+    if (!cfg->data.dir[0] && !strcmp(cfg->data.format, "idx"))   /* the installed FashionMNIST */
+        snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", "/usr/share/datasets/fashion-mnist");
     if (cfg->data.dir[0] != '/' && getcwd(cwd, sizeof cwd)) {
         const char *rel = cfg->data.dir;
         while (rel[0] == '.' && rel[1] == '/')
@@ -152,6 +154,8 @@ rt_status rt_config_resolve_paths(rt_config *cfg)
         {cfg->data.train_labels, "data.train.labels"},
         {cfg->data.test_images, "data.test.images"},
         {cfg->data.test_labels, "data.test.labels"},
+        {cfg->data.train_file, "data.train.file"},
+        {cfg->data.test_file, "data.test.file"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         /* "" stays "": nothing given; the data module reports it if needed. */

@@ -18,6 +18,9 @@ struct rt_dataset {
     int64_t count;
     rt_sample_desc desc;
     rt_transform_chain transforms;
+    char *encoding;       /* JSON text learned by the format, or NULL */
+    float *x_mean, *x_std;   /* [input size] standardisation, or NULL */
+    float *y_mean, *y_std;   /* [target_size] (vector targets), or NULL */
 };
 
 /* ---- sample descriptions --------------------------------------------------------- */
@@ -117,6 +120,11 @@ void rt_dataset_free(rt_dataset *ds)
         return;
     if (ds->ops.destroy)
         ds->ops.destroy(ds->impl);
+    rt_free(ds->encoding);
+    rt_free(ds->x_mean);
+    rt_free(ds->x_std);
+    rt_free(ds->y_mean);
+    rt_free(ds->y_std);
     rt_free(ds);
 }
 
@@ -124,6 +132,21 @@ int64_t rt_dataset_count(const rt_dataset *ds) { return ds->count; }
 const rt_sample_desc *rt_dataset_desc(const rt_dataset *ds) { return &ds->desc; }
 int rt_dataset_num_classes(const rt_dataset *ds) { return ds->desc.num_classes; }
 unsigned rt_dataset_flags(const rt_dataset *ds) { return ds->ops.flags; }
+
+const char *rt_dataset_encoding(const rt_dataset *ds) { return ds->encoding; }
+
+rt_status rt_dataset_set_encoding(rt_dataset *ds, const char *json)
+{
+    char *copy = NULL;
+    if (json) {
+        size_t n = strlen(json) + 1;
+        RT_CHECK(rt_alloc(&copy, n, 1, "dataset encoding"));
+        memcpy(copy, json, n);
+    }
+    rt_free(ds->encoding);
+    ds->encoding = copy;
+    return RT_OK;
+}
 
 rt_shape rt_dataset_sample_shape(const rt_dataset *ds)
 {
@@ -148,8 +171,53 @@ rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, void *target
         return RT_ERROR(RT_ERR_INVALID_ARG, "sample index %lld out of range [0, %lld)",
                         (long long)index, (long long)ds->count);
     RT_CHECK(ds->ops.fetch(ds->impl, index, x, target));
-    rt_transform_apply(&ds->transforms, x, rt_sample_input_size(&ds->desc));
+    size_t nx = rt_sample_input_size(&ds->desc);
+    rt_transform_apply(&ds->transforms, x, nx);
+    if (ds->x_mean)
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (x[i] - ds->x_mean[i]) / ds->x_std[i];
+    if (ds->y_mean) {
+        float *t = target;
+        for (int j = 0; j < ds->desc.target_size; j++)
+            t[j] = (t[j] - ds->y_mean[j]) / ds->y_std[j];
+    }
     return RT_OK;
+}
+
+/* A copy of src[n] in *dst (NULL when src is NULL); stds must be > 0. */
+static rt_status copy_stats(float **dst, const float *src, size_t n, int is_std)
+{
+    rt_free(*dst);
+    *dst = NULL;
+    if (!src)
+        return RT_OK;
+    for (size_t i = 0; is_std && i < n; i++)
+        if (!(src[i] > 0.0f) || !isfinite(src[i]))
+            return RT_ERROR(RT_ERR_NUMERIC, "standardisation: standard deviation %zu is %g "
+                            "(must be finite and > 0)", i, (double)src[i]);
+    for (size_t i = 0; !is_std && i < n; i++)
+        if (!isfinite(src[i]))
+            return RT_ERROR(RT_ERR_NUMERIC, "standardisation: mean %zu is %g (must be finite)",
+                            i, (double)src[i]);
+    RT_CHECK(rt_alloc(dst, n, sizeof **dst, "standardisation"));
+    memcpy(*dst, src, n * sizeof **dst);
+    return RT_OK;
+}
+
+rt_status rt_dataset_set_standardization(rt_dataset *ds, const rt_standardization *s)
+{
+    if ((!s->x_mean) != (!s->x_std) || (!s->y_mean) != (!s->y_std))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_set_standardization: give means and "
+                        "standard deviations together");
+    if (s->y_mean && ds->desc.target != RT_TARGET_VECTOR)
+        return RT_ERROR(RT_ERR_CONFIG, "data.standardize_target needs float targets (a "
+                        "regression loss), but the dataset has %s targets",
+                        rt_target_kind_name(ds->desc.target));
+    size_t nx = rt_sample_input_size(&ds->desc), ny = (size_t)ds->desc.target_size;
+    RT_CHECK(copy_stats(&ds->x_mean, s->x_mean, nx, 0));
+    RT_CHECK(copy_stats(&ds->x_std, s->x_std, nx, 1));
+    RT_CHECK(copy_stats(&ds->y_mean, s->y_mean, ny, 0));
+    return copy_stats(&ds->y_std, s->y_std, ny, 1);
 }
 
 /* ---- transforms ------------------------------------------------------------------- */

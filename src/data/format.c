@@ -2,6 +2,7 @@
  * each. A new format is its file (a reader producing an rt_dataset with
  * its sample description) and one row here; the transform chain, the
  * loader and the trainer need nothing new. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "data/formats.h"
@@ -11,6 +12,8 @@ static const struct {
     rt_status (*open)(rt_dataset **out, const rt_data_source *src);
 } formats[] = {
     {"idx", rt_idx_open},
+    {"hdf5", rt_hdf5_open},
+    {"csv", rt_csv_open},
 };
 #define NFORMATS ((int)(sizeof formats / sizeof formats[0]))
 
@@ -48,6 +51,25 @@ rt_status rt_dataset_open(rt_dataset **out, const char *format, const rt_data_so
         return st;
     }
     *out = ds;
+    return RT_OK;
+}
+
+rt_status rt_data_source_rows(const rt_data_source *src, int64_t rows, int64_t *begin,
+                              int64_t *end)
+{
+    double first = src->first, last = src->last;
+    if (first == 0.0 && last == 0.0)
+        last = 1.0;
+    if (!(first >= 0.0 && first < last && last <= 1.0))
+        return RT_ERROR(RT_ERR_CONFIG, "%s: rows from fraction %g to %g of the file cannot be "
+                        "selected (0 <= first < last <= 1); check data.test_fraction",
+                        src->file ? src->file : "dataset", first, last);
+    *begin = (int64_t)floor(first * (double)rows);
+    *end = (int64_t)floor(last * (double)rows);
+    if (*end <= *begin)
+        return RT_ERROR(RT_ERR_CONFIG, "%s: the %lld rows of the file leave no row between "
+                        "fractions %g and %g; lower data.test_fraction or use more data",
+                        src->file ? src->file : "dataset", (long long)rows, first, last);
     return RT_OK;
 }
 

@@ -22,7 +22,7 @@ void rt_model_spec_default(rt_model_spec *s, rt_arch arch)
     s->hidden[0] = 512;   /* the Ray Train example: 784 -> 512 -> 512 -> 10 */
     s->hidden[1] = 512;
     s->num_hidden = 2;
-    s->output_relu = 1;
+    s->output_relu = 0;
     s->conv1_kernel = 7;  /* torchvision: Conv2d(3, 64, 7, stride 2, padding 3) */
     s->conv1_stride = 2;
     s->conv1_padding = 3;
@@ -151,7 +151,7 @@ rt_status rt_arch_layers(const rt_model_spec *spec, rt_shape in, rt_layer ***lay
     *count = 0;
     if (spec->arch < 0 || spec->arch > RT_ARCH_RESNET18)
         return RT_ERROR(RT_ERR_CONFIG, "unknown model architecture %d", (int)spec->arch);
-    if (spec->num_classes < 1)
+    if (spec->arch != RT_ARCH_SEQUENTIAL && spec->num_classes < 1)   /* layers say theirs */
         return RT_ERROR(RT_ERR_CONFIG, "%s: num_classes must be >= 1, got %d",
                         archs[spec->arch].name, spec->num_classes);
     layer_list list = {NULL, 0, RT_MAX_LAYERS};

@@ -13,9 +13,10 @@ rt_status rt_model_create_custom(rt_model **out, const rt_backend *be, rt_layer 
                                  int n, rt_shape in, int max_batch, uint64_t seed);
 
 /* The output of the last forward call, its batch size (0: none), and the
- * model's label buffer [max_batch] (backend memory). */
+ * model's target buffer [max_batch][max(1, outputs)] of 4-byte values
+ * (backend memory). */
 const float *rt_model_last_output(const rt_model *m);
 int rt_model_last_batch(const rt_model *m);
-int32_t *rt_model_label_buffer(rt_model *m);
+void *rt_model_target_buffer(rt_model *m);
 
 #endif

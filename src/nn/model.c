@@ -36,7 +36,8 @@ struct rt_model {
     float *grad_slab;
     float *grad_buf[2];         /* [max_batch][largest layer input] each */
     float *out_grad;            /* [max_batch][out]: the loss gradient */
-    int32_t *labels;            /* [max_batch]: the loss's labels */
+    void *targets;              /* [max_batch][max(1, out)] x 4 bytes: the loss's targets
+                                 * (int32 class labels or float vectors) */
     size_t num_params, num_buffers;
     rt_tensor_info *tensors;    /* parameters (slab order), then buffers */
     int num_tensors;
@@ -128,9 +129,8 @@ static rt_status alloc_activations(rt_model *m)
     RT_CHECK(be_alloc(m->be, &m->act_slab, total * mb, "activations"));
     RT_CHECK(be_alloc(m->be, &m->grad_slab, 2 * align16(grad_max * mb), "activation gradients"));
     RT_CHECK(be_alloc(m->be, &m->out_grad, rt_shape_size(m->out) * mb, "output gradient"));
-    void *labels = NULL;
-    RT_CHECK(m->be->alloc(&labels, mb * sizeof *m->labels, "labels"));
-    m->labels = labels;
+    size_t per_sample = rt_shape_size(m->out) > 1 ? rt_shape_size(m->out) : 1;
+    RT_CHECK(m->be->alloc(&m->targets, mb * per_sample * 4, "loss targets"));
     m->grad_buf[0] = m->grad_slab;
     m->grad_buf[1] = m->grad_slab + align16(grad_max * mb);
     float *p = m->act_slab;
@@ -257,7 +257,7 @@ void rt_model_free(rt_model *m)
     rt_free(m->tensors);
     rt_free(m->act);
     void *backend_memory[] = {m->params, m->grads, m->buffers, m->arena, m->scratch,
-                              m->act_slab, m->grad_slab, m->out_grad, m->labels};
+                              m->act_slab, m->grad_slab, m->out_grad, m->targets};
     for (size_t i = 0; i < sizeof backend_memory / sizeof backend_memory[0]; i++)
         if (backend_memory[i])
             m->be->free(backend_memory[i]);
@@ -347,9 +347,9 @@ float *rt_model_output_grad(rt_model *m) { return m->out_grad; }
 int rt_model_num_tensors(const rt_model *m) { return m->num_tensors; }
 int rt_model_num_layers(const rt_model *m) { return m->num_layers; }
 
-/* For the loss (loss.c): the last output, the labels buffer, the batch. */
+/* For the loss (loss.c): the last output, the target buffer, the batch. */
 const float *rt_model_last_output(const rt_model *m) { return m->act[m->num_layers]; }
-int32_t *rt_model_label_buffer(rt_model *m) { return m->labels; }
+void *rt_model_target_buffer(rt_model *m) { return m->targets; }
 int rt_model_last_batch(const rt_model *m) { return m->last_n; }
 
 const rt_tensor_info *rt_model_tensor(const rt_model *m, int i)

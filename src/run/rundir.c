@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/fs.h"
 #include "run_internal.h"
 
 /* ---- is the storage path safe? --------------------------------------------- */
@@ -139,6 +140,43 @@ static rt_status write_params(const char *dir, const rt_config *cfg)
     if (fclose(f) != 0 && st == RT_OK)
         st = RT_ERROR(RT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     return st;
+}
+
+/* params.json again, as the configuration plus a "preprocessing" member
+ * (JSON text), replaced atomically so that a reader never sees half. */
+static rt_status rewrite_params(const rt_run *r, const rt_config *cfg, const char *preprocessing)
+{
+    char *config_text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&config_text, &size);
+    if (!mem)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing params.json");
+    rt_status st = rt_config_write_json(cfg, mem);
+    fclose(mem);
+    json_t *root = st == RT_OK ? json_loads(config_text, 0, NULL) : NULL;
+    json_t *pre = json_loads(preprocessing, 0, NULL);
+    free(config_text);
+    char *text = NULL;
+    if (st == RT_OK && root && pre) {
+        json_object_set_new(root, "preprocessing", pre);
+        pre = NULL;
+        text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    }
+    json_decref(root);
+    json_decref(pre);
+    if (st == RT_OK && !text)
+        st = RT_ERROR(RT_ERR_INTERNAL, "cannot add the preprocessing to params.json");
+    char path[RT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/params.json", r->dir);
+    if (st == RT_OK)
+        st = rt_fs_write_atomic(path, text, RT_RUN_FILE_MODE);
+    free(text);
+    return st;
+}
+
+rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const char *json)
+{
+    return rt_session_agree(r->session, r->rank == 0 ? rewrite_params(r, cfg, json) : RT_OK);
 }
 
 static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)

@@ -7,7 +7,8 @@
 rtraininclude_HEADERS += include/rtrain/train.h include/rtrain/rtrain.h
 noinst_HEADERS += src/nn/custom.h src/train/trainer.h
 src_librtrain_la_SOURCES += src/train/prepare.c src/train/checkpoint.c src/nn/custom.c \
-	src/train/trainer.c src/train/trainer_ckpt.c src/train/fault.c
+	src/train/trainer.c src/train/trainer_ckpt.c src/train/fault.c src/train/preprocess.c \
+	src/train/metrics.c
 
 check_PROGRAMS += tests/unit/test_train
 TESTS += tests/unit/test_train

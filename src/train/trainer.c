@@ -61,14 +61,60 @@ static rt_status resolve_batch(trainer *t)
     return RT_OK;
 }
 
-/* The training and test splits in data.format, and a loss that takes the
- * targets they have. */
+/* Where the two splits are: idx files name two files each; hdf5 and csv
+ * one file each, or the last data.test_fraction of the training file's
+ * rows for evaluation. Columns and policies are the same for both. */
+static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source *test)
+{
+    const rt_config *c = t->cfg;
+    if (!strcmp(c->data.format, "idx")) {
+        *train = (rt_data_source){.x = c->data.train_images, .y = c->data.train_labels};
+        *test = (rt_data_source){.x = c->data.test_images, .y = c->data.test_labels};
+        return RT_OK;
+    }
+    for (int i = 0; i < c->data.num_features; i++)
+        t->features[i] = c->data.features[i];
+    for (int i = 0; i < c->data.num_categorical; i++)
+        t->categorical[i] = c->data.categorical[i];
+    *train = (rt_data_source){
+        .file = c->data.train_file, .x = c->data.train_x, .y = c->data.train_y,
+        .target = rt_loss_target(t->loss), .target_column = c->data.target,
+        .features = t->features, .num_features = c->data.num_features,
+        .categorical = t->categorical, .num_categorical = c->data.num_categorical,
+        .fill_missing = (rt_fill_policy)rt_config_fill_policy(c),
+        .cache = (rt_cache_policy)rt_config_cache_policy(c),
+    };
+    if (!train->file[0])
+        return RT_ERROR(RT_ERR_CONFIG, "data.format = \"%s\" needs data.train.file (the "
+                        "training %s file)", c->data.format, c->data.format);
+    *test = *train;
+    if (c->data.test_file[0]) {
+        test->file = c->data.test_file;
+        test->x = c->data.test_x[0] ? c->data.test_x : c->data.train_x;
+        test->y = c->data.test_y[0] ? c->data.test_y : c->data.train_y;
+        return RT_OK;
+    }
+    if (c->data.test_fraction <= 0)
+        return RT_ERROR(RT_ERR_CONFIG, "data.format = \"%s\" needs data.test.file, or "
+                        "data.test_fraction to evaluate on the last rows of %s",
+                        c->data.format, c->data.train_file);
+    train->first = 0.0;
+    train->last = 1.0 - c->data.test_fraction;
+    test->first = train->last;
+    test->last = 1.0;
+    return RT_OK;
+}
+
+/* The training and test splits in data.format (the test split takes the
+ * encoding the training split learned), and a loss that takes the targets
+ * they have. */
 static rt_status open_datasets(trainer *t)
 {
     const rt_config *c = t->cfg;
-    rt_data_source train = {.x = c->data.train_images, .y = c->data.train_labels};
-    rt_data_source test = {.x = c->data.test_images, .y = c->data.test_labels};
+    rt_data_source train, test;
+    RT_CHECK(data_sources(t, &train, &test));
     RT_CHECK(rt_dataset_open(&t->train_set, c->data.format, &train, &c->data.transform));
+    test.encoding = rt_dataset_encoding(t->train_set);
     RT_CHECK(rt_dataset_open(&t->test_set, c->data.format, &test, &c->data.transform));
     rt_target_kind have = rt_dataset_desc(t->train_set)->target;
     if (rt_loss_target(t->loss) != have)
@@ -134,13 +180,23 @@ static rt_status build_model(trainer *t)
     const rt_backend *be = NULL;
     RT_CHECK(pick_backend(t, &be));
     rt_shape in;
-    RT_CHECK(rt_sample_model_shape(rt_dataset_desc(t->train_set), &in));
-    RT_CHECK(rt_model_create(&t->model, be, &c->model, in, max_batch, (uint64_t)c->train.seed));
+    const rt_sample_desc *d = rt_dataset_desc(t->train_set);
+    RT_CHECK(rt_sample_model_shape(d, &in));
+    int wanted = d->target == RT_TARGET_CLASS ? d->num_classes : d->target_size;
+    t->model_spec = c->model;
+    if (t->model_spec.num_classes == 0)   /* from the data */
+        t->model_spec.num_classes = wanted;
+    RT_CHECK(rt_model_create(&t->model, be, &t->model_spec, in, max_batch,
+                             (uint64_t)c->train.seed));
     int outputs = (int)rt_shape_size(rt_model_output_shape(t->model));
-    if (outputs < rt_dataset_num_classes(t->train_set))
+    if (d->target == RT_TARGET_CLASS && outputs < wanted)
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "
-                        "classes: set model.num_classes = %d", outputs,
-                        rt_dataset_num_classes(t->train_set), rt_dataset_num_classes(t->train_set));
+                        "classes: set model.num_classes = %d (or 0: from the data)", outputs,
+                        wanted, wanted);
+    if (d->target == RT_TARGET_VECTOR && outputs != wanted)
+        return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but each target has %d: "
+                        "set model.num_classes = %d (or 0: from the data), or end "
+                        "model.layers with %d outputs", outputs, wanted, wanted, wanted);
     void *snapshot = NULL;
     RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
                        "buffer snapshot"));
@@ -155,15 +211,19 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_session_agree(t->session, pick_loss(t)));
     RT_CHECK(rt_session_agree(t->session, resolve_batch(t)));
     RT_CHECK(rt_session_agree(t->session, open_datasets(t)));
+    RT_CHECK(trainer_fit_standardization(t));
     RT_CHECK(prepare_loaders(t));
     RT_CHECK(rt_session_agree(t->session, plan_epochs(t)));
     RT_CHECK(rt_session_agree(t->session, build_model(t)));
+    RT_CHECK(rt_session_agree(t->session, eval_sums_init(&t->eval, t)));
     RT_CHECK(rt_prepare_model(t->session, t->model, (size_t)t->cfg->comm.bucket_bytes,
                               &t->ddp));
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
     rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
-    return trainer_resume(t);
+    RT_CHECK(trainer_resume(t));   /* may take a checkpoint's preprocessing */
+    RT_CHECK(rt_session_agree(t->session, trainer_preprocessing_json(t, &t->preprocessing)));
+    return rt_run_record_preprocessing(t->run, t->cfg, t->preprocessing);
 }
 
 static void trainer_free(trainer *t)
@@ -178,6 +238,8 @@ static void trainer_free(trainer *t)
     rt_loader_free(t->test_loader);
     rt_dataset_free(t->train_set);
     rt_dataset_free(t->test_set);
+    trainer_preprocess_free(t);
+    eval_sums_free(&t->eval);
 }
 
 /* Training-mode context; BatchNorm statistics are summed across ranks when
@@ -203,7 +265,7 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
                             (uint64_t)b->index, (uint64_t)t->ctx->world_rank);
     float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
     RT_CHECK(rt_model_forward(t->model, &nc, b->x, b->n, NULL));
-    RT_CHECK(rt_model_loss_grad(t->model, t->loss, b->y, b->n, scale, loss, NULL));
+    RT_CHECK(rt_model_loss_grad(t->model, t->loss, b->target, b->n, scale, loss, NULL));
     if (!isfinite(*loss))
         return RT_ERROR(RT_ERR_NUMERIC, "training loss is %g at epoch %lld, global batch %lld: "
                         "lower optimizer.lr or check the data", *loss, (long long)t->epoch + 1,
@@ -311,36 +373,28 @@ static rt_status train_epoch(trainer *t)
     return RT_OK;
 }
 
-/* Sums of loss, correct predictions and samples over the whole test set;
+/* The evaluation sums (metrics.c) over the whole test set, all-reduced:
  * each test sample is counted exactly once across ranks. */
-static rt_status evaluate(trainer *t, double *val_loss, double *val_accuracy)
+static rt_status evaluate(trainer *t, eval_sums *e)
 {
-    double sums[3] = {0, 0, 0};
+    eval_sums_clear(e);
     RT_CHECK(rt_loader_start_epoch(t->test_loader, 0, 0));
     rt_nn_ctx nc = {.train = 0};
     for (;;) {
         rt_batch b;
         int done = 0;
         int stop_ignored;   /* a stop signal is acted on at the next training step */
-        double loss = 0.0;
-        int64_t correct = 0;
         rt_status st = rt_loader_next(t->test_loader, &b, &done);
         if (st == RT_OK && !done && b.n > 0)
             st = rt_model_forward(t->model, &nc, b.x, b.n, NULL);
         if (st == RT_OK && !done && b.n > 0)
-            st = rt_model_loss(t->model, t->loss, b.y, b.n, &loss, &correct);
+            st = eval_sums_add(e, t, &b);
         /* Agreed after the forward: a failure on one rank ends every rank. */
         RT_CHECK(rt_session_agree_step(t->session, st, &stop_ignored));
         if (done)
             break;
-        sums[0] += loss;
-        sums[1] += (double)correct;
-        sums[2] += b.n;
     }
-    RT_CHECK(rt_comm_allreduce(t->comm, sums, 3, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
-    *val_loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
-    *val_accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
-    return RT_OK;
+    return rt_comm_allreduce(t->comm, e->v, e->count, RT_DTYPE_FLOAT64, RT_REDUCE_SUM);
 }
 
 rt_status trainer_sync_buffers(trainer *t)
@@ -369,18 +423,20 @@ static rt_status finish_epoch(trainer *t)
     double sums[2] = {t->es.loss_sum, t->es.samples};
     RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */
-    double val_loss = NAN, val_acc = NAN;
     int eval_every = t->cfg->train.eval_every;
     int last = t->epoch + 1 == t->cfg->train.epochs;
-    if (eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last))
-        RT_CHECK(evaluate(t, &val_loss, &val_acc));
-    rt_metric m[] = {
-        {"epoch", (double)t->epoch + 1}, {"step", (double)t->step},
-        {"train_loss", sums[0] / sums[1]}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
-        {"lr", current_lr(t)}, {"samples_per_s", sums[1] / t->es.train_time},
-        {"train_time_s", t->es.train_time},
-    };
-    int count = (int)(sizeof m / sizeof m[0]);
+    int evaluated = eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last);
+    if (evaluated)
+        RT_CHECK(evaluate(t, &t->eval));
+    rt_metric m[TRAINER_MAX_METRICS];
+    int count = 0;
+    m[count++] = (rt_metric){"epoch", (double)t->epoch + 1};
+    m[count++] = (rt_metric){"step", (double)t->step};
+    m[count++] = (rt_metric){"train_loss", sums[0] / sums[1]};
+    eval_metrics(t, evaluated ? &t->eval : NULL, m, &count);
+    m[count++] = (rt_metric){"lr", current_lr(t)};
+    m[count++] = (rt_metric){"samples_per_s", sums[1] / t->es.train_time};
+    m[count++] = (rt_metric){"train_time_s", t->es.train_time};
     int save = checkpoint_due(t);
     if (!save)
         RT_CHECK(rt_report(t->run, m, count, NULL));

@@ -20,6 +20,22 @@ typedef struct epoch_stats {
     double train_time;    /* seconds spent training */
 } epoch_stats;
 
+/* Standardisation fitted on the training split (preprocess.c): stats =
+ * [nx + ny] means then [nx + ny] standard deviations, inputs first. */
+typedef struct trainer_preprocess {
+    size_t nx, ny;     /* input values / float target values standardised (0: none) */
+    float *stats;
+} trainer_preprocess;
+
+/* Evaluation sums of one kind of loss (metrics.c). */
+#define TRAINER_MAX_METRICS 16
+typedef struct eval_sums {
+    rt_loss_metrics kind;
+    int outputs;
+    size_t count;      /* doubles in v: loss, samples, then per kind */
+    double *v;
+} eval_sums;
+
 typedef struct trainer {
     rt_session *session;
     const rt_config *cfg;
@@ -32,6 +48,12 @@ typedef struct trainer {
     rt_ddp *ddp;
     rt_run *run;
     const rt_loss *loss;
+    rt_model_spec model_spec;   /* the config's, with num_classes 0 taken from the data */
+    trainer_preprocess pre;
+    char *preprocessing;        /* pre and the data's encoding as JSON (checkpoints, params.json) */
+    eval_sums eval;             /* the evaluation's sums (metrics.c) */
+    /* data.features and data.categorical as the pointer lists rt_data_source takes */
+    const char *features[RT_MAX_COLUMNS], *categorical[RT_MAX_COLUMNS];
     float *buffers_before;      /* buffer slab before the step's first forward (backend memory) */
     /* A failure of this rank after the step's agreement (backward, the
      * optimizer step): the other ranks learn it at the next agreement. */
@@ -53,6 +75,29 @@ typedef struct trainer {
  * statistics), but evaluation and checkpoints do, and a checkpoint is
  * written from identical replicas. PyTorch DDP broadcasts them too. */
 rt_status trainer_sync_buffers(trainer *t);
+
+/* preprocess.c. Collective: fits data.standardize(_target) on the training
+ * split and applies it to both splits. */
+rt_status trainer_fit_standardization(trainer *t);
+/* Applies t->pre to both splits (not collective). */
+rt_status trainer_apply_standardization(trainer *t);
+/* The preprocessing (encoding and standardisation) as JSON text (free()). */
+rt_status trainer_preprocessing_json(const trainer *t, char **out);
+/* Takes a checkpoint's preprocessing (named `where` in messages): its
+ * standardisation replaces the fitted one; its encoding must equal the
+ * data's. Not collective (every rank reads the same text). */
+rt_status trainer_apply_preprocessing_json(trainer *t, const char *text, const char *where);
+void trainer_preprocess_free(trainer *t);
+
+/* metrics.c: evaluation sums of one loss kind and the metrics made of them. */
+rt_status eval_sums_init(eval_sums *e, const trainer *t);
+void eval_sums_free(eval_sums *e);
+void eval_sums_clear(eval_sums *e);
+/* Adds one evaluated batch (the model's last forward holds it). */
+rt_status eval_sums_add(eval_sums *e, trainer *t, const rt_batch *b);
+/* Appends val_* metrics to m (at *count): from reduced sums, or NaN
+ * values under the same names when e is NULL (no evaluation this epoch). */
+void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count);
 
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);

@@ -40,6 +40,7 @@ static rt_train_state train_state(trainer *t)
         .epoch = t->epoch, .next_batch = t->next_batch, .step = t->step,
         .training_iteration = rt_run_iteration(t->run),
         .seed = (uint64_t)t->cfg->train.seed,
+        .preprocessing = t->preprocessing,
     };
     snprintf(s.config_digest, sizeof s.config_digest, "%s", t->config_digest);
     return s;
@@ -115,8 +116,20 @@ static double info_metric(const rt_ckpt_info *info, const char *name)
     return 0.0;
 }
 
+/* The checkpoint's preprocessing replaces what was fitted (checkpoints
+ * written before it was stored have none: the fitted one stays). */
+static rt_status take_preprocessing(trainer *t, const char *dir)
+{
+    char *json = NULL;
+    RT_CHECK(rt_ckpt_read_preprocessing(t->comm, dir, &json));
+    rt_status st = json ? trainer_apply_preprocessing_json(t, json, dir) : RT_OK;
+    free(json);
+    return rt_session_agree(t->session, st);
+}
+
 static rt_status continue_from(trainer *t, const char *dir)
 {
+    RT_CHECK(take_preprocessing(t, dir));
     rt_train_state s = train_state(t);
     rt_ckpt_info info;
     RT_CHECK(rt_ckpt_load(t->comm, dir, &s, RT_CKPT_LOAD_ALL, &info));
@@ -155,6 +168,7 @@ rt_status trainer_resume(trainer *t)
         return continue_from(t, dir);
     if (found == RT_RESUME_INIT) {
         rt_train_state s = train_state(t);
+        RT_CHECK(take_preprocessing(t, dir));
         RT_CHECK(rt_ckpt_load(t->comm, dir, &s, RT_CKPT_LOAD_MODEL, NULL));
         rt_info("initialised the model from %s", dir);
     }

@@ -17,6 +17,10 @@ E2E_TESTS = \
 	tests/e2e/watchdog.test \
 	tests/e2e/fault_kernel_one_rank.test \
 	tests/e2e/fault_ckpt_write.test \
-	tests/e2e/fault_collective_start.test
+	tests/e2e/fault_collective_start.test \
+	tests/e2e/data_formats.test \
+	tests/e2e/tables_sklearn.test \
+	tests/e2e/error_data_inputs.test \
+	tests/e2e/data_tool.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)

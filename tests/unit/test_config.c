@@ -110,7 +110,11 @@ static void test_defaults(void)
     rt_schedule_opts so;
     rt_model_spec_default(&ms, RT_ARCH_MLP);
     rt_schedule_opts_default(&so);
-    CHECK(cfg.model.num_hidden == ms.num_hidden && cfg.model.num_classes == ms.num_classes);
+    CHECK(cfg.model.num_hidden == ms.num_hidden);
+    /* ... except num_classes: 0 = from the data (the trainer sets it). */
+    CHECK(cfg.model.num_classes == 0 && ms.num_classes == 10);
+    /* No ReLU on the logits unless asked for (it stalls simple problems). */
+    CHECK(cfg.model.output_relu == 0 && ms.output_relu == 0);
     CHECK(cfg.schedule.type == so.type && cfg.schedule.step_epochs == so.step_epochs);
 
     /* rt_config_defaults alone gives the same values (before path resolution). */
@@ -293,8 +297,8 @@ static void test_file_errors(void)
                  "optimizer.lr must be a number, got a string");
     EXPECT_ERROR(load("tests/fixtures/config/out_of_range.cfg", 0), "out_of_range.cfg:4",
                  "data.batch_size = 0 is out of range (1..1048576)");
-    EXPECT_ERROR(load("tests/fixtures/config/bad_enum.cfg", 0), "bad_enum.cfg:4", "\"mse\"",
-                 "cross_entropy, nll");
+    EXPECT_ERROR(load("tests/fixtures/config/bad_enum.cfg", 0), "bad_enum.cfg:4", "\"hinge\"",
+                 "cross_entropy, nll, mse, l1, smooth_l1, bce_with_logits");
     EXPECT_ERROR(load("tests/fixtures/config/syntax_error.cfg", 0), "syntax_error.cfg:4",
                  "syntax error");
     EXPECT_ERROR(load("tests/fixtures/config/no_such_file.cfg", 0), "no_such_file.cfg",

@@ -767,8 +767,8 @@ static void test_mlp(void)
     CHECK_OK(rt_model_create(&m, be, &spec, (rt_shape){1, 28, 28}, 4, 1));
     if (!m)
         return;
-    CHECK(rt_model_num_layers(m) == 7);   /* flatten + (linear, relu) x 3 */
-    CHECK(strcmp(rt_model_layer(m, 6)->name, "linear_relu_stack.5") == 0);
+    CHECK(rt_model_num_layers(m) == 6);   /* flatten + (linear, relu) x 2 + linear */
+    CHECK(strcmp(rt_model_layer(m, 5)->name, "linear_relu_stack.4") == 0);
     check_shape(m, "linear_relu_stack.0.weight", 2, 512, 784, 0, 0);
     check_shape(m, "linear_relu_stack.2.weight", 2, 512, 512, 0, 0);
     check_shape(m, "linear_relu_stack.4.bias", 1, 10, 0, 0, 0);
@@ -850,6 +850,75 @@ static void test_config_errors(void)
     rt_model_free(m);
 }
 
+/* ---- losses on float targets ------------------------------------------------------------- */
+typedef rt_status (*vector_loss_fn)(double *, float *, const float *, const float *, int, int,
+                                    float);
+
+/* The per-element loss of each vector loss in double, as torch defines it
+ * (MSELoss, L1Loss, SmoothL1Loss with beta 1, BCEWithLogitsLoss). */
+static double reference_elem(int which, double o, double y)
+{
+    double d = o - y;
+    switch (which) {
+    case 0: return d * d;
+    case 1: return fabs(d);
+    case 2: return fabs(d) < 1 ? 0.5 * d * d : fabs(d) - 0.5;
+    default: return log1p(exp(-fabs(o))) + (o > 0 ? o : 0) - o * y;
+    }
+}
+
+/* Values against the formulas (a sample's loss is the mean over its k
+ * elements), gradients against central differences, for n = 3, k = 2. */
+static void test_vector_losses(void)
+{
+    const char *names[4] = {"mse", "l1", "smooth_l1", "bce_with_logits"};
+    vector_loss_fn fns[4] = {be->mse_loss, be->l1_loss, be->smooth_l1_loss, be->bce_logits_loss};
+    float out[6] = {0.3f, -2.5f, 1.7f, 40.0f, -0.2f, -35.0f};
+    float y[6] = {1.0f, -0.1f, 1.0f, 1.0f, 0.0f, 1.0f};
+    for (int w = 0; w < 4; w++) {
+        float dout[6];
+        double sum = 0;
+        CHECK_OK(fns[w](&sum, dout, out, y, 3, 2, 0.5f));
+        double want = 0;
+        for (int i = 0; i < 6; i++)
+            want += reference_elem(w, out[i], y[i]) / 2;
+        CHECK_MSG(fabs(sum - want) <= 1e-9 * (1 + fabs(want)), "%s: loss %.12g, want %.12g",
+                  names[w], sum, want);
+        /* Central differences of the summed loss (scale 0.5) away from the
+         * kinks of l1 and smooth_l1 (|o - y| = 0 or 1): steps of 1e-3
+         * on a loss computed in double; 1e-4 covers the float rounding
+         * of the inputs and outputs. */
+        int bad = 0;
+        for (int i = 0; i < 6; i++) {
+            float saved = out[i];
+            double lp, lm;
+            out[i] = saved + 1e-3f;
+            fns[w](&lp, NULL, out, y, 3, 2, 0.5f);
+            out[i] = saved - 1e-3f;
+            fns[w](&lm, NULL, out, y, 3, 2, 0.5f);
+            out[i] = saved;
+            double fd = 0.5 * (lp - lm) / ((double)(saved + 1e-3f) - (double)(saved - 1e-3f));
+            bad += !(fabs(fd - dout[i]) <= 1e-4);
+        }
+        CHECK_MSG(bad == 0, "%s: %d gradients differ from finite differences", names[w], bad);
+    }
+    /* bce on logits far from 0 stays finite (no exp overflow). */
+    float big[2] = {500.0f, -500.0f}, t01[2] = {0.0f, 1.0f}, dbig[2];
+    double sum = 0;
+    CHECK_OK(be->bce_logits_loss(&sum, dbig, big, t01, 1, 2, 1.0f));
+    CHECK_CLOSE(sum, 500.0, 1e-9, 1e-9);
+    CHECK_CLOSE(dbig[0], 0.5, 1e-7, 1e-7);
+    CHECK_CLOSE(dbig[1], -0.5, 1e-7, 1e-7);
+
+    /* The metric sums: per output (o-y)^2, |o-y|, y, y^2, [o > 0 == y > 0.5]. */
+    double sums[10] = {0};
+    CHECK_OK(be->target_sums(sums, out, y, 3, 2));
+    double want0[5] = {0.49 + 0.49 + 0.04, 0.7 + 0.7 + 0.2, 2.0, 2.0, 3.0};
+    for (int j = 0; j < 5; j++)
+        CHECK_CLOSE(sums[j], want0[j], 1e-6, 1e-6);
+    CHECK_CLOSE(sums[5 + 4], 2.0, 0, 0);   /* output 1: (-2.5, -0.1) and (40, 1) agree, (-35, 1) not */
+}
+
 /* The layers' gradients, BatchNorm, the block, dropout and the losses on
  * backend `be`. */
 static void test_layers_on(const char *backend)
@@ -867,6 +936,7 @@ static void test_layers_on(const char *backend)
     test_basicblock_composition();
     test_dropout_mask();
     test_losses();
+    test_vector_losses();
 }
 
 int main(void)

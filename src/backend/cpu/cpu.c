@@ -46,6 +46,11 @@ const rt_backend rt_backend_cpu = {
     .cross_entropy = rt_host_cross_entropy,
     .nll_loss = rt_host_nll_loss,
     .count_correct = rt_host_count_correct,
+    .mse_loss = rt_host_mse_loss,
+    .l1_loss = rt_host_l1_loss,
+    .smooth_l1_loss = rt_host_smooth_l1_loss,
+    .bce_logits_loss = rt_host_bce_logits_loss,
+    .target_sums = rt_host_target_sums,
 
     .sgd_update = rt_cpu_sgd_update,
     .sgd_momentum_update = rt_cpu_sgd_momentum_update,
