@@ -75,6 +75,7 @@ typedef struct rt_config {
         int drop_last;
         int prefetch;
         rt_transform transform;
+        rt_augment augment;            /* training split only */
     } data;
 
     rt_optim_opts optimizer;

@@ -56,9 +56,13 @@ rt_status rt_sample_model_shape(const rt_sample_desc *d, rt_shape *out);
  * compute). Formats only read their values; the chain is the dataset's. */
 #define RT_TRANSFORM_MAX 8
 
+#define RT_MAX_CHANNELS 16
+
 typedef enum rt_transform_kind {
     RT_TRANSFORM_DIVIDE = 0,      /* x = x / a       (ToTensor of 8-bit images: a = 255) */
-    RT_TRANSFORM_NORMALIZE        /* x = (x - a) / b (Normalize(mean=a, std=b)) */
+    RT_TRANSFORM_NORMALIZE,       /* x = (x - a) / b (Normalize(mean=a, std=b)) */
+    RT_TRANSFORM_NORMALIZE_CHANNELS   /* channel c: x = (x - mean[c]) / std[c], the chain's
+                                       * channel_mean/std (Normalize with lists) */
 } rt_transform_kind;
 
 typedef struct rt_transform_step { rt_transform_kind kind; float a, b; } rt_transform_step;
@@ -66,24 +70,41 @@ typedef struct rt_transform_step { rt_transform_kind kind; float a, b; } rt_tran
 typedef struct rt_transform_chain {
     int count;
     rt_transform_step steps[RT_TRANSFORM_MAX];
+    /* RT_TRANSFORM_NORMALIZE_CHANNELS: the first dimension of a sample is
+     * its `channels` channels, each a contiguous plane. */
+    int channels;
+    float channel_mean[RT_MAX_CHANNELS], channel_std[RT_MAX_CHANNELS];
 } rt_transform_chain;
 
 /* The pixel transform of a config (data.normalize): x = (raw/255 - mean) / std
- * when normalize is set, raw/255 otherwise (8-bit inputs). */
+ * when normalize is set, raw/255 otherwise (8-bit inputs). mean and std
+ * each hold one value (every channel) or one per channel. */
 typedef struct rt_transform {
     int normalize;
-    float mean, std;
+    int num_mean, num_std;
+    float mean[RT_MAX_CHANNELS], std[RT_MAX_CHANNELS];
 } rt_transform;
 
 /* Appends a step; RT_ERR_INVALID_ARG when the chain is full or the step
  * divides by zero, a non-finite or a negative value. */
 rt_status rt_transform_chain_add(rt_transform_chain *c, rt_transform_kind kind, float a,
                                  float b);
+/* Sets the chain's per-channel values (n of each, 1..RT_MAX_CHANNELS) and
+ * appends their step; RT_ERR_INVALID_ARG as rt_transform_chain_add. */
+rt_status rt_transform_chain_add_channels(rt_transform_chain *c, const float *mean,
+                                          const float *std, int n);
 /* The chain for t (NULL: none) on inputs stored as dtype: 8-bit inputs are
- * divided by 255 first (ToTensor), then Normalize(mean, std) if set. */
+ * divided by 255 first (ToTensor), then Normalize(mean, std) if set: one
+ * scalar step when both have one value, else a per-channel step (a single
+ * value is used for every channel). */
 rt_status rt_transform_chain_from(rt_transform_chain *c, const rt_transform *t,
                                   rt_input_dtype dtype);
+/* count: the sample's values; per-channel steps take count / channels per
+ * plane. */
 void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count);
+/* The value a raw 0 of channel `channel` has after the chain (what an
+ * image pads with: black after ToTensor and Normalize). */
+float rt_transform_zero(const rt_transform_chain *c, int channel);
 
 /* ---- datasets --------------------------------------------------------------- */
 /* A dataset is a count, a sample description and a table of functions;
@@ -124,6 +145,8 @@ const rt_sample_desc *rt_dataset_desc(const rt_dataset *ds);
 rt_shape rt_dataset_sample_shape(const rt_dataset *ds);
 int rt_dataset_num_classes(const rt_dataset *ds);   /* 0 unless class targets */
 unsigned rt_dataset_flags(const rt_dataset *ds);
+/* The dataset's transform chain. */
+const rt_transform_chain *rt_dataset_transforms(const rt_dataset *ds);
 /* Replaces the dataset's transform chain (none at creation). */
 rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c);
 /* Standardisation fitted on a training split (data.standardize): each
@@ -213,6 +236,26 @@ const char *rt_dataset_format_name(int i);
 rt_status rt_idx_dataset_open(rt_dataset **out, const char *images_path,
                               const char *labels_path, const rt_transform *t);
 
+/* ---- augmentation ----------------------------------------------------------------- */
+/* Random changes to training images [channels, height, width], made by the
+ * loader after the dataset's transforms (RandomCrop with padding, then
+ * RandomHorizontalFlip, as torchvision composes them). The random choices
+ * of sample `index` in epoch `epoch` come from the counter-based stream
+ * rt_rng_key(seed, epoch, RT_AUGMENT_STREAM, index): the same on every
+ * rank, any world size and after a resume. */
+typedef struct rt_augment {
+    int crop_padding;   /* > 0: pad each side by this many pixels, crop a random window */
+    int hflip;          /* flip left-right with probability 1/2 */
+} rt_augment;
+
+/* RT_OK when a is off or fits samples described by d (images, a padding
+ * smaller than the image); RT_ERR_CONFIG naming data.augment otherwise. */
+rt_status rt_augment_check(const rt_augment *a, const rt_sample_desc *d);
+/* Changes x[c][h][w] in place; pad[c] is the value of a padded pixel,
+ * scratch holds c*h*w floats. */
+void rt_augment_apply(const rt_augment *a, float *x, float *scratch, const int64_t *shape,
+                      const float *pad, uint64_t seed, int64_t epoch, int64_t index);
+
 /* ---- loader ------------------------------------------------------------------ */
 typedef struct rt_loader_opts {
     int64_t global_batch;  /* samples per global batch (all ranks together) */
@@ -222,6 +265,7 @@ typedef struct rt_loader_opts {
     int drop_last;         /* drop a final global batch smaller than global_batch */
     int prefetch;          /* batches prepared ahead by the loader thread (0: none;
                             * always 0 for a dataset without RT_DATASET_THREAD_SAFE) */
+    rt_augment augment;    /* random changes to each sample (zero: none) */
 } rt_loader_opts;
 
 typedef struct rt_batch {

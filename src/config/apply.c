@@ -193,6 +193,34 @@ static rt_status set_string_list(const rt_key *k, void *base, const config_setti
     return RT_OK;
 }
 
+/* One number for every channel, or a list with one per channel. */
+static rt_status set_channels(const rt_key *k, void *base, const config_setting_t *s,
+                              const char *ovr, const char *label)
+{
+    float *dst = (float *)((char *)base + k->offset);
+    int *count = (int *)((char *)base + k->aux);
+    double v;
+    if (is_number(s)) {
+        RT_CHECK(get_number(k, s, ovr, label, 0, &v));
+        dst[0] = (float)v;
+        *count = 1;
+        return RT_OK;
+    }
+    int t = config_setting_type(s);
+    int n = t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST ? config_setting_length(s) : 0;
+    if (n < 1 || n > (int)k->size)
+        return wrong_type(s, ovr, label, "a number, or a list of 1 to 16 numbers (one per "
+                          "channel) like [0.485, 0.456, 0.406]");
+    for (int i = 0; i < n; i++) {
+        char elabel[160];
+        snprintf(elabel, sizeof elabel, "%s[%d]", label, i);
+        RT_CHECK(get_number(k, config_setting_get_elem(s, (unsigned)i), ovr, elabel, 0, &v));
+        dst[i] = (float)v;
+    }
+    *count = n;
+    return RT_OK;
+}
+
 static rt_status set_float_pair(const rt_key *k, void *base, const config_setting_t *s,
                                 const char *ovr, const char *label)
 {
@@ -249,6 +277,7 @@ static rt_status set_value(const rt_key *k, void *base, const config_setting_t *
     case RT_KEY_ENUM: return set_enum(k, base, s, ovr, label);
     case RT_KEY_INT_LIST: return set_int_list(k, base, s, ovr, label);
     case RT_KEY_STRING_LIST: return set_string_list(k, base, s, ovr, label);
+    case RT_KEY_CHANNELS: return set_channels(k, base, s, ovr, label);
     case RT_KEY_FLOAT_PAIR: return set_float_pair(k, base, s, ovr, label);
     case RT_KEY_NORMALIZE:
         if (config_setting_type(s) == CONFIG_TYPE_BOOL)

@@ -28,7 +28,8 @@ typedef enum rt_key_type {
     RT_KEY_MEGABYTES,  /* a number of MiB, stored as long long bytes */
     RT_KEY_NORMALIZE,  /* false, or a group { mean; std; }: rt_transform.normalize */
     RT_KEY_LAYERS,     /* list of layer groups: rt_model_spec.layers / num_layers */
-    RT_KEY_STRING_LIST /* char[size][RT_COLUMN_NAME_MAX], element count in the int at aux */
+    RT_KEY_STRING_LIST,/* char[size][RT_COLUMN_NAME_MAX], element count in the int at aux */
+    RT_KEY_CHANNELS    /* a number or a list of up to size numbers: float[size], count at aux */
 } rt_key_type;
 
 enum {

@@ -38,6 +38,17 @@ static json_t *layer_json(const rt_layer_spec *spec)
 
 /* The value of one key; NULL only when out of memory or a string is not
  * UTF-8 (checked at load, so only for a struct filled by other means). */
+/* One value as a number, several as a list (as they were written). */
+static json_t *channel_values(const float *v, int n)
+{
+    if (n <= 1)
+        return json_float(v[0]);
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_float(v[i]));
+    return a;
+}
+
 static json_t *key_json(const rt_config *cfg, const rt_key *k)
 {
     const char *p = (const char *)cfg + k->offset;
@@ -57,6 +68,8 @@ static json_t *key_json(const rt_config *cfg, const rt_key *k)
             json_array_append_new(a, json_integer(((const int *)p)[i]));
         return a;
     }
+    case RT_KEY_CHANNELS:
+        return channel_values((const float *)p, *(const int *)((const char *)cfg + k->aux));
     case RT_KEY_STRING_LIST: {
         json_t *a = json_array();
         int n = *(const int *)((const char *)cfg + k->aux);
@@ -75,8 +88,10 @@ static json_t *key_json(const rt_config *cfg, const rt_key *k)
         if (!cfg->data.transform.normalize)
             return json_false();
         json_t *o = json_object();
-        json_object_set_new(o, "mean", json_float(cfg->data.transform.mean));
-        json_object_set_new(o, "std", json_float(cfg->data.transform.std));
+        json_object_set_new(o, "mean", channel_values(cfg->data.transform.mean,
+                                                      cfg->data.transform.num_mean));
+        json_object_set_new(o, "std", channel_values(cfg->data.transform.std,
+                                                     cfg->data.transform.num_std));
         return o;
     }
     case RT_KEY_LAYERS: {

@@ -267,12 +267,24 @@ static const rt_key keys[] = {
      .help = "false: pixels become x/255 (torchvision ToTensor); { mean = M; std = S; }: "
              "(x/255 - M) / S (ToTensor + Normalize). Setting data.normalize.mean or .std "
              "turns it on; both must be given."},
-    {.path = "data.normalize.mean", .type = RT_KEY_FLOAT, .offset = OFF(data.transform.mean),
+    {.path = "data.normalize.mean", .type = RT_KEY_CHANNELS, .offset = OFF(data.transform.mean),
+     .size = RT_MAX_CHANNELS, .aux = OFF(data.transform.num_mean),
      .min = -1e6, .max = 1e6, .has_default = 1, .def = 0, .flags = RT_KEYF_NORMALIZE_PART,
-     .help = "Mean subtracted after scaling to [0, 1]."},
-    {.path = "data.normalize.std", .type = RT_KEY_FLOAT, .offset = OFF(data.transform.std),
+     .help = "Mean subtracted after scaling to [0, 1]: one number, or one per channel "
+             "(e.g. [0.485, 0.456, 0.406])."},
+    {.path = "data.normalize.std", .type = RT_KEY_CHANNELS, .offset = OFF(data.transform.std),
+     .size = RT_MAX_CHANNELS, .aux = OFF(data.transform.num_std),
      .min = 1e-12, .max = 1e6, .has_default = 1, .def = 1, .flags = RT_KEYF_NORMALIZE_PART,
-     .help = "Standard deviation divided by after subtracting the mean."},
+     .help = "Standard deviation divided by after subtracting the mean: one number, or one "
+             "per channel."},
+    INT_D("data.augment.crop_padding", data.augment.crop_padding, 0, 64, 0,
+          "Training images: pad each side with this many pixels (of the value a black pixel "
+          "has after data.normalize), then crop a random window of the original size "
+          "(torchvision RandomCrop(size, padding)); 0: off."),
+    BOOL_D("data.augment.hflip", data.augment.hflip, 0,
+           "Training images: flip left-right with probability 1/2 (RandomHorizontalFlip). "
+           "Random choices depend only on (train.seed, epoch, sample index): a resumed run "
+           "and any number of ranks see the same images."),
 
     /* ---- optimizer ---- */
     {.path = "optimizer.type", .type = RT_KEY_ENUM, .offset = OFF(optimizer.type),
@@ -407,6 +419,10 @@ static void store_default(const rt_key *k, rt_config *cfg)
     case RT_KEY_NORMALIZE: *(int *)p = (int)k->def; break;
     case RT_KEY_INT64: *(int64_t *)p = (int64_t)k->def; break;
     case RT_KEY_FLOAT: *(float *)p = (float)k->def; break;
+    case RT_KEY_CHANNELS:   /* one value for every channel */
+        *(float *)p = (float)k->def;
+        *(int *)((char *)cfg + k->aux) = 1;
+        break;
     case RT_KEY_DOUBLE: *(double *)p = k->def; break;
     case RT_KEY_MEGABYTES: *(long long *)p = (long long)k->def; break;
     case RT_KEY_STRING: snprintf(p, k->size, "%s", k->def_text); break;
@@ -600,6 +616,17 @@ void rt_config_format_value(const rt_key *k, const void *base, char *buf, size_t
             snprintf(buf + used, n - used, "]");
         break;
     }
+    case RT_KEY_CHANNELS: {
+        int count = *(const int *)((const char *)base + k->aux);
+        size_t used = 0;
+        for (int i = 0; i < count && used < n; i++) {
+            char v[32];
+            rt_config_format_float(v, sizeof v, ((const float *)p)[i]);
+            used += (size_t)snprintf(buf + used, n - used, "%s%s%s", i ? ", " : count > 1 ? "[" : "",
+                                     v, i == count - 1 && count > 1 ? "]" : "");
+        }
+        break;
+    }
     case RT_KEY_STRING_LIST: {
         int count = *(const int *)((const char *)base + k->aux);
         const char (*names)[RT_COLUMN_NAME_MAX] = (const void *)p;
@@ -648,6 +675,10 @@ void rt_config_describe_type(const rt_key *k, char *buf, size_t n)
         break;
     case RT_KEY_STRING_LIST:
         snprintf(buf, n, "list of up to %zu names (strings)", k->size);
+        break;
+    case RT_KEY_CHANNELS:
+        snprintf(buf, n, "number in %s..%s, or a list of up to %zu (one per channel)", lo, hi,
+                 k->size);
         break;
     case RT_KEY_FLOAT_PAIR: snprintf(buf, n, "two numbers [a, b] in %s..%s", lo, hi); break;
     case RT_KEY_NORMALIZE: snprintf(buf, n, "false or a group { mean = M; std = S; }"); break;

@@ -156,11 +156,20 @@ rt_shape rt_dataset_sample_shape(const rt_dataset *ds)
     return s;
 }
 
+const rt_transform_chain *rt_dataset_transforms(const rt_dataset *ds) { return &ds->transforms; }
+
 rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c)
 {
     if (!c || c->count < 0 || c->count > RT_TRANSFORM_MAX)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_set_transforms: a chain of 0 to %d "
                         "steps", RT_TRANSFORM_MAX);
+    for (int s = 0; s < c->count; s++)
+        if (c->steps[s].kind == RT_TRANSFORM_NORMALIZE_CHANNELS &&
+            (int64_t)c->channels != ds->desc.shape[0])
+            return RT_ERROR(RT_ERR_CONFIG, "data.normalize has %d values per channel but the "
+                            "samples have %lld channel(s) (their first dimension): give one "
+                            "value, or one per channel", c->channels,
+                            (long long)ds->desc.shape[0]);
     ds->transforms = *c;
     return RT_OK;
 }
@@ -229,7 +238,7 @@ rt_status rt_transform_chain_add(rt_transform_chain *c, rt_transform_kind kind, 
         return RT_ERROR(RT_ERR_INVALID_ARG, "transform chain full (%d steps)",
                         RT_TRANSFORM_MAX);
     float divisor = kind == RT_TRANSFORM_DIVIDE ? a : b;
-    if ((unsigned)kind > RT_TRANSFORM_NORMALIZE || !isfinite(a) || !isfinite(b) ||
+    if ((unsigned)kind > RT_TRANSFORM_NORMALIZE_CHANNELS || !isfinite(a) || !isfinite(b) ||
         !(divisor > 0.0f))
         return RT_ERROR(RT_ERR_INVALID_ARG, "transform needs finite values and a divisor > 0 "
                         "(got %g, %g); fix data.normalize", (double)a, (double)b);
@@ -243,9 +252,67 @@ rt_status rt_transform_chain_from(rt_transform_chain *c, const rt_transform *t,
     memset(c, 0, sizeof *c);
     if (dtype == RT_INPUT_U8)
         RT_CHECK(rt_transform_chain_add(c, RT_TRANSFORM_DIVIDE, 255.0f, 0.0f));
-    if (t && t->normalize)
-        RT_CHECK(rt_transform_chain_add(c, RT_TRANSFORM_NORMALIZE, t->mean, t->std));
+    if (!t || !t->normalize)
+        return RT_OK;
+    if (t->num_mean <= 1 && t->num_std <= 1)
+        return rt_transform_chain_add(c, RT_TRANSFORM_NORMALIZE, t->mean[0], t->std[0]);
+    int n = t->num_mean > t->num_std ? t->num_mean : t->num_std;
+    if ((t->num_mean > 1 && t->num_mean != n) || (t->num_std > 1 && t->num_std != n) ||
+        n > RT_MAX_CHANNELS)
+        return RT_ERROR(RT_ERR_CONFIG, "data.normalize has %d means and %d standard "
+                        "deviations: give one value or one per channel for each",
+                        t->num_mean, t->num_std);
+    float mean[RT_MAX_CHANNELS], std[RT_MAX_CHANNELS];
+    for (int i = 0; i < n; i++) {
+        mean[i] = t->mean[t->num_mean > 1 ? i : 0];
+        std[i] = t->std[t->num_std > 1 ? i : 0];
+    }
+    return rt_transform_chain_add_channels(c, mean, std, n);
+}
+
+rt_status rt_transform_chain_add_channels(rt_transform_chain *c, const float *mean,
+                                          const float *std, int n)
+{
+    if (n < 1 || n > RT_MAX_CHANNELS)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "per-channel normalisation of %d channels (1 to "
+                        "%d)", n, RT_MAX_CHANNELS);
+    for (int i = 0; i < n; i++)
+        if (!isfinite(mean[i]) || !isfinite(std[i]) || !(std[i] > 0.0f))
+            return RT_ERROR(RT_ERR_INVALID_ARG, "transform needs finite values and a divisor "
+                            "> 0 (channel %d: mean %g, std %g); fix data.normalize", i,
+                            (double)mean[i], (double)std[i]);
+    RT_CHECK(rt_transform_chain_add(c, RT_TRANSFORM_NORMALIZE_CHANNELS, 0.0f, 1.0f));
+    c->channels = n;
+    memcpy(c->channel_mean, mean, (size_t)n * sizeof *mean);
+    memcpy(c->channel_std, std, (size_t)n * sizeof *std);
     return RT_OK;
+}
+
+float rt_transform_zero(const rt_transform_chain *c, int channel)
+{
+    float v = 0.0f;
+    for (int s = 0; s < c->count; s++) {
+        const rt_transform_step *st = &c->steps[s];
+        if (st->kind == RT_TRANSFORM_DIVIDE)
+            v = v / st->a;
+        else if (st->kind == RT_TRANSFORM_NORMALIZE)
+            v = (v - st->a) / st->b;
+        else
+            v = (v - c->channel_mean[channel]) / c->channel_std[channel];
+    }
+    return v;
+}
+
+/* Channel c of a sample is the plane [c * count / channels, (c + 1) * ...). */
+static void normalize_channels(const rt_transform_chain *c, float *x, size_t count)
+{
+    size_t plane = count / (size_t)c->channels;
+    for (int ch = 0; ch < c->channels; ch++) {
+        const float m = c->channel_mean[ch], s = c->channel_std[ch];
+        float *p = x + (size_t)ch * plane;
+        for (size_t i = 0; i < plane; i++)
+            p[i] = (p[i] - m) / s;
+    }
 }
 
 void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
@@ -255,8 +322,10 @@ void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
         if (c->steps[s].kind == RT_TRANSFORM_DIVIDE)
             for (size_t i = 0; i < count; i++)
                 x[i] = x[i] / a;
-        else
+        else if (c->steps[s].kind == RT_TRANSFORM_NORMALIZE)
             for (size_t i = 0; i < count; i++)
                 x[i] = (x[i] - a) / b;
+        else
+            normalize_channels(c, x, count);
     }
 }

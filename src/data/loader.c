@@ -52,6 +52,12 @@ struct rt_loader {
     int nslots;
     float *x_slab;              /* [nslots][max_local][sample_size] */
     char *target_slab;          /* [nslots][max_local][target_bytes] */
+    /* augmentation (o.augment): the sample shape, pad value per channel, and
+     * one sample of scratch (only one fill runs at a time) */
+    int augment;
+    const int64_t *shape;
+    float pad[RT_MAX_CHANNELS];
+    float *scratch;
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;     /* thread waits: epoch started, slot freed, quit */
@@ -79,8 +85,13 @@ static rt_status loader_fill(rt_loader *l, int64_t k, loader_slot *s, uint64_t g
     for (int64_t i = b; i < e; i++) {
         if (atomic_load_explicit(&l->gen, memory_order_relaxed) != gen)
             return RT_OK;   /* cancelled: the slot is discarded */
-        RT_CHECK(rt_dataset_fetch(l->ds, l->perm[g0 + i], s->x + (size_t)(i - b) * l->sample_size,
+        float *x = s->x + (size_t)(i - b) * l->sample_size;
+        RT_CHECK(rt_dataset_fetch(l->ds, l->perm[g0 + i], x,
                                   s->target + (size_t)(i - b) * l->target_bytes));
+        /* l->epoch is stable here: start_epoch waits for a running fill. */
+        if (l->augment)
+            rt_augment_apply(&l->o.augment, x, l->scratch, l->shape, l->pad, l->o.seed,
+                             l->epoch, l->perm[g0 + i]);
     }
     s->n = (int)(e - b);
     s->global_n = gn;
@@ -184,6 +195,8 @@ static rt_status loader_alloc(rt_loader *l)
         l->slots[i].x = l->x_slab + per_x * i;
         l->slots[i].target = l->target_slab + per_target * i;
     }
+    if (l->augment)
+        RT_CHECK(rt_alloc(&l->scratch, l->sample_size, sizeof(float), "augmentation scratch"));
     return RT_OK;
 }
 
@@ -191,6 +204,7 @@ rt_status rt_loader_create(rt_loader **out, rt_dataset *ds, const rt_loader_opts
 {
     *out = NULL;
     RT_CHECK(loader_check_opts(ds, o));
+    RT_CHECK(rt_augment_check(&o->augment, rt_dataset_desc(ds)));
     rt_loader *l;
     RT_CHECK(rt_alloc(&l, 1, sizeof *l, "loader"));
     l->ds = ds;
@@ -204,6 +218,10 @@ rt_status rt_loader_create(rt_loader **out, rt_dataset *ds, const rt_loader_opts
     l->sample_size = rt_sample_input_size(desc);
     l->target_bytes = rt_sample_target_bytes(desc);
     l->int_targets = desc->target != RT_TARGET_VECTOR;
+    l->augment = o->augment.crop_padding > 0 || o->augment.hflip;
+    l->shape = desc->shape;
+    for (int c = 0; l->augment && c < desc->shape[0] && c < RT_MAX_CHANNELS; c++)
+        l->pad[c] = rt_transform_zero(rt_dataset_transforms(ds), c);
     /* A dataset that must not be read from two threads is fetched on the
      * caller's thread: no prefetching. */
     if (!(rt_dataset_flags(ds) & RT_DATASET_THREAD_SAFE))
@@ -243,6 +261,7 @@ void rt_loader_free(rt_loader *l)
     rt_free(l->target_slab);
     rt_free(l->slots);
     rt_free(l->perm);
+    rt_free(l->scratch);
     rt_free(l);
 }
 

@@ -2,7 +2,7 @@
 # per-rank batch split and the prefetching loader.
 rtraininclude_HEADERS += include/rtrain/data.h
 src_librtrain_la_SOURCES += src/data/dataset.c src/data/format.c src/data/idx.c src/data/sampler.c \
-	src/data/loader.c src/data/hdf5.c src/data/csv.c
+	src/data/loader.c src/data/hdf5.c src/data/csv.c src/data/augment.c
 
 check_PROGRAMS += tests/unit/test_data
 TESTS += tests/unit/test_data

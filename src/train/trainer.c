@@ -116,6 +116,12 @@ static rt_status open_datasets(trainer *t)
     RT_CHECK(rt_dataset_open(&t->train_set, c->data.format, &train, &c->data.transform));
     test.encoding = rt_dataset_encoding(t->train_set);
     RT_CHECK(rt_dataset_open(&t->test_set, c->data.format, &test, &c->data.transform));
+    /* Per-value standardisation is tied to pixel positions that a random
+     * crop moves. */
+    if (c->data.standardize && c->data.augment.crop_padding > 0)
+        return RT_ERROR(RT_ERR_CONFIG, "data.standardize (per value) and "
+                        "data.augment.crop_padding do not go together: normalise images per "
+                        "channel with data.normalize = { mean = [...]; std = [...]; } instead");
     rt_target_kind have = rt_dataset_desc(t->train_set)->target;
     if (rt_loss_target(t->loss) != have)
         return RT_ERROR(RT_ERR_CONFIG, "train.loss = \"%s\" takes %s targets but the dataset "
@@ -132,9 +138,10 @@ static rt_status prepare_loaders(trainer *t)
     rt_loader_opts lo = {
         .global_batch = t->global_batch, .shuffle = c->data.shuffle,
         .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
-        .prefetch = c->data.prefetch,
+        .prefetch = c->data.prefetch, .augment = c->data.augment,
     };
     RT_CHECK(rt_prepare_data_loader(t->session, t->train_set, &lo, &t->train_loader));
+    lo.augment = (rt_augment){0};   /* evaluation sees the images as they are */
     int eval_batch = c->data.eval_batch_size > 0 ? c->data.eval_batch_size
                                                  : (int)(t->global_batch / t->ctx->world_size);
     lo.global_batch = (int64_t)eval_batch * t->ctx->world_size;

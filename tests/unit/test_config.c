@@ -164,8 +164,8 @@ static void test_example_resnet18(void)
           cfg.model.conv1_padding == 3);
     CHECK(cfg.model.bn_sync == 0);
     CHECK(cfg.data.transform.normalize == 1);
-    CHECK_CLOSE(cfg.data.transform.mean, 0.28604, 0, FTOL);
-    CHECK_CLOSE(cfg.data.transform.std, 0.32025, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.mean[0], 0.28604, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.std[0], 0.32025, 0, FTOL);
     CHECK(cfg.data.batch_size == 128);
     CHECK(cfg.optimizer.type == RT_OPTIM_ADAM);
     CHECK_CLOSE(cfg.optimizer.lr, 1e-3, 0, FTOL);
@@ -233,14 +233,14 @@ static void test_overrides(void)
     /* Groups as values, and turning normalisation off. */
     CHECK_OK(load(mlp, 1, "data.normalize={ mean = 0.5; std = 0.25; }"));
     CHECK(cfg.data.transform.normalize == 1);
-    CHECK_CLOSE(cfg.data.transform.mean, 0.5, 0, 0);
-    CHECK_CLOSE(cfg.data.transform.std, 0.25, 0, 0);
+    CHECK_CLOSE(cfg.data.transform.mean[0], 0.5, 0, 0);
+    CHECK_CLOSE(cfg.data.transform.std[0], 0.25, 0, 0);
     CHECK_OK(load("examples/fashion_mnist_resnet18.cfg", 1, "data.normalize=false"));
     CHECK(cfg.data.transform.normalize == 0);
     CHECK_OK(load("examples/fashion_mnist_resnet18.cfg", 1, "data.normalize.mean=0.3"));
     CHECK(cfg.data.transform.normalize == 1);
-    CHECK_CLOSE(cfg.data.transform.mean, 0.3, 0, FTOL);
-    CHECK_CLOSE(cfg.data.transform.std, 0.32025, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.mean[0], 0.3, 0, FTOL);
+    CHECK_CLOSE(cfg.data.transform.std[0], 0.32025, 0, FTOL);
 
     /* A layer list and a change of architecture from the command line. */
     CHECK_OK(load("tests/fixtures/config/minimal.cfg", 2, "model.arch=sequential",
@@ -465,6 +465,43 @@ static void test_enum_tables(void)
     }
 }
 
+/* ---- data keys of own datasets ------------------------------------------------------------ */
+static void test_data_keys(void)
+{
+    CHECK_OK(load("examples/diabetes_mlp.cfg", 5, "data.features=[\"age\", \"bmi\"]",
+                  "data.categorical=[\"sex\"]", "data.normalize.mean=[0.1, 0.2, 0.3]",
+                  "data.normalize.std=0.5", "data.augment.hflip=true"));
+    CHECK(strcmp(cfg.data.format, "csv") == 0 && strcmp(cfg.data.target, "progression") == 0);
+    CHECK(cfg.data.num_features == 2 && strcmp(cfg.data.features[1], "bmi") == 0);
+    CHECK(cfg.data.num_categorical == 1 && strcmp(cfg.data.categorical[0], "sex") == 0);
+    CHECK(cfg.data.transform.normalize == 1 && cfg.data.transform.num_mean == 3);
+    CHECK_CLOSE(cfg.data.transform.mean[2], 0.3, 0, FTOL);
+    CHECK(cfg.data.transform.num_std == 1 && cfg.data.transform.std[0] == 0.5f);
+    CHECK(cfg.data.augment.hflip == 1 && cfg.data.augment.crop_padding == 0);
+    CHECK(cfg.data.standardize == 1 && cfg.data.standardize_target == 1);
+    CHECK(cfg.data.test_fraction == 0.2 && cfg.data.test_file[0] == '\0');
+    /* Not idx: relative paths are taken from the current directory. */
+    char cwd[RT_PATH_MAX];
+    CHECK(getcwd(cwd, sizeof cwd) && strcmp(cfg.data.dir, cwd) == 0);
+    CHECK(ends_with(cfg.data.train_file, "/diabetes.csv"));
+    /* The JSON of params.json has the lists as written. */
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    CHECK_OK(rt_config_write_json(&cfg, mem));
+    fclose(mem);
+    CHECK(text && strstr(text, "\"mean\": [") && strstr(text, "\"categorical\": ["));
+    free(text);
+    EXPECT_ERROR(load("examples/diabetes_mlp.cfg", 1, "data.features=[\"a\", \"a\"]"),
+                 "data.features: \"a\" is listed twice");
+    EXPECT_ERROR(load("examples/diabetes_mlp.cfg", 1, "data.features=[1, 2]"),
+                 "data.features[0] must be a string");
+    EXPECT_ERROR(load("examples/diabetes_mlp.cfg", 1, "data.normalize.std=[1, 0]"),
+                 "data.normalize.std[1] = 0 is out of range");
+    EXPECT_ERROR(load("examples/diabetes_mlp.cfg", 1, "data.fill_missing=\"median\""),
+                 "none, zero, mean");
+}
+
 int main(void)
 {
     test_defaults();
@@ -478,6 +515,7 @@ int main(void)
     test_file_errors();
     test_override_errors();
     test_cross_field_errors();
+    test_data_keys();
     test_json();
     test_reference();
     test_enum_tables();

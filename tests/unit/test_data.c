@@ -99,7 +99,7 @@ static void check_values(rt_dataset *ds, const rt_transform *t)
         for (int j = 0; j < R * C; j++) {
             double want = pixels[i * R * C + j] / 255.0;
             if (t && t->normalize)
-                want = (want - t->mean) / t->std;
+                want = (want - t->mean[0]) / t->std[0];
             /* float32 rounding of a division and a subtraction on values of
              * magnitude <= 4: a few ulps, far below 1e-5. */
             bad += fabs(x[j] - want) > 1e-5;
@@ -129,12 +129,12 @@ static void test_idx_load(int gz)
     CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_fetch(ds, -1, x, &y));
     rt_dataset_free(ds);
 
-    rt_transform t = {.normalize = 1, .mean = 0.2860f, .std = 0.3530f};
+    rt_transform t = {.normalize = 1, .num_mean = 1, .num_std = 1, .mean = {0.2860f}, .std = {0.3530f}};
     CHECK_OK(rt_idx_dataset_open(&ds, img, lab, &t));
     if (ds)
         check_values(ds, &t);
     rt_dataset_free(ds);
-    rt_transform plain = {.normalize = 0, .mean = 5, .std = 0};  /* ignored: not normalizing */
+    rt_transform plain = {.normalize = 0, .num_mean = 1, .num_std = 1, .mean = {5}, .std = {0}};  /* ignored: not normalizing */
     CHECK_OK(rt_idx_dataset_open(&ds, img, lab, &plain));
     if (ds)
         check_values(ds, &plain);
@@ -229,7 +229,7 @@ static void test_idx_errors(void)
     write_labels(lab, 1, N, N - 2);
     expect_error(RT_ERR_FORMAT, rt_idx_dataset_open(&ds, img, lab, NULL), lab, "truncated");
 
-    rt_transform bad = {.normalize = 1, .mean = 0.5f, .std = 0.0f};
+    rt_transform bad = {.normalize = 1, .num_mean = 1, .num_std = 1, .mean = {0.5f}, .std = {0.0f}};
     write_labels(lab, 0, N, N);
     CHECK_FAILS(RT_ERR_INVALID_ARG, rt_idx_dataset_open(&ds, img, lab, &bad));
     CHECK(ds == NULL);
@@ -613,7 +613,7 @@ static void test_sample_desc(void)
 static void test_transforms(void)
 {
     rt_transform_chain c;
-    rt_transform t = {.normalize = 1, .mean = 0.5f, .std = 0.25f};
+    rt_transform t = {.normalize = 1, .num_mean = 1, .num_std = 1, .mean = {0.5f}, .std = {0.25f}};
     CHECK_OK(rt_transform_chain_from(&c, &t, RT_INPUT_U8));
     CHECK(c.count == 2 && c.steps[0].kind == RT_TRANSFORM_DIVIDE);
     float x[3] = {0.0f, 51.0f, 255.0f};
@@ -706,6 +706,137 @@ static void test_vector_targets(void)
     rt_dataset_free(ds);
 }
 
+/* ---- augmentation and per-channel normalisation ---------------------------------------- */
+/* Images [2][3][4]: channel c, row i, column j holds 100c + 10i + j. */
+#define AC 2
+#define AH 3
+#define AW 4
+static rt_status image_fetch(void *impl, int64_t index, float *x, void *target)
+{
+    (void)impl;
+    for (int c = 0; c < AC; c++)
+        for (int i = 0; i < AH; i++)
+            for (int j = 0; j < AW; j++)
+                x[(c * AH + i) * AW + j] = (float)(100 * c + 10 * i + j);
+    *(int32_t *)target = (int32_t)index;
+    return RT_OK;
+}
+
+static rt_dataset *make_image_ds(int64_t count)
+{
+    rt_sample_desc d = {.ndim = 3, .shape = {AC, AH, AW}, .dtype = RT_INPUT_F32,
+                        .target = RT_TARGET_CLASS, .num_classes = 1};
+    rt_dataset_ops ops = {.version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE,
+                          .fetch = image_fetch};
+    rt_dataset *ds = NULL;
+    CHECK_OK(rt_dataset_create(&ds, &ops, NULL, count, &d));
+    return ds;
+}
+
+/* Index of the (top, left, flipped) choice that turns the plain image
+ * into y (padding p, pad values pad[c]), or -1 if none does. */
+static int which_choice(const float *y, int p, const float *pad)
+{
+    for (int top = 0; top <= 2 * p; top++)
+        for (int left = 0; left <= 2 * p; left++)
+            for (int flipped = 0; flipped < 2; flipped++) {
+                int same = 1;
+                for (int c = 0; c < AC && same; c++)
+                    for (int i = 0; i < AH && same; i++)
+                        for (int j = 0; j < AW && same; j++) {
+                            int sj = (flipped ? AW - 1 - j : j) + left - p, si = i + top - p;
+                            float want = si >= 0 && si < AH && sj >= 0 && sj < AW
+                                             ? (float)(100 * c + 10 * si + sj) : pad[c];
+                            same = y[(c * AH + i) * AW + j] == want;
+                        }
+                if (same)
+                    return (top * (2 * p + 1) + left) * 2 + flipped;
+            }
+    return -1;
+}
+
+/* Every augmented image is one crop window (+ flip) of the padded image;
+ * over 400 samples every one of the 5 x 5 x 2 choices occurs; the same
+ * (seed, epoch, index) gives the same image, another epoch another. */
+static void test_augment_choices(void)
+{
+    rt_augment a = {.crop_padding = 2, .hflip = 1};
+    const int64_t shape[3] = {AC, AH, AW};
+    const float pad[AC] = {-7.0f, -9.0f};
+    int seen[50] = {0}, bad = 0, differs = 0;
+    for (int64_t index = 0; index < 400; index++) {
+        float x[AC * AH * AW], again[AC * AH * AW], other[AC * AH * AW], scratch[AC * AH * AW];
+        int32_t t;
+        image_fetch(NULL, index, x, &t);
+        memcpy(again, x, sizeof x);
+        memcpy(other, x, sizeof x);
+        rt_augment_apply(&a, x, scratch, shape, pad, 5, 1, index);
+        rt_augment_apply(&a, again, scratch, shape, pad, 5, 1, index);
+        rt_augment_apply(&a, other, scratch, shape, pad, 5, 2, index);
+        int k = which_choice(x, 2, pad);
+        bad += k < 0 || memcmp(x, again, sizeof x) != 0;
+        if (k >= 0)
+            seen[k]++;
+        differs += memcmp(x, other, sizeof x) != 0;
+    }
+    CHECK(bad == 0);
+    int missing = 0;
+    for (int k = 0; k < 50; k++)
+        missing += seen[k] == 0;
+    CHECK_MSG(missing == 0, "%d of the 50 crop/flip choices never occurred in 400 samples",
+              missing);
+    CHECK(differs > 300);   /* epochs draw anew: 49 in 50 differ on average */
+    rt_sample_desc flat = {.ndim = 1, .shape = {8}};
+    CHECK_FAILS(RT_ERR_CONFIG, rt_augment_check(&a, &flat));
+}
+
+/* The augmented samples of an epoch are the same on 1 and 3 ranks, and the
+ * padding is the value a raw 0 has after per-channel Normalize. */
+static void test_augment_world_sizes(void)
+{
+    rt_dataset *ds = make_image_ds(30);
+    if (!ds)
+        return;
+    rt_transform_chain chain = {0};
+    CHECK_OK(rt_transform_chain_add_channels(&chain, (const float[]){10.0f, 20.0f},
+                                             (const float[]){2.0f, 4.0f}, 2));
+    CHECK_OK(rt_dataset_set_transforms(ds, &chain));
+    CHECK(rt_transform_zero(&chain, 0) == -5.0f && rt_transform_zero(&chain, 1) == -5.0f);
+    float x[AC * AH * AW];
+    int32_t t;
+    CHECK_OK(rt_dataset_fetch(ds, 0, x, &t));
+    CHECK(x[0] == -5.0f && x[AH * AW + 5] == (111.0f - 20.0f) / 4.0f);   /* c 1, row 1, col 1 */
+    static float by_world[2][30][AC * AH * AW];
+    const int worlds[2] = {1, 3};
+    for (int w = 0; w < 2; w++)
+        for (int r = 0; r < worlds[w]; r++) {
+            rt_loader_opts o = {.global_batch = 6, .rank = r, .world_size = worlds[w],
+                                .shuffle = 1, .seed = 3, .prefetch = 1,
+                                .augment = {.crop_padding = 1, .hflip = 1}};
+            rt_loader *l = NULL;
+            CHECK_OK(rt_loader_create(&l, ds, &o));
+            if (!l)
+                continue;
+            CHECK_OK(rt_loader_start_epoch(l, 4, 0));
+            rt_batch b;
+            int done = 0;
+            while (rt_loader_next(l, &b, &done) == RT_OK && !done)
+                for (int i = 0; i < b.n; i++)
+                    memcpy(by_world[w][b.y[i]], b.x + (size_t)i * AC * AH * AW,
+                           sizeof by_world[w][0]);
+            rt_loader_free(l);
+        }
+    CHECK(memcmp(by_world[0], by_world[1], sizeof by_world[0]) == 0);
+    rt_dataset_free(ds);
+    /* A list of means that does not match the channels is refused. */
+    ds = make_image_ds(3);
+    rt_transform_chain three = {0};
+    CHECK_OK(rt_transform_chain_add_channels(&three, (const float[]){0, 0, 0},
+                                             (const float[]){1, 1, 1}, 3));
+    CHECK_FAILS(RT_ERR_CONFIG, rt_dataset_set_transforms(ds, &three));
+    rt_dataset_free(ds);
+}
+
 static void remove_tmpdir(void)
 {
     static const char *names[] = {"ok-images", "ok-labels", "ok-images.gz", "ok-labels.gz",
@@ -731,6 +862,8 @@ int main(void)
     test_transforms();
     test_formats();
     test_vector_targets();
+    test_augment_choices();
+    test_augment_world_sizes();
     test_sample_order();
     test_batch_split();
     test_world_size_independence();

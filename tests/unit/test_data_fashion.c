@@ -15,7 +15,7 @@
 static void check_split(const char *images, const char *labels, int64_t count, int per_class)
 {
     rt_dataset *ds = NULL;
-    rt_transform t = {.normalize = 1, .mean = 0.2860f, .std = 0.3530f};
+    rt_transform t = {.normalize = 1, .num_mean = 1, .num_std = 1, .mean = {0.2860f}, .std = {0.3530f}};
     CHECK_OK(rt_idx_dataset_open(&ds, images, labels, &t));
     if (!ds)
         return;
@@ -35,7 +35,7 @@ static void check_split(const char *images, const char *labels, int64_t count, i
     if (l) {
         int64_t hist[10] = {0}, seen = 0;
         /* (x - mean) / std for x in [0, 1]; 1e-5 covers float rounding. */
-        float lo = (0 - t.mean) / t.std - 1e-5f, hi = (1 - t.mean) / t.std + 1e-5f;
+        float lo = (0 - t.mean[0]) / t.std[0] - 1e-5f, hi = (1 - t.mean[0]) / t.std[0] + 1e-5f;
         int out_of_range = 0;
         CHECK_OK(rt_loader_start_epoch(l, 0, 0));
         for (;;) {
