@@ -135,6 +135,28 @@ rt_status rt_comm_agree(rt_comm *c, rt_status local);
  * once-per-step question "did any rank fail or catch a stop signal?". */
 rt_status rt_comm_agree_flag(rt_comm *c, rt_status local, int flag, int *any);
 
+/* ---- memory shared by the ranks of a node ---------------------------------------------- */
+/* `bytes` of memory held once per node and mapped by every rank of c on
+ * that node (MPI_Win_allocate_shared on the node-local part of c): what 8
+ * ranks of a node read but never change, such as a dataset, is then held
+ * once, not 8 times. The node's first rank of c has *writer = 1 and fills
+ * it; rt_comm_shared_ready then makes its stores visible to the others.
+ *
+ * Protocol (every call collective over all of c, in the same order):
+ *   alloc: the ranks agree on `local` (a rank that failed before cannot
+ *          leave the others waiting in the allocation), then allocate;
+ *   ready: the ranks agree on `local` (the writer's read may have
+ *          failed), then synchronise the node's view of the memory;
+ *   free:  collective over the node's ranks.
+ * A communicator kind without shared memory returns RT_ERR_UNSUPPORTED
+ * on every rank. */
+typedef struct rt_comm_shared rt_comm_shared;
+
+rt_status rt_comm_shared_alloc(rt_comm *c, rt_status local, size_t bytes,
+                               rt_comm_shared **out, void **ptr, int *writer);
+rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local);
+void rt_comm_shared_free(rt_comm_shared *s);
+
 /* Not collective: ends the whole job (rt_abort with the communicator's
  * abort hooks). For failures that would leave the other ranks inside a
  * collective. */

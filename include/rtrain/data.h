@@ -177,8 +177,25 @@ typedef enum rt_fill_policy {
 /* How an HDF5 dataset is held (data.cache). */
 typedef enum rt_cache_policy {
     RT_CACHE_RANK = 0,  /* each rank reads its split into memory once */
-    RT_CACHE_NONE       /* samples are read from the file on every fetch (hyperslabs) */
+    RT_CACHE_NONE,      /* samples are read from the file on every fetch (hyperslabs) */
+    RT_CACHE_NODE       /* read once per node into memory the node's ranks share */
 } rt_cache_policy;
+
+/* Memory shared by the ranks of a node, for RT_CACHE_NODE. The trainer
+ * builds it on its communicator (rtrain/comm.h rt_comm_shared_*), so the
+ * data module needs no MPI. alloc and ready are collective over every
+ * rank opening the dataset and return the status agreed across them
+ * (local: this rank's so far, so that a rank that failed earlier still
+ * takes part); exactly one rank per node gets *writer = 1 and fills the
+ * memory between alloc and ready; release frees it (collective over the
+ * node, at rt_dataset_free). */
+typedef struct rt_node_memory {
+    rt_status (*alloc)(void *arg, rt_status local, size_t bytes, void **ptr, int *writer,
+                       void **handle);
+    rt_status (*ready)(void *arg, void *handle, rt_status local);
+    void (*release)(void *arg, void *handle);
+    void *arg;
+} rt_node_memory;
 
 /* Where one split of a dataset is, and how to read it. Formats read what
  * they need: idx reads two files (x: images, y: labels); hdf5 reads `file`
@@ -205,6 +222,7 @@ typedef struct rt_data_source {
     int num_categorical;
     rt_fill_policy fill_missing;
     rt_cache_policy cache;
+    const rt_node_memory *node_memory;   /* RT_CACHE_NODE (NULL: RT_CACHE_RANK instead) */
     /* The encoding learned from the training split (the JSON text of
      * rt_dataset_encoding of it): categories, class names and fill values
      * are taken from it instead of being learned. NULL for the training

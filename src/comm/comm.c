@@ -112,6 +112,33 @@ rt_status rt_comm_split_node(rt_comm *c, rt_comm **out)
     return RT_OK;
 }
 
+/* ---- node-shared memory ------------------------------------------------------------- */
+
+rt_status rt_comm_shared_alloc(rt_comm *c, rt_status local, size_t bytes,
+                               rt_comm_shared **out, void **ptr, int *writer)
+{
+    *out = NULL;
+    *ptr = NULL;
+    *writer = 0;
+    RT_CHECK(rt_comm_agree(c, local));
+    if (!c->ops->shared_alloc)   /* the same answer on every rank: no collective */
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "a %s communicator has no node-shared memory: "
+                        "use data.cache = \"rank\"", c->ops->kind);
+    return rt_comm_agree(c, c->ops->shared_alloc(c, bytes, out, ptr, writer));
+}
+
+rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local)
+{
+    RT_CHECK(rt_comm_agree(c, local));
+    return rt_comm_agree(c, s->ops->shared_sync(s));
+}
+
+void rt_comm_shared_free(rt_comm_shared *s)
+{
+    if (s)
+        s->ops->shared_free(s);
+}
+
 /* ---- waiting, and the watchdog ------------------------------------------------------ */
 
 /* "rank 1 (node07), rank 3 (node08)" for the ranks not alive. */

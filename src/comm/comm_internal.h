@@ -30,11 +30,24 @@ typedef struct rt_comm_ops {
     rt_status (*wait)(rt_comm *c, rt_comm_req *reqs, int n);
     rt_status (*split)(rt_comm *c, int color, int key, rt_comm **out);
     rt_status (*split_node)(rt_comm *c, rt_comm **out);
+    /* Node-shared memory (NULL: not supported): allocate (collective over
+     * c), make the writer's stores visible (collective over the node),
+     * free (collective over the node). */
+    rt_status (*shared_alloc)(rt_comm *c, size_t bytes, rt_comm_shared **out, void **ptr,
+                              int *writer);
+    rt_status (*shared_sync)(rt_comm_shared *s);
+    void (*shared_free)(rt_comm_shared *s);
     /* The watchdog's liveness round: rank 0 fills alive[size] for at most
      * wait_s seconds; every other rank tells rank 0 it is alive. */
     void (*liveness)(rt_comm *c, double wait_s, int *alive);
     void (*destroy)(rt_comm *c);
 } rt_comm_ops;
+
+/* Node-shared memory of an implementation: its free/sync functions and
+ * its own state follow this header. */
+struct rt_comm_shared {
+    const rt_comm_ops *ops;
+};
 
 struct rt_comm {
     const rt_comm_ops *ops;

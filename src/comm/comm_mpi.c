@@ -285,6 +285,78 @@ static rt_status mpi_split_node(rt_comm *c, rt_comm **out)
     return wrap(child, out);
 }
 
+/* Node-shared memory: one window per allocation over the node-local ranks
+ * of c; the node's rank 0 allocates all of it, the others 0 bytes and map
+ * rank 0's part (MPI_Win_shared_query). A passive-target epoch is open for
+ * the window's life, so a sync is MPI_Win_sync, a node barrier, and
+ * MPI_Win_sync again (the MPI-3 shared-memory idiom). */
+typedef struct mpi_shared {
+    rt_comm_shared base;
+    MPI_Comm node;
+    MPI_Win win;
+    int locked;
+} mpi_shared;
+
+static void mpi_shared_free(rt_comm_shared *s)
+{
+    mpi_shared *m = (mpi_shared *)s;
+    if (m->locked)
+        MPI_Win_unlock_all(m->win);
+    if (m->win != MPI_WIN_NULL)
+        MPI_Win_free(&m->win);
+    if (m->node != MPI_COMM_NULL)
+        MPI_Comm_free(&m->node);
+    free(m);
+}
+
+static rt_status mpi_shared_sync(rt_comm_shared *s)
+{
+    mpi_shared *m = (mpi_shared *)s;
+    int rc = MPI_Win_sync(m->win);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Barrier(m->node);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(m->win);
+    return rc == MPI_SUCCESS ? RT_OK : mpi_fail(rc, "synchronising node-shared memory");
+}
+
+static const rt_comm_ops mpi_ops;
+
+static rt_status mpi_shared_alloc(rt_comm *c, size_t bytes, rt_comm_shared **out, void **ptr,
+                                  int *writer)
+{
+    mpi_shared *m = calloc(1, sizeof *m);
+    if (!m)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory for a node-shared window");
+    m->base.ops = &mpi_ops;
+    m->node = MPI_COMM_NULL;
+    m->win = MPI_WIN_NULL;
+    int node_rank = 0, disp = 1;
+    MPI_Aint size = 0;
+    void *base = NULL;
+    int rc = MPI_Comm_split_type(comm_of(c), MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+                                 &m->node);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_rank(m->node, &node_rank);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
+                                     m->node, &base, &m->win);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_shared_query(m->win, 0, &size, &disp, &base);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, m->win);
+    m->locked = rc == MPI_SUCCESS;
+    if (rc != MPI_SUCCESS) {
+        rt_status st = mpi_fail(rc, "allocating node-shared memory (MPI_Win_allocate_shared)");
+        mpi_shared_free(&m->base);
+        return st;
+    }
+    *out = &m->base;
+    *ptr = base;
+    *writer = node_rank == 0;
+    return RT_OK;
+}
+
 static const rt_comm_ops mpi_ops = {
     .kind = "mpi",
     .iallreduce = mpi_iallreduce,
@@ -296,6 +368,9 @@ static const rt_comm_ops mpi_ops = {
     .wait = mpi_wait,
     .split = mpi_split,
     .split_node = mpi_split_node,
+    .shared_alloc = mpi_shared_alloc,
+    .shared_sync = mpi_shared_sync,
+    .shared_free = mpi_shared_free,
     .liveness = mpi_liveness,
     .destroy = mpi_destroy,
 };

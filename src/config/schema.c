@@ -41,7 +41,7 @@ static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
 static const char *const resume_names[] = {"auto", "never", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
-static const char *const cache_names[] = {"rank", "none", NULL};          /* rt_cache_policy */
+static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -234,8 +234,10 @@ static const rt_key keys[] = {
               "the training split (mean); categorical: all-zero one-hot for zero/mean. An "
               "empty target is always an error."),
     ENUM_TEXT("data.cache", data.cache, cache_names, "rank",
-              "hdf5: rank = each rank reads the split into memory once; none = samples are "
-              "read from the file as batches need them (for data larger than memory)."),
+              "hdf5: rank = each rank reads the split into memory once; node = read once per "
+              "node into memory the node's ranks share (8 ranks on a node hold one copy); "
+              "none = samples are read from the file as batches need them (for data larger "
+              "than memory)."),
     BOOL_D("data.standardize", data.standardize, 0,
            "Standardise every input value: (x - mean) / std with the mean and standard "
            "deviation of the training split (std 0 counts as 1), as scikit-learn's "

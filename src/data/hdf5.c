@@ -6,10 +6,14 @@
  * compressed datasets read as any other; a filter this HDF5 library lacks
  * is named before anything is read.
  *
- * Two ways to hold x (data.cache): "rank" reads this split's rows into
+ * Three ways to hold x (data.cache): "rank" reads this split's rows into
  * memory once (uint8 stays uint8, everything else becomes float32, HDF5
  * converting), so fetch is a copy and may run on the loader's thread;
- * "none" keeps the file open and reads one row per fetch by hyperslab,
+ * "node" does the same once per node, into memory the node's ranks share
+ * (rt_node_memory: the node's writer reads, the others wait at `ready`,
+ * and every rank takes part in both steps even when its own open failed,
+ * so that no rank is left waiting); "none" keeps the file open and reads
+ * one row per fetch by hyperslab,
  * for data larger than memory. The parallel HDF5 build is not
  * thread-safe, so that dataset does not set RT_DATASET_THREAD_SAFE: the
  * loader then fetches on the training thread, which is also the only
@@ -38,6 +42,9 @@ typedef struct h5data {
     int is_u8;            /* inputs held as uint8 (cache "rank") */
     void *x;              /* [rows][sample_size] uint8 or float; NULL when streamed */
     void *y;              /* [rows][target_size] int32 or float */
+    /* node cache: x is the node's shared memory, released through these */
+    const rt_node_memory *node_memory;
+    void *shared;
     /* streaming (cache "none") */
     hid_t fid, dset, fspace, mspace;
 } h5data;
@@ -46,6 +53,9 @@ typedef struct h5data {
 typedef struct h5open {
     const rt_data_source *src;
     hid_t fid, x, y;
+    int ndim;                               /* of x */
+    hsize_t dims[RT_SAMPLE_MAX_NDIM + 1];
+    int64_t rows;                           /* of this split */
 } h5open;
 
 static rt_status fail(const char *file, rt_status code, const char *fmt, const char *name)
@@ -313,7 +323,10 @@ static void h5_destroy(void *impl)
         H5Dclose(h->dset);
     if (h->fid >= 0)
         H5Fclose(h->fid);
-    rt_free(h->x);
+    if (h->shared)
+        h->node_memory->release(h->node_memory->arg, h->shared);
+    else
+        rt_free(h->x);
     rt_free(h->y);
     rt_free(h);
 }
@@ -329,12 +342,13 @@ static void h5_close(h5open *o)
 }
 
 /* The sample description of x, the rows of this split, then targets and
- * (cached) inputs. */
-static rt_status open_split(h5open *o, h5data *h, rt_sample_desc *desc, int64_t *rows)
+ * the inputs (held by this rank, or streamed; the node cache reads them
+ * in read_shared). */
+static rt_status open_split(h5open *o, h5data *h, rt_sample_desc *desc)
 {
     const rt_data_source *src = o->src;
     int ndim;
-    hsize_t dims[RT_SAMPLE_MAX_NDIM + 1];
+    hsize_t *dims = o->dims;
     H5T_class_t cls;
     RT_CHECK(open_file(o));
     RT_CHECK(open_dataset(o, src->x, "x", &o->x));
@@ -349,15 +363,40 @@ static rt_status open_split(h5open *o, h5data *h, rt_sample_desc *desc, int64_t 
     desc->dtype = h->is_u8 ? RT_INPUT_U8 : cls == H5T_FLOAT ? RT_INPUT_F32 : RT_INPUT_I32;
     h->sample_size = rt_sample_input_size(desc);
     int64_t begin, end;
+    o->ndim = ndim;
     RT_CHECK(rt_data_source_rows(src, (int64_t)dims[0], &begin, &end));
     h->first = begin;
-    *rows = end - begin;
-    RT_CHECK(read_targets(o, h, *rows, (int64_t)dims[0], desc));
+    o->rows = end - begin;
+    RT_CHECK(read_targets(o, h, o->rows, (int64_t)dims[0], desc));
     if (src->cache == RT_CACHE_NONE) {
         h->is_u8 = 0;   /* streamed rows are read as float32 */
         return keep_open(o, h, ndim, dims);
     }
-    return read_inputs(o, h, ndim, dims, *rows);
+    if (src->cache == RT_CACHE_NODE && src->node_memory)
+        return RT_OK;
+    return read_inputs(o, h, ndim, dims, o->rows);
+}
+
+/* The node cache: allocated and agreed with `local` (this rank's open so
+ * far), filled by the node's writer, agreed again. Every rank calls it. */
+static rt_status read_shared(h5open *o, h5data *h, rt_status local)
+{
+    const rt_node_memory *nm = o->src->node_memory;
+    size_t bytes = local == RT_OK ? (size_t)o->rows * h->sample_size * (h->is_u8 ? 1 : 4) : 0;
+    void *ptr = NULL, *handle = NULL;
+    int writer = 0;
+    RT_CHECK(nm->alloc(nm->arg, local, bytes, &ptr, &writer, &handle));
+    h->node_memory = nm;
+    h->shared = handle;
+    h->x = ptr;
+    rt_status st = RT_OK;
+    if (writer)
+        st = read_rows(o, o->x, o->src->x, o->ndim, o->dims, h->first, o->rows,
+                       h->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, ptr);
+    if (writer && st == RT_OK && !h->is_u8)
+        st = check_finite(o->src->file, o->src->x, ptr, (size_t)o->rows * h->sample_size,
+                          h->sample_size, h->first);
+    return nm->ready(nm->arg, handle, st);
 }
 
 rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src)
@@ -366,20 +405,29 @@ rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src)
     if (!src->file || !src->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "data.format = \"hdf5\" needs data.train.file");
     h5data *h = NULL;
-    RT_CHECK(rt_alloc(&h, 1, sizeof *h, "HDF5 dataset"));
+    rt_status st = rt_alloc(&h, 1, sizeof *h, "HDF5 dataset");
+    if (st != RT_OK && src->cache == RT_CACHE_NODE && src->node_memory) {
+        /* take part in the node's allocation all the same */
+        const rt_node_memory *nm = src->node_memory;
+        void *ptr, *handle;
+        int writer;
+        return nm->alloc(nm->arg, st, 0, &ptr, &writer, &handle);
+    }
+    RT_CHECK(st);
     h->fid = h->dset = h->fspace = h->mspace = -1;
     snprintf(h->file, sizeof h->file, "%s", src->file);
     snprintf(h->xname, sizeof h->xname, "%s", src->x ? src->x : "");
     h5open o = {.src = src, .fid = -1, .x = -1, .y = -1};
     rt_sample_desc desc = {0};
-    int64_t rows = 0;
-    rt_status st = open_split(&o, h, &desc, &rows);
+    st = open_split(&o, h, &desc);
+    if (src->cache == RT_CACHE_NODE && src->node_memory)
+        st = read_shared(&o, h, st);   /* collective: also after a local failure */
     h5_close(&o);
     static const rt_dataset_ops cached = {RT_DATASET_OPS_VERSION, RT_DATASET_THREAD_SAFE,
                                           h5_fetch, h5_destroy};
     static const rt_dataset_ops streamed = {RT_DATASET_OPS_VERSION, 0, h5_fetch, h5_destroy};
     if (st == RT_OK)
-        st = rt_dataset_create(out, h->x ? &cached : &streamed, h, rows, &desc);
+        st = rt_dataset_create(out, h->x ? &cached : &streamed, h, o.rows, &desc);
     if (st != RT_OK)
         h5_destroy(h);
     return st;

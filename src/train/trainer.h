@@ -54,6 +54,7 @@ typedef struct trainer {
     eval_sums eval;             /* the evaluation's sums (metrics.c) */
     /* data.features and data.categorical as the pointer lists rt_data_source takes */
     const char *features[RT_MAX_COLUMNS], *categorical[RT_MAX_COLUMNS];
+    rt_node_memory node_memory; /* data.cache = "node": shared memory on t->comm */
     float *buffers_before;      /* buffer slab before the step's first forward (backend memory) */
     /* A failure of this rank after the step's agreement (backward, the
      * optimizer step): the other ranks learn it at the next agreement. */
