@@ -72,6 +72,7 @@ typedef struct rt_config {
         int global_batch_size;         /* 0: batch_size * world size */
         int eval_batch_size;           /* per worker; 0: = batch_size */
         int shuffle;
+        long long shuffle_block;       /* 0: shuffle all samples; N: blocks of N */
         int drop_last;
         int prefetch;
         rt_transform transform;

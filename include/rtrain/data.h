@@ -279,6 +279,8 @@ typedef struct rt_loader_opts {
     int64_t global_batch;  /* samples per global batch (all ranks together) */
     int rank, world_size;  /* this rank's part of each global batch */
     int shuffle;           /* 0: identity order (evaluation) */
+    int64_t shuffle_block; /* > 0: block shuffle of that many consecutive samples (for data
+                            * streamed from a file: a batch touches few chunks) */
     uint64_t seed;
     int drop_last;         /* drop a final global batch smaller than global_batch */
     int prefetch;          /* batches prepared ahead by the loader thread (0: none;
@@ -311,6 +313,13 @@ rt_status rt_loader_next(rt_loader *l, rt_batch *b, int *done);
 /* Global order of epoch `epoch` for `count` samples (identity if !shuffle),
  * exposed for tests and tools. perm has count entries. */
 void rt_sample_order(uint32_t *perm, int64_t count, uint64_t seed, int64_t epoch, int shuffle);
+/* The block shuffle (rt_loader_opts.shuffle_block): blocks of `block`
+ * (>= 1) consecutive samples in a shuffled order, each block's samples
+ * shuffled among themselves; depends only on (seed, epoch, block).
+ * scratch holds rt_sample_order_blocks_scratch(count, block) entries. */
+size_t rt_sample_order_blocks_scratch(int64_t count, int64_t block);
+void rt_sample_order_blocks(uint32_t *perm, int64_t count, int64_t block, uint64_t seed,
+                            int64_t epoch, uint32_t *scratch);
 /* This rank's [begin, end) positions within a global batch of size g. */
 void rt_batch_split(int64_t g, int rank, int world_size, int64_t *begin, int64_t *end);
 

@@ -260,6 +260,12 @@ static const rt_key keys[] = {
     BOOL_D("data.shuffle", data.shuffle, 1,
            "Shuffle the training set every epoch (order depends on train.seed and the "
            "epoch only, not on the number of workers)."),
+    INT64_D("data.shuffle_block", data.shuffle_block, 0, 2147483647.0, 0,
+            "0: shuffle all training samples; N: shuffle blocks of N consecutive samples and "
+            "the samples within each block, so that a batch reads few chunks of a file "
+            "streamed with data.cache = \"none\" (set N to the dataset's chunk rows, as "
+            "rtrain-data info shows them). The order depends only on train.seed, the epoch "
+            "and N."),
     BOOL_D("data.drop_last", data.drop_last, 0,
            "Drop the last global batch of an epoch when it is smaller than the others."),
     INT_D("data.prefetch", data.prefetch, 0, 64, 2,

@@ -83,9 +83,18 @@ static rt_status open_file(h5open *o)
     return RT_OK;
 }
 
+/* Chunk cache of a streamed input dataset: room for the chunks a batch
+ * touches (with data.shuffle_block, one or two per rank), so that a chunk
+ * is decompressed once per block rather than once per sample. */
+#define STREAM_CHUNK_CACHE_BYTES ((size_t)32 << 20)
+#define STREAM_CHUNK_CACHE_SLOTS 10007   /* prime, as HDF5 advises */
+
 /* A dataset of the file by path, with a readable (available) filter set. */
 static rt_status open_dataset(h5open *o, const char *path, const char *role, hid_t *out)
 {
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (dapl >= 0 && role[0] == 'x' && o->src->cache == RT_CACHE_NONE)
+        H5Pset_chunk_cache(dapl, STREAM_CHUNK_CACHE_SLOTS, STREAM_CHUNK_CACHE_BYTES, 1.0);
     const char *file = o->src->file;
     htri_t exists = 0;
     if (!path || !path[0])
@@ -93,8 +102,10 @@ static rt_status open_dataset(h5open *o, const char *path, const char *role, hid
                         role);
     H5E_BEGIN_TRY {
         exists = H5Lexists(o->fid, path, H5P_DEFAULT);   /* fails on a missing parent group */
-        *out = exists > 0 ? H5Dopen2(o->fid, path, H5P_DEFAULT) : -1;
+        *out = exists > 0 ? H5Dopen2(o->fid, path, dapl >= 0 ? dapl : H5P_DEFAULT) : -1;
     } H5E_END_TRY;
+    if (dapl >= 0)
+        H5Pclose(dapl);
     if (*out < 0)
         return RT_ERROR(RT_ERR_CONFIG, "%s has no dataset '%s' (the %s): check "
                         "data.train.%s / data.test.%s (rtrain-data info %s lists the datasets)",

@@ -58,6 +58,7 @@ struct rt_loader {
     const int64_t *shape;
     float pad[RT_MAX_CHANNELS];
     float *scratch;
+    uint32_t *block_scratch;    /* the block shuffle's (o.shuffle_block), or NULL */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;     /* thread waits: epoch started, slot freed, quit */
@@ -170,6 +171,9 @@ static rt_status loader_check_opts(const rt_dataset *ds, const rt_loader_opts *o
                         "data.prefetch", LOADER_MAX_PREFETCH, o->prefetch);
     if (n < 1)
         return RT_ERROR(RT_ERR_INVALID_ARG, "loader: the dataset has no samples");
+    if (o->shuffle_block < 0)
+        return RT_ERROR(RT_ERR_CONFIG, "loader: data.shuffle_block must be >= 0 (got %lld)",
+                        (long long)o->shuffle_block);
     if ((uint64_t)n > UINT32_MAX)   /* the order is a uint32_t permutation */
         return RT_ERROR(RT_ERR_UNSUPPORTED, "loader: dataset of %lld samples; the loader "
                         "handles at most %u", (long long)n, UINT32_MAX);
@@ -197,6 +201,10 @@ static rt_status loader_alloc(rt_loader *l)
     }
     if (l->augment)
         RT_CHECK(rt_alloc(&l->scratch, l->sample_size, sizeof(float), "augmentation scratch"));
+    if (l->o.shuffle && l->o.shuffle_block > 0)
+        RT_CHECK(rt_alloc(&l->block_scratch,
+                          rt_sample_order_blocks_scratch(l->count, l->o.shuffle_block),
+                          sizeof(uint32_t), "block shuffle"));
     return RT_OK;
 }
 
@@ -262,6 +270,7 @@ void rt_loader_free(rt_loader *l)
     rt_free(l->slots);
     rt_free(l->perm);
     rt_free(l->scratch);
+    rt_free(l->block_scratch);
     rt_free(l);
 }
 
@@ -279,7 +288,11 @@ rt_status rt_loader_start_epoch(rt_loader *l, int64_t epoch, int64_t first_batch
     l->started = 0;
     while (l->filling)   /* the fill sees the new generation and returns */
         pthread_cond_wait(&l->cv_done, &l->mu);
-    rt_sample_order(l->perm, l->count, l->o.seed, epoch, l->o.shuffle);
+    if (l->block_scratch)
+        rt_sample_order_blocks(l->perm, l->count, l->o.shuffle_block, l->o.seed, epoch,
+                               l->block_scratch);
+    else
+        rt_sample_order(l->perm, l->count, l->o.seed, epoch, l->o.shuffle);
     l->epoch = epoch;
     l->first = l->filled = l->taken = first_batch;
     l->held = l->stopped = 0;

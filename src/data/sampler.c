@@ -12,6 +12,38 @@
 
 #define RT_SAMPLER_STREAM 0x5eedu
 
+/* Block shuffle (data.shuffle_block = B, for data streamed from a file):
+ * the samples are cut into blocks of B consecutive indices (the last may
+ * be shorter); the blocks are visited in a shuffled order (key c = 0) and
+ * each block's samples in a shuffled order of their own (key c = 1 +
+ * block). Consecutive positions of the epoch's order, and so each global
+ * batch and each rank's part of it, then come from one or two blocks: a
+ * streaming reader touches few file chunks per batch. The order still
+ * depends only on (seed, epoch, B). */
+size_t rt_sample_order_blocks_scratch(int64_t count, int64_t block)
+{
+    return (size_t)((count + block - 1) / block + (block < count ? block : count));
+}
+
+void rt_sample_order_blocks(uint32_t *perm, int64_t count, int64_t block, uint64_t seed,
+                            int64_t epoch, uint32_t *scratch)
+{
+    int64_t nblocks = (count + block - 1) / block;
+    uint32_t *order = scratch, *within = scratch + nblocks;
+    rt_rng_permutation(rt_rng_key(seed, (uint64_t)epoch, RT_SAMPLER_STREAM, 0), order,
+                       (uint32_t)nblocks);
+    int64_t pos = 0;
+    for (int64_t i = 0; i < nblocks; i++) {
+        int64_t first = (int64_t)order[i] * block;
+        int64_t n = count - first < block ? count - first : block;
+        rt_rng_permutation(rt_rng_key(seed, (uint64_t)epoch, RT_SAMPLER_STREAM,
+                                      1 + (uint64_t)order[i]), within, (uint32_t)n);
+        for (int64_t j = 0; j < n; j++)
+            perm[pos + j] = (uint32_t)(first + within[j]);
+        pos += n;
+    }
+}
+
 /* count must be <= UINT32_MAX (datasets hold at most 2^31-1 samples). */
 void rt_sample_order(uint32_t *perm, int64_t count, uint64_t seed, int64_t epoch, int shuffle)
 {

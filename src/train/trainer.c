@@ -157,6 +157,7 @@ static rt_status prepare_loaders(trainer *t)
     const rt_config *c = t->cfg;
     rt_loader_opts lo = {
         .global_batch = t->global_batch, .shuffle = c->data.shuffle,
+        .shuffle_block = c->data.shuffle_block,
         .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
         .prefetch = c->data.prefetch, .augment = c->data.augment,
     };

@@ -273,6 +273,38 @@ static void test_sample_order(void)
     CHECK(identity);
 }
 
+/* The block shuffle: a permutation, a function of (seed, epoch, block),
+ * and (blocks all full) every window of B consecutive positions holds
+ * samples of at most two blocks, so a streamed batch touches few chunks. */
+static void test_block_order(void)
+{
+    enum { M = 1000, B = 50 };
+    static uint32_t a[M], b[M], c[M];
+    uint32_t *scratch = malloc(rt_sample_order_blocks_scratch(M, B) * sizeof *scratch);
+    CHECK(rt_sample_order_blocks_scratch(M, B) == 20 + B);
+    rt_sample_order_blocks(a, M, B, 42, 3, scratch);
+    rt_sample_order_blocks(b, M, B, 42, 3, scratch);
+    rt_sample_order_blocks(c, M, B, 42, 4, scratch);
+    CHECK(is_permutation(a, M) && is_permutation(c, M));
+    CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(a, c, sizeof a) != 0);
+    int worst = 0, moved = 0;
+    for (int i = 0; i + B <= M; i++) {
+        int seen[M / B] = {0}, blocks = 0;
+        for (int j = i; j < i + B; j++)
+            blocks += seen[a[j] / B]++ == 0;
+        worst = blocks > worst ? blocks : worst;
+    }
+    for (int i = 0; i < M; i++)
+        moved += a[i] != (uint32_t)i;
+    CHECK_MSG(worst <= 2, "a window of %d positions spans %d blocks", B, worst);
+    CHECK(moved > M / 2);   /* shuffled, not the identity */
+    rt_sample_order_blocks(a, 7, 10, 1, 0, scratch);   /* one block, shorter than B */
+    CHECK(is_permutation(a, 7));
+    rt_sample_order_blocks(a, 999, B, 1, 0, scratch);  /* a short last block */
+    CHECK(is_permutation(a, 999));
+    free(scratch);
+}
+
 static void test_batch_split(void)
 {
     int bad = 0;
@@ -865,6 +897,7 @@ int main(void)
     test_augment_choices();
     test_augment_world_sizes();
     test_sample_order();
+    test_block_order();
     test_batch_split();
     test_world_size_independence();
     test_loader_counts();
