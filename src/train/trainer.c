@@ -343,8 +343,10 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     rt_status st = take_pending(t);
     if (st == RT_OK && micro == 0)
         st = be->copy(t->buffers_before, rt_model_buffers(t->model), nbuf * sizeof(float));
+    double wait_start = rt_time_now();
     if (st == RT_OK)
         st = rt_loader_next(t->train_loader, &b, &done);
+    t->es.data_wait += rt_time_now() - wait_start;
     if (st == RT_OK && done)
         st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
                       (long long)t->epoch + 1);
@@ -448,8 +450,9 @@ static int checkpoint_due(const trainer *t)
 static rt_status finish_epoch(trainer *t)
 {
     RT_CHECK(rt_session_agree(t->session, take_pending(t)));
-    double sums[2] = {t->es.loss_sum, t->es.samples};
-    RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
+    /* The data wait is the mean over ranks (a rank waiting holds up all). */
+    double sums[3] = {t->es.loss_sum, t->es.samples, t->es.data_wait};
+    RT_CHECK(rt_comm_allreduce(t->comm, sums, 3, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */
     int eval_every = t->cfg->train.eval_every;
     int last = t->epoch + 1 == t->cfg->train.epochs;
@@ -465,6 +468,7 @@ static rt_status finish_epoch(trainer *t)
     m[count++] = (rt_metric){"lr", current_lr(t)};
     m[count++] = (rt_metric){"samples_per_s", sums[1] / t->es.train_time};
     m[count++] = (rt_metric){"train_time_s", t->es.train_time};
+    m[count++] = (rt_metric){"data_wait_s", sums[2] / t->ctx->world_size};
     int save = checkpoint_due(t);
     if (!save)
         RT_CHECK(rt_report(t->run, m, count, NULL));

@@ -18,6 +18,8 @@ typedef struct epoch_stats {
     double loss_sum;      /* sum of per-sample training losses */
     double samples;       /* samples trained */
     double train_time;    /* seconds spent training */
+    double data_wait;     /* of which waiting for the loader's next batch (not in checkpoints:
+                           * a resumed epoch reports the wait since the resume) */
 } epoch_stats;
 
 /* Standardisation fitted on the training split (preprocess.c): stats =

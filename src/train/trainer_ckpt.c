@@ -148,9 +148,9 @@ static rt_status continue_from(trainer *t, const char *dir)
     t->step = s.step;
     t->last_ckpt_step = s.step;
     if (t->next_batch > 0 && t->ctx->world_rank == 0)   /* the sums are global: rank 0 holds them */
-        t->es = (epoch_stats){info_metric(&info, partial_names[0]),
-                              info_metric(&info, partial_names[1]),
-                              info_metric(&info, partial_names[2])};
+        t->es = (epoch_stats){.loss_sum = info_metric(&info, partial_names[0]),
+                              .samples = info_metric(&info, partial_names[1]),
+                              .train_time = info_metric(&info, partial_names[2])};
     rt_info("resuming from %s: epoch %lld, global batch %lld, step %lld", dir,
             (long long)t->epoch + 1, (long long)t->next_batch, (long long)t->step);
     return rt_run_resume_at(t->run, (int)s.training_iteration);
