@@ -9,7 +9,7 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
@@ -23,6 +23,7 @@ packages="build-essential autoconf automake libtool pkg-config make
 # reference fixtures. python3-sklearn: its bundled tables (diabetes, breast
 # cancer) are the real-data examples and its least squares the regression
 # reference of the tests.
+# clang: make fuzz (libFuzzer targets of the parsers, fuzz/).
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -118,7 +118,8 @@ rt_status rt_config_validate(const rt_config *cfg, const rt_cfg_assign *const *l
 }
 
 /* ---- data paths ------------------------------------------------------------------- */
-static rt_status join(char *out, size_t n, const char *dir, const char *name, const char *key)
+static rt_status join(const rt_config *cfg, char *out, size_t n, const char *dir,
+                      const char *name, const char *key)
 {
     size_t dlen = strlen(dir);
     while (dlen > 0 && dir[dlen - 1] == '/')   /* "/data/" and "/" join without "//" */
@@ -126,8 +127,8 @@ static rt_status join(char *out, size_t n, const char *dir, const char *name, co
     char tmp[RT_PATH_MAX];
     int len = snprintf(tmp, sizeof tmp, "%.*s/%s", (int)dlen, dir, name);
     if (len < 0 || (size_t)len >= n || (size_t)len >= sizeof tmp)
-        return RT_ERROR(RT_ERR_CONFIG, "%s: path too long once joined with data.dir (at most "
-                        "%zu characters)", key, n - 1);
+        return RT_ERROR(RT_ERR_CONFIG, "%s: %s: path too long once joined with data.dir (at "
+                        "most %zu characters)", cfg->source, key, n - 1);
     memcpy(out, tmp, (size_t)len + 1);
     return RT_OK;
 }
@@ -147,7 +148,7 @@ rt_status rt_config_resolve_paths(rt_config *cfg)
         if (strcmp(rel, ".") == 0 || rel[0] == '\0')
             snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", cwd);
         else
-            RT_CHECK(join(cfg->data.dir, sizeof cfg->data.dir, cwd, rel, "data.dir"));
+            RT_CHECK(join(cfg, cfg->data.dir, sizeof cfg->data.dir, cwd, rel, "data.dir"));
     }
     struct { char *path; const char *key; } files[] = {
         {cfg->data.train_images, "data.train.images"},
@@ -163,7 +164,7 @@ rt_status rt_config_resolve_paths(rt_config *cfg)
             continue;
         char name[RT_PATH_MAX];
         snprintf(name, sizeof name, "%s", files[i].path);
-        RT_CHECK(join(files[i].path, RT_PATH_MAX, cfg->data.dir, name, files[i].key));
+        RT_CHECK(join(cfg, files[i].path, RT_PATH_MAX, cfg->data.dir, name, files[i].key));
     }
     return RT_OK;
 }

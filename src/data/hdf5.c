@@ -149,6 +149,60 @@ static rt_status dataset_shape(const h5open *o, hid_t d, const char *path, int *
     return RT_OK;
 }
 
+/* What one sample and one target may hold (the sample description's own
+ * limits: rt_dataset_create), and the rows: a header that declares more
+ * than these is refused before anything is allocated. */
+#define MAX_SAMPLE_VALUES ((hsize_t)1 << 30)
+#define MAX_TARGET_VALUES ((hsize_t)1 << 24)
+#define MAX_ROWS ((hsize_t)INT32_MAX)
+
+/* Every dimension after the first >= 1, their product <= max_values, and
+ * at most MAX_ROWS rows. */
+static rt_status check_extent(const char *file, const char *path, int ndim, const hsize_t *dims,
+                              hsize_t max_values)
+{
+    hsize_t values = 1;
+    for (int i = 1; i < ndim; i++) {
+        if (dims[i] < 1 || dims[i] > max_values / values)
+            return RT_ERROR(RT_ERR_FORMAT, "%s: dataset '%s' has dimension %d of size %llu: a "
+                            "sample must have 1 to %llu values", file, path, i,
+                            (unsigned long long)dims[i], (unsigned long long)max_values);
+        values *= dims[i];
+    }
+    if (dims[0] > MAX_ROWS)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset '%s' declares %llu rows (at most %llu)",
+                        file, path, (unsigned long long)dims[0], (unsigned long long)MAX_ROWS);
+    return RT_OK;
+}
+
+/* A dataset whose header declares rows that were never written would be
+ * read as fill values: refuse it. */
+static rt_status check_written(const h5open *o, hid_t d, const char *path)
+{
+    H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+    if (H5Dget_space_status(d, &status) < 0 || status == H5D_SPACE_STATUS_NOT_ALLOCATED)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset '%s' holds no data (it was created but "
+                        "never written)", o->src->file, path);
+    return RT_OK;
+}
+
+/* rt_alloc of count elements of size bytes, failing with a message that
+ * names the file and what to do. */
+static rt_status alloc_named(void *out, size_t count, size_t size, const char *file,
+                             const char *path)
+{
+    if (count > 0 && size > SIZE_MAX / count)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset '%s' is too large to hold in memory",
+                        file, path);
+    if (rt_alloc(out, count, size, "HDF5 data") == RT_OK)
+        return RT_OK;
+    rt_error_clear();
+    return RT_ERROR(RT_ERR_NOMEM, "%s: dataset '%s' needs %.1f MiB in memory, more than this "
+                    "rank can allocate: stream it with data.cache = \"none\", or hold it once "
+                    "per node with data.cache = \"node\"", file, path,
+                    (double)count * (double)size / 1048576.0);
+}
+
 /* The type class of a numeric dataset, and whether it is uint8. */
 static rt_status numeric_type(const h5open *o, hid_t d, const char *path, H5T_class_t *cls,
                               int *is_u8)
@@ -223,6 +277,8 @@ static rt_status read_targets(h5open *o, h5data *h, int64_t rows, int64_t nx,
         return RT_ERROR(RT_ERR_FORMAT, "%s: x ('%s') has %lld rows but y ('%s') has %lld: "
                         "every sample needs one target", src->file, src->x, (long long)nx,
                         src->y, ndim < 1 ? 0LL : (long long)dims[0]);
+    RT_CHECK(check_extent(src->file, src->y, ndim, dims, MAX_TARGET_VALUES));
+    RT_CHECK(check_written(o, o->y, src->y));
     size_t width = 1;
     for (int i = 1; i < ndim; i++)
         width *= dims[i];
@@ -231,10 +287,10 @@ static rt_status read_targets(h5open *o, h5data *h, int64_t rows, int64_t nx,
                         src->file, src->y, src->target == RT_TARGET_CLASS
                         ? "class labels (a classification loss)" : "or [N, K] values", ndim);
     double *v = NULL;
-    RT_CHECK(rt_alloc(&v, (size_t)rows * width, sizeof *v, "HDF5 targets"));
+    RT_CHECK(alloc_named(&v, (size_t)rows * width, sizeof *v, src->file, src->y));
     rt_status st = read_rows(o, o->y, src->y, ndim, dims, h->first, rows, H5T_NATIVE_DOUBLE, v);
     if (st == RT_OK)
-        st = rt_alloc(&h->y, (size_t)rows * width, 4, "HDF5 targets");
+        st = alloc_named(&h->y, (size_t)rows * width, 4, src->file, src->y);
     int64_t max_label = 0;
     for (size_t i = 0; st == RT_OK && i < (size_t)rows * width; i++) {
         long long row = (long long)(h->first + (int64_t)(i / width));
@@ -263,8 +319,8 @@ static rt_status read_targets(h5open *o, h5data *h, int64_t rows, int64_t nx,
 /* Inputs held in memory: uint8 as is, anything else as float32. */
 static rt_status read_inputs(h5open *o, h5data *h, int ndim, const hsize_t *dims, int64_t rows)
 {
-    size_t n = (size_t)rows * h->sample_size;
-    RT_CHECK(rt_alloc(&h->x, n, h->is_u8 ? 1 : sizeof(float), "HDF5 inputs"));
+    size_t n = (size_t)rows * h->sample_size;   /* < 2^61: rows and values are bounded */
+    RT_CHECK(alloc_named(&h->x, n, h->is_u8 ? 1 : sizeof(float), o->src->file, o->src->x));
     RT_CHECK(read_rows(o, o->x, o->src->x, ndim, dims, h->first, rows,
                        h->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, h->x));
     if (!h->is_u8)
@@ -367,6 +423,8 @@ static rt_status open_split(h5open *o, h5data *h, rt_sample_desc *desc)
     RT_CHECK(numeric_type(o, o->x, src->x, &cls, &h->is_u8));
     if (ndim < 1 || dims[0] == 0)
         return RT_ERROR(RT_ERR_FORMAT, "%s: dataset '%s' has no samples", src->file, src->x);
+    RT_CHECK(check_extent(src->file, src->x, ndim, dims, MAX_SAMPLE_VALUES));
+    RT_CHECK(check_written(o, o->x, src->x));
     desc->ndim = ndim > 1 ? ndim - 1 : 1;
     desc->shape[0] = 1;
     for (int i = 1; i < ndim; i++)

@@ -125,6 +125,25 @@ static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source 
     return RT_OK;
 }
 
+/* The evaluation split must hold samples and targets of the training
+ * split's shape (a model is built for one shape). */
+static rt_status check_splits_match(const trainer *t)
+{
+    const rt_sample_desc *a = rt_dataset_desc(t->train_set), *b = rt_dataset_desc(t->test_set);
+    int same = a->ndim == b->ndim && a->target == b->target &&
+               a->target_size == b->target_size;
+    for (int i = 0; same && i < a->ndim; i++)
+        same = a->shape[i] == b->shape[i];
+    if (!same)
+        return RT_ERROR(RT_ERR_CONFIG, "the evaluation data does not match the training data: "
+                        "samples of %lld values and %d %s target value(s) per sample for "
+                        "training, %lld and %d %s for evaluation; check data.test",
+                        (long long)rt_sample_input_size(a), a->target_size,
+                        rt_target_kind_name(a->target), (long long)rt_sample_input_size(b),
+                        b->target_size, rt_target_kind_name(b->target));
+    return RT_OK;
+}
+
 /* The training and test splits in data.format (the test split takes the
  * encoding the training split learned), and a loss that takes the targets
  * they have. */
@@ -136,6 +155,7 @@ static rt_status open_datasets(trainer *t)
     RT_CHECK(rt_dataset_open(&t->train_set, c->data.format, &train, &c->data.transform));
     test.encoding = rt_dataset_encoding(t->train_set);
     RT_CHECK(rt_dataset_open(&t->test_set, c->data.format, &test, &c->data.transform));
+    RT_CHECK(check_splits_match(t));
     /* Per-value standardisation is tied to pixel positions that a random
      * crop moves. */
     if (c->data.standardize && c->data.augment.crop_padding > 0)
@@ -210,7 +230,10 @@ static rt_status build_model(trainer *t)
     rt_shape in;
     const rt_sample_desc *d = rt_dataset_desc(t->train_set);
     RT_CHECK(rt_sample_model_shape(d, &in));
-    int wanted = d->target == RT_TARGET_CLASS ? d->num_classes : d->target_size;
+    /* Classes: the labels of both splits must be outputs of the model. */
+    int test_classes = rt_dataset_num_classes(t->test_set);
+    int wanted = d->target != RT_TARGET_CLASS ? d->target_size
+                 : d->num_classes > test_classes ? d->num_classes : test_classes;
     t->model_spec = c->model;
     if (t->model_spec.num_classes == 0)   /* from the data */
         t->model_spec.num_classes = wanted;

@@ -247,6 +247,26 @@ static void test_bad_files(void)
     expect_fail(RT_ERR_FORMAT, nan, "x", "values", RT_TARGET_VECTOR, RT_CACHE_RANK,
                 "target 'values' row 3 is inf", "nan.h5");
 
+    /* Declared extents that cannot be samples, or were never written
+     * (found by make fuzz: nothing may be allocated for them). */
+    const char *odd = tmp_path("odd.h5");
+    f = create(odd);
+    put(f, "labels", 1, (hsize_t[]){N}, H5T_STD_I32LE, H5T_NATIVE_INT32, labels, 0, 0);
+    hid_t space = H5Screate_simple(2, (hsize_t[]){N, 0}, NULL);
+    hid_t d = H5Dcreate2(f, "empty_rows", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    H5Dclose(d);
+    H5Sclose(space);
+    space = H5Screate_simple(2, (hsize_t[]){N, 3}, NULL);
+    d = H5Dcreate2(f, "unwritten", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+    expect_fail(RT_ERR_FORMAT, odd, "empty_rows", "labels", RT_TARGET_CLASS, RT_CACHE_RANK,
+                "'empty_rows' has dimension 1 of size 0", "odd.h5");
+    expect_fail(RT_ERR_FORMAT, odd, "unwritten", "labels", RT_TARGET_CLASS, RT_CACHE_RANK,
+                "'unwritten' holds no data", "odd.h5");
+
     /* A filter this HDF5 cannot decode (32004: LZ4, not built into
      * Debian's HDF5; optional, so the write stores the data unfiltered but
      * records the filter in the pipeline). */
