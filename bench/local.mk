@@ -6,6 +6,10 @@
 # that modules list, e.g. bench/bench_kernels in src/backend/local.mk).
 # Lower case on purpose: automake takes any *_PROGRAMS name for a primary
 # and would want a BENCHdir. Only referenced here.
+# Data-loading benchmark (bench/run workload loader; before the rule below,
+# whose prerequisites are expanded where it is read).
+EXTRA_PROGRAMS += bench/bench_loader
+bench_programs += bench/bench_loader
 bench: all $(bench_programs)
 	$(srcdir)/bench/run --rtrain $(abs_builddir)/src/cli/rtrain$(EXEEXT)
 .PHONY: bench
@@ -19,4 +23,5 @@ CLEANFILES += $(bench_programs)
 noinst_HEADERS += bench/bench_util.h
 EXTRA_DIST += bench/run bench/quick.test bench/README.md \
 	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py \
-	bench/peers/torch_allreduce.py bench/peers/torch_ckpt.py
+	bench/peers/torch_allreduce.py bench/peers/torch_ckpt.py bench/peers/torch_loader.py \
+	bench/peers/loader_data.py

@@ -72,9 +72,10 @@ typedef struct rt_config {
         int global_batch_size;         /* 0: batch_size * world size */
         int eval_batch_size;           /* per worker; 0: = batch_size */
         int shuffle;
-        long long shuffle_block;       /* 0: shuffle all samples; N: blocks of N */
+        long long shuffle_block;       /* 0: shuffle all samples; N: blocks of N; -1: the
+                                        * dataset's block rows (streamed), else 0 */
         int drop_last;
-        int prefetch;
+        int prefetch;                  /* -1: auto (2 with a spare core, else 0) */
         rt_transform transform;
         rt_augment augment;            /* training split only */
     } data;

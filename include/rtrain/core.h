@@ -131,6 +131,14 @@ void rt_abort(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretur
 rt_status rt_alloc(void *out_ptr, size_t count, size_t elem_size, const char *what);
 void rt_free(void *ptr);
 
+/* ---- the HDF5 lock ------------------------------------------------------------ */
+/* The parallel HDF5 library is not thread-safe: every use of it in this
+ * process holds this lock (recursive): a checkpoint file from open to
+ * close (the training thread), a dataset's open, reads and close (the
+ * training thread, or a loader thread streaming an HDF5 dataset). */
+void rt_hdf5_lock(void);
+void rt_hdf5_unlock(void);
+
 /* ---- counter-based RNG (Philox4x32-10) ---------------------------------- */
 /* A stream is identified by a 64-bit key; value i of the stream depends only
  * on (key, i), so any rank can compute any part of any stream, and a resumed

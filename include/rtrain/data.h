@@ -117,10 +117,10 @@ typedef struct rt_dataset rt_dataset;
 #define RT_DATASET_OPS_VERSION 1
 
 enum {
-    /* fetch may run on the loader's thread while the caller computes (it
-     * only reads shared state). Without it the loader fetches on the
-     * caller's thread, without prefetching (parallel HDF5 is one such
-     * library: it must not be called from two threads). */
+    /* fetch may run on the loader's thread while the caller computes (one
+     * fetch at a time; it must not race with what the caller does, e.g. it
+     * takes rt_hdf5_lock around HDF5 calls). Without it the loader
+     * fetches on the caller's thread, without prefetching. */
     RT_DATASET_THREAD_SAFE = 1u << 0,
 };
 
@@ -237,6 +237,11 @@ typedef struct rt_data_source {
 const char *rt_dataset_encoding(const rt_dataset *ds);
 /* For formats: copies json (NULL: none) as the dataset's encoding. */
 rt_status rt_dataset_set_encoding(rt_dataset *ds, const char *json);
+/* Rows a format reads together when it streams from a file (an HDF5
+ * dataset's chunk rows): the block size data.shuffle_block should have.
+ * 0 (the default): any order is as cheap. */
+int64_t rt_dataset_block_rows(const rt_dataset *ds);
+rt_status rt_dataset_set_block_rows(rt_dataset *ds, int64_t rows);
 
 /* Opens src in the format named `format` (data.format: "idx") and gives
  * it the chain of transform t for its input type (NULL: none). An unknown

@@ -117,6 +117,9 @@ static void file_free(rt_ckpt_file *f)
     rt_free(f);
 }
 
+static rt_status file_open_locked(rt_ckpt_file **out, rt_comm *comm, const char *path,
+                                  int create);
+
 /* File access and transfer properties for f's mode. The v1.8+ format
  * bounds give object headers and the superblock checksums of their own,
  * so corrupt metadata is detected by HDF5 as our checksums detect corrupt
@@ -146,7 +149,19 @@ static rt_status make_props(rt_ckpt_file *f, hid_t *fapl_out)
     return RT_OK;
 }
 
+/* The HDF5 lock (core.h) is held from here until rt_ckpt_file_close, or
+ * released here on failure. */
 static rt_status file_start(rt_ckpt_file **out, rt_comm *comm, const char *path, int create)
+{
+    rt_hdf5_lock();
+    rt_status st = file_open_locked(out, comm, path, create);
+    if (st != RT_OK)
+        rt_hdf5_unlock();
+    return st;
+}
+
+static rt_status file_open_locked(rt_ckpt_file **out, rt_comm *comm, const char *path,
+                                  int create)
 {
     *out = NULL;
     h5_quiet();
@@ -204,6 +219,7 @@ rt_status rt_ckpt_file_close(rt_ckpt_file *f)
         st = h5_fail(f->path, RT_ERR_IO, "cannot close the file (data may be incomplete)");
     rt_comm *comm = f->comm;
     file_free(f);
+    rt_hdf5_unlock();
     RT_CHECK(ckpt_agree(comm, st));
     return RT_OK;
 }

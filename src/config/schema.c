@@ -260,16 +260,18 @@ static const rt_key keys[] = {
     BOOL_D("data.shuffle", data.shuffle, 1,
            "Shuffle the training set every epoch (order depends on train.seed and the "
            "epoch only, not on the number of workers)."),
-    INT64_D("data.shuffle_block", data.shuffle_block, 0, 2147483647.0, 0,
+    INT64_D("data.shuffle_block", data.shuffle_block, -1, 2147483647.0, -1,
             "0: shuffle all training samples; N: shuffle blocks of N consecutive samples and "
             "the samples within each block, so that a batch reads few chunks of a file "
-            "streamed with data.cache = \"none\" (set N to the dataset's chunk rows, as "
-            "rtrain-data info shows them). The order depends only on train.seed, the epoch "
-            "and N."),
+            "streamed with data.cache = \"none\"; -1: the streamed dataset's chunk rows, "
+            "else 0. The order depends only on train.seed, the epoch and N."),
     BOOL_D("data.drop_last", data.drop_last, 0,
            "Drop the last global batch of an epoch when it is smaller than the others."),
-    INT_D("data.prefetch", data.prefetch, 0, 64, 2,
-          "Batches prepared ahead by a loader thread; 0: load in the training thread."),
+    INT_D("data.prefetch", data.prefetch, -1, 64, -1,
+          "Batches prepared ahead by a loader thread; 0: load in the training thread; -1: "
+          "2 when the node has a core to spare for the loader thread (the ranks on the node "
+          "times scaling.threads_per_worker is below its cores), else 0 (handing batches "
+          "between threads on busy cores costs more than loading them)."),
     {.path = "data.normalize", .type = RT_KEY_NORMALIZE, .offset = OFF(data.transform.normalize),
      .has_default = 1, .def = 0,
      .help = "false: pixels become x/255 (torchvision ToTensor); { mean = M; std = S; }: "

@@ -1,4 +1,6 @@
-/* Allocation, time and string helpers shared by every module. */
+/* Allocation, time and string helpers shared by every module, and the
+ * process's HDF5 lock. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -61,3 +63,25 @@ int rt_edit_distance(const char *a, const char *b)
     }
     return row[lb];
 }
+
+/* ---- the HDF5 lock (core.h) ---------------------------------------------------- */
+
+static pthread_mutex_t hdf5_mutex;
+static pthread_once_t hdf5_mutex_once = PTHREAD_ONCE_INIT;
+
+static void hdf5_mutex_init(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&hdf5_mutex, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+void rt_hdf5_lock(void)
+{
+    pthread_once(&hdf5_mutex_once, hdf5_mutex_init);
+    pthread_mutex_lock(&hdf5_mutex);
+}
+
+void rt_hdf5_unlock(void) { pthread_mutex_unlock(&hdf5_mutex); }

@@ -19,6 +19,7 @@ struct rt_dataset {
     rt_sample_desc desc;
     rt_transform_chain transforms;
     char *encoding;       /* JSON text learned by the format, or NULL */
+    int64_t block_rows;   /* rows the format reads together (0: any order is as cheap) */
     float *x_mean, *x_std;   /* [input size] standardisation, or NULL */
     float *y_mean, *y_std;   /* [target_size] (vector targets), or NULL */
 };
@@ -134,6 +135,16 @@ int rt_dataset_num_classes(const rt_dataset *ds) { return ds->desc.num_classes; 
 unsigned rt_dataset_flags(const rt_dataset *ds) { return ds->ops.flags; }
 
 const char *rt_dataset_encoding(const rt_dataset *ds) { return ds->encoding; }
+int64_t rt_dataset_block_rows(const rt_dataset *ds) { return ds->block_rows; }
+
+rt_status rt_dataset_set_block_rows(rt_dataset *ds, int64_t rows)
+{
+    if (rows < 0)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_dataset_set_block_rows: %lld rows",
+                        (long long)rows);
+    ds->block_rows = rows;
+    return RT_OK;
+}
 
 rt_status rt_dataset_set_encoding(rt_dataset *ds, const char *json)
 {

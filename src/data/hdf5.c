@@ -13,11 +13,14 @@
  * (rt_node_memory: the node's writer reads, the others wait at `ready`,
  * and every rank takes part in both steps even when its own open failed,
  * so that no rank is left waiting); "none" keeps the file open and reads
- * one row per fetch by hyperslab,
- * for data larger than memory. The parallel HDF5 build is not
- * thread-safe, so that dataset does not set RT_DATASET_THREAD_SAFE: the
- * loader then fetches on the training thread, which is also the only
- * thread that writes checkpoints, and no two HDF5 calls ever overlap.
+ * the rows fetches need a block at a time (a block is the dataset's chunk
+ * rows, so a chunk is decompressed once per visit) into STREAM_BLOCKS
+ * buffers, for data larger than memory; with data.shuffle_block set to the
+ * chunk rows a batch needs one or two blocks. The parallel HDF5 build is
+ * not thread-safe: every HDF5 call here holds the process's HDF5 lock
+ * (rt_hdf5_lock, which a checkpoint file holds from open to close), so the
+ * loader's thread may read blocks while the training thread computes, and
+ * waits while a checkpoint is being written.
  * Targets are always read into memory (they are small) and checked there:
  * labels must be integers >= 0, values finite. Inputs held in memory are
  * checked for NaN/Inf at open; streamed rows when they are read.
@@ -33,6 +36,16 @@
 #include <unistd.h>
 #include "data/formats.h"
 
+/* Streaming: a block of rows [first, first + rows) of x held as read
+ * (uint8, or float32), last used at `used` (0: empty). */
+#define STREAM_BLOCKS 4                               /* a batch spans at most 4 */
+#define STREAM_BLOCK_BYTES ((int64_t)1 << 20)         /* unchunked data: ~1 MiB blocks */
+#define STREAM_MAX_BLOCK_BYTES ((int64_t)256 << 20)
+typedef struct stream_block {
+    int64_t first, rows, used;
+    void *data;
+} stream_block;
+
 typedef struct h5data {
     char file[RT_PATH_MAX];
     char xname[256];
@@ -45,8 +58,15 @@ typedef struct h5data {
     /* node cache: x is the node's shared memory, released through these */
     const rt_node_memory *node_memory;
     void *shared;
-    /* streaming (cache "none") */
-    hid_t fid, dset, fspace, mspace;
+    /* streaming (cache "none"): the file and x stay open; rows are read a
+     * block at a time (the dataset's chunk rows, aligned as its chunks
+     * are) into a few buffers reused least recently used first */
+    hid_t fid, dset;
+    int ndim;
+    hsize_t dims[RT_SAMPLE_MAX_NDIM + 1];
+    int64_t block_rows;
+    stream_block blocks[STREAM_BLOCKS];
+    int64_t clock;
 } h5data;
 
 /* Opening: every handle is closed by h5_close whatever happened. */
@@ -83,18 +103,9 @@ static rt_status open_file(h5open *o)
     return RT_OK;
 }
 
-/* Chunk cache of a streamed input dataset: room for the chunks a batch
- * touches (with data.shuffle_block, one or two per rank), so that a chunk
- * is decompressed once per block rather than once per sample. */
-#define STREAM_CHUNK_CACHE_BYTES ((size_t)32 << 20)
-#define STREAM_CHUNK_CACHE_SLOTS 10007   /* prime, as HDF5 advises */
-
 /* A dataset of the file by path, with a readable (available) filter set. */
 static rt_status open_dataset(h5open *o, const char *path, const char *role, hid_t *out)
 {
-    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    if (dapl >= 0 && role[0] == 'x' && o->src->cache == RT_CACHE_NONE)
-        H5Pset_chunk_cache(dapl, STREAM_CHUNK_CACHE_SLOTS, STREAM_CHUNK_CACHE_BYTES, 1.0);
     const char *file = o->src->file;
     htri_t exists = 0;
     if (!path || !path[0])
@@ -102,10 +113,8 @@ static rt_status open_dataset(h5open *o, const char *path, const char *role, hid
                         role);
     H5E_BEGIN_TRY {
         exists = H5Lexists(o->fid, path, H5P_DEFAULT);   /* fails on a missing parent group */
-        *out = exists > 0 ? H5Dopen2(o->fid, path, dapl >= 0 ? dapl : H5P_DEFAULT) : -1;
+        *out = exists > 0 ? H5Dopen2(o->fid, path, H5P_DEFAULT) : -1;
     } H5E_END_TRY;
-    if (dapl >= 0)
-        H5Pclose(dapl);
     if (*out < 0)
         return RT_ERROR(RT_ERR_CONFIG, "%s has no dataset '%s' (the %s): check "
                         "data.train.%s / data.test.%s (rtrain-data info %s lists the datasets)",
@@ -218,11 +227,11 @@ static rt_status numeric_type(const h5open *o, hid_t d, const char *path, H5T_cl
     return RT_OK;
 }
 
-/* Reads rows [first, first + rows) of d, whose rows have `width` values,
- * into buf as mtype. */
-static rt_status read_rows(const h5open *o, hid_t d, const char *path, int ndim,
-                           const hsize_t *dims, int64_t first, int64_t rows, hid_t mtype,
-                           void *buf)
+/* Reads rows [first, first + rows) of d (shape dims) into buf as mtype;
+ * the error names file and path. */
+static rt_status read_hyperslab(const char *file, hid_t d, const char *path, int ndim,
+                                const hsize_t *dims, int64_t first, int64_t rows, hid_t mtype,
+                                void *buf)
 {
     hsize_t start[RT_SAMPLE_MAX_NDIM + 1] = {0}, count[RT_SAMPLE_MAX_NDIM + 1];
     for (int i = 0; i < ndim; i++)
@@ -242,10 +251,18 @@ static rt_status read_rows(const h5open *o, hid_t d, const char *path, int ndim,
     if (mspace >= 0)
         H5Sclose(mspace);
     if (rc < 0)
-        return RT_ERROR(RT_ERR_FORMAT, "%s: cannot read dataset '%s' (the file is truncated "
-                        "or damaged, or a value does not convert to %s)", o->src->file, path,
+        return RT_ERROR(RT_ERR_FORMAT, "%s: cannot read rows %lld to %lld of dataset '%s' (the "
+                        "file is truncated or damaged, or a value does not convert to %s)",
+                        file, (long long)first, (long long)(first + rows - 1), path,
                         mtype == H5T_NATIVE_FLOAT ? "float32" : "its memory type");
     return RT_OK;
+}
+
+static rt_status read_rows(const h5open *o, hid_t d, const char *path, int ndim,
+                           const hsize_t *dims, int64_t first, int64_t rows, hid_t mtype,
+                           void *buf)
+{
+    return read_hyperslab(o->src->file, d, path, ndim, dims, first, rows, mtype, buf);
 }
 
 static rt_status check_finite(const char *file, const char *path, const float *v, size_t n,
@@ -328,53 +345,103 @@ static rt_status read_inputs(h5open *o, h5data *h, int ndim, const hsize_t *dims
     return RT_OK;
 }
 
-/* Streaming: the file and x stay open; one row's selection is prepared. */
+/* Rows per streamed block: the chunk rows of a chunked dataset (a block is
+ * then one chunk, decompressed once), else about STREAM_BLOCK_BYTES. */
+static int64_t stream_block_rows(hid_t d, size_t row_bytes)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t chunk[RT_SAMPLE_MAX_NDIM + 1];
+    int64_t rows = 0;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+        H5Pget_chunk(dcpl, RT_SAMPLE_MAX_NDIM + 1, chunk) > 0)
+        rows = (int64_t)chunk[0];
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (rows < 1)
+        rows = STREAM_BLOCK_BYTES / (int64_t)row_bytes;
+    if (rows > STREAM_MAX_BLOCK_BYTES / (int64_t)row_bytes)
+        rows = STREAM_MAX_BLOCK_BYTES / (int64_t)row_bytes;
+    return rows < 1 ? 1 : rows;
+}
+
+/* Streaming: the file and x stay open, with STREAM_BLOCKS block buffers. */
 static rt_status keep_open(h5open *o, h5data *h, int ndim, const hsize_t *dims)
 {
-    hsize_t count[RT_SAMPLE_MAX_NDIM + 1];
-    for (int i = 0; i < ndim; i++)
-        count[i] = dims[i];
-    count[0] = 1;
     h->fid = o->fid;
     h->dset = o->x;
     o->fid = o->x = -1;
-    h->fspace = H5Dget_space(h->dset);
-    h->mspace = H5Screate_simple(ndim, count, NULL);
-    if (h->fspace < 0 || h->mspace < 0)
-        return RT_ERROR(RT_ERR_FORMAT, "%s: cannot select rows of '%s'", h->file, h->xname);
+    h->ndim = ndim;
+    memcpy(h->dims, dims, (size_t)ndim * sizeof *dims);
+    size_t row_bytes = h->sample_size * (h->is_u8 ? 1 : sizeof(float));
+    h->block_rows = stream_block_rows(h->dset, row_bytes);
+    for (int b = 0; b < STREAM_BLOCKS; b++)
+        RT_CHECK(alloc_named(&h->blocks[b].data, (size_t)h->block_rows, row_bytes, h->file,
+                             h->xname));
     return RT_OK;
+}
+
+/* The block holding file row `row`, read now if no buffer holds it. */
+static rt_status stream_block_read(h5data *h, stream_block *b, int64_t first)
+{
+    int64_t rows = (int64_t)h->dims[0] - first < h->block_rows ? (int64_t)h->dims[0] - first
+                                                               : h->block_rows;
+    b->used = 0;   /* empty until read in full */
+    rt_hdf5_lock();
+    rt_status st = read_hyperslab(h->file, h->dset, h->xname, h->ndim, h->dims, first, rows,
+                                  h->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, b->data);
+    rt_hdf5_unlock();
+    RT_CHECK(st);
+    if (!h->is_u8)
+        RT_CHECK(check_finite(h->file, h->xname, b->data, (size_t)rows * h->sample_size,
+                              h->sample_size, first));
+    *b = (stream_block){first, rows, ++h->clock, b->data};
+    return RT_OK;
+}
+
+static rt_status stream_block_of(h5data *h, int64_t row, const stream_block **out)
+{
+    int64_t first = row / h->block_rows * h->block_rows;
+    stream_block *lru = &h->blocks[0];
+    for (int b = 0; b < STREAM_BLOCKS; b++) {
+        stream_block *s = &h->blocks[b];
+        if (s->used && s->first == first) {
+            s->used = ++h->clock;
+            *out = s;
+            return RT_OK;
+        }
+        if (s->used < lru->used)
+            lru = s;
+    }
+    RT_CHECK(stream_block_read(h, lru, first));
+    *out = lru;
+    return RT_OK;
+}
+
+/* Row i of rows held as uint8 or float32, as float32. */
+static void copy_row(float *x, const void *rows, int64_t i, size_t n, int is_u8)
+{
+    if (is_u8) {
+        const uint8_t *p = (const uint8_t *)rows + (size_t)i * n;
+        for (size_t k = 0; k < n; k++)
+            x[k] = p[k];
+    } else {
+        memcpy(x, (const float *)rows + (size_t)i * n, n * sizeof *x);
+    }
 }
 
 static rt_status h5_fetch(void *impl, int64_t index, float *x, void *target)
 {
     h5data *h = impl;
     memcpy(target, (const char *)h->y + (size_t)index * h->target_size * 4, h->target_size * 4);
-    if (h->x && h->is_u8) {
-        const uint8_t *p = (const uint8_t *)h->x + (size_t)index * h->sample_size;
-        for (size_t i = 0; i < h->sample_size; i++)
-            x[i] = p[i];
-        return RT_OK;
-    }
     if (h->x) {
-        memcpy(x, (const float *)h->x + (size_t)index * h->sample_size,
-               h->sample_size * sizeof *x);
+        copy_row(x, h->x, index, h->sample_size, h->is_u8);
         return RT_OK;
     }
-    int ndim = H5Sget_simple_extent_ndims(h->fspace);
-    hsize_t start[RT_SAMPLE_MAX_NDIM + 1] = {0}, count[RT_SAMPLE_MAX_NDIM + 1];
-    H5Sget_simple_extent_dims(h->fspace, count, NULL);
-    start[0] = (hsize_t)(h->first + index);
-    count[0] = 1;
-    herr_t rc = -1;
-    H5E_BEGIN_TRY {
-        if (ndim > 0 &&
-            H5Sselect_hyperslab(h->fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            rc = H5Dread(h->dset, H5T_NATIVE_FLOAT, h->mspace, h->fspace, H5P_DEFAULT, x);
-    } H5E_END_TRY;
-    if (rc < 0)
-        return RT_ERROR(RT_ERR_FORMAT, "%s: cannot read row %lld of '%s' (truncated or "
-                        "damaged file?)", h->file, (long long)(h->first + index), h->xname);
-    return check_finite(h->file, h->xname, x, h->sample_size, h->sample_size, h->first + index);
+    const stream_block *b = NULL;
+    int64_t row = h->first + index;
+    RT_CHECK(stream_block_of(h, row, &b));
+    copy_row(x, b->data, row - b->first, h->sample_size, h->is_u8);
+    return RT_OK;
 }
 
 static void h5_destroy(void *impl)
@@ -382,14 +449,14 @@ static void h5_destroy(void *impl)
     h5data *h = impl;
     if (!h)
         return;
-    if (h->mspace >= 0)
-        H5Sclose(h->mspace);
-    if (h->fspace >= 0)
-        H5Sclose(h->fspace);
+    for (int b = 0; b < STREAM_BLOCKS; b++)
+        rt_free(h->blocks[b].data);
+    rt_hdf5_lock();
     if (h->dset >= 0)
         H5Dclose(h->dset);
     if (h->fid >= 0)
         H5Fclose(h->fid);
+    rt_hdf5_unlock();
     if (h->shared)
         h->node_memory->release(h->node_memory->arg, h->shared);
     else
@@ -437,10 +504,8 @@ static rt_status open_split(h5open *o, h5data *h, rt_sample_desc *desc)
     h->first = begin;
     o->rows = end - begin;
     RT_CHECK(read_targets(o, h, o->rows, (int64_t)dims[0], desc));
-    if (src->cache == RT_CACHE_NONE) {
-        h->is_u8 = 0;   /* streamed rows are read as float32 */
+    if (src->cache == RT_CACHE_NONE)
         return keep_open(o, h, ndim, dims);
-    }
     if (src->cache == RT_CACHE_NODE && src->node_memory)
         return RT_OK;
     return read_inputs(o, h, ndim, dims, o->rows);
@@ -483,20 +548,25 @@ rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src)
         return nm->alloc(nm->arg, st, 0, &ptr, &writer, &handle);
     }
     RT_CHECK(st);
-    h->fid = h->dset = h->fspace = h->mspace = -1;
+    h->fid = h->dset = -1;
     snprintf(h->file, sizeof h->file, "%s", src->file);
     snprintf(h->xname, sizeof h->xname, "%s", src->x ? src->x : "");
     h5open o = {.src = src, .fid = -1, .x = -1, .y = -1};
     rt_sample_desc desc = {0};
+    rt_hdf5_lock();
     st = open_split(&o, h, &desc);
     if (src->cache == RT_CACHE_NODE && src->node_memory)
         st = read_shared(&o, h, st);   /* collective: also after a local failure */
     h5_close(&o);
-    static const rt_dataset_ops cached = {RT_DATASET_OPS_VERSION, RT_DATASET_THREAD_SAFE,
-                                          h5_fetch, h5_destroy};
-    static const rt_dataset_ops streamed = {RT_DATASET_OPS_VERSION, 0, h5_fetch, h5_destroy};
+    rt_hdf5_unlock();
+    /* Either way fetch may run on the loader's thread: held rows are only
+     * read, and a streamed fetch takes the HDF5 lock for its reads. */
+    static const rt_dataset_ops ops = {RT_DATASET_OPS_VERSION, RT_DATASET_THREAD_SAFE,
+                                       h5_fetch, h5_destroy};
     if (st == RT_OK)
-        st = rt_dataset_create(out, h->x ? &cached : &streamed, h, o.rows, &desc);
+        st = rt_dataset_create(out, &ops, h, o.rows, &desc);
+    if (st == RT_OK && !h->x)   /* cannot fail: block_rows >= 1 */
+        (void)rt_dataset_set_block_rows(*out, h->block_rows);
     if (st != RT_OK)
         h5_destroy(h);
     return st;

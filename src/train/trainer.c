@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "trainer.h"
 
 static rt_status pick_loss(trainer *t)
@@ -170,6 +171,21 @@ static rt_status open_datasets(trainer *t)
     return RT_OK;
 }
 
+/* data.prefetch = -1: a loader thread only where the node has a core that
+ * the compute threads leave free; on a node whose cores are all busy the
+ * hand-off between threads costs more than loading the batch in place
+ * (bench/RESULTS.md, "Data loading"). */
+static int prefetch_of(const trainer *t)
+{
+    if (t->cfg->data.prefetch >= 0)
+        return t->cfg->data.prefetch;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int ranks = rt_comm_job_ranks_on_node(t->comm);
+    if (ranks < 1)
+        ranks = t->ctx->local_size > 0 ? t->ctx->local_size : 1;
+    return (long)ranks * t->threads < cores ? 2 : 0;
+}
+
 /* This rank's loaders of the training set (shuffled, data.* options) and
  * of the test set (in order, every sample once). Collective. */
 static rt_status prepare_loaders(trainer *t)
@@ -177,10 +193,12 @@ static rt_status prepare_loaders(trainer *t)
     const rt_config *c = t->cfg;
     rt_loader_opts lo = {
         .global_batch = t->global_batch, .shuffle = c->data.shuffle,
-        .shuffle_block = c->data.shuffle_block,
+        .shuffle_block = c->data.shuffle_block >= 0 ? c->data.shuffle_block
+                                                     : rt_dataset_block_rows(t->train_set),
         .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
-        .prefetch = c->data.prefetch, .augment = c->data.augment,
+        .prefetch = prefetch_of(t), .augment = c->data.augment,
     };
+    rt_debug("data: prefetch %d, shuffle_block %lld", lo.prefetch, (long long)lo.shuffle_block);
     RT_CHECK(rt_prepare_data_loader(t->session, t->train_set, &lo, &t->train_loader));
     lo.augment = (rt_augment){0};   /* evaluation sees the images as they are */
     int eval_batch = c->data.eval_batch_size > 0 ? c->data.eval_batch_size
@@ -507,6 +525,7 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
                  .comm = rt_session_comm(s), .last_ckpt_step = -1};
     rt_comm_set_step(t.comm, -1);
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
+    t.threads = threads;
     rt_status st = setup(&t);
     if (st == RT_OK) {
         rt_info("rtrain: %d rank(s) x %d thread(s), %zu parameters, global batch %lld, "

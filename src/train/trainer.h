@@ -61,6 +61,7 @@ typedef struct trainer {
     /* A failure of this rank after the step's agreement (backward, the
      * optimizer step): the other ranks learn it at the next agreement. */
     rt_status pending;
+    int threads;                /* compute threads of this rank (rt_session_set_threads) */
     int64_t global_batch;
     int64_t steps_per_epoch;    /* optimizer steps per epoch */
     /* Position: everything a checkpoint must hold to continue exactly. */

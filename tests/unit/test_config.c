@@ -79,7 +79,7 @@ static void test_defaults(void)
     CHECK(cfg.data.batch_size == 64);
     CHECK(cfg.data.global_batch_size == 0);
     CHECK(cfg.data.shuffle == 1);
-    CHECK(cfg.data.prefetch == 2);
+    CHECK(cfg.data.prefetch == -1);   /* auto: a loader thread only with a spare core */
     CHECK(cfg.data.transform.normalize == 0);
     CHECK(strcmp(cfg.data.format, "idx") == 0);
     CHECK(strcmp(cfg.data.dir, "/usr/share/datasets/fashion-mnist") == 0);
