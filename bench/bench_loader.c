@@ -81,23 +81,7 @@ static mem_use mem_now(void)
     return m;
 }
 
-/* ---- node cache: the trainer's adapter (src/train/trainer.c) ----------------- */
-static rt_status node_alloc(void *arg, rt_status local, size_t bytes, void **ptr, int *writer,
-                            void **handle)
-{
-    rt_comm_shared *s = NULL;
-    rt_status st = rt_comm_shared_alloc(arg, local, bytes, &s, ptr, writer);
-    *handle = s;
-    return st;
-}
-
-static rt_status node_ready(void *arg, void *handle, rt_status local)
-{
-    return rt_comm_shared_ready(arg, handle, local);
-}
-
-static void node_release(void *arg, void *handle) { rt_comm_shared_free(handle); }
-
+/* ---- node cache (data.cache = "node"): rt_comm_node_memory over the job ---- */
 static rt_node_memory node_memory;
 
 /* ---- the benchmark ---------------------------------------------------------------- */
@@ -128,7 +112,7 @@ static rt_dataset *open_dataset(const bench_opts *o, double *open_s)
         src.y = o->y;
         src.target_column = o->target;
     }
-    node_memory = (rt_node_memory){node_alloc, node_ready, node_release, world_comm};
+    node_memory = rt_comm_node_memory(world_comm);
     rt_transform t = {.normalize = 0};
     rt_dataset *ds = NULL;
     MPI_Barrier(MPI_COMM_WORLD);

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rtrain/core.h"
+#include "rtrain/data.h"
 #include "rtrain/nn.h"
 
 #ifdef __cplusplus
@@ -156,6 +157,9 @@ rt_status rt_comm_shared_alloc(rt_comm *c, rt_status local, size_t bytes,
                                rt_comm_shared **out, void **ptr, int *writer);
 rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local);
 void rt_comm_shared_free(rt_comm_shared *s);
+/* The table a dataset format takes for data.cache = "node"
+ * (rt_data_source.node_memory), built on the functions above over c. */
+rt_node_memory rt_comm_node_memory(rt_comm *c);
 
 /* Not collective: ends the whole job (rt_abort with the communicator's
  * abort hooks). For failures that would leave the other ranks inside a

@@ -139,6 +139,28 @@ void rt_comm_shared_free(rt_comm_shared *s)
         s->ops->shared_free(s);
 }
 
+/* rt_node_memory's functions (rtrain/data.h), arg = the communicator. */
+static rt_status node_alloc(void *arg, rt_status local, size_t bytes, void **ptr, int *writer,
+                            void **handle)
+{
+    rt_comm_shared *s = NULL;
+    rt_status st = rt_comm_shared_alloc(arg, local, bytes, &s, ptr, writer);
+    *handle = s;
+    return st;
+}
+
+static rt_status node_ready(void *arg, void *handle, rt_status local)
+{
+    return rt_comm_shared_ready(arg, handle, local);
+}
+
+static void node_release(void *arg, void *handle) { rt_comm_shared_free(handle); }
+
+rt_node_memory rt_comm_node_memory(rt_comm *c)
+{
+    return (rt_node_memory){node_alloc, node_ready, node_release, c};
+}
+
 /* ---- waiting, and the watchdog ------------------------------------------------------ */
 
 /* "rank 1 (node07), rank 3 (node08)" for the ranks not alive. */

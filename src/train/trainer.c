@@ -62,24 +62,6 @@ static rt_status resolve_batch(trainer *t)
     return RT_OK;
 }
 
-/* data.cache = "node": the communicator's node-shared memory (see
- * rtrain/comm.h for the protocol). */
-static rt_status node_alloc(void *arg, rt_status local, size_t bytes, void **ptr, int *writer,
-                            void **handle)
-{
-    rt_comm_shared *s = NULL;
-    rt_status st = rt_comm_shared_alloc(arg, local, bytes, &s, ptr, writer);
-    *handle = s;
-    return st;
-}
-
-static rt_status node_ready(void *arg, void *handle, rt_status local)
-{
-    return rt_comm_shared_ready(arg, handle, local);
-}
-
-static void node_release(void *arg, void *handle) { rt_comm_shared_free(handle); }
-
 /* Where the two splits are: idx files name two files each; hdf5 and csv
  * one file each, or the last data.test_fraction of the training file's
  * rows for evaluation. Columns and policies are the same for both. */
@@ -104,7 +86,7 @@ static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source 
         .cache = (rt_cache_policy)rt_config_cache_policy(c),
         .node_memory = &t->node_memory,
     };
-    t->node_memory = (rt_node_memory){node_alloc, node_ready, node_release, t->comm};
+    t->node_memory = rt_comm_node_memory(t->comm);   /* data.cache = "node" */
     if (!train->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "data.format = \"%s\" needs data.train.file (the "
                         "training %s file)", c->data.format, c->data.format);
