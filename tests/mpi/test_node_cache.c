@@ -99,7 +99,10 @@ int main(int argc, char **argv)
         bad += y != i % 3;
     }
     CHECK(bad == 0);
-    /* One piece of memory: the writer's store is what the others fetch. */
+    /* One piece of memory: the writer's store is what the others fetch
+     * (once every rank has finished the checks above). */
+    if (ds)
+        CHECK_OK(rt_comm_shared_ready(comm, rec.handle, RT_OK));
     if (rec.writer && ds)
         ((float *)rec.ptr)[3] = -42.0f;   /* sample 0, value 3 */
     if (ds) {
