@@ -4,7 +4,8 @@
  *                                 size, valid/invalid, metrics
  *   rtrain-ckpt verify CKPT       structure and every checksum; exit 0 if valid
  *   rtrain-ckpt show CKPT         attributes, datasets, shapes, checksums
- *   rtrain-ckpt export CKPT OUT   model weights only, one HDF5 file, plain
+ *   rtrain-ckpt export CKPT OUT   model weights (and the data preprocessing they
+ *                                 expect, as the root attribute "preprocessing"), one HDF5 file, plain
  *                                 state_dict names at the root (h5py, PyTorch)
  *   rtrain-ckpt diff A B          per-dataset max abs difference; exit 1 if any
  *
@@ -233,6 +234,14 @@ static int cmd_export(const char *arg, const char *out_path)
     }
     export_ctx c = {in, out, 0};
     rt_status st = rt_ckpt_foreach_tensor(in, "/model", export_tensor, &c);
+    /* What the model expects of its inputs (encoding, standardisation)
+     * travels with its weights. */
+    char *preprocessing = NULL;
+    if (st == RT_OK)
+        st = rt_ckpt_attr_get_text(in, "/data", "preprocessing", &preprocessing);
+    if (st == RT_OK && preprocessing)
+        st = rt_ckpt_attr_set_string(out, "/", "preprocessing", preprocessing);
+    free(preprocessing);
     rt_ckpt_file_close(in);
     if (st == RT_OK)
         st = rt_ckpt_file_close(out);
