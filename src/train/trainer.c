@@ -255,6 +255,16 @@ static rt_status build_model(trainer *t)
     return rt_optim_create(&t->optim, be, &c->optimizer, rt_model_num_params(t->model));
 }
 
+/* The preprocessing as JSON (t->preprocessing, which checkpoints take) and
+ * in params.json. Collective. */
+static rt_status record_preprocessing(trainer *t)
+{
+    free(t->preprocessing);
+    t->preprocessing = NULL;
+    RT_CHECK(rt_session_agree(t->session, trainer_preprocessing_json(t, &t->preprocessing)));
+    return rt_run_record_preprocessing(t->run, t->cfg, t->preprocessing);
+}
+
 /* Each stage's outcome is agreed before the next starts (the prepare_*
  * helpers agree on their own). */
 static rt_status setup(trainer *t)
@@ -272,9 +282,11 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
     rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
-    RT_CHECK(trainer_resume(t));   /* may take a checkpoint's preprocessing */
-    RT_CHECK(rt_session_agree(t->session, trainer_preprocessing_json(t, &t->preprocessing)));
-    return rt_run_record_preprocessing(t->run, t->cfg, t->preprocessing);
+    /* params.json holds the preprocessing from the start (so a resume that
+     * fails leaves it there), and the checkpoint's once a resume took it. */
+    RT_CHECK(record_preprocessing(t));
+    RT_CHECK(trainer_resume(t));
+    return record_preprocessing(t);
 }
 
 static void trainer_free(trainer *t)
