@@ -153,75 +153,70 @@ rt_status rt_ckpt_attr_get_double(rt_ckpt_file *f, const char *obj, const char *
     return RT_OK;
 }
 
-/* Variable-length strings are read through a pointer HDF5 allocates;
- * fixed-length ones (written by other tools) into a bounded buffer. */
+/* The string attribute aid as a new NUL-terminated copy (free() it).
+ * Variable-length strings are read through a pointer HDF5 allocates;
+ * fixed-length ones (written by other tools) into a buffer of their size. */
+static rt_status read_string_copy(rt_ckpt_file *f, hid_t aid, const char *obj,
+                                  const char *attr, char **out)
+{
+    *out = NULL;
+    hid_t ftype = H5Aget_type(aid);
+    htri_t is_vlen = ftype < 0 ? -1 : H5Tis_variable_str(ftype);
+    size_t fixed = ftype < 0 ? 0 : H5Tget_size(ftype);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    hid_t mtype = is_vlen > 0 ? vlen_string_type() : H5Tcopy(H5T_C_S1);
+    char *vlen = NULL;
+    int ok = mtype >= 0 && is_vlen >= 0;
+    if (ok && is_vlen) {
+        ok = H5Aread(aid, mtype, &vlen) >= 0;
+        *out = ok ? strdup(vlen ? vlen : "") : NULL;
+    } else if (ok) {
+        ok = fixed > 0 && H5Tset_size(mtype, fixed) >= 0 && (*out = calloc(fixed + 1, 1)) &&
+             H5Aread(aid, mtype, *out) >= 0;
+    }
+    if (vlen)
+        H5free_memory(vlen);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (ok && *out)
+        return RT_OK;
+    free(*out);
+    *out = NULL;
+    return h5_fail(f->path, RT_ERR_FORMAT, "cannot read string attribute %s of %s", attr, obj);
+}
+
+/* Into a bounded buffer: a longer text is an error, not a truncation. */
 static rt_status read_string(rt_ckpt_file *f, hid_t aid, const char *obj, const char *attr,
                              char *buf, size_t size)
 {
-    hid_t ftype = H5Aget_type(aid);
-    if (ftype < 0)
-        return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the type of %s of %s", attr, obj);
-    htri_t is_vlen = H5Tis_variable_str(ftype);
-    size_t fixed = H5Tget_size(ftype);
-    H5Tclose(ftype);
-    const char *text = NULL;
-    char *vlen = NULL, fixed_buf[1024];
-    hid_t mtype = is_vlen > 0 ? vlen_string_type() : H5Tcopy(H5T_C_S1);
-    if (mtype < 0 || is_vlen < 0 || (is_vlen == 0 && (fixed == 0 || fixed >= sizeof fixed_buf)))
-        goto bad;
-    if (is_vlen) {
-        if (H5Aread(aid, mtype, &vlen) < 0)
-            goto bad;
-        text = vlen ? vlen : "";
-    } else {
-        if (H5Tset_size(mtype, fixed) < 0 || H5Aread(aid, mtype, fixed_buf) < 0)
-            goto bad;
-        fixed_buf[fixed] = '\0';
-        text = fixed_buf;
-    }
-    H5Tclose(mtype);
+    char *text = NULL;
+    RT_CHECK(read_string_copy(f, aid, obj, attr, &text));
     rt_status st = strlen(text) < size ? RT_OK
                    : RT_ERROR(RT_ERR_FORMAT, "%s: attribute %s of %s is too long (%zu bytes, "
                               "at most %zu)", f->path, attr, obj, strlen(text), size - 1);
     if (st == RT_OK)
         snprintf(buf, size, "%s", text);
-    if (vlen)
-        H5free_memory(vlen);
+    free(text);
     return st;
-bad:
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    return h5_fail(f->path, RT_ERR_FORMAT, "cannot read string attribute %s of %s", attr, obj);
 }
 
-/* Local step of rt_ckpt_attr_get_text: a variable-length string, copied. */
+/* Local step of rt_ckpt_attr_get_text: *text stays NULL when obj has no
+ * such attribute. */
 static rt_status read_text(rt_ckpt_file *f, const char *obj, const char *attr, char **text)
 {
     hid_t oid = -1, aid = -1;
     RT_CHECK(open_object(f, obj, 0, &oid));
     htri_t e = H5Aexists(oid, attr);
-    rt_status st = e < 0 ? h5_fail(f->path, RT_ERR_FORMAT, "cannot read the attributes of %s",
-                                   obj) : RT_OK;
-    if (st == RT_OK && e > 0) {
-        H5Oclose(oid);
-        oid = -1;
-        st = attr_open(f, obj, attr, H5T_STRING, &oid, &aid);
-        hid_t ftype = st == RT_OK ? H5Aget_type(aid) : -1;
-        hid_t mtype = vlen_string_type();
-        char *vlen = NULL;
-        if (st == RT_OK && (ftype < 0 || H5Tis_variable_str(ftype) <= 0 ||
-                            H5Aread(aid, mtype, &vlen) < 0))
-            st = h5_fail(f->path, RT_ERR_FORMAT, "cannot read attribute %s of %s as text",
-                         attr, obj);
-        if (st == RT_OK && (*text = strdup(vlen ? vlen : "")) == NULL)
-            st = RT_ERROR(RT_ERR_NOMEM, "out of memory reading attribute %s of %s", attr, obj);
-        if (vlen)
-            H5free_memory(vlen);
-        if (ftype >= 0)
-            H5Tclose(ftype);
-        if (mtype >= 0)
-            H5Tclose(mtype);
-    }
+    H5Oclose(oid);
+    oid = -1;
+    if (e < 0)
+        return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the attributes of %s", obj);
+    if (e == 0)
+        return RT_OK;
+    rt_status st = attr_open(f, obj, attr, H5T_STRING, &oid, &aid);
+    if (st == RT_OK)
+        st = read_string_copy(f, aid, obj, attr, text);
     if (aid >= 0)
         H5Aclose(aid);
     if (oid >= 0)

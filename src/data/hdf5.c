@@ -551,23 +551,33 @@ rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src)
     h->fid = h->dset = -1;
     snprintf(h->file, sizeof h->file, "%s", src->file);
     snprintf(h->xname, sizeof h->xname, "%s", src->x ? src->x : "");
-    h5open o = {.src = src, .fid = -1, .x = -1, .y = -1};
-    rt_sample_desc desc = {0};
-    rt_hdf5_lock();
-    st = open_split(&o, h, &desc);
-    if (src->cache == RT_CACHE_NODE && src->node_memory)
-        st = read_shared(&o, h, st);   /* collective: also after a local failure */
-    h5_close(&o);
-    rt_hdf5_unlock();
     /* Either way fetch may run on the loader's thread: held rows are only
      * read, and a streamed fetch takes the HDF5 lock for its reads. */
     static const rt_dataset_ops ops = {RT_DATASET_OPS_VERSION, RT_DATASET_THREAD_SAFE,
                                        h5_fetch, h5_destroy};
+    h5open o = {.src = src, .fid = -1, .x = -1, .y = -1};
+    rt_sample_desc desc = {0};
+    rt_dataset *ds = NULL;
+    rt_hdf5_lock();
+    st = open_split(&o, h, &desc);
+    /* The dataset is made before the node cache's collective steps, so that
+     * a failure to make it is agreed there: a rank must never release the
+     * node's memory (collective) alone. */
     if (st == RT_OK)
-        st = rt_dataset_create(out, &ops, h, o.rows, &desc);
-    if (st == RT_OK && !h->x)   /* cannot fail: block_rows >= 1 */
-        (void)rt_dataset_set_block_rows(*out, h->block_rows);
-    if (st != RT_OK)
-        h5_destroy(h);
-    return st;
+        st = rt_dataset_create(&ds, &ops, h, o.rows, &desc);
+    if (src->cache == RT_CACHE_NODE && src->node_memory)
+        st = read_shared(&o, h, st);   /* collective: also after a local failure */
+    h5_close(&o);
+    rt_hdf5_unlock();
+    if (st != RT_OK) {
+        if (ds)
+            rt_dataset_free(ds);   /* owns h */
+        else
+            h5_destroy(h);
+        return st;
+    }
+    if (!h->x)   /* cannot fail: block_rows >= 1 */
+        (void)rt_dataset_set_block_rows(ds, h->block_rows);
+    *out = ds;
+    return RT_OK;
 }
