@@ -10,7 +10,9 @@
  *   "cpu"    OpenBLAS sgemm + im2col, a thread pool of its own
  *   "naive"  plain loops, one thread, no BLAS: the reference the tests
  *            compare every other backend with (slow; for checking)
- *   "cuda"   (a later build option) cuBLAS, cuDNN and rtrain's kernels
+ *   "cuda"   (./configure --with-cuda) cuBLAS, cuDNN and rtrain's own
+ *            kernels on the GPU this process opened with rt_gpu_open; its
+ *            own library, librtrain_cuda (docs/gpu.md)
  *
  * Kernels follow the llm.c convention: outputs first, then inputs, then
  * sizes; they never allocate (temporary space is the caller's `scratch`,
@@ -239,6 +241,36 @@ int rt_backend_count(void);
 const rt_backend *rt_backend_at(int i);
 /* Names of the backends of this build, "cpu, naive" into buf. */
 void rt_backend_list(char *buf, size_t size);
+
+/* ---- the GPU of this process (the "cuda" backend) ------------------------------------
+ * One process drives one GPU: rt_gpu_open makes `device` (an index among
+ * the GPUs CUDA_VISIBLE_DEVICES leaves visible) the device of the "cuda"
+ * table, with its stream and cuBLAS/cuDNN handles; the table fails with a
+ * clear message until then. None of these is collective: the trainer
+ * agrees on the device counts of every node before anyone opens one. */
+typedef struct rt_gpu_opts {
+    int deterministic;   /* only deterministic cuDNN algorithms (gpu.deterministic) */
+    int tf32;            /* allow TF32 in cuBLAS and cuDNN (gpu.tf32) */
+} rt_gpu_opts;
+
+/* 1 when this build has the CUDA backend. */
+int rt_gpu_built(void);
+/* GPUs visible to this process (0 without a driver, a device or the CUDA
+ * backend). Creates no CUDA context. */
+int rt_gpu_count(void);
+/* The 16-byte UUID of visible GPU `device` (what tells two ranks whether
+ * they would share one physical GPU, whatever CUDA_VISIBLE_DEVICES says). */
+rt_status rt_gpu_uuid(int device, unsigned char uuid[16]);
+rt_status rt_gpu_open(int device, const rt_gpu_opts *opts);
+/* Frees what rt_gpu_open made (device memory from the table must be freed
+ * first). Safe when nothing is open. */
+void rt_gpu_close(void);
+/* One line: device name, compute capability, memory, and the runtime
+ * versions of CUDA, cuDNN, cuBLAS and NCCL ("no GPU open" otherwise). */
+void rt_gpu_describe(char *buf, size_t size);
+/* Device memory high-water mark of this process's allocations through the
+ * table, in bytes (0 without a GPU). */
+size_t rt_gpu_peak_bytes(void);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,7 @@ typedef enum rt_status {
     RT_ERR_INTERNAL,     /* invariant broken inside rtrain (a bug) */
     RT_ERR_TIMEOUT,      /* a collective did not complete in time (a rank hangs) */
     RT_STOPPED,          /* stopped on a signal after checkpointing (not a failure) */
+    RT_ERR_DEVICE,       /* the GPU, its driver or a GPU library (CUDA, cuDNN, NCCL) failed */
     RT_STATUS_COUNT
 } rt_status;
 

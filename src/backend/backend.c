@@ -3,8 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 #include "backend/backends.h"
+#include "config.h"
 
-static const rt_backend *const backends[] = {&rt_backend_cpu, &rt_backend_naive};
+static const rt_backend *const backends[] = {
+    &rt_backend_cpu, &rt_backend_naive,
+#ifdef RT_HAVE_CUDA
+    &rt_backend_cuda,
+#endif
+};
 #define NBACKENDS ((int)(sizeof backends / sizeof backends[0]))
 
 const rt_backend *rt_backend_find(const char *name)

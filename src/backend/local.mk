@@ -22,3 +22,48 @@ bench_programs += bench/bench_kernels
 # SKIPs without it).
 check_PROGRAMS += tests/unit/test_backends
 TESTS += tests/unit/test_backends
+
+# The "cuda" backend: its own shared library (librtrain_cuda), with no MPI or
+# HDF5 header in it, so that it can be rebuilt alone against another CUDA or
+# cuDNN on a GPU machine (docs/gpu.md). librtrain links it; it takes
+# rt_status and logging from librtrain at load time. Its C files build with
+# -Werror and its CUDA files with nvcc's -Werror all-warnings, so the GPU code
+# always compiles cleanly, with or without a GPU. The rt_gpu_* functions are
+# in librtrain (gpu.c), which forwards them to the CUDA library when there is
+# one, so programs link -lrtrain only.
+EXTRA_DIST += scripts/nvcc-libtool src/backend/cuda/kernels.cu src/backend/cuda/norm_loss.cu
+noinst_HEADERS += src/backend/cuda/cuda_internal.h src/backend/cuda/device.h \
+	src/backend/cuda/nccl.h src/backend/cuda/gpu.h
+src_librtrain_la_SOURCES += src/backend/gpu.c
+if HAVE_CUDA
+src_backend_cuda_librtrain_cuda_la_SOURCES = src/backend/cuda/device.c \
+	src/backend/cuda/linear.c src/backend/cuda/conv.c src/backend/cuda/table.c \
+	src/backend/cuda/nccl.c
+src_backend_cuda_librtrain_cuda_la_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/src \
+	$(CUDA_CPPFLAGS)
+src_backend_cuda_librtrain_cuda_la_CFLAGS = $(AM_CFLAGS) -Werror
+cuda_objects = src/backend/cuda/kernels.lo src/backend/cuda/norm_loss.lo
+src_backend_cuda_librtrain_cuda_la_LIBADD = $(cuda_objects) $(CUDA_LIBS)
+src_backend_cuda_librtrain_cuda_la_DEPENDENCIES = $(cuda_objects)
+src_backend_cuda_librtrain_cuda_la_LDFLAGS = -version-info 0:0:0
+src_librtrain_la_LIBADD += src/backend/cuda/librtrain_cuda.la
+CLEANFILES += $(cuda_objects) src/backend/cuda/kernels.o src/backend/cuda/norm_loss.o
+
+# --fmad=false: no multiply-add contraction, so elementwise and optimizer
+# kernels round as the CPU backend does (bitwise equal results).
+NVCCFLAGS = -std=c++17 -O3 --fmad=false $(CUDA_ARCHS) --Werror=all-warnings \
+	--compiler-options=-Wall,-Wextra,-Werror -I$(top_srcdir)/include -I$(top_srcdir)/src \
+	$(CUDA_CPPFLAGS)
+src/backend/cuda/kernels.lo src/backend/cuda/norm_loss.lo: \
+	src/backend/cuda/cuda_internal.h include/rtrain/backend.h include/rtrain/core.h
+.cu.lo:
+	$(AM_V_CC)$(LIBTOOL) $(AM_V_lt) --tag=CC --mode=compile \
+	  $(SHELL) $(top_srcdir)/scripts/nvcc-libtool $(NVCC) $(NVCCFLAGS) -c -o $@ $<
+endif
+SUFFIXES = .cu
+
+# Every entry of the cuda table against the cpu one at ResNet18's shapes
+# (SKIPs without a GPU or without the CUDA backend).
+check_PROGRAMS += tests/gpu/test_cuda_kernels
+TESTS += tests/gpu/test_cuda_kernels
+tests_gpu_test_cuda_kernels_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/unit

@@ -16,6 +16,7 @@ static const struct { const char *name; int exit_code; } status_table[RT_STATUS_
     [RT_ERR_INTERNAL] = {"internal error", RT_EXIT_FAILURE},
     [RT_ERR_TIMEOUT] = {"timeout", RT_EXIT_FAILURE},
     [RT_STOPPED] = {"stopped", RT_EXIT_PREEMPTED},
+    [RT_ERR_DEVICE] = {"device error", RT_EXIT_FAILURE},
 };
 
 const char *rt_status_name(rt_status s)
