@@ -25,8 +25,10 @@
  *
  * Collectiveness: a function taking an rt_comm is collective over it
  * (every rank calls it in the same order) unless its comment says "not
- * collective". Data buffers are in the memory of the model's backend
- * (host memory for the CPU backends). */
+ * collective". Data buffers are host memory, except on an NCCL
+ * communicator (GPU memory) and in the *_tensor functions and DDP, which
+ * take the model's backend memory (staged through host memory when the
+ * communicator cannot read it). */
 #ifndef RTRAIN_COMM_H
 #define RTRAIN_COMM_H
 
@@ -169,6 +171,24 @@ void rt_comm_abort(rt_comm *c, const char *fmt, ...)
 
 /* Parameters and buffers of rank 0 to every rank, before training. */
 rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m);
+
+/* ---- the model's tensors on a GPU ------------------------------------------------- */
+/* Collective over host (an MPI communicator; every rank has opened its GPU
+ * with rt_gpu_open): an NCCL communicator over the same ranks, for tensors
+ * in GPU memory. Rank 0's NCCL id is broadcast over host; the outcome is
+ * agreed. The watchdog and rt_abort cover it (ncclCommAbort). host must
+ * outlive it. RT_ERR_UNSUPPORTED in a build without CUDA. */
+rt_status rt_comm_nccl(rt_comm **out, rt_comm *host);
+/* Not collective: 1 when c's collectives on backend be's tensors go
+ * through host memory (an MPI communicator and a GPU backend:
+ * comm.backend = mpi). Slower than NCCL, but it works everywhere, also
+ * for several ranks sharing one GPU, which NCCL refuses. */
+int rt_comm_stages_tensors(const rt_comm *c, const rt_backend *be);
+/* In-place sum / broadcast of float tensors in backend be's memory, staged
+ * through host memory when rt_comm_stages_tensors says so. */
+rt_status rt_comm_allreduce_tensor(rt_comm *c, const rt_backend *be, float *buf, size_t count);
+rt_status rt_comm_broadcast_tensor(rt_comm *c, const rt_backend *be, float *buf, size_t count,
+                                   int root);
 
 /* ---- DDP ------------------------------------------------------------------------ */
 /* Buckets are contiguous slices of the model's gradient slab (views, no

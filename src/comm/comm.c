@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "comm/comm_internal.h"
+#include "config.h"
 
 /* MPI counts are int: blocking all-reduces and broadcasts of more go in
  * pieces of this many elements. */
@@ -65,6 +66,30 @@ rt_status rt_comm_create(rt_comm **out, const rt_comm_ops *ops, void *impl, int 
         return st;
     }
     *c = made;
+    *out = c;
+    return RT_OK;
+}
+
+rt_status rt_comm_create_beside(rt_comm **out, const rt_comm_ops *ops, void *impl,
+                                const rt_comm *host)
+{
+    *out = NULL;
+    rt_comm *c = NULL;
+    rt_status st = rt_alloc(&c, 1, sizeof *c, "communicator");
+    if (st == RT_OK) {
+        *c = (rt_comm){.ops = ops, .impl = impl, .rank = host->rank, .size = host->size,
+                       .job_ranks_on_node = host->job_ranks_on_node,
+                       .timeout_s = host->timeout_s, .step = -1};
+        st = rt_alloc(&c->hosts, (size_t)host->size, sizeof *c->hosts, "host table");
+    }
+    if (st != RT_OK) {
+        rt_comm made = {.ops = ops, .impl = impl};
+        ops->destroy(&made);
+        if (c)
+            rt_free(c);
+        return st;
+    }
+    memcpy(c->hosts, host->hosts, (size_t)host->size * sizeof *c->hosts);
     *out = c;
     return RT_OK;
 }
@@ -381,22 +406,81 @@ rt_status rt_comm_agree(rt_comm *c, rt_status local)
 
 /* ---- the model ------------------------------------------------------------------------- */
 
+/* The model's tensors live in device memory that this communicator cannot
+ * read (an MPI communicator and a GPU backend): collectives on them go
+ * through host memory. */
+static int staged(const rt_comm *c, const rt_backend *be)
+{
+    return !(be->flags & RT_BACKEND_HOST_MEMORY) && strcmp(c->ops->kind, "nccl") != 0;
+}
+
 rt_status rt_comm_check_model_memory(const rt_comm *c, const rt_model *m)
 {
     const rt_backend *be = rt_model_backend(m);
-    if (!(be->flags & RT_BACKEND_HOST_MEMORY) && !strcmp(c->ops->kind, "mpi"))
-        return RT_ERROR(RT_ERR_UNSUPPORTED, "the MPI communicator reads host memory and backend "
-                        "'%s' keeps the model's tensors in device memory: use a communicator "
-                        "for that device (NCCL) or a CPU backend", be->name);
+    if ((be->flags & RT_BACKEND_HOST_MEMORY) && !strcmp(c->ops->kind, "nccl"))
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "the NCCL communicator reads GPU memory and backend "
+                        "'%s' keeps the model's tensors in host memory: set comm.backend = mpi "
+                        "or train on the GPU", be->name);
     return RT_OK;
+}
+
+int rt_comm_stages_tensors(const rt_comm *c, const rt_backend *be) { return staged(c, be); }
+
+/* Staged collectives: a rank whose copy to or from the device fails still
+ * takes part (with zeros), so the others are not left waiting; its failure
+ * is returned for the caller's agreement. A rank without host memory for
+ * the copy cannot take part and ends the job. */
+static float *stage_buffer(rt_comm *c, size_t count)
+{
+    float *host = NULL;
+    if (rt_alloc(&host, count ? count : 1, sizeof *host, "host copy of a device tensor") != RT_OK)
+        rt_comm_abort(c, "%s", rt_error_message());
+    return host;
+}
+
+rt_status rt_comm_allreduce_tensor(rt_comm *c, const rt_backend *be, float *buf, size_t count)
+{
+    if (!staged(c, be))
+        return rt_comm_allreduce(c, buf, count, RT_DTYPE_FLOAT32, RT_REDUCE_SUM);
+    float *host = stage_buffer(c, count);
+    rt_status local = be->download(host, buf, count * sizeof *host);
+    rt_status st = rt_comm_allreduce(c, host, count, RT_DTYPE_FLOAT32, RT_REDUCE_SUM);
+    if (st == RT_OK && local == RT_OK)
+        local = be->upload(buf, host, count * sizeof *host);
+    rt_free(host);
+    return st != RT_OK ? st : local;
+}
+
+rt_status rt_comm_broadcast_tensor(rt_comm *c, const rt_backend *be, float *buf, size_t count,
+                                   int root)
+{
+    if (!staged(c, be))
+        return rt_comm_broadcast(c, buf, count, RT_DTYPE_FLOAT32, root);
+    float *host = stage_buffer(c, count);
+    rt_status local = c->rank == root ? be->download(host, buf, count * sizeof *host) : RT_OK;
+    rt_status st = rt_comm_broadcast(c, host, count, RT_DTYPE_FLOAT32, root);
+    if (st == RT_OK && local == RT_OK)
+        local = be->upload(buf, host, count * sizeof *host);
+    rt_free(host);
+    return st != RT_OK ? st : local;
 }
 
 rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m)
 {
     RT_CHECK(rt_comm_check_model_memory(c, m));
-    RT_CHECK(rt_comm_broadcast(c, rt_model_params(m), rt_model_num_params(m), RT_DTYPE_FLOAT32,
-                               0));
-    RT_CHECK(rt_comm_broadcast(c, rt_model_buffers(m), rt_model_num_buffers(m),
-                               RT_DTYPE_FLOAT32, 0));
+    const rt_backend *be = rt_model_backend(m);
+    RT_CHECK(rt_comm_broadcast_tensor(c, be, rt_model_params(m), rt_model_num_params(m), 0));
+    RT_CHECK(rt_comm_broadcast_tensor(c, be, rt_model_buffers(m), rt_model_num_buffers(m), 0));
     return RT_OK;
 }
+
+#ifndef RT_HAVE_CUDA
+rt_status rt_comm_nccl(rt_comm **out, rt_comm *host)
+{
+    *out = NULL;
+    rt_status st = RT_ERROR(RT_ERR_UNSUPPORTED, "comm.backend = nccl needs the CUDA backend, "
+                            "which this rtrain was built without: rebuild with ./configure "
+                            "--with-cuda or set comm.backend = mpi");
+    return rt_comm_agree(host, st);
+}
+#endif

@@ -65,6 +65,12 @@ struct rt_comm {
 rt_status rt_comm_create(rt_comm **out, const rt_comm_ops *ops, void *impl, int rank,
                          int size);
 
+/* Not collective: an object around impl with the ranks, host names and
+ * deadline of `host`, for a communicator made over the same processes by
+ * another library (NCCL). On failure impl is destroyed through ops. */
+rt_status rt_comm_create_beside(rt_comm **out, const rt_comm_ops *ops, void *impl,
+                                const rt_comm *host);
+
 /* RT_ERR_UNSUPPORTED when c cannot reach m's memory (the MPI implementation
  * and a device backend). Not collective. */
 rt_status rt_comm_check_model_memory(const rt_comm *c, const rt_model *m);

@@ -8,7 +8,12 @@
  * that order on every rank keeps the non-blocking collectives matched. A
  * backward that fails part-way on one rank still reaches rt_ddp_finish,
  * which starts every bucket that rank had not: the collectives stay
- * matched and the caller agrees on the failure afterwards. */
+ * matched and the caller agrees on the failure afterwards.
+ *
+ * Staging (an MPI communicator and gradients in GPU memory): each bucket
+ * is copied to a host copy of the slab when it starts (the copy waits for
+ * the layers it covers), reduced there, and the whole slab goes back to
+ * the device once every bucket has completed. */
 #include <stdlib.h>
 #include "comm/comm_internal.h"
 #include "core/fault.h"
@@ -25,6 +30,7 @@ struct rt_ddp {
     int count;
     int next;             /* next bucket to start */
     int sync;
+    float *host_grads;    /* [num_params] host copy when staging, else NULL */
 };
 
 /* The other ranks start this bucket's all-reduce whatever happens here, so
@@ -33,8 +39,15 @@ static void start_bucket(rt_ddp *d, int i)
 {
     bucket *b = &d->buckets[i];
     float *grads = rt_model_grads(d->model);
-    rt_status st = rt_comm_iallreduce(d->comm, grads + b->begin, b->end - b->begin,
-                                      RT_DTYPE_FLOAT32, RT_REDUCE_SUM, &d->reqs[i]);
+    rt_status st = RT_OK;
+    if (d->host_grads) {
+        st = rt_model_backend(d->model)->download(d->host_grads + b->begin, grads + b->begin,
+                                                  (b->end - b->begin) * sizeof(float));
+        grads = d->host_grads;
+    }
+    if (st == RT_OK)
+        st = rt_comm_iallreduce(d->comm, grads + b->begin, b->end - b->begin,
+                                RT_DTYPE_FLOAT32, RT_REDUCE_SUM, &d->reqs[i]);
     if (st == RT_OK && i == 0 && rt_fault_arg("ddp_bucket_fail", rt_comm_rank(d->comm), -1))
         st = RT_ERROR(RT_ERR_MPI, "injected (RTRAIN_FAULT, test only)");
     if (st != RT_OK)
@@ -92,6 +105,9 @@ rt_status rt_ddp_create(rt_ddp **out, rt_comm *comm, rt_model *m, size_t bucket_
     d->sync = 1;
     size_t floats = bucket_bytes / sizeof(float);
     rt_status st = plan_buckets(d, floats ? floats : 1);
+    if (st == RT_OK && rt_comm_size(comm) > 1 && rt_comm_stages_tensors(comm, rt_model_backend(m)))
+        st = rt_alloc(&d->host_grads, rt_model_num_params(m) ? rt_model_num_params(m) : 1,
+                      sizeof(float), "host copy of the gradients");
     if (st != RT_OK) {
         rt_ddp_free(d);
         return st;
@@ -109,6 +125,7 @@ void rt_ddp_free(rt_ddp *d)
     rt_model_set_backward_hook(d->model, NULL, NULL);
     rt_free(d->buckets);
     rt_free(d->reqs);
+    rt_free(d->host_grads);
     free(d);
 }
 
@@ -126,5 +143,9 @@ rt_status rt_ddp_finish(rt_ddp *d)
         return RT_OK;
     while (d->next < d->count)
         start_bucket(d, d->next++);
-    return rt_comm_wait(d->comm, d->reqs, d->count, "the gradient all-reduce");
+    RT_CHECK(rt_comm_wait(d->comm, d->reqs, d->count, "the gradient all-reduce"));
+    if (!d->host_grads)
+        return RT_OK;
+    return rt_model_backend(d->model)->upload(rt_model_grads(d->model), d->host_grads,
+                                              rt_model_num_params(d->model) * sizeof(float));
 }

@@ -70,12 +70,14 @@ static rt_status bn_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *out
     return RT_OK;
 }
 
-/* Sums in place over the ranks of the synchronised pass, if any. */
-static rt_status sync_sum(const rt_nn_ctx *ctx, float *buf, size_t count)
+/* Sums in place over the ranks of the synchronised pass, if any (buf is
+ * backend memory: staged through the host for an MPI communicator and a
+ * GPU backend). */
+static rt_status sync_sum(const rt_nn_ctx *ctx, const rt_backend *be, float *buf, size_t count)
 {
     if (!ctx->sync_comm)
         return RT_OK;
-    return rt_comm_allreduce(ctx->sync_comm, buf, count, RT_DTYPE_FLOAT32, RT_REDUCE_SUM);
+    return rt_comm_allreduce_tensor(ctx->sync_comm, be, buf, count);
 }
 
 static rt_status bn_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
@@ -88,7 +90,7 @@ static rt_status bn_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const
     if (ctx->train) {
         /* Batch statistics (global when synchronised) and the running update. */
         RT_CHECK(be->bn_sums(p->stats, in, n, c, p->hw));
-        RT_CHECK(sync_sum(ctx, p->stats, 2 * (size_t)c + 1));
+        RT_CHECK(sync_sum(ctx, be, p->stats, 2 * (size_t)c + 1));
         RT_CHECK(be->bn_train_stats(p->mean, p->rstd, p->running_mean, p->running_var,
                                     p->num_batches, p->stats, c, p->eps, p->momentum));
     } else {
@@ -118,7 +120,7 @@ static rt_status bn_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, cons
                                   n, c, p->hw);
     }
     /* Reduce even when din is NULL, so every rank makes the same collective calls. */
-    RT_CHECK(sync_sum(ctx, p->dstats, 2 * (size_t)c));
+    RT_CHECK(sync_sum(ctx, be, p->dstats, 2 * (size_t)c));
     if (!din)
         return RT_OK;
     return be->bn_backward_dx(din, dout, in, p->mean, p->rstd, p->gamma, p->dstats,
