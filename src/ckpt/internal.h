@@ -62,12 +62,23 @@ rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const
                            int n, const rt_ckpt_policy *policy);
 
 /* ---- state <-> file (state.c) ----------------------------------------------- */
-rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, int world_size,
-                           const rt_ckpt_metric *metrics, int num_metrics);
+/* The model's and optimizer's slabs as host memory (state.c), those that
+ * `what` names (RT_CKPT_LOAD_MODEL: parameters and buffers;
+ * RT_CKPT_LOAD_OPTIMIZER: its state): the slabs themselves on a
+ * host-memory backend, else host copies, downloaded when `download` (for
+ * a write) and uploaded by _put (after a read). Not collective. */
+typedef struct ckpt_host_slabs {
+    float *params, *buffers, *optim;   /* optim: every state slot, back to back */
+    int copied;                        /* 1: they are copies to free */
+} ckpt_host_slabs;
+rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int what,
+                              int download);
+rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s);
+void ckpt_host_slabs_free(ckpt_host_slabs *h);
+
+rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, const ckpt_host_slabs *h,
+                           int world_size, const rt_ckpt_metric *metrics, int num_metrics);
 rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info);
 rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
-/* RT_ERR_UNSUPPORTED unless the model's tensors are in host memory (NULL:
- * fine). */
-rt_status ckpt_check_host_model(const rt_model *m);
 
 #endif

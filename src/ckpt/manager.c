@@ -73,12 +73,21 @@ static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const ch
 static rt_status write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                             const rt_ckpt_metric *metrics, int num_metrics)
 {
+    /* Device tensors come to host memory first, agreed, so that no rank
+     * leaves the others in the collective writes. */
+    ckpt_host_slabs h;
+    rt_status st = ckpt_agree(comm, ckpt_host_slabs_get(&h, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
     rt_ckpt_file *f = NULL;
-    RT_CHECK(rt_ckpt_file_create(&f, comm, path));
-    rt_status st = ckpt_state_write(f, s, ckpt_world(comm), metrics, num_metrics);
-    rt_status cst = rt_ckpt_file_close(f);
+    if (st == RT_OK)
+        st = rt_ckpt_file_create(&f, comm, path);
+    if (st == RT_OK) {
+        st = ckpt_state_write(f, s, &h, ckpt_world(comm), metrics, num_metrics);
+        rt_status cst = rt_ckpt_file_close(f);
+        if (st == RT_OK)
+            st = cst;
+    }
+    ckpt_host_slabs_free(&h);
     RT_CHECK(st);
-    RT_CHECK(cst);
     /* Each rank flushes what it wrote (on a parallel file system, the
      * pages its own client holds). */
     RT_CHECK(ckpt_agree(comm, rt_fs_fsync(path, 0)));
@@ -217,7 +226,6 @@ static rt_status check_save_args(const char *run_dir, const rt_train_state *s,
     if (s->training_iteration < 1)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
                         "counts reports and must be >= 1", (long long)s->training_iteration);
-    RT_CHECK(ckpt_check_host_model(s->model));
     if (policy && policy->num_to_keep < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "checkpoint num_to_keep is %d (0 keeps all)",
                         policy->num_to_keep);

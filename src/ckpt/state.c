@@ -20,15 +20,74 @@
 
 /* ---- writing -------------------------------------------------------------------- */
 
-rt_status ckpt_check_host_model(const rt_model *m)
+/* ---- host copies of device tensors ----------------------------------------------------
+ * Checkpoints read and write host memory. On a backend whose memory is the
+ * host's, the slabs are used in place; otherwise (a GPU) they are copied:
+ * the writer downloads them all before the file is created, so a failure
+ * is agreed before any collective write starts (manager.c), and a load
+ * reads into host copies that are uploaded only once every tensor was read,
+ * so a failed load leaves the GPU's tensors as they were. */
+
+static rt_status host_slab(float **host, int *copied, const rt_backend *be, float *slab,
+                           size_t count, int download, const char *what)
 {
-    const rt_backend *be = m ? rt_model_backend(m) : NULL;
-    if (be && !(be->flags & RT_BACKEND_HOST_MEMORY))
-        return RT_ERROR(RT_ERR_UNSUPPORTED, "checkpoints read and write the model's tensors in "
-                        "host memory, and backend '%s' keeps them in device memory: staging "
-                        "through the host comes with the device backends' checkpoint support",
-                        be->name);
+    if (be->flags & RT_BACKEND_HOST_MEMORY) {
+        *host = slab;
+        return RT_OK;
+    }
+    RT_CHECK(rt_alloc(host, count ? count : 1, sizeof(float), what));
+    *copied = 1;
+    return download ? be->download(*host, slab, count * sizeof(float)) : RT_OK;
+}
+
+rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int what,
+                              int download)
+{
+    *h = (ckpt_host_slabs){0};
+    if (!s || !s->model)
+        return RT_OK;
+    rt_model *m = s->model;
+    const rt_backend *be = rt_model_backend(m);
+    if (what & RT_CKPT_LOAD_MODEL) {
+        RT_CHECK(host_slab(&h->params, &h->copied, be, rt_model_params(m),
+                           rt_model_num_params(m), download, "host copy of the parameters"));
+        RT_CHECK(host_slab(&h->buffers, &h->copied, be, rt_model_buffers(m),
+                           rt_model_num_buffers(m), download, "host copy of the buffers"));
+    }
+    if ((what & RT_CKPT_LOAD_OPTIMIZER) && s->optim)   /* the slots lie back to back */
+        RT_CHECK(host_slab(&h->optim, &h->copied, be, rt_optim_state(s->optim, 0),
+                           rt_model_num_params(m) * (size_t)rt_optim_state_slots(s->optim),
+                           download, "host copy of the optimizer state"));
     return RT_OK;
+}
+
+rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s)
+{
+    if (!h->copied)
+        return RT_OK;
+    rt_model *m = s->model;
+    const rt_backend *be = rt_model_backend(m);
+    if (h->params)
+        RT_CHECK(be->upload(rt_model_params(m), h->params,
+                            rt_model_num_params(m) * sizeof(float)));
+    if (h->buffers)
+        RT_CHECK(be->upload(rt_model_buffers(m), h->buffers,
+                            rt_model_num_buffers(m) * sizeof(float)));
+    if (h->optim)
+        RT_CHECK(be->upload(rt_optim_state(s->optim, 0), h->optim,
+                            rt_model_num_params(m) * (size_t)rt_optim_state_slots(s->optim) *
+                            sizeof(float)));
+    return RT_OK;
+}
+
+void ckpt_host_slabs_free(ckpt_host_slabs *h)
+{
+    if (h->copied) {
+        rt_free(h->params);
+        rt_free(h->buffers);
+        rt_free(h->optim);
+    }
+    *h = (ckpt_host_slabs){0};
 }
 
 rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics)
@@ -80,9 +139,9 @@ static void tensor_shape64(const rt_tensor_info *t, int64_t *shape)
         shape[d] = t->shape[d];
 }
 
-static rt_status write_model(rt_ckpt_file *f, rt_model *m)
+static rt_status write_model(rt_ckpt_file *f, rt_model *m, const ckpt_host_slabs *h)
 {
-    const float *params = rt_model_params(m), *buffers = rt_model_buffers(m);
+    const float *params = h->params, *buffers = h->buffers;
     for (int i = 0; i < rt_model_num_tensors(m); i++) {
         const rt_tensor_info *t = rt_model_tensor(m, i);
         char name[RT_NAME_MAX + 16];
@@ -95,14 +154,16 @@ static rt_status write_model(rt_ckpt_file *f, rt_model *m)
     return RT_OK;
 }
 
-static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s)
+static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
+                                 const ckpt_host_slabs *h)
 {
     rt_optimizer *o = s->optim;
+    size_t num_params = rt_model_num_params(s->model);
     RT_CHECK(rt_ckpt_attr_set_string(f, "/optimizer", "type",
                                      s->optimizer_type ? s->optimizer_type : ""));
     RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", rt_optim_step_count(o)));
     for (int k = 0; k < rt_optim_state_slots(o); k++) {
-        const float *slab = rt_optim_state(o, k);
+        const float *slab = h->optim + (size_t)k * num_params;
         for (int i = 0; i < rt_model_num_tensors(s->model); i++) {
             const rt_tensor_info *t = rt_model_tensor(s->model, i);
             if (t->kind != RT_TENSOR_PARAM)
@@ -117,15 +178,15 @@ static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s)
     return RT_OK;
 }
 
-rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, int world_size,
-                           const rt_ckpt_metric *metrics, int num_metrics)
+rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, const ckpt_host_slabs *h,
+                           int world_size, const rt_ckpt_metric *metrics, int num_metrics)
 {
     RT_CHECK(write_root_attrs(f, s, world_size, metrics, num_metrics));
-    RT_CHECK(write_model(f, s->model));
+    RT_CHECK(write_model(f, s->model, h));
     /* Test-only: a rank dies with part of the datasets written. */
     ckpt_fault_point("ckpt_during_write", ckpt_file_rank(f));
     if (s->optim)
-        RT_CHECK(write_optimizer(f, s));
+        RT_CHECK(write_optimizer(f, s, h));
     return RT_OK;
 }
 
@@ -171,7 +232,7 @@ rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info)
     return RT_OK;
 }
 
-static rt_status load_model(rt_ckpt_file *f, rt_model *m)
+static rt_status load_model(rt_ckpt_file *f, rt_model *m, const ckpt_host_slabs *h)
 {
     int64_t stored = 0;
     int n = rt_model_num_tensors(m);
@@ -180,7 +241,7 @@ static rt_status load_model(rt_ckpt_file *f, rt_model *m)
         return RT_ERROR(RT_ERR_CONFIG, "checkpoint %s has %lld tensors under /model, the model "
                         "has %d: the config's model differs from the one saved",
                         rt_ckpt_file_path(f), (long long)stored, n);
-    float *params = rt_model_params(m), *buffers = rt_model_buffers(m);
+    float *params = h->params, *buffers = h->buffers;
     for (int i = 0; i < n; i++) {
         const rt_tensor_info *t = rt_model_tensor(m, i);
         char name[RT_NAME_MAX + 16];
@@ -211,7 +272,8 @@ static rt_status load_model(rt_ckpt_file *f, rt_model *m)
     return RT_OK;
 }
 
-static rt_status load_optimizer(rt_ckpt_file *f, rt_train_state *s, const rt_ckpt_info *info)
+static rt_status load_optimizer(rt_ckpt_file *f, rt_train_state *s, const rt_ckpt_info *info,
+                                const ckpt_host_slabs *h)
 {
     const char *path = rt_ckpt_file_path(f);
     if (!s->optim)
@@ -227,7 +289,7 @@ static rt_status load_optimizer(rt_ckpt_file *f, rt_train_state *s, const rt_ckp
                         "only", path, info->optimizer_type, s->optimizer_type);
     rt_optimizer *o = s->optim;
     for (int k = 0; k < rt_optim_state_slots(o); k++) {
-        float *slab = rt_optim_state(o, k);
+        float *slab = h->optim + (size_t)k * rt_model_num_params(s->model);
         char group[RT_NAME_MAX + 16];
         int exists = 0;
         snprintf(group, sizeof group, "/optimizer/%s", rt_optim_state_name(o, k));
@@ -252,16 +314,17 @@ static rt_status load_optimizer(rt_ckpt_file *f, rt_train_state *s, const rt_ckp
     return RT_OK;
 }
 
-static rt_status load_parts(rt_ckpt_file *f, rt_train_state *s, int what, rt_ckpt_info *info)
+static rt_status load_parts(rt_ckpt_file *f, rt_train_state *s, int what, rt_ckpt_info *info,
+                            const ckpt_host_slabs *h)
 {
     RT_CHECK(ckpt_info_read(f, info));
     if ((what & RT_CKPT_LOAD_MODEL) && !s->model)
         return RT_ERROR(RT_ERR_INVALID_ARG, "loading %s needs a model in the training state",
                         rt_ckpt_file_path(f));
     if (what & RT_CKPT_LOAD_MODEL)
-        RT_CHECK(load_model(f, s->model));
+        RT_CHECK(load_model(f, s->model, h));
     if (what & RT_CKPT_LOAD_OPTIMIZER)
-        RT_CHECK(load_optimizer(f, s, info));
+        RT_CHECK(load_optimizer(f, s, info, h));
     if (what & RT_CKPT_LOAD_PROGRESS) {
         s->epoch = info->epoch;
         s->next_batch = info->next_batch;
@@ -279,15 +342,23 @@ rt_status rt_ckpt_load(rt_comm *comm, const char *ckpt_dir, rt_train_state *s, i
     rt_ckpt_info local;
     if (!info)
         info = &local;
-    RT_CHECK(ckpt_check_host_model(s ? s->model : NULL));   /* the same on every rank */
     RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", ckpt_dir, CKPT_FILE_NAME));
+    ckpt_host_slabs h;
+    rt_status st = ckpt_host_slabs_get(&h, s, what, 0);
+    st = ckpt_agree(comm, st);
     rt_ckpt_file *f = NULL;
-    RT_CHECK(rt_ckpt_file_open(&f, comm, path));
-    rt_status st = load_parts(f, s, what, info);   /* agreed step by step */
-    rt_status cst = rt_ckpt_file_close(f);
-    RT_CHECK(st);
-    RT_CHECK(cst);
-    return RT_OK;
+    if (st == RT_OK)
+        st = rt_ckpt_file_open(&f, comm, path);
+    if (st == RT_OK) {
+        st = load_parts(f, s, what, info, &h);   /* agreed step by step */
+        rt_status cst = rt_ckpt_file_close(f);
+        if (st == RT_OK)
+            st = cst;
+    }
+    if (st == RT_OK)
+        st = ckpt_host_slabs_put(&h, s);   /* to the GPU once everything was read */
+    ckpt_host_slabs_free(&h);
+    return st;
 }
 
 rt_status rt_ckpt_read_preprocessing(rt_comm *comm, const char *ckpt_dir, char **json)

@@ -5,7 +5,10 @@
  * through the caller's functions, and caller mistakes (duplicate names, a
  * missing function, ops of another version, a host-only layer on a backend
  * without host memory) are errors, not crashes. Exact float comparisons: the
- * values are products of small integers, representable exactly. */
+ * values are products of small integers, representable exactly.
+ * Checkpoints of a model whose tensors are not host memory (a stand-in for
+ * the GPU backend) are staged through host copies: saved there and loaded
+ * on the CPU backend, and the reverse, with every bit kept. */
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
@@ -140,15 +143,6 @@ static void test_errors(void)
     rt_layer *builtin[1] = {NULL};
     CHECK_OK(rt_layer_create(&builtin[0], &relu, "act"));
     CHECK_OK(rt_model_create_from_layers(&dm, &device, builtin, 1, (rt_shape){F, 1, 1}, 2, 1));
-    /* ... but nothing reads its tensors as host memory: a checkpoint of it
-     * is refused with a message, not written from device pointers. */
-    rt_train_state state = {.model = dm, .training_iteration = 1};
-    CHECK(rt_ckpt_save(NULL, "/tmp", &state, NULL, 0, NULL, NULL, 0) == RT_ERR_UNSUPPORTED);
-    CHECK(strstr(rt_error_message(), "device memory") != NULL);
-    rt_error_clear();
-    CHECK(rt_ckpt_load(NULL, "/nonexistent", &state, RT_CKPT_LOAD_MODEL, NULL) ==
-          RT_ERR_UNSUPPORTED);
-    rt_error_clear();
     rt_model_free(dm);
 
     rt_layer *dup[2] = {make_scale("same"), make_scale("same")};
@@ -165,9 +159,140 @@ static void test_errors(void)
     rt_error_clear();
 }
 
+/* Parameters, buffers and Adam state of the model on backend be, filled
+ * with values that depend on `salt` (the stand-in's upload copies). */
+static void fill_state(rt_model *m, rt_optimizer *o, float salt)
+{
+    const rt_backend *be = rt_model_backend(m);
+    size_t np = rt_model_num_params(m), nb = rt_model_num_buffers(m);
+    size_t ns = np * (size_t)rt_optim_state_slots(o);
+    float *v = calloc(np + nb + ns + 1, sizeof *v);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    for (size_t i = 0; i < np + nb + ns; i++)
+        v[i] = salt + (float)i * 0.25f;
+    CHECK_OK(be->upload(rt_model_params(m), v, np * sizeof(float)));
+    CHECK_OK(be->upload(rt_model_buffers(m), v + np, nb * sizeof(float)));
+    CHECK_OK(be->upload(rt_optim_state(o, 0), v + np + nb, ns * sizeof(float)));
+    free(v);
+}
+
+/* All of m's and o's floats, downloaded into one host array. */
+static float *read_state(rt_model *m, rt_optimizer *o, size_t *count)
+{
+    const rt_backend *be = rt_model_backend(m);
+    size_t np = rt_model_num_params(m), nb = rt_model_num_buffers(m);
+    size_t ns = np * (size_t)rt_optim_state_slots(o);
+    float *v = calloc(np + nb + ns + 1, sizeof *v);
+    *count = np + nb + ns;
+    if (v) {
+        CHECK_OK(be->download(v, rt_model_params(m), np * sizeof(float)));
+        CHECK_OK(be->download(v + np, rt_model_buffers(m), nb * sizeof(float)));
+        CHECK_OK(be->download(v + np + nb, rt_optim_state(o, 0), ns * sizeof(float)));
+    }
+    return v;
+}
+
+typedef struct trained { rt_model *m; rt_optimizer *o; } trained;
+
+static trained make_trained(const rt_backend *be)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_SEQUENTIAL);
+    const rt_layer_type types[] = {RT_LAYER_LINEAR, RT_LAYER_BATCHNORM2D, RT_LAYER_RELU,
+                                   RT_LAYER_LINEAR};
+    const int outs[] = {5, 0, 0, 2};
+    spec.num_layers = 4;
+    for (int i = 0; i < 4; i++) {
+        rt_layer_spec_default(&spec.layers[i], types[i]);
+        spec.layers[i].out = outs[i];
+    }
+    trained t = {NULL, NULL};
+    CHECK_OK(rt_model_create(&t.m, be, &spec, (rt_shape){F, 1, 1}, 2, 1));
+    rt_optim_opts oo;
+    rt_optim_opts_default(&oo, RT_OPTIM_ADAM);
+    if (t.m)
+        CHECK_OK(rt_optim_create(&t.o, be, &oo, rt_model_num_params(t.m)));
+    return t;
+}
+
+static int save(trained *t, const char *dir, int iteration)
+{
+    rt_train_state st = {.model = t->m, .optim = t->o, .optimizer_type = "adam",
+                         .training_iteration = iteration, .step = iteration};
+    char committed[512];
+    rt_status s = rt_ckpt_save(NULL, dir, &st, NULL, 0, NULL, committed, sizeof committed);
+    CHECK_OK(s);
+    return s == RT_OK;
+}
+
+static void load(trained *t, const char *ckpt)
+{
+    rt_train_state st = {.model = t->m, .optim = t->o, .optimizer_type = "adam"};
+    CHECK_OK(rt_ckpt_load(NULL, ckpt, &st, RT_CKPT_LOAD_ALL, NULL));
+}
+
+static int same_state(trained *a, trained *b)
+{
+    size_t na = 0, nb = 0;
+    float *va = read_state(a->m, a->o, &na), *vb = read_state(b->m, b->o, &nb);
+    int same = va && vb && na == nb && na > 0 && !memcmp(va, vb, na * sizeof(float));
+    free(va);
+    free(vb);
+    return same;
+}
+
+static void test_device_checkpoints(void)
+{
+    rt_backend device = *rt_backend_find("cpu");
+    device.flags &= ~RT_BACKEND_HOST_MEMORY;
+    char dir[] = "/tmp/rtrain-test-devckpt.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    trained dev = make_trained(&device), host = make_trained(rt_backend_find("cpu"));
+    trained dev2 = make_trained(&device);
+    if (!dev.o || !host.o || !dev2.o)
+        return;
+    char ckpt0[600], ckpt1[600];
+    snprintf(ckpt0, sizeof ckpt0, "%s/checkpoint_000000", dir);
+    snprintf(ckpt1, sizeof ckpt1, "%s/checkpoint_000001", dir);
+    /* "GPU" -> CPU */
+    fill_state(dev.m, dev.o, 1.5f);
+    fill_state(host.m, host.o, -7.0f);
+    CHECK(!same_state(&dev, &host));
+    if (save(&dev, dir, 1))
+        load(&host, ckpt0);
+    CHECK_MSG(same_state(&dev, &host), "device checkpoint loaded on the CPU differs");
+    /* CPU -> "GPU" */
+    fill_state(host.m, host.o, 3.0f);
+    fill_state(dev2.m, dev2.o, 0.0f);
+    if (save(&host, dir, 2))
+        load(&dev2, ckpt1);
+    CHECK_MSG(same_state(&host, &dev2), "CPU checkpoint loaded on the device differs");
+    /* A failed load leaves the device's tensors as they were. */
+    size_t n0 = 0, n1 = 0;
+    float *before = read_state(dev2.m, dev2.o, &n0);
+    rt_train_state st = {.model = dev2.m, .optim = dev2.o, .optimizer_type = "sgd"};
+    CHECK(rt_ckpt_load(NULL, ckpt0, &st, RT_CKPT_LOAD_ALL, NULL) == RT_ERR_CONFIG);
+    rt_error_clear();
+    float *after = read_state(dev2.m, dev2.o, &n1);
+    CHECK(before && after && n0 == n1 && !memcmp(before, after, n0 * sizeof(float)));
+    free(before);
+    free(after);
+    trained all[3] = {dev, host, dev2};
+    for (int i = 0; i < 3; i++) {
+        rt_optim_free(all[i].o);
+        rt_model_free(all[i].m);
+    }
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     test_model();
     test_errors();
+    test_device_checkpoints();
     return CHECK_DONE();
 }
