@@ -107,7 +107,13 @@ typedef struct rt_config {
 
     struct {
         long long bucket_bytes;        /* gradient all-reduce bucket size */
+        char backend[8];               /* "auto" | "nccl" | "mpi" (GPU tensors) */
     } comm;
+
+    struct {
+        int deterministic;             /* deterministic cuDNN algorithms only */
+        int tf32;                      /* TF32 allowed */
+    } gpu;
 } rt_config;
 
 /* data.fill_missing and data.cache as their enum values (rt_fill_policy,

@@ -53,6 +53,20 @@ const rt_context *rt_session_context(const rt_session *s);
  * checkpoints). */
 rt_comm *rt_session_comm(const rt_session *s);
 
+/* Collective: this rank's GPU for the "cuda" backend, and the communicator
+ * for the model's tensors. Every rank first reports how many GPUs it sees
+ * and which one it would drive (its node-local rank among those
+ * CUDA_VISIBLE_DEVICES shows); all ranks agree that every node has a GPU
+ * for each of its ranks, else one message names the host and both counts,
+ * before any GPU is opened. comm_backend ("auto", "nccl", "mpi", as
+ * comm.backend) picks NCCL or MPI through host memory; auto is NCCL unless
+ * ranks share a GPU. The GPU and the NCCL communicator are released by
+ * rt_session_finalize (free the model first). */
+rt_status rt_session_open_gpu(rt_session *s, const rt_gpu_opts *opts, const char *comm_backend);
+/* Not collective: the communicator for the model's tensors (the NCCL one
+ * after rt_session_open_gpu chose it, else rt_session_comm). */
+rt_comm *rt_session_tensor_comm(const rt_session *s);
+
 /* Collective: see the agreement protocol above. `local` is this rank's
  * status (its message in rt_error_message()). */
 rt_status rt_session_agree(rt_session *s, rt_status local);

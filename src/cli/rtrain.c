@@ -36,7 +36,12 @@ static int handle_info_options(int argc, char **argv)
         return RT_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("rtrain %s\n", PACKAGE_VERSION);
+        char backends[128];
+        rt_backend_list(backends, sizeof backends);
+        printf("rtrain %s (backends: %s", PACKAGE_VERSION, backends);
+        if (rt_gpu_built())
+            printf("; GPUs visible: %d", rt_gpu_count());
+        printf(")\n");
         return RT_EXIT_OK;
     }
     if (!strcmp(argv[1], "--help-config")) {

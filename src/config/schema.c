@@ -42,6 +42,7 @@ static const char *const resume_names[] = {"auto", "never", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
 static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
+static const char *const comm_backend_names[] = {"auto", "nccl", "mpi", NULL};
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -135,7 +136,16 @@ static const rt_key keys[] = {
           "CPU threads per worker for the math kernels; 0: cores of the node divided by "
           "the ranks on it."),
     BOOL_D("scaling.use_gpu", scaling.use_gpu, 0,
-           "Train on one GPU per worker (needs a build with the CUDA backend)."),
+           "Train on one GPU per worker, the GPU of the rank's place on its node among "
+           "those CUDA_VISIBLE_DEVICES shows (needs a build with the CUDA backend)."),
+
+    /* ---- gpu ---- */
+    BOOL_D("gpu.deterministic", gpu.deterministic, 1,
+           "Only deterministic cuDNN convolution algorithms, so a run repeats bit for bit on "
+           "the same GPU (false: the fastest, which may not)."),
+    BOOL_D("gpu.tf32", gpu.tf32, 0,
+           "Allow TF32 tensor cores in convolutions and products (faster on Ampere and "
+           "later, about 3 fewer significant digits); false: true fp32."),
     {.path = "scaling.backend", .type = RT_KEY_ENUM, .offset = OFF(scaling.backend),
      .size = FSIZE(scaling.backend), .name_of = backend_name, .count = backend_count, .has_default = 1, .def_text = "auto",
      .help = "Kernels the model computes with: auto (cpu), cpu (OpenBLAS, threads), or "
@@ -378,6 +388,10 @@ static const rt_key keys[] = {
      .min = 0.01, .max = 4096, .has_default = 1, .def = 25 * MIB,
      .help = "Size in MiB of the gradient buckets all-reduced while backward runs "
              "(torch DDP's bucket_cap_mb)."},
+    ENUM_TEXT("comm.backend", comm.backend, comm_backend_names, "auto",
+              "How GPU tensors are reduced across ranks: nccl; mpi = through host memory "
+              "(slower; also works for several ranks sharing one GPU, which NCCL refuses); "
+              "auto = nccl on GPUs. CPU training always uses MPI."),
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))

@@ -10,9 +10,12 @@
 #include "rtrain/comm_mpi.h"
 #include "rtrain/run.h"
 #include "backend/cpu/parallel.h"
+#include "run/gpu_place.h"
 
 struct rt_session {
     rt_comm *comm;
+    rt_comm *tensor_comm; /* NCCL, when rt_session_open_gpu chose it */
+    int gpu_open;         /* rt_session_open_gpu opened this process's GPU */
     int owns_mpi;       /* 1: rt_session_init initialised MPI, so we finalise */
     int stop_requested; /* rt_session_request_stop */
     rt_context ctx;
@@ -99,6 +102,9 @@ void rt_session_finalize(rt_session *s)
     if (!s)
         return;
     int owns = s->owns_mpi;
+    rt_comm_free(s->tensor_comm);
+    if (s->gpu_open)
+        rt_gpu_close();
     rt_comm_free(s->comm);
     free(s);
     if (owns)
@@ -107,6 +113,73 @@ void rt_session_finalize(rt_session *s)
 
 const rt_context *rt_session_context(const rt_session *s) { return &s->ctx; }
 rt_comm *rt_session_comm(const rt_session *s) { return s->comm; }
+rt_comm *rt_session_tensor_comm(const rt_session *s)
+{
+    return s->tensor_comm ? s->tensor_comm : s->comm;
+}
+
+/* ---- the GPU ---------------------------------------------------------------------------
+ * Protocol (every rank, in order): look at the GPUs this rank sees (no
+ * device opened yet) -> agree on local failures -> all-gather every rank's
+ * view -> the same placement decision everywhere (gpu_place.c) -> open the
+ * GPU, agreed -> the NCCL communicator (agreed inside rt_comm_nccl). */
+
+static rt_status look_at_gpus(const rt_session *s, rt_gpu_view *mine, int *device)
+{
+    *mine = (rt_gpu_view){.count = rt_gpu_count(), .local_rank = s->ctx.local_rank,
+                          .local_size = s->ctx.local_size};
+    if (!rt_gpu_built())
+        return rt_gpu_open(0, NULL);   /* "built without the CUDA backend: ..." */
+    *device = rt_gpu_pick_device(s->ctx.local_rank, s->ctx.local_size, mine->count);
+    return *device >= 0 ? rt_gpu_uuid(*device, mine->uuid) : RT_OK;
+}
+
+static rt_status plan_gpus(rt_session *s, const rt_gpu_view *mine, const char *backend,
+                           int *use_nccl, int *shared)
+{
+    int size = s->ctx.world_size;
+    rt_gpu_view *views = NULL;
+    char (*hosts)[64] = NULL;
+    rt_status st = rt_alloc(&views, (size_t)size, sizeof *views, "GPU table");
+    if (st == RT_OK)
+        st = rt_alloc(&hosts, (size_t)size, sizeof *hosts, "host table");
+    st = rt_comm_agree(s->comm, st);
+    if (st == RT_OK)
+        st = rt_comm_allgather(s->comm, mine, views, sizeof *mine, RT_DTYPE_BYTE);
+    if (st == RT_OK) {
+        for (int r = 0; r < size; r++)
+            snprintf(hosts[r], sizeof hosts[r], "%s", rt_comm_host(s->comm, r));
+        st = rt_comm_agree(s->comm, rt_gpu_plan(views, (const char (*)[64])hosts, size,
+                                                backend, use_nccl, shared));
+    }
+    rt_free(views);
+    rt_free(hosts);
+    return st;
+}
+
+rt_status rt_session_open_gpu(rt_session *s, const rt_gpu_opts *opts, const char *comm_backend)
+{
+    rt_gpu_view mine;
+    int device = -1, use_nccl = 0, shared = 0;
+    const char *backend = comm_backend && comm_backend[0] ? comm_backend : "auto";
+    RT_CHECK(rt_comm_agree(s->comm, look_at_gpus(s, &mine, &device)));
+    RT_CHECK(plan_gpus(s, &mine, backend, &use_nccl, &shared));
+    rt_status st = rt_gpu_open(device, opts);
+    s->gpu_open = st == RT_OK;
+    RT_CHECK(rt_comm_agree(s->comm, st));
+    if (use_nccl)
+        RT_CHECK(rt_comm_nccl(&s->tensor_comm, s->comm));
+    char about[512];
+    rt_gpu_describe(about, sizeof about);
+    rt_info("rtrain: rank 0 on %s", about);
+    if (shared && !strcmp(backend, "auto"))
+        rt_warn("rtrain: ranks share a GPU, which NCCL refuses: the model's tensors are "
+                "reduced through host memory over MPI (comm.backend = mpi)");
+    else if (s->ctx.world_size > 1)
+        rt_info("rtrain: model tensors reduced with %s", use_nccl ? "NCCL" : "MPI through "
+                "host memory");
+    return RT_OK;
+}
 
 rt_status rt_session_agree(rt_session *s, rt_status local)
 {

@@ -15,7 +15,7 @@ rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
     rt_status st = model ? RT_OK
                          : RT_ERROR(RT_ERR_INVALID_ARG, "rt_prepare_model: model is NULL");
     RT_CHECK(rt_session_agree(s, st));
-    rt_comm *comm = rt_session_comm(s);
+    rt_comm *comm = rt_session_tensor_comm(s);   /* NCCL on GPUs, when chosen */
     RT_CHECK(rt_comm_broadcast_model(comm, model));
     rt_ddp *ddp = NULL;
     st = rt_ddp_create(&ddp, comm, model, bucket_bytes ? bucket_bytes : DEFAULT_BUCKET_BYTES);

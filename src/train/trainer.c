@@ -23,10 +23,31 @@ static rt_status pick_loss(trainer *t)
     return RT_OK;
 }
 
-/* scaling.backend: "auto" is the default backend (cpu). */
+/* scaling.backend agrees with scaling.use_gpu: the cuda backend needs the
+ * GPU that use_gpu opens, and use_gpu computes on it. Checked before any
+ * GPU is looked at. */
+static rt_status check_backend_choice(const rt_config *c)
+{
+    const char *name = c->scaling.backend;
+    int automatic = !name[0] || !strcmp(name, "auto");
+    if (c->scaling.use_gpu && !automatic && strcmp(name, "cuda") != 0)
+        return RT_ERROR(RT_ERR_CONFIG, "scaling.use_gpu = true but scaling.backend = \"%s\" "
+                        "computes on the CPU: set scaling.backend = \"auto\" (or \"cuda\")",
+                        name);
+    if (!c->scaling.use_gpu && !strcmp(name, "cuda"))
+        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"cuda\" needs scaling.use_gpu = "
+                        "true (which gives each rank its GPU)");
+    return RT_OK;
+}
+
+/* scaling.backend: "auto" is the default backend (cpu), or cuda with
+ * scaling.use_gpu. */
 static rt_status pick_backend(const trainer *t, const rt_backend **be)
 {
     const char *name = t->cfg->scaling.backend;
+    RT_CHECK(check_backend_choice(t->cfg));
+    if (t->cfg->scaling.use_gpu)
+        name = "cuda";
     *be = !name[0] || !strcmp(name, "auto") ? rt_backend_default() : rt_backend_find(name);
     if (!*be) {
         char list[128];
@@ -47,9 +68,7 @@ static rt_status resolve_batch(trainer *t)
         return RT_ERROR(RT_ERR_CONFIG, "scaling.num_workers = %d but MPI started %d ranks: "
                         "launch with mpirun -np %d or change scaling.num_workers",
                         c->scaling.num_workers, world, c->scaling.num_workers);
-    if (c->scaling.use_gpu)
-        return RT_ERROR(RT_ERR_UNSUPPORTED, "scaling.use_gpu = true, but this rtrain has no GPU "
-                        "backend yet: set scaling.use_gpu = false to train on the CPU");
+    RT_CHECK(check_backend_choice(c));
     if (c->data.global_batch_size > 0) {
         if (c->data.global_batch_size % world != 0)
             return RT_ERROR(RT_ERR_CONFIG, "data.global_batch_size = %d does not divide by "
@@ -271,6 +290,11 @@ static rt_status setup(trainer *t)
 {
     RT_CHECK(rt_session_agree(t->session, pick_loss(t)));
     RT_CHECK(rt_session_agree(t->session, resolve_batch(t)));
+    if (t->cfg->scaling.use_gpu) {
+        rt_gpu_opts gpu = {.deterministic = t->cfg->gpu.deterministic,
+                           .tf32 = t->cfg->gpu.tf32};
+        RT_CHECK(rt_session_open_gpu(t->session, &gpu, t->cfg->comm.backend));
+    }
     RT_CHECK(rt_session_agree(t->session, open_datasets(t)));
     RT_CHECK(trainer_fit_standardization(t));
     RT_CHECK(prepare_loaders(t));
@@ -312,7 +336,7 @@ static rt_nn_ctx train_ctx(trainer *t)
 {
     rt_nn_ctx nc = {.train = 1};
     if (t->cfg->model.bn_sync && t->ctx->world_size > 1)
-        nc.sync_comm = t->comm;
+        nc.sync_comm = rt_session_tensor_comm(t->session);
     return nc;
 }
 
@@ -467,7 +491,8 @@ rt_status trainer_sync_buffers(trainer *t)
     size_t n = rt_model_num_buffers(t->model);
     if (n == 0 || t->ctx->world_size == 1)
         return RT_OK;
-    return rt_comm_broadcast(t->comm, rt_model_buffers(t->model), n, RT_DTYPE_FLOAT32, 0);
+    return rt_comm_broadcast_tensor(rt_session_tensor_comm(t->session),
+                                    rt_model_backend(t->model), rt_model_buffers(t->model), n, 0);
 }
 
 static int checkpoint_due(const trainer *t)
