@@ -10,6 +10,11 @@
 # whose prerequisites are expanded where it is read).
 EXTRA_PROGRAMS += bench/bench_loader
 bench_programs += bench/bench_loader
+# GPU training speed against bench/gpu_torch.py on one GPU (tools/gpu/device-check
+# runs both; exits 77 without a GPU). Built with the others so that it always
+# compiles.
+EXTRA_PROGRAMS += bench/bench_gpu
+bench_programs += bench/bench_gpu
 bench: all $(bench_programs)
 	$(srcdir)/bench/run --rtrain $(abs_builddir)/src/cli/rtrain$(EXEEXT)
 .PHONY: bench
@@ -24,4 +29,4 @@ noinst_HEADERS += bench/bench_util.h
 EXTRA_DIST += bench/run bench/quick.test bench/README.md \
 	bench/peers/common.py bench/peers/torch_mlp.py bench/peers/torch_resnet18.py \
 	bench/peers/torch_allreduce.py bench/peers/torch_ckpt.py bench/peers/torch_loader.py \
-	bench/peers/loader_data.py
+	bench/peers/loader_data.py bench/gpu_torch.py tools/gpu/make-bundle tools/gpu/device-check
