@@ -16,4 +16,10 @@ extern const rt_backend rt_backend_cuda;    /* backend/cuda/table.c (librtrain_c
  * process; a second call replaces the first. */
 const rt_backend *rt_backend_with_fault(const rt_backend *base, long fail_at);
 
+/* Test-only: base's table without RT_BACKEND_HOST_MEMORY, a stand-in for a
+ * GPU backend on a machine without one: everything outside the table then
+ * takes its device paths (uploads, downloads, checkpoints and MPI
+ * collectives staged through host copies). One such table per process. */
+const rt_backend *rt_backend_as_device(const rt_backend *base);
+
 #endif

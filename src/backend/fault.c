@@ -1,4 +1,4 @@
-/* Test-only: a backend table that fails on purpose, so that tests can
+/* Test-only backend tables. rt_backend_with_fault: a backend table that fails on purpose, so that tests can
  * check what a kernel failure on one rank does to a whole job (one clear
  * message naming that rank, every rank exits, nothing hangs). It wraps
  * another backend and makes linear_forward and conv2d_forward return
@@ -44,4 +44,15 @@ const rt_backend *rt_backend_with_fault(const rt_backend *b, long at)
     faulty.linear_forward = fault_linear_forward;
     faulty.conv2d_forward = fault_conv2d_forward;
     return &faulty;
+}
+
+/* The stand-in for a GPU backend: the same kernels, but memory that the
+ * code outside the table must treat as the device's. */
+static rt_backend device_like;
+
+const rt_backend *rt_backend_as_device(const rt_backend *b)
+{
+    device_like = *b;
+    device_like.flags &= ~RT_BACKEND_HOST_MEMORY;
+    return &device_like;
 }

@@ -8,6 +8,10 @@
  *   RTRAIN_FAULT=kernel_fail:N          the same rank's linear and conv2d
  *                                        kernels fail from their N-th call on
  *                                        (a kernel error on one rank only)
+ *   RTRAIN_FAULT=device_memory          every rank's backend (or the one of
+ *                                        RTRAIN_FAULT_RANK) keeps its tensors
+ *                                        as if on a GPU (rt_backend_as_device):
+ *                                        the GPU paths without a GPU
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
@@ -68,6 +72,8 @@ void trainer_fault_after_step(const trainer *t)
 
 const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
 {
+    if (rt_fault_arg("device_memory", t->ctx->world_rank, -1))
+        return rt_backend_as_device(be);
     const char *at = rt_fault_arg("kernel_fail", t->ctx->world_rank, 0);
     if (!at)
         return be;

@@ -547,8 +547,12 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
     t.threads = threads;
     rt_status st = setup(&t);
     if (st == RT_OK) {
-        rt_info("rtrain: %d rank(s) x %d thread(s), %zu parameters, global batch %lld, "
-                "%lld steps/epoch, run dir %s", t.ctx->world_size, threads,
+        const rt_backend *be = rt_model_backend(t.model);
+        rt_comm *tensors = rt_session_tensor_comm(s);
+        rt_info("rtrain: %d rank(s) x %d thread(s), backend %s%s, %zu parameters, global "
+                "batch %lld, %lld steps/epoch, run dir %s", t.ctx->world_size, threads,
+                be->name, t.ctx->world_size > 1 && rt_comm_stages_tensors(tensors, be)
+                              ? " (tensors reduced through host copies)" : "",
                 rt_model_num_params(t.model), (long long)t.global_batch,
                 (long long)t.steps_per_epoch, rt_run_dir(t.run));
         if (cfg->run.verbose >= 2)
