@@ -20,6 +20,7 @@
 #include <math.h>
 #include <string.h>
 #include "backend/host.h"
+#include "backend/formulas.h"
 
 /* ---- memory ------------------------------------------------------------------- */
 
@@ -80,16 +81,9 @@ rt_status rt_host_bn_train_stats(float *mean, float *rstd, float *running_mean,
     /* Unbiased correction m/(m-1); PyTorch refuses m == 1, we keep the biased value. */
     double unbias = m > 1 ? m / (m - 1) : 1.0;
     double mom = momentum;
-    for (int k = 0; k < c; k++) {
-        double mu = stats[k] / m;
-        double var = stats[c + k] / m - mu * mu;
-        if (var < 0)   /* rounding in sumsq/m - mean^2 */
-            var = 0;
-        mean[k] = (float)mu;
-        rstd[k] = (float)(1.0 / sqrt(var + eps));
-        running_mean[k] = (float)((1 - mom) * running_mean[k] + mom * mu);
-        running_var[k] = (float)((1 - mom) * running_var[k] + mom * var * unbias);
-    }
+    for (int k = 0; k < c; k++)
+        rt_bn_train_channel(mean, rstd, running_mean, running_var, stats, c, k, m, unbias, mom,
+                            eps);
     num_batches[0] += 1.0f;
     return RT_OK;
 }
@@ -97,10 +91,8 @@ rt_status rt_host_bn_train_stats(float *mean, float *rstd, float *running_mean,
 rt_status rt_host_bn_eval_stats(float *mean, float *rstd, const float *running_mean,
                                 const float *running_var, int c, float eps)
 {
-    for (int k = 0; k < c; k++) {
-        mean[k] = running_mean[k];
-        rstd[k] = (float)(1.0 / sqrt((double)running_var[k] + eps));
-    }
+    for (int k = 0; k < c; k++)
+        rt_bn_eval_channel(mean, rstd, running_mean, running_var, k, eps);
     return RT_OK;
 }
 

@@ -3,7 +3,7 @@
 # parallel.h) and "naive" (plain loops, the reference the tests compare
 # with); host.c holds what the two host-memory backends share.
 rtraininclude_HEADERS += include/rtrain/backend.h
-noinst_HEADERS += src/backend/backends.h src/backend/host.h \
+noinst_HEADERS += src/backend/backends.h src/backend/host.h src/backend/formulas.h \
 	src/backend/cpu/kernels.h src/backend/cpu/parallel.h
 src_librtrain_la_SOURCES += src/backend/backend.c src/backend/host.c src/backend/fault.c \
 	src/backend/cpu/cpu.c src/backend/cpu/linear.c src/backend/cpu/conv2d.c \

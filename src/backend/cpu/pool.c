@@ -6,6 +6,7 @@
 #include <string.h>
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/parallel.h"
+#include "backend/formulas.h"
 
 /* Operands of a pooling pass over planes. */
 typedef struct pool_job {
@@ -23,30 +24,6 @@ static void pool_run(rt_par_fn fn, pool_job *j, size_t planes, size_t floats)
     rt_par_for(planes, rt_par_threads(planes * floats, RT_PAR_MIN_FLOATS), fn, j);
 }
 
-/* Max of one window of one channel plane; *arg gets its index in the plane. */
-static float pool_window_max(const float *plane, const rt_pool_geom *g, int oy, int ox,
-                             int32_t *arg)
-{
-    int y0 = oy * g->stride - g->pad, x0 = ox * g->stride - g->pad;
-    int y1 = y0 + g->kh < g->h ? y0 + g->kh : g->h;
-    int x1 = x0 + g->kw < g->w ? x0 + g->kw : g->w;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    float best = -INFINITY;
-    int32_t best_i = -1;
-    for (int iy = y0; iy < y1; iy++)
-        for (int ix = x0; ix < x1; ix++) {
-            float v = plane[iy * g->w + ix];
-            /* strict '>' keeps the first maximum; NaN wins as in PyTorch */
-            if (v > best || isnan(v) || best_i < 0) {
-                best = v;
-                best_i = iy * g->w + ix;
-            }
-        }
-    *arg = best_i;
-    return best;
-}
-
 static void maxpool_forward_piece(void *arg, size_t lo, size_t hi)
 {
     const pool_job *j = arg;
@@ -57,8 +34,10 @@ static void maxpool_forward_piece(void *arg, size_t lo, size_t hi)
         float *yp = j->out + p * ohw;
         int32_t *ap = j->argmax_out + p * ohw;
         for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++)
-                yp[oy * g->ow + ox] = pool_window_max(plane, g, oy, ox, &ap[oy * g->ow + ox]);
+            for (int ox = 0; ox < g->ow; ox++) {
+                int at = oy * g->ow + ox;
+                yp[at] = rt_pool_window_max(plane, g, oy, ox, &ap[at]);
+            }
     }
 }
 

@@ -16,6 +16,8 @@
 #include <math.h>
 #include <stdint.h>
 #include "backend/cuda/cuda_internal.h"
+#include "backend/formulas.h"
+#include "core/philox.h"
 
 
 /* ---- elementwise ----------------------------------------------------------------- */
@@ -98,33 +100,6 @@ rt_status rt_cuda_add(float *y, const float *x, size_t count)
 
 /* ---- dropout: the Philox stream of src/core/rng.c ---------------------------------- */
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-/* rt_philox4x32 word for word: block `counter` of stream `key`. */
-static __device__ void philox4x32(uint64_t key, uint64_t counter, uint32_t out[4])
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int round = 0; round < 10; round++) {
-        uint32_t hi0 = __umulhi(PHILOX_M0, c0), lo0 = PHILOX_M0 * c0;
-        uint32_t hi1 = __umulhi(PHILOX_M1, c2), lo1 = PHILOX_M1 * c2;
-        uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
-
-/* rt_rng_uniform's value from one 32-bit word: 24 bits times 2^-24 (exact). */
-static __device__ float philox_uniform(uint32_t word)
-{
-    return (float)(word >> 8) * (1.0f / 16777216.0f);
-}
-
 /* rt_rng_uniform draws word i of the stream from block i / 4, word i % 4, so
  * each thread takes one block and its four elements: element i's mask is the
  * CPU's. */
@@ -134,10 +109,10 @@ static __global__ void dropout_forward_kernel(float *y, float *mask, const float
     const size_t blocks = (count + 3) / 4;
     RT_CUDA_GRID_STRIDE(b, blocks) {
         uint32_t word[4];
-        philox4x32(key, b, word);
+        rt_philox4x32_block(key, b, word);
         for (size_t j = 0; j < 4 && 4 * b + j < count; j++) {
             const size_t i = 4 * b + j;
-            float m = philox_uniform(word[j]) < p ? 0.0f : keep;
+            float m = rt_philox_uniform(word[j]) < p ? 0.0f : keep;
             mask[i] = m;
             y[i] = x[i] * m;
         }
@@ -157,31 +132,6 @@ rt_status rt_cuda_dropout_forward(float *y, float *mask, const float *x, size_t 
 
 /* ---- max pooling -------------------------------------------------------------------- */
 
-/* pool_window_max of backend/cpu/pool.c: the window clipped to the plane
- * (padding never wins), strict '>' keeps the first maximum in row-major
- * window order, a NaN wins (and a later NaN replaces it, as there). */
-static __device__ float window_max(const float *plane, rt_pool_geom g, int oy, int ox,
-                                   int32_t *arg)
-{
-    int y0 = oy * g.stride - g.pad, x0 = ox * g.stride - g.pad;
-    int y1 = y0 + g.kh < g.h ? y0 + g.kh : g.h;
-    int x1 = x0 + g.kw < g.w ? x0 + g.kw : g.w;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    float best = -INFINITY;
-    int32_t best_i = -1;
-    for (int iy = y0; iy < y1; iy++)
-        for (int ix = x0; ix < x1; ix++) {
-            float v = plane[iy * g.w + ix];
-            if (v > best || isnan(v) || best_i < 0) {
-                best = v;
-                best_i = iy * g.w + ix;
-            }
-        }
-    *arg = best_i;
-    return best;
-}
-
 /* One thread per output element y[plane][oy][ox]. */
 static __global__ void maxpool_forward_kernel(float *y, int32_t *argmax, const float *x,
                                               rt_pool_geom g, size_t count)
@@ -190,7 +140,7 @@ static __global__ void maxpool_forward_kernel(float *y, int32_t *argmax, const f
     RT_CUDA_GRID_STRIDE(o, count) {
         const size_t plane = o / ohw;
         const int r = (int)(o % ohw);
-        y[o] = window_max(x + plane * hw, g, r / g.ow, r % g.ow, &argmax[o]);
+        y[o] = rt_pool_window_max(x + plane * hw, &g, r / g.ow, r % g.ow, &argmax[o]);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <math_constants.h>
 #include <stdint.h>
 #include "backend/cuda/cuda_internal.h"
+#include "backend/formulas.h"
 
 /* Most partial sums a reduction writes: enough blocks to fill a GPU. */
 #define MAX_PARTIALS 1024u
@@ -208,16 +209,9 @@ static __global__ void bn_train_stats_kernel(float *mean, float *rstd, float *ru
     const double m = stats[2 * c];
     const double unbias = m > 1 ? m / (m - 1) : 1.0;
     const double mom = momentum;
-    RT_CUDA_GRID_STRIDE(k, (size_t)c) {
-        double mu = stats[k] / m;
-        double var = stats[c + k] / m - mu * mu;
-        if (var < 0)   /* rounding in sumsq/m - mean^2 */
-            var = 0;
-        mean[k] = (float)mu;
-        rstd[k] = (float)(1.0 / sqrt(var + eps));
-        running_mean[k] = (float)((1 - mom) * running_mean[k] + mom * mu);
-        running_var[k] = (float)((1 - mom) * running_var[k] + mom * var * unbias);
-    }
+    RT_CUDA_GRID_STRIDE(k, (size_t)c)
+        rt_bn_train_channel(mean, rstd, running_mean, running_var, stats, c, (int)k, m, unbias,
+                            mom, eps);
     if (blockIdx.x == 0 && threadIdx.x == 0)
         num_batches[0] += 1.0f;
 }
@@ -235,10 +229,8 @@ rt_status rt_cuda_bn_train_stats(float *mean, float *rstd, float *running_mean,
 static __global__ void bn_eval_stats_kernel(float *mean, float *rstd, const float *running_mean,
                                             const float *running_var, int c, float eps)
 {
-    RT_CUDA_GRID_STRIDE(k, (size_t)c) {
-        mean[k] = running_mean[k];
-        rstd[k] = (float)(1.0 / sqrt((double)running_var[k] + eps));
-    }
+    RT_CUDA_GRID_STRIDE(k, (size_t)c)
+        rt_bn_eval_channel(mean, rstd, running_mean, running_var, (int)k, eps);
 }
 
 rt_status rt_cuda_bn_eval_stats(float *mean, float *rstd, const float *running_mean,
