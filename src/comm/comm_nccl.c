@@ -171,7 +171,8 @@ rt_status rt_comm_nccl(rt_comm **out, rt_comm *host)
     if (st == RT_OK) {
         n->host = host;
         n->abort_hook = -1;
-        st = rt_nccl_create(&n->nccl, id, rt_comm_rank(host), rt_comm_size(host));
+        st = rt_nccl_create(&n->nccl, id, rt_comm_rank(host), rt_comm_size(host),
+                            rt_comm_timeout(host));
     }
     if (st == RT_OK && (n->abort_hook = rt_abort_hook_add(abort_nccl, n->nccl)) < 0)
         st = RT_ERROR(RT_ERR_INTERNAL, "no room for the NCCL abort hook");

@@ -1,6 +1,15 @@
 /* NCCL communicators for the comm module (see nccl.h): one communicator
- * stream, and a pool of completion events that the handles index. */
+ * stream, and a pool of completion events that the handles index.
+ *
+ * The communicator is non-blocking (ncclConfig_t.blocking = 0), so that
+ * nothing NCCL does can hang a rank beyond the deadline: creation and any
+ * call that answers ncclInProgress are settled by polling
+ * ncclCommGetAsyncError (NCCL's rule before the next call on that
+ * communicator) for at most timeout_s seconds (0: no limit), after which
+ * the rank gets RT_ERR_TIMEOUT and the job's agreement over MPI ends it. */
 #include <nccl.h>
+#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cuda/device.h"
@@ -16,6 +25,7 @@ struct rt_nccl {
     cudaEvent_t done[EVENT_POOL];
     unsigned char busy[EVENT_POOL];
     int aborted;
+    double timeout_s;
 };
 
 #define NCCL_CHECK(call, what)                                                      \
@@ -24,6 +34,40 @@ struct rt_nccl {
         if (rt_nccl_r_ != ncclSuccess)                                              \
             return rt_cuda_nccl_status(rt_nccl_r_, (what), __FILE__, __LINE__);     \
     } while (0)
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Polls until a call that returned r on n's non-blocking communicator has
+ * settled: its final result, or ncclInProgress when the deadline passed. */
+static ncclResult_t settled(rt_nccl *n, ncclResult_t r)
+{
+    double deadline = n->timeout_s > 0 ? seconds_now() + n->timeout_s : 0;
+    while (r == ncclInProgress) {
+        if (deadline > 0 && seconds_now() > deadline)
+            return ncclInProgress;
+        sched_yield();
+        if (ncclCommGetAsyncError(n->comm, &r) != ncclSuccess)
+            return ncclInternalError;
+    }
+    return r;
+}
+
+/* settled() as an rt_status naming `what`. */
+static rt_status settle(rt_nccl *n, ncclResult_t r, const char *what)
+{
+    r = settled(n, r);
+    if (r == ncclInProgress)
+        return RT_ERROR(RT_ERR_TIMEOUT, "%s did not complete within %.0f s (an NCCL peer "
+                        "may be gone)", what, n->timeout_s);
+    if (r != ncclSuccess)
+        return rt_cuda_nccl_status(r, what, __FILE__, __LINE__);
+    return RT_OK;
+}
 
 rt_status rt_nccl_unique_id(unsigned char id[RT_NCCL_ID_BYTES])
 {
@@ -47,21 +91,24 @@ static rt_status make_events(rt_nccl *n)
 }
 
 rt_status rt_nccl_create(rt_nccl **out, const unsigned char id[RT_NCCL_ID_BYTES], int rank,
-                         int size)
+                         int size, double timeout_s)
 {
     *out = NULL;
     rt_nccl *n = calloc(1, sizeof *n);
     if (!n)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory for an NCCL communicator");
+    n->timeout_s = timeout_s;
     rt_status st = make_events(n);
     if (st == RT_OK) {
         ncclUniqueId u;
         memcpy(&u, id, sizeof u);
-        ncclResult_t r = ncclCommInitRank(&n->comm, size, u, rank);
-        if (r != ncclSuccess) {
-            n->comm = NULL;
-            st = rt_cuda_nccl_status(r, "creating the NCCL communicator (ncclCommInitRank)",
-                                     __FILE__, __LINE__);
+        ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+        config.blocking = 0;
+        ncclResult_t r = ncclCommInitRankConfig(&n->comm, size, u, rank, &config);
+        st = settle(n, r, "creating the NCCL communicator");
+        if (st != RT_OK && n->comm) {
+            ncclCommAbort(n->comm);   /* an unfinished or failed creation */
+            n->aborted = 1;
         }
     }
     if (st != RT_OK) {
@@ -109,8 +156,8 @@ rt_status rt_nccl_allreduce(rt_nccl *n, void *buf, size_t count, int dtype, int 
                             uintptr_t *handle)
 {
     RT_CHECK(after_compute(n));
-    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(dtype), nccl_op(op), n->comm,
-                             n->stream), "starting an NCCL all-reduce");
+    RT_CHECK(settle(n, ncclAllReduce(buf, buf, count, nccl_type(dtype), nccl_op(op), n->comm,
+                                     n->stream), "starting an NCCL all-reduce"));
     return record_done(n, handle);
 }
 
@@ -118,8 +165,8 @@ rt_status rt_nccl_broadcast(rt_nccl *n, void *buf, size_t count, int dtype, int 
                             uintptr_t *handle)
 {
     RT_CHECK(after_compute(n));
-    NCCL_CHECK(ncclBroadcast(buf, buf, count, nccl_type(dtype), root, n->comm, n->stream),
-               "starting an NCCL broadcast");
+    RT_CHECK(settle(n, ncclBroadcast(buf, buf, count, nccl_type(dtype), root, n->comm,
+                                     n->stream), "starting an NCCL broadcast"));
     return record_done(n, handle);
 }
 
@@ -140,7 +187,8 @@ rt_status rt_nccl_test(rt_nccl *n, uintptr_t handle, int *done)
     /* Still running: a failed peer shows up as an asynchronous error. */
     ncclResult_t async = ncclSuccess;
     NCCL_CHECK(ncclCommGetAsyncError(n->comm, &async), "asking NCCL for errors");
-    NCCL_CHECK(async, "an NCCL collective failed (a peer rank or its GPU may be gone)");
+    if (async != ncclInProgress)
+        NCCL_CHECK(async, "an NCCL collective failed (a peer rank or its GPU may be gone)");
     return RT_OK;
 }
 
@@ -156,8 +204,14 @@ void rt_nccl_free(rt_nccl *n)
 {
     if (!n)
         return;
-    if (n->comm && !n->aborted)
-        ncclCommDestroy(n->comm);
+    /* A clean end finalizes (settled like any call) before destroying;
+     * one that cannot gets aborted. */
+    if (n->comm && !n->aborted) {
+        if (settled(n, ncclCommFinalize(n->comm)) == ncclSuccess)
+            ncclCommDestroy(n->comm);
+        else
+            ncclCommAbort(n->comm);
+    }
     for (int i = 0; i < EVENT_POOL; i++)
         if (n->done[i])
             cudaEventDestroy(n->done[i]);

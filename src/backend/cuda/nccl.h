@@ -30,9 +30,11 @@ enum { RT_NCCL_SUM, RT_NCCL_MIN = 2, RT_NCCL_MAX = 3 };
 /* Rank 0 makes the id; every rank passes the same bytes to rt_nccl_create. */
 rt_status rt_nccl_unique_id(unsigned char id[RT_NCCL_ID_BYTES]);
 /* Collective over the `size` ranks holding id: the communicator on the GPU
- * that rt_gpu_open chose. */
+ * that rt_gpu_open chose. Non-blocking: its creation, and any later call
+ * NCCL leaves in progress, take at most timeout_s seconds (0: no limit),
+ * else RT_ERR_TIMEOUT. */
 rt_status rt_nccl_create(rt_nccl **out, const unsigned char id[RT_NCCL_ID_BYTES], int rank,
-                         int size);
+                         int size, double timeout_s);
 /* Start a collective in place on device memory; *handle is for test. */
 rt_status rt_nccl_allreduce(rt_nccl *n, void *buf, size_t count, int dtype, int op,
                             uintptr_t *handle);
