@@ -231,14 +231,18 @@ typedef struct rt_backend {
                              const rt_adam_coef *c);
 } rt_backend;
 
-/* The backend named `name` ("cpu", "naive"), or NULL if this build has none
- * of that name. */
+/* The backend named `name` ("cpu", "naive", "cuda"), or NULL if this build
+ * has none of that name or, for "cuda", its library cannot be loaded (the
+ * first request loads it; rt_gpu_describe then says why not). */
 const rt_backend *rt_backend_find(const char *name);
 /* The backend used when none is given (cpu). */
 const rt_backend *rt_backend_default(void);
-/* The backends of this build, in order: 0 <= i < rt_backend_count(). */
+/* The backends of this build, in order: 0 <= i < rt_backend_count();
+ * rt_backend_at as rt_backend_find (NULL for "cuda" without its library),
+ * rt_backend_name_at without loading anything. */
 int rt_backend_count(void);
 const rt_backend *rt_backend_at(int i);
+const char *rt_backend_name_at(int i);
 /* Names of the backends of this build, "cpu, naive" into buf. */
 void rt_backend_list(char *buf, size_t size);
 
@@ -255,6 +259,10 @@ typedef struct rt_gpu_opts {
 
 /* 1 when this build has the CUDA backend. */
 int rt_gpu_built(void);
+/* RT_OK when this build has the CUDA backend and its library (with CUDA,
+ * cuDNN and NCCL) loads here; else RT_ERR_UNSUPPORTED saying why and what
+ * to do. The first call loads the library. */
+rt_status rt_gpu_available(void);
 /* GPUs visible to this process (0 without a driver, a device or the CUDA
  * backend). Creates no CUDA context. */
 int rt_gpu_count(void);
@@ -266,7 +274,9 @@ rt_status rt_gpu_open(int device, const rt_gpu_opts *opts);
  * first). Safe when nothing is open. */
 void rt_gpu_close(void);
 /* One line: device name, compute capability, memory, and the runtime
- * versions of CUDA, cuDNN, cuBLAS and NCCL ("no GPU open" otherwise). */
+ * versions of CUDA, cuDNN, cuBLAS and NCCL; "no GPU open" before
+ * rt_gpu_open; why there is no GPU backend when its library cannot be
+ * loaded (or the build has none). */
 void rt_gpu_describe(char *buf, size_t size);
 /* Device memory high-water mark of this process's allocations through the
  * table, in bytes (0 without a GPU). */

@@ -5,25 +5,40 @@
 #include "backend/backends.h"
 #include "config.h"
 
-static const rt_backend *const backends[] = {
-    &rt_backend_cpu, &rt_backend_naive,
+/* The backends of this build, by name. The cuda table lives in the CUDA
+ * library, loaded on first use of that table (gpu.c): names never load it. */
+static const struct {
+    const char *name;
+    const rt_backend *(*table)(void);
+} backends[] = {
+    {"cpu", NULL}, {"naive", NULL},
 #ifdef RT_HAVE_CUDA
-    &rt_backend_cuda,
+    {"cuda", rt_backend_cuda_table},
 #endif
 };
 #define NBACKENDS ((int)(sizeof backends / sizeof backends[0]))
 
+const rt_backend *rt_backend_at(int i)
+{
+    if (i < 0 || i >= NBACKENDS)
+        return NULL;
+    if (backends[i].table)
+        return backends[i].table();
+    return i == 0 ? &rt_backend_cpu : &rt_backend_naive;
+}
+
+const char *rt_backend_name_at(int i) { return i >= 0 && i < NBACKENDS ? backends[i].name : NULL; }
+
 const rt_backend *rt_backend_find(const char *name)
 {
     for (int i = 0; name && i < NBACKENDS; i++)
-        if (strcmp(backends[i]->name, name) == 0)
-            return backends[i];
+        if (strcmp(backends[i].name, name) == 0)
+            return rt_backend_at(i);
     return NULL;
 }
 
 const rt_backend *rt_backend_default(void) { return &rt_backend_cpu; }
 int rt_backend_count(void) { return NBACKENDS; }
-const rt_backend *rt_backend_at(int i) { return i >= 0 && i < NBACKENDS ? backends[i] : NULL; }
 
 void rt_backend_list(char *buf, size_t size)
 {
@@ -32,7 +47,7 @@ void rt_backend_list(char *buf, size_t size)
         buf[0] = '\0';
     for (int i = 0; i < NBACKENDS && used < size; i++)
         used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
-                                 backends[i]->name);
+                                 backends[i].name);
 }
 
 int rt_conv_geom_init(rt_conv_geom *g, int c, int h, int w, int k, int kh, int kw,

@@ -8,7 +8,9 @@
 
 extern const rt_backend rt_backend_cpu;     /* backend/cpu/cpu.c */
 extern const rt_backend rt_backend_naive;   /* backend/naive/naive.c */
-extern const rt_backend rt_backend_cuda;    /* backend/cuda/table.c (librtrain_cuda) */
+/* The "cuda" table from the CUDA library, loaded on the first call; NULL
+ * when it cannot be (gpu.c; rt_cuda_load says why). */
+const rt_backend *rt_backend_cuda_table(void);
 
 /* Test-only: base's table with linear_forward and conv2d_forward failing
  * (RT_ERR_INTERNAL, a message saying it is injected) from their

@@ -25,28 +25,28 @@ TESTS += tests/unit/test_backends
 
 # The "cuda" backend: its own shared library (librtrain_cuda), with no MPI or
 # HDF5 header in it, so that it can be rebuilt alone against another CUDA or
-# cuDNN on a GPU machine (docs/gpu.md). librtrain links it; it takes
-# rt_status and logging from librtrain at load time. Its C files build with
-# -Werror and its CUDA files with nvcc's -Werror all-warnings, so the GPU code
-# always compiles cleanly, with or without a GPU. The rt_gpu_* functions are
-# in librtrain (gpu.c), which forwards them to the CUDA library when there is
-# one, so programs link -lrtrain only.
+# cuDNN on a GPU machine (docs/gpu.md). It links librtrain (rt_status,
+# logging); librtrain does not link it but loads it with dlopen when a GPU
+# is asked for (gpu.c, library.h), so CPU runs never map cuDNN/cuBLAS/NCCL.
+# It sits in src/ next to librtrain, where gpu.c looks in the build tree.
+# Its C files build with -Werror and its CUDA files with nvcc's
+# --Werror=all-warnings, so the GPU code always compiles cleanly, with or
+# without a GPU.
 EXTRA_DIST += scripts/nvcc-libtool src/backend/cuda/kernels.cu src/backend/cuda/norm_loss.cu
 noinst_HEADERS += src/backend/cuda/cuda_internal.h src/backend/cuda/device.h \
-	src/backend/cuda/nccl.h src/backend/cuda/gpu.h
+	src/backend/cuda/nccl.h src/backend/cuda/library.h
 src_librtrain_la_SOURCES += src/backend/gpu.c
 if HAVE_CUDA
-src_backend_cuda_librtrain_cuda_la_SOURCES = src/backend/cuda/device.c \
+src_librtrain_cuda_la_SOURCES = src/backend/cuda/device.c \
 	src/backend/cuda/linear.c src/backend/cuda/conv.c src/backend/cuda/table.c \
-	src/backend/cuda/nccl.c
-src_backend_cuda_librtrain_cuda_la_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/src \
+	src/backend/cuda/nccl.c src/backend/cuda/library.c
+src_librtrain_cuda_la_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/src \
 	$(CUDA_CPPFLAGS)
-src_backend_cuda_librtrain_cuda_la_CFLAGS = $(AM_CFLAGS) -Werror
+src_librtrain_cuda_la_CFLAGS = $(AM_CFLAGS) -Werror
 cuda_objects = src/backend/cuda/kernels.lo src/backend/cuda/norm_loss.lo
-src_backend_cuda_librtrain_cuda_la_LIBADD = $(cuda_objects) $(CUDA_LIBS)
-src_backend_cuda_librtrain_cuda_la_DEPENDENCIES = $(cuda_objects)
-src_backend_cuda_librtrain_cuda_la_LDFLAGS = -version-info 0:0:0
-src_librtrain_la_LIBADD += src/backend/cuda/librtrain_cuda.la
+src_librtrain_cuda_la_LIBADD = $(cuda_objects) src/librtrain.la $(CUDA_LIBS)
+src_librtrain_cuda_la_DEPENDENCIES = $(cuda_objects) src/librtrain.la
+src_librtrain_cuda_la_LDFLAGS = -version-info 0:0:0
 CLEANFILES += $(cuda_objects) src/backend/cuda/kernels.o src/backend/cuda/norm_loss.o
 
 # --fmad=false: no multiply-add contraction, so elementwise and optimizer
@@ -67,3 +67,7 @@ SUFFIXES = .cu
 check_PROGRAMS += tests/gpu/test_cuda_kernels
 TESTS += tests/gpu/test_cuda_kernels
 tests_gpu_test_cuda_kernels_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/unit
+
+# The CUDA library is loaded only when a GPU is asked for.
+check_PROGRAMS += tests/unit/test_gpu_library
+TESTS += tests/unit/test_gpu_library

@@ -39,8 +39,11 @@ static int handle_info_options(int argc, char **argv)
         char backends[128];
         rt_backend_list(backends, sizeof backends);
         printf("rtrain %s (backends: %s", PACKAGE_VERSION, backends);
-        if (rt_gpu_built())
+        if (rt_gpu_available() == RT_OK)
             printf("; GPUs visible: %d", rt_gpu_count());
+        else if (rt_gpu_built())
+            printf("; no GPU: %s", rt_error_message());
+        rt_error_clear();
         printf(")\n");
         return RT_EXIT_OK;
     }

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "comm/comm_internal.h"
-#include "config.h"
 
 /* MPI counts are int: blocking all-reduces and broadcasts of more go in
  * pieces of this many elements. */
@@ -474,13 +473,3 @@ rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m)
     return RT_OK;
 }
 
-#ifndef RT_HAVE_CUDA
-rt_status rt_comm_nccl(rt_comm **out, rt_comm *host)
-{
-    *out = NULL;
-    rt_status st = RT_ERROR(RT_ERR_UNSUPPORTED, "comm.backend = nccl needs the CUDA backend, "
-                            "which this rtrain was built without: rebuild with ./configure "
-                            "--with-cuda or set comm.backend = mpi");
-    return rt_comm_agree(host, st);
-}
-#endif

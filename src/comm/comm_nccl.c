@@ -1,7 +1,6 @@
 /* The NCCL communicator: rt_comm's table over an NCCL communicator on the
  * GPU of each rank, for the model's tensors in device memory (gradient
- * buckets, the start-up broadcast, synchronised BatchNorm). Built only
- * with the CUDA backend.
+ * buckets, the start-up broadcast, synchronised BatchNorm).
  *
  * Bootstrap (collective over the host communicator, the llm.c way): rank 0
  * makes the NCCL id, the host communicator broadcasts its bytes, every
@@ -10,13 +9,16 @@
  * host names and answers the watchdog's liveness round through it (NCCL
  * carries device buffers only), and an abort hook calls ncclCommAbort so
  * that the one fatal path also ends NCCL operations in flight. Only
- * all-reduce and broadcast exist: what the model's tensors need. */
+ * all-reduce and broadcast exist: what the model's tensors need. NCCL is
+ * reached through the CUDA library's table (backend/cuda/library.h),
+ * loaded with the GPU; without it rt_comm_nccl says why, on every rank. */
 #include <sched.h>
 #include <stdlib.h>
-#include "backend/cuda/nccl.h"
+#include "backend/cuda/library.h"
 #include "comm/comm_internal.h"
 
 typedef struct nccl_impl {
+    const rt_cuda_library *lib;
     rt_nccl *nccl;
     rt_comm *host;      /* the communicator it was made over (not owned) */
     int abort_hook;
@@ -35,7 +37,7 @@ static rt_status nccl_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t
                                  rt_reduce_op op, rt_comm_req *req)
 {
     RT_CHECK(dtype_ok(t));
-    RT_CHECK(rt_nccl_allreduce(impl_of(c)->nccl, buf, count, (int)t, (int)op, &req->handle));
+    RT_CHECK(impl_of(c)->lib->nccl_allreduce(impl_of(c)->nccl, buf, count, (int)t, (int)op, &req->handle));
     req->active = 1;
     return RT_OK;
 }
@@ -44,7 +46,7 @@ static rt_status nccl_ibroadcast(rt_comm *c, void *buf, size_t count, rt_dtype t
                                  rt_comm_req *req)
 {
     RT_CHECK(dtype_ok(t));
-    RT_CHECK(rt_nccl_broadcast(impl_of(c)->nccl, buf, count, (int)t, root, &req->handle));
+    RT_CHECK(impl_of(c)->lib->nccl_broadcast(impl_of(c)->nccl, buf, count, (int)t, root, &req->handle));
     req->active = 1;
     return RT_OK;
 }
@@ -81,7 +83,7 @@ static rt_status nccl_test(rt_comm *c, rt_comm_req *reqs, int n, int *done)
         if (!reqs[i].active)
             continue;
         int finished = 0;
-        RT_CHECK(rt_nccl_test(impl_of(c)->nccl, reqs[i].handle, &finished));
+        RT_CHECK(impl_of(c)->lib->nccl_test(impl_of(c)->nccl, reqs[i].handle, &finished));
         if (finished)
             reqs[i] = RT_COMM_REQ_NULL;
         else
@@ -121,7 +123,8 @@ static void nccl_liveness(rt_comm *c, double wait_s, int *alive)
 static void abort_nccl(void *arg, int exit_code)
 {
     (void)exit_code;
-    rt_nccl_abort(arg);   /* returns: MPI_Abort's hook ends the job */
+    nccl_impl *n = arg;
+    n->lib->nccl_abort(n->nccl);   /* returns: MPI_Abort's hook ends the job */
 }
 
 static void nccl_destroy(rt_comm *c)
@@ -131,7 +134,8 @@ static void nccl_destroy(rt_comm *c)
         return;
     if (n->abort_hook >= 0)
         rt_abort_hook_remove(n->abort_hook);
-    rt_nccl_free(n->nccl);
+    if (n->nccl)
+        n->lib->nccl_free(n->nccl);
     free(n);
     c->impl = NULL;
 }
@@ -153,9 +157,10 @@ static const rt_comm_ops nccl_ops = {
 
 /* Rank 0's id to every rank; a rank 0 that cannot make one sends zeros
  * and its failure is agreed on before anyone uses them. */
-static rt_status share_id(rt_comm *host, unsigned char id[RT_NCCL_ID_BYTES])
+static rt_status share_id(rt_comm *host, const rt_cuda_library *lib,
+                          unsigned char id[RT_NCCL_ID_BYTES])
 {
-    rt_status st = rt_comm_rank(host) == 0 ? rt_nccl_unique_id(id) : RT_OK;
+    rt_status st = rt_comm_rank(host) == 0 ? lib->nccl_unique_id(id) : RT_OK;
     RT_CHECK(rt_comm_agree(host, st));
     return rt_comm_broadcast(host, id, RT_NCCL_ID_BYTES, RT_DTYPE_BYTE, 0);
 }
@@ -164,17 +169,20 @@ rt_status rt_comm_nccl(rt_comm **out, rt_comm *host)
 {
     *out = NULL;
     unsigned char id[RT_NCCL_ID_BYTES] = {0};
-    RT_CHECK(share_id(host, id));
+    const rt_cuda_library *lib = NULL;
+    RT_CHECK(rt_comm_agree(host, rt_cuda_load(&lib)));
+    RT_CHECK(share_id(host, lib, id));
     nccl_impl *n = calloc(1, sizeof *n);
     rt_status st = n ? RT_OK : RT_ERROR(RT_ERR_NOMEM, "out of memory for the NCCL "
                                         "communicator");
     if (st == RT_OK) {
+        n->lib = lib;
         n->host = host;
         n->abort_hook = -1;
-        st = rt_nccl_create(&n->nccl, id, rt_comm_rank(host), rt_comm_size(host),
+        st = lib->nccl_create(&n->nccl, id, rt_comm_rank(host), rt_comm_size(host),
                             rt_comm_timeout(host));
     }
-    if (st == RT_OK && (n->abort_hook = rt_abort_hook_add(abort_nccl, n->nccl)) < 0)
+    if (st == RT_OK && (n->abort_hook = rt_abort_hook_add(abort_nccl, n)) < 0)
         st = RT_ERROR(RT_ERR_INTERNAL, "no room for the NCCL abort hook");
     if (st == RT_OK) {
         st = rt_comm_create_beside(out, &nccl_ops, n, host);   /* frees n on failure */

@@ -7,9 +7,6 @@ src_librtrain_la_SOURCES += src/comm/comm.c src/comm/comm_mpi.c src/comm/ddp.c
 EXTRA_PROGRAMS += bench/bench_allreduce
 bench_programs += bench/bench_allreduce
 
-# NCCL communicator (rt_comm_nccl): with the CUDA backend only; it drives
-# librtrain_cuda's NCCL pieces through src/backend/cuda/nccl.h.
-if HAVE_CUDA
+# NCCL communicator (rt_comm_nccl): drives the CUDA library's NCCL pieces
+# through its table (src/backend/cuda/library.h), loaded with the GPU.
 src_librtrain_la_SOURCES += src/comm/comm_nccl.c
-endif
-EXTRA_DIST += src/comm/comm_nccl.c

@@ -31,7 +31,7 @@ static const char *loss_name(int v) { return rt_loss_name(rt_loss_at(v)); }
 /* "auto" first, then the backends of this build. */
 static const char *backend_name(int v)
 {
-    return v == 0 ? "auto" : rt_backend_at(v - 1) ? rt_backend_at(v - 1)->name : NULL;
+    return v == 0 ? "auto" : rt_backend_name_at(v - 1);   /* loads no library */
 }
 static int backend_count(void) { return rt_backend_count() + 1; }
 

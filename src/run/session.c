@@ -128,8 +128,7 @@ static rt_status look_at_gpus(const rt_session *s, rt_gpu_view *mine, int *devic
 {
     *mine = (rt_gpu_view){.count = rt_gpu_count(), .local_rank = s->ctx.local_rank,
                           .local_size = s->ctx.local_size};
-    if (!rt_gpu_built())
-        return rt_gpu_open(0, NULL);   /* "built without the CUDA backend: ..." */
+    RT_CHECK(rt_gpu_available());   /* a build without CUDA, a library not found */
     *device = rt_gpu_pick_device(s->ctx.local_rank, s->ctx.local_size, mine->count);
     return *device >= 0 ? rt_gpu_uuid(*device, mine->uuid) : RT_OK;
 }

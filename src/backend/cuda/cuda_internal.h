@@ -32,7 +32,16 @@
 extern "C" {
 #endif
 
-/* ---- device state (device.c) ---------------------------------------------------- */
+/* ---- device state (device.c) ----------------------------------------------------
+ * rt_cuda_gpu_*: the rt_gpu_* functions of rtrain/backend.h, which librtrain
+ * reaches through the library's table (library.h). */
+int rt_cuda_gpu_count(void);
+rt_status rt_cuda_gpu_uuid(int device, unsigned char uuid[16]);
+rt_status rt_cuda_gpu_open(int device, const rt_gpu_opts *opts);
+void rt_cuda_gpu_close(void);
+void rt_cuda_gpu_describe(char *buf, size_t size);
+size_t rt_cuda_gpu_peak_bytes(void);
+
 /* The stream every kernel of the backend is queued on. */
 cudaStream_t rt_cuda_stream(void);
 /* A device buffer of at least `bytes`, reused by every call (valid until the

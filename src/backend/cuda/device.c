@@ -19,7 +19,6 @@
 #include <unistd.h>
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/device.h"
-#include "backend/cuda/gpu.h"
 
 enum { MAX_ALLOCATIONS = 4096 };
 #define STAGE_BYTES ((size_t)4 << 20)   /* per pinned upload slot */
