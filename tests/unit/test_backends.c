@@ -1,8 +1,9 @@
 /* Every backend of the build against the naive reference, as a whole: the
  * CNN of examples/fashion_mnist_cnn.cfg (convolutions, BatchNorm in
- * training mode, ReLU, max-pooling, Linear, Dropout) trained for a few
- * SGD steps on real FashionMNIST batches, once per backend, from the same
- * initial weights, batches and dropout masks. Losses, parameters, BatchNorm
+ * training mode, ReLU, max-pooling, Linear, Dropout) and the parity MLP of
+ * examples/fashion_mnist_mlp.cfg (at lr 0.05, so that 10 steps move it)
+ * trained for a few SGD steps on real FashionMNIST batches, once per
+ * backend, from the same initial weights, batches and dropout masks. Losses, parameters, BatchNorm
  * running statistics and a final evaluation output must agree with the
  * naive backend's. This is the pattern a new backend's test follows: same
  * model, same data, compare with "naive". The "cuda" backend (in a build
@@ -141,41 +142,38 @@ static void compare(const run *r, const run *ref)
  * then opened for the rest of the test. */
 static int usable(const rt_backend *be)
 {
-    if (strcmp(be->name, "cuda") != 0)
-        return 1;
+    static int opened;
+    if (!be || strcmp(be->name, "cuda") != 0 || opened)
+        return be != NULL;
     if (rt_gpu_count() == 0) {
         printf("cuda: no GPU visible here, not compared (the GPU device check runs it)\n");
         return 0;
     }
     CHECK_OK(rt_gpu_open(0, &(rt_gpu_opts){.deterministic = 1, .tf32 = 0}));
+    opened = 1;
     char about[512];
     rt_gpu_describe(about, sizeof about);
     printf("cuda: %s\n", about);
     return 1;
 }
 
-int main(void)
+/* Trains the example `cfg_name` on every usable backend and compares each
+ * with naive. */
+static void compare_backends(const char *cfg_name, const char *data_dir, const char *lr)
 {
     const char *top = getenv("top_srcdir");
-    const char *data_dir = getenv("RTRAIN_DATA_DIR");
-    char cfg_path[RT_PATH_MAX], images[RT_PATH_MAX], dir_override[RT_PATH_MAX + 16];
-    snprintf(cfg_path, sizeof cfg_path, "%s/examples/fashion_mnist_cnn.cfg", top ? top : ".");
-    if (!data_dir)
-        data_dir = "/usr/share/datasets/fashion-mnist";
-    snprintf(images, sizeof images, "%s/train-images-idx3-ubyte.gz", data_dir);
+    char cfg_path[RT_PATH_MAX], dir_override[RT_PATH_MAX + 16];
+    snprintf(cfg_path, sizeof cfg_path, "%s/examples/%s", top ? top : ".", cfg_name);
     snprintf(dir_override, sizeof dir_override, "data.dir=%s", data_dir);
     static rt_config cfg;
-    if (access(images, R_OK) != 0) {
-        printf("SKIP: FashionMNIST is not in %s (dataset-fashion-mnist)\n", data_dir);
-        return 77;
-    }
-    char *overrides[] = {dir_override};
-    CHECK_OK(rt_config_load(&cfg, cfg_path, 1, overrides));
+    char *overrides[] = {dir_override, (char *)lr};
+    CHECK_OK(rt_config_load(&cfg, cfg_path, lr ? 2 : 1, overrides));
     rt_dataset *ds = NULL;
     CHECK_OK(rt_idx_dataset_open(&ds, cfg.data.train_images, cfg.data.train_labels,
                                  &cfg.data.transform));
     if (!ds)
-        return CHECK_DONE();
+        return;
+    printf("%s:\n", cfg_name);
     run runs[MAX_BACKENDS];
     int n = 0, ref = -1;
     for (int i = 0; i < rt_backend_count() && n < MAX_BACKENDS; i++) {
@@ -198,6 +196,21 @@ int main(void)
         rt_free(runs[i].buffers);
     }
     rt_dataset_free(ds);
+}
+
+int main(void)
+{
+    const char *data_dir = getenv("RTRAIN_DATA_DIR");
+    char images[RT_PATH_MAX];
+    if (!data_dir)
+        data_dir = "/usr/share/datasets/fashion-mnist";
+    snprintf(images, sizeof images, "%s/train-images-idx3-ubyte.gz", data_dir);
+    if (access(images, R_OK) != 0) {
+        printf("SKIP: FashionMNIST is not in %s (dataset-fashion-mnist)\n", data_dir);
+        return 77;
+    }
+    compare_backends("fashion_mnist_cnn.cfg", data_dir, NULL);
+    compare_backends("fashion_mnist_mlp.cfg", data_dir, "optimizer.lr=0.05");
     rt_gpu_close();
     return CHECK_DONE();
 }
