@@ -1,5 +1,6 @@
-/* Test-only backend tables. rt_backend_with_fault: a backend table that fails on purpose, so that tests can
- * check what a kernel failure on one rank does to a whole job (one clear
+/* Test-only backend tables. rt_backend_with_fault: a table that fails on
+ * purpose, so that tests can check what a kernel failure on one rank does
+ * to a whole job (one clear
  * message naming that rank, every rank exits, nothing hangs). It wraps
  * another backend and makes linear_forward and conv2d_forward return
  * RT_ERR_INTERNAL from their fail_at-th call on. The training loop

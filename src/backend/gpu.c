@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "config.h"
 #include "rtrain/backend.h"
 #include "backend/cuda/library.h"
@@ -54,9 +55,11 @@ static void *open_library(void)
         snprintf(path, sizeof path, "%s%s", dir, RT_CUDA_LIBRARY_SONAME);
         if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != NULL)
             return h;
-        /* The second error names what is missing inside the library. */
-        if (!strstr(dlerror(), "No such file"))
-            snprintf(first, sizeof first, "%s", dlerror());
+        /* The library is there but did not load: its error names what is
+         * missing (cuDNN, NCCL, ...), which says more than "not found". */
+        const char *e = dlerror();
+        if (e && access(path, F_OK) == 0)
+            snprintf(first, sizeof first, "%s", e);
     }
     snprintf(load_error, sizeof load_error, "the CUDA backend's library cannot be loaded (%s): "
              "check that CUDA, cuDNN and NCCL are on LD_LIBRARY_PATH (module load ...), or "

@@ -269,8 +269,11 @@ void rt_comm_abort(rt_comm *c, const char *fmt, ...)
 
 /* ---- blocking collectives ------------------------------------------------------------ */
 
-static rt_status check_op(rt_dtype t, rt_reduce_op op, int blocking)
+static rt_status check_op(const rt_comm *c, rt_dtype t, rt_reduce_op op, int blocking)
 {
+    if (op == RT_REDUCE_MEAN && !strcmp(c->ops->kind, "nccl"))   /* divided on the host */
+        return RT_ERROR(RT_ERR_INVALID_ARG, "RT_REDUCE_MEAN is not available on the NCCL "
+                        "communicator (GPU memory): sum, then scale");
     if ((unsigned)t >= RT_DTYPE_COUNT || t == RT_DTYPE_BYTE || (unsigned)op > RT_REDUCE_MAX)
         return RT_ERROR(RT_ERR_INVALID_ARG, "reduction of type %d with operation %d", (int)t,
                         (int)op);
@@ -294,7 +297,7 @@ rt_status rt_comm_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t,
                              rt_reduce_op op, rt_comm_req *req)
 {
     *req = RT_COMM_REQ_NULL;
-    RT_CHECK(check_op(t, op, 0));
+    RT_CHECK(check_op(c, t, op, 0));
     if (count > COLLECTIVE_PIECE)
         return RT_ERROR(RT_ERR_UNSUPPORTED, "a non-blocking all-reduce of %zu values (at most "
                         "2^30 in one)", count);
@@ -303,7 +306,7 @@ rt_status rt_comm_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t,
 
 rt_status rt_comm_allreduce(rt_comm *c, void *buf, size_t count, rt_dtype t, rt_reduce_op op)
 {
-    RT_CHECK(check_op(t, op, 1));
+    RT_CHECK(check_op(c, t, op, 1));
     size_t elem = rt_dtype_size(t);
     rt_reduce_op wire = op == RT_REDUCE_MEAN ? RT_REDUCE_SUM : op;
     for (size_t done = 0; done < count; done += COLLECTIVE_PIECE) {
@@ -334,7 +337,7 @@ rt_status rt_comm_broadcast(rt_comm *c, void *buf, size_t count, rt_dtype t, int
 rt_status rt_comm_reduce_scatter(rt_comm *c, const void *send, void *recv, size_t recv_count,
                                  rt_dtype t, rt_reduce_op op)
 {
-    RT_CHECK(check_op(t, op, 0));
+    RT_CHECK(check_op(c, t, op, 0));
     rt_comm_req req = RT_COMM_REQ_NULL;
     RT_CHECK(c->ops->ireduce_scatter(c, send, recv, recv_count, t, op, &req));
     return rt_comm_wait(c, &req, 1, "a reduce-scatter");

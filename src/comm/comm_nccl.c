@@ -24,7 +24,15 @@ typedef struct nccl_impl {
     int abort_hook;
 } nccl_impl;
 
-static nccl_impl *impl_of(rt_comm *c) { return c->impl; }
+/* The NCCL library of c, told c's current deadline (rt_comm_set_timeout
+ * may have changed it since the last call). */
+static nccl_impl *impl_of(rt_comm *c)
+{
+    nccl_impl *n = c->impl;
+    if (n->nccl)
+        n->lib->nccl_set_timeout(n->nccl, c->timeout_s);
+    return n;
+}
 
 static rt_status dtype_ok(rt_dtype t)
 {
@@ -37,7 +45,8 @@ static rt_status nccl_iallreduce(rt_comm *c, void *buf, size_t count, rt_dtype t
                                  rt_reduce_op op, rt_comm_req *req)
 {
     RT_CHECK(dtype_ok(t));
-    RT_CHECK(impl_of(c)->lib->nccl_allreduce(impl_of(c)->nccl, buf, count, (int)t, (int)op, &req->handle));
+    nccl_impl *n = impl_of(c);
+    RT_CHECK(n->lib->nccl_allreduce(n->nccl, buf, count, (int)t, (int)op, &req->handle));
     req->active = 1;
     return RT_OK;
 }
@@ -46,7 +55,8 @@ static rt_status nccl_ibroadcast(rt_comm *c, void *buf, size_t count, rt_dtype t
                                  rt_comm_req *req)
 {
     RT_CHECK(dtype_ok(t));
-    RT_CHECK(impl_of(c)->lib->nccl_broadcast(impl_of(c)->nccl, buf, count, (int)t, root, &req->handle));
+    nccl_impl *n = impl_of(c);
+    RT_CHECK(n->lib->nccl_broadcast(n->nccl, buf, count, (int)t, root, &req->handle));
     req->active = 1;
     return RT_OK;
 }
@@ -83,7 +93,8 @@ static rt_status nccl_test(rt_comm *c, rt_comm_req *reqs, int n, int *done)
         if (!reqs[i].active)
             continue;
         int finished = 0;
-        RT_CHECK(impl_of(c)->lib->nccl_test(impl_of(c)->nccl, reqs[i].handle, &finished));
+        nccl_impl *n = impl_of(c);
+        RT_CHECK(n->lib->nccl_test(n->nccl, reqs[i].handle, &finished));
         if (finished)
             reqs[i] = RT_COMM_REQ_NULL;
         else
@@ -116,7 +127,7 @@ static rt_status nccl_split_node(rt_comm *c, rt_comm **out)
 
 static void nccl_liveness(rt_comm *c, double wait_s, int *alive)
 {
-    rt_comm *host = impl_of(c)->host;
+    rt_comm *host = ((nccl_impl *)c->impl)->host;
     host->ops->liveness(host, wait_s, alive);
 }
 
@@ -129,7 +140,7 @@ static void abort_nccl(void *arg, int exit_code)
 
 static void nccl_destroy(rt_comm *c)
 {
-    nccl_impl *n = impl_of(c);
+    nccl_impl *n = c->impl;
     if (!n)
         return;
     if (n->abort_hook >= 0)

@@ -51,6 +51,7 @@ rt_status rt_gpu_plan(const rt_gpu_view *views, const char (*hosts)[64], int siz
                             gpus, gpus == 1 ? "" : "s", gpus, gpus == 1 ? "" : "s", gpus);
         *shared |= host_shared;
     }
-    *use_nccl = !strcmp(backend, "nccl") || (!strcmp(backend, "auto") && !*shared);
+    /* One rank reduces nothing: auto makes no NCCL communicator then. */
+    *use_nccl = !strcmp(backend, "nccl") || (!strcmp(backend, "auto") && !*shared && size > 1);
     return RT_OK;
 }

@@ -28,7 +28,8 @@ int rt_gpu_pick_device(int local_rank, int local_size, int count);
  * one node would drive the same GPU. Errors (the same on every rank): a
  * rank that sees no GPU, or ranks sharing a GPU with comm.backend = nccl;
  * each message names the host and both counts (ranks, GPUs). auto is nccl
- * unless ranks share a GPU, which NCCL refuses: then mpi. */
+ * unless ranks share a GPU, which NCCL refuses (then mpi), or there is one
+ * rank (nothing to reduce). */
 rt_status rt_gpu_plan(const rt_gpu_view *views, const char (*hosts)[64], int size,
                       const char *backend, int *use_nccl, int *shared);
 

@@ -244,6 +244,8 @@ void rt_session_request_stop(rt_session *s) { s->stop_requested = 1; }
 void rt_session_set_step_timeout(rt_session *s, double seconds)
 {
     rt_comm_set_timeout(s->comm, seconds);
+    if (s->tensor_comm)   /* NCCL: the same watchdog */
+        rt_comm_set_timeout(s->tensor_comm, seconds);
 }
 
 double rt_session_step_timeout(const rt_session *s) { return rt_comm_timeout(s->comm); }

@@ -66,6 +66,17 @@ static void test_one_gpu_per_rank(void)
     CHECK(nccl == 1 && shared == 0);
 }
 
+static void test_one_rank(void)
+{
+    layout l = {0};
+    int nccl = -1, shared = -1;
+    add_rank(&l, "n1", 0, 1, 1, 0);
+    CHECK_OK(plan(&l, "auto", &nccl, &shared));   /* nothing to reduce */
+    CHECK(nccl == 0 && shared == 0);
+    CHECK_OK(plan(&l, "nccl", &nccl, &shared));   /* asked for: a 1-rank communicator */
+    CHECK(nccl == 1);
+}
+
 static void test_shared_gpu(void)
 {
     layout l = {0};
@@ -99,6 +110,7 @@ int main(void)
 {
     test_pick_device();
     test_one_gpu_per_rank();
+    test_one_rank();
     test_shared_gpu();
     test_rank_without_gpu();
     rt_error_clear();

@@ -84,9 +84,10 @@ static inline unsigned rt_cuda_blocks(size_t count, unsigned threads)
 #define RT_CUDA_GRID_STRIDE(i, count)                                              \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (count);    \
          i += (size_t)gridDim.x * blockDim.x)
-/* The launch configuration for `count` elements on the backend's stream. */
-#define RT_CUDA_LAUNCH(count)                                                       \
-    <<<rt_cuda_blocks((count), RT_CUDA_THREADS), RT_CUDA_THREADS, 0, rt_cuda_stream()>>>
+/* The launch configuration for `count` elements on the backend's stream,
+ * and for a given number of blocks. */
+#define RT_CUDA_LAUNCH(count) RT_CUDA_BLOCKS(rt_cuda_blocks((count), RT_CUDA_THREADS))
+#define RT_CUDA_BLOCKS(blocks) <<<(blocks), RT_CUDA_THREADS, 0, rt_cuda_stream()>>>
 #endif
 
 /* ---- memory (device.c) ------------------------------------------------------------ */
@@ -115,6 +116,8 @@ rt_status rt_cuda_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, f
  * Same contracts as the rt_backend entries of the same names
  * (rtrain/backend.h); all pointers are device memory unless noted. */
 rt_status rt_cuda_fill(float *dst, float value, size_t count);
+/* y[i][j] = b[j] for n rows of `cols` (the bias a product then adds onto). */
+rt_status rt_cuda_bias_rows(float *y, const float *b, int n, int cols);
 rt_status rt_cuda_relu_forward(float *y, const float *x, size_t count);
 rt_status rt_cuda_relu_backward(float *dx, const float *dy, const float *y, size_t count);
 rt_status rt_cuda_dropout_forward(float *y, float *mask, const float *x, size_t count, float p,

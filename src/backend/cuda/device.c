@@ -91,7 +91,7 @@ rt_status rt_cuda_cudnn_status(int status, const char *what, const char *file, i
 rt_status rt_cuda_nccl_status(int result, const char *what, const char *file, int line)
 {
     ncclResult_t r = (ncclResult_t)result;
-    if (r == ncclSuccess || r == ncclInProgress)
+    if (r == ncclSuccess)
         return RT_OK;
     return rt_error_set(RT_ERR_DEVICE, file, line, "%s: %s (NCCL, GPU %d on host %s)", what,
                         ncclGetErrorString(r), gpu.device, host_name());
@@ -228,16 +228,18 @@ rt_status rt_cuda_wait(void)
 
 /* ---- memory --------------------------------------------------------------------------- */
 
+/* Counts an allocation (one the table cannot hold is not counted at all,
+ * so that freeing it cannot skew the figure). */
 static void remember(void *ptr, size_t bytes)
 {
     for (int i = 0; i < MAX_ALLOCATIONS; i++)
         if (!gpu.allocations[i].ptr) {
             gpu.allocations[i] = (allocation){ptr, bytes};
-            break;
+            gpu.allocated += bytes;
+            if (gpu.allocated > gpu.peak)
+                gpu.peak = gpu.allocated;
+            return;
         }
-    gpu.allocated += bytes;
-    if (gpu.allocated > gpu.peak)
-        gpu.peak = gpu.allocated;
 }
 
 static void forget(void *ptr)
@@ -258,6 +260,8 @@ rt_status rt_cuda_alloc(void **out, size_t bytes, const char *what)
         bytes = 1;
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess && e != cudaErrorMemoryAllocation)   /* an earlier failure */
+        return rt_cuda_status(e, "allocating GPU memory", __FILE__, __LINE__);
     if (e != cudaSuccess) {
         cudaGetLastError();
         size_t free_bytes = 0, total = 0;
@@ -297,10 +301,12 @@ void rt_cuda_free(void *ptr)
 static rt_status staging_slot(int i, void **buf)
 {
     if (!gpu.stage[i]) {
+        /* The event first: a slot with memory always has its event. */
+        if (!gpu.stage_done[i])
+            RT_CUDA_CHECK(cudaEventCreateWithFlags(&gpu.stage_done[i], cudaEventDisableTiming),
+                          "creating an event");
         RT_CUDA_CHECK(cudaMallocHost(&gpu.stage[i], STAGE_BYTES), "allocating pinned host "
                       "memory for uploads");
-        RT_CUDA_CHECK(cudaEventCreateWithFlags(&gpu.stage_done[i], cudaEventDisableTiming),
-                      "creating an event");
     } else {
         RT_CUDA_CHECK(cudaEventSynchronize(gpu.stage_done[i]), "waiting for an upload");
     }

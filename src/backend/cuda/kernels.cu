@@ -44,6 +44,21 @@ rt_status rt_cuda_fill(float *dst, float value, size_t count)
 }
 
 /* y may alias x (in place): same index only. NaN fails 'x > 0': 0, as on the CPU. */
+/* y[i][j] = b[j]: the bias rows a linear layer's product accumulates onto. */
+static __global__ void bias_rows_kernel(float *y, const float *b, size_t count, int cols)
+{
+    RT_CUDA_GRID_STRIDE(i, count)
+        y[i] = b[i % (size_t)cols];
+}
+
+rt_status rt_cuda_bias_rows(float *y, const float *b, int n, int cols)
+{
+    const size_t count = (size_t)n * (size_t)cols;
+    bias_rows_kernel RT_CUDA_LAUNCH(count)(y, b, count, cols);
+    RT_CUDA_LAUNCHED("bias_rows");
+    return RT_OK;
+}
+
 static __global__ void relu_forward_kernel(float *y, const float *x, size_t count)
 {
     RT_CUDA_GRID_STRIDE(i, count)

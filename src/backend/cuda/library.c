@@ -19,6 +19,7 @@ static const rt_cuda_library library = {
     .nccl_allreduce = rt_nccl_allreduce,
     .nccl_broadcast = rt_nccl_broadcast,
     .nccl_test = rt_nccl_test,
+    .nccl_set_timeout = rt_nccl_set_timeout,
     .nccl_abort = rt_nccl_abort,
     .nccl_free = rt_nccl_free,
 };

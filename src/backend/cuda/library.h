@@ -40,6 +40,7 @@ typedef struct rt_cuda_library {
     rt_status (*nccl_broadcast)(rt_nccl *n, void *buf, size_t count, int dtype, int root,
                                 uintptr_t *handle);
     rt_status (*nccl_test)(rt_nccl *n, uintptr_t handle, int *done);
+    void (*nccl_set_timeout)(rt_nccl *n, double timeout_s);
     void (*nccl_abort)(rt_nccl *n);
     void (*nccl_free)(rt_nccl *n);
 } rt_cuda_library;

@@ -8,8 +8,9 @@
  *   dx        dx^T (in x n)  = w^T (in x out) . dy^T (out x n)  -> gemm(N, N)
  *   dw        dw^T (in x out) += x^T (in x n) . dy (n x out)    -> gemm(N, T), beta 1
  *   db        db (out)       += dy^T (out x n) . ones (n)       -> gemv, beta 1
- * The bias is added as a rank-one gemm (b . ones^T), so no kernel of ours
- * is needed here. TF32 follows gpu.tf32 through the handle's math mode. */
+ * As on the CPU, y is first filled with the bias rows and the product added
+ * onto it (beta 1), so the bias is never rounded to TF32. TF32 follows
+ * gpu.tf32 through the handle's math mode. */
 #include "backend/cuda/device.h"
 
 /* A device vector of ones, grown to the largest batch seen. */
@@ -36,15 +37,11 @@ rt_status rt_cuda_linear_forward(float *y, const float *x, const float *w, const
     if (n <= 0)
         return RT_OK;
     const float one = 1.0f, zero = 0.0f;
-    cublasHandle_t h = rt_cuda_cublas();
-    RT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in,
-                                &zero, y, out), "linear forward (cublasSgemm)");
-    if (b) {
-        const float *o;
-        RT_CHECK(ones_of((size_t)n, &o));
-        RT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, out, n, 1, &one, b, out, o, n,
-                                    &one, y, out), "linear bias (cublasSgemm)");
-    }
+    if (b)
+        RT_CHECK(rt_cuda_bias_rows(y, b, n, out));
+    RT_CUBLAS_CHECK(cublasSgemm(rt_cuda_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w,
+                                in, x, in, b ? &one : &zero, y, out),
+                    "linear forward (cublasSgemm)");
     return RT_OK;
 }
 

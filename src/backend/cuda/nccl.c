@@ -187,10 +187,17 @@ rt_status rt_nccl_test(rt_nccl *n, uintptr_t handle, int *done)
     /* Still running: a failed peer shows up as an asynchronous error. */
     ncclResult_t async = ncclSuccess;
     NCCL_CHECK(ncclCommGetAsyncError(n->comm, &async), "asking NCCL for errors");
-    if (async != ncclInProgress)
-        NCCL_CHECK(async, "an NCCL collective failed (a peer rank or its GPU may be gone)");
+    if (async != ncclSuccess && async != ncclInProgress) {
+        /* Nothing more can run on it: end what is in flight now. */
+        rt_status st = rt_cuda_nccl_status(async, "an NCCL collective failed (a peer rank or "
+                                           "its GPU may be gone)", __FILE__, __LINE__);
+        rt_nccl_abort(n);
+        return st;
+    }
     return RT_OK;
 }
+
+void rt_nccl_set_timeout(rt_nccl *n, double timeout_s) { n->timeout_s = timeout_s; }
 
 void rt_nccl_abort(rt_nccl *n)
 {

@@ -44,6 +44,8 @@ rt_status rt_nccl_broadcast(rt_nccl *n, void *buf, size_t count, int dtype, int 
  * then free for reuse. An asynchronous NCCL error (a peer failed) is
  * returned as RT_ERR_DEVICE. */
 rt_status rt_nccl_test(rt_nccl *n, uintptr_t handle, int *done);
+/* The deadline of calls NCCL leaves in progress from now on (0: none). */
+void rt_nccl_set_timeout(rt_nccl *n, double timeout_s);
 /* Ends every operation of the communicator at once (the fatal path). */
 void rt_nccl_abort(rt_nccl *n);
 void rt_nccl_free(rt_nccl *n);

@@ -84,7 +84,7 @@ template <typename T>
 static rt_status partials_to_host(T *host_out, T *partial, unsigned blocks)
 {
     T *total = partial + blocks;
-    sum_partials_kernel<T><<<1, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(total, partial, blocks);
+    sum_partials_kernel<T> RT_CUDA_BLOCKS(1)(total, partial, blocks);
     RT_CUDA_LAUNCHED("sum_partials");
     void *h;
     RT_CHECK(rt_cuda_host_buffer(&h, sizeof(T)));
@@ -177,7 +177,7 @@ static rt_status bn_channel_sums(float *out, const float *x, const float *dy,
     RT_CHECK(rt_cuda_workspace((void **)&partial, 2 * (size_t)c * splits * sizeof(double)));
     if (c > 0) {
         dim3 grid((unsigned)c, (unsigned)splits);
-        bn_partials_kernel<BACKWARD><<<grid, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(
+        bn_partials_kernel<BACKWARD> RT_CUDA_BLOCKS(grid)(
             partial, x, dy, mean, n, c, hw);
         RT_CUDA_LAUNCHED("bn_partials");
     }
@@ -348,7 +348,7 @@ rt_status rt_cuda_cross_entropy(double *sum, float *dlogits, const float *logits
     const unsigned blocks = partial_blocks((size_t)n);
     double *partial;
     RT_CHECK(partials_workspace(&partial, blocks));
-    cross_entropy_kernel<<<blocks, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(partial, dlogits, logits,
+    cross_entropy_kernel RT_CUDA_BLOCKS(blocks)(partial, dlogits, logits,
                                                                    labels, n, classes, scale);
     RT_CUDA_LAUNCHED("cross_entropy");
     return partials_to_host(sum, partial, blocks);
@@ -384,7 +384,7 @@ rt_status rt_cuda_nll_loss(double *sum, float *dlogp, const float *logp, const i
     const unsigned blocks = partial_blocks(count);
     double *partial;
     RT_CHECK(partials_workspace(&partial, blocks));
-    nll_kernel<<<blocks, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(partial, dlogp, logp, labels, count,
+    nll_kernel RT_CUDA_BLOCKS(blocks)(partial, dlogp, logp, labels, count,
                                                          classes, scale);
     RT_CUDA_LAUNCHED("nll_loss");
     return partials_to_host(sum, partial, blocks);
@@ -415,7 +415,7 @@ rt_status rt_cuda_count_correct(int64_t *correct, const float *logits, const int
     const unsigned blocks = partial_blocks((size_t)n);
     long long *partial;
     RT_CHECK(partials_workspace(&partial, blocks));
-    count_correct_kernel<<<blocks, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(partial, logits, labels, n,
+    count_correct_kernel RT_CUDA_BLOCKS(blocks)(partial, logits, labels, n,
                                                                    classes);
     RT_CUDA_LAUNCHED("count_correct");
     long long total = 0;
@@ -498,7 +498,7 @@ static rt_status elementwise_loss(double *sum, float *dout, const float *out,
     const unsigned blocks = partial_blocks(count);
     double *partial;
     RT_CHECK(partials_workspace(&partial, blocks));
-    elem_loss_kernel<F><<<blocks, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(partial, dout, out, targets,
+    elem_loss_kernel<F> RT_CUDA_BLOCKS(blocks)(partial, dout, out, targets,
                                                                   count, 1.0 / k, scale);
     RT_CUDA_LAUNCHED("elementwise loss");
     return partials_to_host(sum, partial, blocks);
@@ -564,7 +564,7 @@ rt_status rt_cuda_target_sums(double *sums, const float *out, const float *targe
     double *dev;
     void *host;
     RT_CHECK(rt_cuda_workspace((void **)&dev, bytes));
-    target_sums_kernel<<<(unsigned)k, RT_CUDA_THREADS, 0, rt_cuda_stream()>>>(dev, out, targets, n, k);
+    target_sums_kernel RT_CUDA_BLOCKS((unsigned)k)(dev, out, targets, n, k);
     RT_CUDA_LAUNCHED("target_sums");
     RT_CHECK(rt_cuda_host_buffer(&host, bytes));
     RT_CUDA_CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, rt_cuda_stream()),
