@@ -141,8 +141,9 @@ static const rt_key keys[] = {
 
     /* ---- gpu ---- */
     BOOL_D("gpu.deterministic", gpu.deterministic, 1,
-           "Only deterministic cuDNN convolution algorithms, so a run repeats bit for bit on "
-           "the same GPU (false: the fastest, which may not)."),
+           "Deterministic cuDNN convolution algorithms, chosen in cuDNN's fixed heuristic "
+           "order, so a run repeats bit for bit on the same GPU (false: the fastest measured, "
+           "as cudnn.benchmark, which may not)."),
     BOOL_D("gpu.tf32", gpu.tf32, 0,
            "Allow TF32 tensor cores in convolutions and products (faster on Ampere and "
            "later, about 3 fewer significant digits); false: true fp32."),
