@@ -4,7 +4,7 @@
 # modulefile, share/modulefiles/rtrain/$(PACKAGE_VERSION).
 
 dist_man1_MANS = man/rtrain.1 man/rtrain-run.1 man/rtrain-results.1 man/rtrain-ckpt.1 \
-	man/rtrain-data.1
+	man/rtrain-data.1 man/rtrain-tune.1
 
 examplesdir = $(pkgdatadir)/examples
 examples_DATA = examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \

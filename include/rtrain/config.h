@@ -114,6 +114,15 @@ typedef struct rt_config {
         int deterministic;             /* deterministic cuDNN algorithms only */
         int tf32;                      /* TF32 allowed */
     } gpu;
+
+    struct {                           /* rtrain-tune (rtrain/tune.h); rtrain ignores it */
+        int num_samples;               /* repetitions of the grid (random draws) */
+        long long seed;                /* trial i's values: a function of (seed, i) */
+        char metric[64];               /* reported metric a trial is judged by */
+        char mode[8];                  /* "max" | "min" */
+        int ranks_per_trial;           /* ranks of each group running trials */
+        int max_failures;              /* retries of a failed trial (input errors never) */
+    } tune;
 } rt_config;
 
 /* data.fill_missing and data.cache as their enum values (rt_fill_policy,
@@ -129,6 +138,19 @@ void rt_config_defaults(rt_config *cfg);
  * resolves data paths against data.dir. */
 rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
                          char *const *overrides);
+
+/* As rt_config_load, for one trial of a search (rtrain/tune.h): a domain
+ * in the file (a group such as { loguniform = [1e-4, 0.3]; } where a value
+ * goes) is left to the overrides, which must set its key. rt_config_load
+ * refuses a domain, with a message that names rtrain-tune. */
+rt_status rt_config_load_trial(rt_config *cfg, const char *path, int noverrides,
+                               char *const *overrides);
+
+/* Search-space domain names, in rt_domain_kind order (rtrain/tune.h):
+ * "uniform", "quniform", "loguniform", "randint", "choice", "grid". The
+ * index of `name`, or -1; the name of index i, or NULL. */
+int rt_config_domain_index(const char *name);
+const char *rt_config_domain_name(int i);
 
 /* Writes the fully resolved configuration as one JSON object. */
 rt_status rt_config_write_json(const rt_config *cfg, FILE *f);

@@ -14,5 +14,6 @@
 #include "rtrain/ckpt.h"
 #include "rtrain/run.h"
 #include "rtrain/train.h"
+#include "rtrain/tune.h"
 
 #endif

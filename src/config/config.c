@@ -28,7 +28,34 @@
 typedef struct load_ctx {
     rt_cfg_assign *assign;
     int n, cap;
+    int trial;   /* rt_config_load_trial: domains in the file are left to overrides */
+    /* Domains of the file: an override must give each key its value. */
+    const config_setting_t *domains[64];
+    const rt_key *domain_keys[64];
+    int ndomains;
 } load_ctx;
+
+/* ---- search-space domains ---------------------------------------------------- */
+static const char *const domain_names[] = {"uniform", "quniform", "loguniform", "randint",
+                                           "choice", "grid"};
+#define NDOMAINS ((int)(sizeof domain_names / sizeof domain_names[0]))
+
+int rt_config_domain_index(const char *name)
+{
+    for (int i = 0; name && i < NDOMAINS; i++)
+        if (!strcmp(domain_names[i], name))
+            return i;
+    return -1;
+}
+
+const char *rt_config_domain_name(int i) { return i >= 0 && i < NDOMAINS ? domain_names[i] : NULL; }
+
+/* A group with one member named after a domain, where a key's value goes. */
+static int is_domain(const config_setting_t *s)
+{
+    return config_setting_is_group(s) && config_setting_length(s) == 1 &&
+           rt_config_domain_index(config_setting_name(config_setting_get_elem(s, 0))) >= 0;
+}
 
 /* ---- suggestions ----------------------------------------------------------- */
 /* Edit distance still counted as a typo for a name of this length. */
@@ -82,7 +109,7 @@ static void match_child(void *arg, const char *name, size_t n)
 /* Writes " (did you mean 'x.y'?)" or a list of the valid names of the
  * group into hint. Same group first (a typo), then a key with the same
  * last part anywhere (a key in the wrong group), then the whole path. */
-static void suggest(const char *path, char *hint, size_t n)
+void rt_config_suggest(const char *path, char *hint, size_t n)
 {
     char parent[KEY_MAX];
     const char *dot = strrchr(path, '.');
@@ -122,7 +149,7 @@ static void suggest(const char *path, char *hint, size_t n)
 static rt_status unknown_key(const char *path, const config_setting_t *s, const char *ovr)
 {
     char hint[1400];
-    suggest(path, hint, sizeof hint);
+    rt_config_suggest(path, hint, sizeof hint);
     return rt_config_fail(s, ovr, "unknown key '%s'%s", path, hint);
 }
 
@@ -159,6 +186,14 @@ static rt_status collect(load_ctx *c, const char *path, const config_setting_t *
                          const char *ovr)
 {
     const rt_key *k = rt_config_find_key(path);
+    if (k && !ovr && is_domain(s)) {   /* an override must give its value */
+        if (c->ndomains == (int)(sizeof c->domains / sizeof c->domains[0]))
+            return rt_config_fail(s, ovr, "more than %d search-space domains",
+                                  (int)(sizeof c->domains / sizeof c->domains[0]));
+        c->domain_keys[c->ndomains] = k;
+        c->domains[c->ndomains++] = s;
+        return RT_OK;
+    }
     if (k) {
         RT_CHECK(add_assign(c, k, s, ovr));
         if (k->type == RT_KEY_NORMALIZE && config_setting_is_group(s))
@@ -181,7 +216,7 @@ static rt_status collect(load_ctx *c, const char *path, const config_setting_t *
  * so 5000000000 silently becomes 705032704. This scan finds such literals
  * (outside strings and comments) so they can be reported instead. Returns
  * the 1-based line of the first one, 0 if none; the literal goes to num. */
-static int find_int_overflow(const char *t, size_t len, char *num, size_t numlen)
+int rt_config_int_overflow(const char *t, size_t len, char *num, size_t numlen)
 {
     int line = 1;
     size_t i = 0;
@@ -277,7 +312,7 @@ static rt_status read_config(config_t *cf, const char *path)
                         what);
     }
     char num[48];
-    int line = find_int_overflow(text, len, num, sizeof num);
+    int line = rt_config_int_overflow(text, len, num, sizeof num);
     rt_free(text);
     if (line)
         return RT_ERROR(RT_ERR_CONFIG, "%s:%d: integer %s does not fit in 32 bits: write it "
@@ -286,7 +321,7 @@ static rt_status read_config(config_t *cf, const char *path)
 }
 
 /* ---- overrides ------------------------------------------------------------------ */
-static void trim(const char **b, const char **e)
+void rt_config_trim(const char **b, const char **e)
 {
     while (*b < *e && isspace((unsigned char)**b))
         (*b)++;
@@ -324,7 +359,7 @@ static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
 {
     const char *eq = strchr(text, '=');
     const char *kb = text, *ke = eq ? eq : text;
-    trim(&kb, &ke);
+    rt_config_trim(&kb, &ke);
     if (!eq || ke == kb)
         return RT_ERROR(RT_ERR_CONFIG, "override '%s': expected KEY=VALUE, e.g. "
                         "optimizer.lr=0.01", text);
@@ -337,12 +372,12 @@ static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
         return unknown_key(key, NULL, text);
 
     const char *vb = eq + 1, *ve = eq + strlen(eq);
-    trim(&vb, &ve);
+    rt_config_trim(&vb, &ve);
     size_t vn = (size_t)(ve - vb);
     if (vn > VALUE_MAX)
         return RT_ERROR(RT_ERR_CONFIG, "override '%.80s...': value too long", text);
     char num[48];
-    if (find_int_overflow(vb, vn, num, sizeof num))
+    if (rt_config_int_overflow(vb, vn, num, sizeof num))
         return RT_ERROR(RT_ERR_CONFIG, "override '%s': integer %s does not fit in 32 bits: "
                         "write it as %sL", text, num, num);
     int bare = is_bare_word(vb, vn);
@@ -364,6 +399,27 @@ static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
     if (config_setting_length(root) != 1)
         return RT_ERROR(RT_ERR_CONFIG, "override '%s': give exactly one value (no ';')", text);
     return collect(c, key, config_setting_get_elem(root, 0), text);
+}
+
+/* Every domain of the file has its value from an override. */
+static rt_status domains_given(const load_ctx *c)
+{
+    for (int d = 0; d < c->ndomains; d++) {
+        int given = 0;
+        for (int i = 0; i < c->n && !given; i++)
+            given = c->assign[i].override && c->assign[i].key == c->domain_keys[d];
+        if (given)
+            continue;
+        const config_setting_t *s = c->domains[d];
+        const char *path = c->domain_keys[d]->path;
+        if (c->trial)
+            return rt_config_fail(s, NULL, "%s is a search space and the trial gives it no "
+                                  "value", path);
+        return rt_config_fail(s, NULL, "%s is a search space (%s): run the file with "
+                              "rtrain-tune, or give %s a value (%s=...)", path,
+                              config_setting_name(config_setting_get_elem(s, 0)), path, path);
+    }
+    return RT_OK;
 }
 
 /* ---- precedence ----------------------------------------------------------------- */
@@ -411,8 +467,8 @@ static rt_status apply_all(rt_config *cfg, load_ctx *c, const rt_cfg_assign **la
     return RT_OK;
 }
 
-rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
-                         char *const *overrides)
+static rt_status load(rt_config *cfg, const char *path, int noverrides, char *const *overrides,
+                      int trial)
 {
     if (!cfg || !path || noverrides < 0 || (noverrides > 0 && !overrides))
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_config_load: missing config or path");
@@ -428,7 +484,7 @@ rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
     rt_status s = RT_OK;
     int nkeys = rt_config_num_keys(), ninit = 0;
     config_t file, *ovr = NULL;
-    load_ctx c = {.cap = nkeys * (noverrides + 1)};
+    load_ctx c = {.cap = nkeys * (noverrides + 1), .trial = trial};
     const rt_cfg_assign **last = NULL;
     config_init(&file);
     RT_CHECK_GOTO(s, rt_alloc(&ovr, (size_t)noverrides, sizeof *ovr, "config overrides"), done);
@@ -441,6 +497,7 @@ rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
     RT_CHECK_GOTO(s, collect_members(&c, "", config_root_setting(&file), NULL), done);
     for (int i = 0; i < noverrides; i++)
         RT_CHECK_GOTO(s, parse_override(&c, &ovr[i], overrides[i]), done);
+    RT_CHECK_GOTO(s, domains_given(&c), done);
     batch_size_rule(&c);
     RT_CHECK_GOTO(s, apply_all(cfg, &c, last), done);
     RT_CHECK_GOTO(s, rt_config_validate(cfg, last), done);
@@ -453,4 +510,16 @@ done:
     rt_free(c.assign);
     rt_free(last);
     return s;
+}
+
+rt_status rt_config_load(rt_config *cfg, const char *path, int noverrides,
+                         char *const *overrides)
+{
+    return load(cfg, path, noverrides, overrides, 0);
+}
+
+rt_status rt_config_load_trial(rt_config *cfg, const char *path, int noverrides,
+                               char *const *overrides)
+{
+    return load(cfg, path, noverrides, overrides, 1);
 }

@@ -130,4 +130,14 @@ rt_status rt_config_validate(const rt_config *cfg, const rt_cfg_assign *const *l
  * data file paths absolute (against data.dir). */
 rt_status rt_config_resolve_paths(rt_config *cfg);
 
+/* Shared with the tune module's parser of search spaces (config.c):
+ * " (did you mean 'x.y'?)" or the valid names of the group, for an unknown
+ * key; the 1-based line (1 for a one-line text) of the first integer
+ * literal that does not fit in 32 bits without an L suffix (libconfig 1.5
+ * would wrap it), 0 if none, its text in num; [*b, *e) without surrounding
+ * white space. */
+void rt_config_suggest(const char *path, char *hint, size_t n);
+int rt_config_int_overflow(const char *t, size_t len, char *num, size_t numlen);
+void rt_config_trim(const char **b, const char **e);
+
 #endif

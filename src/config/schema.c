@@ -384,6 +384,22 @@ static const rt_key keys[] = {
     DOUBLE_D("failure.step_timeout_s", failure.step_timeout_s, 0, 1e7, 0,
              "Abort when one training step takes longer (hung collective); 0: no watchdog."),
 
+    /* ---- tune (rtrain-tune; rtrain ignores these) ---- */
+    INT_D("tune.num_samples", tune.num_samples, 1, 1 << 20, 1,
+          "Trials drawn from the search space (times the size of its grid domains)."),
+    INT64_D("tune.seed", tune.seed, 0, 9.2e18, 0,
+            "Seed of the search: trial i's values are a function of (seed, i) only."),
+    STR_D("tune.metric", tune.metric, "val_loss",
+          "Reported metric the trials are ranked by (a key of result.json)."),
+    ENUM_TEXT("tune.mode", tune.mode, order_names, "min",
+              "Whether a higher (max) or lower (min) tune.metric is better."),
+    INT_D("tune.ranks_per_trial", tune.ranks_per_trial, 1, 1 << 20, 1,
+          "MPI ranks of each trial: mpirun -np N makes N / ranks_per_trial groups that run "
+          "trials side by side."),
+    INT_D("tune.max_failures", tune.max_failures, 0, 1000, 0,
+          "Retries of a trial that failed at run time, each from its newest checkpoint "
+          "(input errors are never retried)."),
+
     /* ---- comm ---- */
     {.path = "comm.bucket_mb", .type = RT_KEY_MEGABYTES, .offset = OFF(comm.bucket_bytes),
      .min = 0.01, .max = 4096, .has_default = 1, .def = 25 * MIB,

@@ -1,0 +1,97 @@
+/* rtrain tune: hyperparameter search over the trainer's configuration
+ * (rtrain-tune), the counterpart of Ray Tune inside one HPC allocation.
+ *
+ * A search space is written where values would be, in the experiment file
+ *
+ *   optimizer = { lr = { loguniform = [1e-4, 0.3]; };
+ *                 momentum = { grid = [0.0, 0.9]; }; };
+ *   model = { hidden = { choice = ([256], [512, 512]); }; };
+ *
+ * or as overrides: 'optimizer.lr=loguniform(1e-4, 0.3)'. Domains, as Ray
+ * Tune's: uniform [a, b] (float, a <= x < b), quniform [a, b, q] (uniform
+ * rounded to a multiple of q), loguniform [a, b] (0 < a, log-uniform),
+ * randint [a, b] (integer, a <= x < b), choice (values of any type, one
+ * drawn per trial), grid (every value: the grids' cross product, repeated
+ * tune.num_samples times). Trial i's values are a pure function of
+ * (tune.seed, i): independent of how many groups run, in what order trials
+ * are claimed, and of restores. Each random domain draws from its own
+ * stream, keyed by (seed, trial, its key), so adding or removing a domain
+ * leaves the others' values as they were.
+ *
+ * Nothing here is collective. */
+#ifndef RTRAIN_TUNE_H
+#define RTRAIN_TUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rtrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    RT_SPACE_MAX_DOMAINS = 32,
+    RT_SPACE_ASSIGN_MAX = 1024,     /* longest "key=value" of one trial value */
+};
+
+typedef enum rt_domain_kind {
+    RT_DOMAIN_UNIFORM = 0,
+    RT_DOMAIN_QUNIFORM,
+    RT_DOMAIN_LOGUNIFORM,
+    RT_DOMAIN_RANDINT,
+    RT_DOMAIN_CHOICE,
+    RT_DOMAIN_GRID,
+    RT_DOMAIN_COUNT
+} rt_domain_kind;
+
+typedef struct rt_space rt_space;
+
+/* The search space of experiment file `path` with its overrides: every
+ * domain of the file and every override whose value is a domain
+ * ("key=loguniform(1e-4, 0.3)"); the other overrides are kept as they are
+ * (rt_space_plain_overrides). Each domain is checked before anything runs:
+ * its key must be a configuration key (the closest one suggested
+ * otherwise), its bounds well-formed (a < b, 0 < a for loguniform, q > 0,
+ * integers for randint, at least one value for choice and grid), and its
+ * extreme values (a and b, or every value of a choice or grid) accepted by
+ * the configuration schema (type, range): errors name file:line (or the
+ * override) and the key, RT_ERR_CONFIG. */
+rt_status rt_space_load(rt_space **out, const char *path, int noverrides,
+                        char *const *overrides);
+void rt_space_free(rt_space *s);
+
+int rt_space_num_domains(const rt_space *s);
+const char *rt_space_domain_key(const rt_space *s, int i);   /* "optimizer.lr" */
+rt_domain_kind rt_space_domain_kind(const rt_space *s, int i);
+const char *rt_domain_kind_name(rt_domain_kind k);            /* "loguniform" */
+
+/* The product of the grid domains' sizes (1 without grids). */
+int64_t rt_space_grid_size(const rt_space *s);
+
+/* The overrides that are not domains, in their order. */
+int rt_space_num_plain_overrides(const rt_space *s);
+char *const *rt_space_plain_overrides(const rt_space *s);
+
+/* 1 when the file or an override sets `key` (e.g. "train.seed"). */
+int rt_space_sets(const rt_space *s, const char *key);
+
+/* Trial `trial`'s value of every domain, as overrides "key=value" in
+ * config-file syntax (assign[i] for domain i), to be given after the plain
+ * overrides: grid cell trial % grid size (the first grid domain varying
+ * fastest); random domains drawn from the counter-based RNG keyed by
+ * (seed, trial, key). Drawn floats are written with 17 significant digits
+ * and choice/grid values in their shortest exact form, so the value read
+ * back is the value drawn. */
+rt_status rt_space_trial(const rt_space *s, uint64_t seed, int64_t trial,
+                         char assign[][RT_SPACE_ASSIGN_MAX]);
+
+/* The space as one JSON object (domains in order: key, kind, arguments as
+ * text): what an experiment records, so that a restore with a changed
+ * space is refused. Caller frees with free(). */
+rt_status rt_space_json(const rt_space *s, char **json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,508 @@
+/* rtrain-tune: hyperparameter search inside one MPI job (rtrain/tune.h).
+ *
+ *   rtrain-tune [--list] CONFIG [key=value | key=domain(...) ...]
+ *   mpirun -np N rtrain-tune CONFIG tune.ranks_per_trial=W
+ *
+ * The experiment is STORAGE/NAME (run.storage_path, run.name; NAME defaults
+ * to tune_<config file name>, so the same command finds it again). Trial t
+ * is an ordinary run directory STORAGE/NAME/trial_<t> that every rtrain tool
+ * reads; its values are the search space's trial t (a function of
+ * tune.seed and t). --list prints every trial's values and runs nothing.
+ *
+ * Protocol. Rank 0 records the search space in STORAGE/NAME/tune.json when
+ * the experiment starts and compares it when it is run again (a changed
+ * space is refused; more tune.num_samples extend the sweep); the outcome is
+ * agreed. The job is cut into N/W groups of W ranks (rt_comm_split); each
+ * group runs trials one after another in this process. A group's rank 0
+ * claims the next trial that has no final record by creating
+ * STORAGE/NAME/.claims/<launch>/<trial> with O_EXCL (no locks, no daemon)
+ * and broadcasts it to its group; <launch> is one id per launch, so a trial
+ * left unfinished by a killed job is claimed again by the next launch and
+ * resumes from its checkpoints (an ordinary resume). A trial that fails at
+ * run time is retried up to tune.max_failures times; an input error is not.
+ * Its outcome goes to trial_<t>/tune_trial.json (written by the group's
+ * rank 0, atomically); a trial with that record is never run again. At the
+ * end every rank agrees on the exit code, and rank 0 prints the trials
+ * table with the best trial by tune.metric and writes
+ * STORAGE/NAME/experiment.csv. */
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "rtrain/rtrain.h"
+#include "rtrain/tune.h"
+#include "core/fs.h"
+#include "run/runfiles.h"
+
+enum { MAX_ARGS = 4096 };
+
+typedef struct experiment {
+    const char *config;            /* the experiment file */
+    rt_space *space;
+    rt_config base;                /* tune.* and run.*: the same for every trial */
+    char dir[RT_PATH_MAX];         /* STORAGE/NAME */
+    int64_t trials;                /* tune.num_samples x the grid's size */
+    char launch[64];               /* this launch's id (claims) */
+} experiment;
+
+/* One trial's overrides: the plain ones, the trial's values, then where it
+ * runs and (unless the experiment sets train.seed) its own seed. */
+typedef struct trial_args {
+    char assign[RT_SPACE_MAX_DOMAINS][RT_SPACE_ASSIGN_MAX];
+    char where[4][RT_PATH_MAX + 64];
+    char *argv[MAX_ARGS];
+    int argc;
+} trial_args;
+
+/* ---- configuration ------------------------------------------------------------------ */
+
+static rt_status trial_args_make(const experiment *e, uint64_t seed, int64_t t, int placed,
+                                 trial_args *a)
+{
+    int plain = rt_space_num_plain_overrides(e->space), nd = rt_space_num_domains(e->space);
+    char *const *po = rt_space_plain_overrides(e->space);
+    if (plain + nd + 4 > MAX_ARGS)
+        return RT_ERROR(RT_ERR_CONFIG, "too many overrides (%d)", plain);
+    RT_CHECK(rt_space_trial(e->space, seed, t, a->assign));
+    a->argc = 0;
+    for (int i = 0; i < plain; i++)
+        a->argv[a->argc++] = po[i];
+    for (int i = 0; i < nd; i++)
+        a->argv[a->argc++] = a->assign[i];
+    if (!placed)
+        return RT_OK;
+    snprintf(a->where[0], sizeof a->where[0], "run.storage_path=\"%s\"", e->dir);
+    snprintf(a->where[1], sizeof a->where[1], "run.name=\"trial_%05lld\"", (long long)t);
+    snprintf(a->where[2], sizeof a->where[2], "run.overwrite=true");
+    int n = 3;
+    if (!rt_space_sets(e->space, "train.seed"))   /* each trial its own seed, from (seed, t) */
+        snprintf(a->where[n++], sizeof a->where[0], "train.seed=%lluL",
+                 (unsigned long long)(rt_rng_key(seed, (uint64_t)t, 0, 0) >> 2));
+    for (int i = 0; i < n; i++)
+        a->argv[a->argc++] = a->where[i];
+    return RT_OK;
+}
+
+static rt_status load_trial(const experiment *e, int64_t t, rt_config *cfg)
+{
+    static trial_args a;
+    RT_CHECK(trial_args_make(e, (uint64_t)e->base.tune.seed, t, 1, &a));
+    return rt_config_load_trial(cfg, e->config, a.argc, a.argv);
+}
+
+/* STORAGE/NAME, as the trainer resolves a run directory, with NAME
+ * tune_<config file name> when run.name is not given. */
+static rt_status experiment_dir(experiment *e)
+{
+    const char *storage = e->base.run.storage_path, *env = getenv("RTRAIN_STORAGE");
+    if (!storage[0])
+        storage = env && env[0] ? env : "rtrain_results";
+    if (e->base.run.name[0])
+        return rt_fs_path(e->dir, sizeof e->dir, "%s/%s", storage, e->base.run.name);
+    const char *file = strrchr(e->config, '/') ? strrchr(e->config, '/') + 1 : e->config;
+    return rt_fs_path(e->dir, sizeof e->dir, "%s/tune_%.*s", storage,
+                      (int)strcspn(file, "."), file);
+}
+
+/* The space, the settings every trial shares (from any valid trial: tune.*
+ * and run.* cannot be searched), the directory and the number of trials. */
+static rt_status open_experiment(experiment *e, const char *config, int argc, char **argv)
+{
+    static trial_args a;
+    e->config = config;
+    RT_CHECK(rt_space_load(&e->space, config, argc, argv));
+    for (int i = 0; i < rt_space_num_domains(e->space); i++) {
+        const char *key = rt_space_domain_key(e->space, i);
+        if (!strncmp(key, "tune.", 5) || !strncmp(key, "run.", 4))
+            return RT_ERROR(RT_ERR_CONFIG, "%s cannot be searched: it belongs to the "
+                            "experiment, not to a trial", key);
+    }
+    RT_CHECK(trial_args_make(e, 0, 0, 0, &a));
+    RT_CHECK(rt_config_load_trial(&e->base, config, a.argc, a.argv));
+    RT_CHECK(experiment_dir(e));
+    e->trials = (int64_t)e->base.tune.num_samples * rt_space_grid_size(e->space);
+    return RT_OK;
+}
+
+/* ---- --list ------------------------------------------------------------------------- */
+
+static int list_trials(const experiment *e)
+{
+    static trial_args a;
+    printf("experiment %s: %lld trials (%d samples x grid %lld), seed %lld\n", e->dir,
+           (long long)e->trials, e->base.tune.num_samples,
+           (long long)rt_space_grid_size(e->space), (long long)e->base.tune.seed);
+    for (int64_t t = 0; t < e->trials; t++) {
+        if (trial_args_make(e, (uint64_t)e->base.tune.seed, t, 0, &a) != RT_OK)
+            return RT_EXIT_INPUT;
+        printf("trial_%05lld", (long long)t);
+        for (int i = 0; i < rt_space_num_domains(e->space); i++)
+            printf(" %s", a.assign[i]);
+        printf("\n");
+    }
+    return RT_EXIT_OK;
+}
+
+/* ---- the experiment's record ----------------------------------------------------------- */
+
+/* tune.json: the space as JSON (the part a restore must not change). */
+static rt_status record_space(const experiment *e)
+{
+    char path[RT_PATH_MAX + 16], *json = NULL, *old = NULL;
+    RT_CHECK(rt_fs_mkdir_p(e->dir, 0755, "the experiment directory (run.storage_path)"));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/tune.json", e->dir));
+    RT_CHECK(rt_space_json(e->space, &json));
+    rt_status st = access(path, F_OK) == 0 ? rt_fs_read_small(path, 1 << 20, "tune.json", &old)
+                                           : RT_OK;
+    if (st == RT_OK && !old)
+        st = rt_fs_write_atomic(path, json, 0644);
+    else if (st == RT_OK && strcmp(old, json) != 0)
+        st = RT_ERROR(RT_ERR_CONFIG, "the search space differs from the one experiment %s "
+                      "started with (%s): keep the same domains to continue it, or give a new "
+                      "run.name", e->dir, path);
+    free(json);
+    free(old);
+    return st;
+}
+
+/* ---- claiming trials ------------------------------------------------------------------- */
+
+static int trial_finished(const experiment *e, int64_t t)
+{
+    char path[RT_PATH_MAX + 64];
+    return rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_trial.json", e->dir,
+                      (long long)t) == RT_OK && access(path, F_OK) == 0;
+}
+
+/* The first trial without a final record that this launch has not given
+ * to a group yet (-1: none left). The claim is the atomic creation of
+ * .claims/<launch>/<trial>. */
+static rt_status claim_next(const experiment *e, int64_t *out)
+{
+    char dir[RT_PATH_MAX + 64], path[RT_PATH_MAX + 96];
+    *out = -1;
+    RT_CHECK(rt_fs_path(dir, sizeof dir, "%s/.claims/%s", e->dir, e->launch));
+    RT_CHECK(rt_fs_mkdir_p(dir, 0755, "the experiment directory"));
+    for (int64_t t = 0; t < e->trials; t++) {
+        if (trial_finished(e, t))
+            continue;
+        RT_CHECK(rt_fs_path(path, sizeof path, "%s/%05lld", dir, (long long)t));
+        int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+        if (fd >= 0) {
+            close(fd);
+            *out = t;
+            return RT_OK;
+        }
+    }
+    return RT_OK;
+}
+
+/* ---- running trials -------------------------------------------------------------------- */
+
+/* trial_<t>/tune_trial.json: the outcome, the values, the attempts. */
+static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int attempts,
+                              const char *error)
+{
+    static trial_args a;
+    char path[RT_PATH_MAX + 64];
+    RT_CHECK(trial_args_make(e, (uint64_t)e->base.tune.seed, t, 0, &a));
+    json_t *values = json_object(), *rec = json_object();
+    for (int i = 0; i < rt_space_num_domains(e->space); i++) {
+        const char *eq = strchr(a.assign[i], '=');
+        json_object_set_new(values, rt_space_domain_key(e->space, i),
+                            json_string(eq ? eq + 1 : a.assign[i]));
+    }
+    json_object_set_new(rec, "trial", json_integer(t));
+    json_object_set_new(rec, "status", json_string(st == RT_OK ? "TERMINATED" : "ERROR"));
+    json_object_set_new(rec, "exit_code", json_integer(rt_status_exit_code(st)));
+    json_object_set_new(rec, "attempts", json_integer(attempts));
+    json_object_set_new(rec, "values", values);
+    if (st != RT_OK)
+        json_object_set_new(rec, "error", json_string(error));
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rec);
+    if (!text)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing a trial record");
+    rt_status ws = rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_trial.json", e->dir,
+                              (long long)t);
+    if (ws == RT_OK)
+        ws = rt_fs_write_atomic(path, text, 0644);
+    free(text);
+    return ws;
+}
+
+/* One attempt of trial t on the group: its own session on a copy of the
+ * group's communicator (a session takes its communicator over). */
+static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t)
+{
+    static rt_config cfg;
+    rt_status st = rt_comm_agree(group, load_trial(e, t, &cfg));
+    if (st != RT_OK)
+        return st;
+    rt_comm *c = NULL;
+    RT_CHECK(rt_comm_split(group, 0, rt_comm_rank(group), &c));
+    rt_session *s = NULL;
+    RT_CHECK(rt_session_init_comm(&s, c));
+    st = rt_trainer_run(s, &cfg);
+    rt_session_finalize(s);
+    return st;
+}
+
+/* Trial t to its end: retried after a run-time failure (from its newest
+ * checkpoint, as any resume), never after an input error or a stop. */
+static rt_status run_trial(const experiment *e, rt_comm *group, int64_t t)
+{
+    int attempts = 0;
+    rt_status st;
+    do {
+        rt_error_clear();
+        st = run_attempt(e, group, t);
+        attempts++;
+    } while (st != RT_OK && st != RT_STOPPED && rt_status_exit_code(st) == RT_EXIT_FAILURE &&
+             attempts <= e->base.tune.max_failures);
+    if (st == RT_STOPPED)   /* not final: the next launch continues it */
+        return st;
+    /* The trial's failure is recorded and the sweep goes on. */
+    char error[2048];
+    snprintf(error, sizeof error, "%s", st == RT_OK ? "" : rt_error_message());
+    rt_error_clear();
+    if (rt_comm_rank(group) == 0)
+        fprintf(stderr, "rtrain-tune: trial_%05lld %s after %d attempt%s%s%s\n",
+                (long long)t, st == RT_OK ? "finished" : "failed", attempts,
+                attempts == 1 ? "" : "s", st == RT_OK ? "" : ": ", error);
+    rt_status rec = rt_comm_rank(group) == 0 ? record_trial(e, t, st, attempts, error) : RT_OK;
+    RT_CHECK(rt_comm_agree(group, rec));
+    return st;
+}
+
+/* The group's loop: claim (rank 0), broadcast, run, until none is left or
+ * a stop signal. A failed trial is recorded and the sweep goes on (as Ray
+ * Tune's): the exit code says whether the sweep itself completed. */
+static int run_group(const experiment *e, rt_comm *group)
+{
+    for (;;) {
+        int64_t t = -1;
+        rt_status st = rt_comm_rank(group) == 0 ? claim_next(e, &t) : RT_OK;
+        st = rt_comm_agree(group, st);
+        if (st == RT_OK)
+            st = rt_comm_broadcast(group, &t, 1, RT_DTYPE_INT64, 0);
+        if (st != RT_OK)
+            return rt_status_exit_code(st);
+        if (t < 0)
+            return RT_EXIT_OK;
+        if (run_trial(e, group, t) == RT_STOPPED)
+            return RT_EXIT_PREEMPTED;
+    }
+}
+
+/* ---- the trials table ------------------------------------------------------------------- */
+
+enum { TABLE_FIXED = 5, MAX_TABLE_COLS = TABLE_FIXED + RT_SPACE_MAX_DOMAINS };
+
+/* The last and the best (by metric and mode) value of `metric` in a run's
+ * reports, and how many reports there were. */
+static void trial_metric(const char *dir, const char *metric, int maximize, double *last,
+                         double *best, long *iterations)
+{
+    rt_run_rows rows;
+    *last = *best = NAN;
+    *iterations = 0;
+    if (rt_runfiles_read_rows(&rows, dir) != RT_OK) {
+        rt_error_clear();
+        return;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows.rows, i, row) {
+        json_t *v = json_object_get(row, metric);
+        (*iterations)++;
+        if (!json_is_number(v))
+            continue;
+        *last = json_number_value(v);
+        if (isnan(*best) || (maximize ? *last > *best : *last < *best))
+            *best = *last;
+    }
+    rt_runfiles_free_rows(&rows);
+}
+
+/* One row of the table for trial t into cells (strings owned by `store`). */
+static void trial_row(const experiment *e, int64_t t, char (*store)[96], const char **cells,
+                      double *best_out)
+{
+    char dir[RT_PATH_MAX + 32];
+    json_t *rec = NULL;
+    int nd = rt_space_num_domains(e->space), maximize = !strcmp(e->base.tune.mode, "max");
+    snprintf(dir, sizeof dir, "%s/trial_%05lld", e->dir, (long long)t);
+    if (rt_runfiles_read_json(&rec, dir, "tune_trial.json") != RT_OK)
+        rt_error_clear();
+    double last, best;
+    long its;
+    trial_metric(dir, e->base.tune.metric, maximize, &last, &best, &its);
+    *best_out = rec && !strcmp(json_string_value(json_object_get(rec, "status")) ?
+                               json_string_value(json_object_get(rec, "status")) : "",
+                               "TERMINATED") ? best : NAN;
+    snprintf(store[0], 96, "trial_%05lld", (long long)t);
+    snprintf(store[1], 96, "%s", rec ? json_string_value(json_object_get(rec, "status"))
+                                     : "PENDING");
+    for (int i = 0; i < nd; i++) {
+        json_t *v = rec ? json_object_get(json_object_get(rec, "values"),
+                                          rt_space_domain_key(e->space, i)) : NULL;
+        snprintf(store[2 + i], 96, "%s", json_is_string(v) ? json_string_value(v) : "");
+    }
+    snprintf(store[2 + nd], 96, "%ld", its);
+    rt_runfiles_format_number(store[3 + nd], 96, last);
+    rt_runfiles_format_number(store[4 + nd], 96, best);
+    for (int c = 0; c < TABLE_FIXED + nd; c++)
+        cells[c] = store[c];
+    json_decref(rec);
+}
+
+/* experiment.csv: the table's cells (rt_runfiles_csv_cell quoting). */
+static rt_status write_csv(const experiment *e, const char **cells, int rows, int cols)
+{
+    char path[RT_PATH_MAX + 32], cell[1024];
+    size_t size = 1, used = 0;
+    for (int i = 0; i < rows * cols; i++)
+        size += 2 * strlen(cells[i]) + 4;
+    char *text = malloc(size);
+    if (!text)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory for experiment.csv");
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            rt_runfiles_csv_cell(cell, sizeof cell, cells[r * cols + c]);
+            used += (size_t)snprintf(text + used, size - used, "%s%s", cell,
+                                     c + 1 < cols ? "," : "\n");
+        }
+    rt_status st = rt_fs_path(path, sizeof path, "%s/experiment.csv", e->dir);
+    if (st == RT_OK)
+        st = rt_fs_write_atomic(path, text, 0644);
+    free(text);
+    return st;
+}
+
+/* Prints the trials and the best one; writes experiment.csv. */
+static rt_status report(const experiment *e)
+{
+    int nd = rt_space_num_domains(e->space), cols = TABLE_FIXED + nd;
+    int64_t rows = e->trials + 1;
+    char (*store)[96] = calloc((size_t)(rows * cols), sizeof *store);
+    const char **cells = calloc((size_t)(rows * cols), sizeof *cells);
+    if (!store || !cells) {
+        free(store);
+        free(cells);
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory for the trials table");
+    }
+    const char *head[MAX_TABLE_COLS] = {"trial", "status"};
+    for (int i = 0; i < nd; i++)
+        head[2 + i] = rt_space_domain_key(e->space, i);
+    head[2 + nd] = "iterations";
+    head[3 + nd] = "last";
+    head[4 + nd] = "best";
+    memcpy(cells, head, (size_t)cols * sizeof *cells);
+    int64_t best_trial = -1;
+    double best = NAN;
+    int maximize = !strcmp(e->base.tune.mode, "max");
+    for (int64_t t = 0; t < e->trials; t++) {
+        double b;
+        trial_row(e, t, store + (t + 1) * cols, cells + (t + 1) * cols, &b);
+        if (!isnan(b) && (isnan(best) || (maximize ? b > best : b < best))) {
+            best = b;
+            best_trial = t;
+        }
+    }
+    printf("\nexperiment %s: %s (%s)\n", e->dir, e->base.tune.metric, e->base.tune.mode);
+    rt_runfiles_print_table(stdout, cells, (int)rows, cols);
+    if (best_trial >= 0)
+        printf("best: trial_%05lld, %s %s %.6g\n", (long long)best_trial, e->base.tune.metric,
+               maximize ? "max" : "min", best);
+    rt_status st = write_csv(e, cells, (int)rows, cols);
+    free(store);
+    free(cells);
+    return st;
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: rtrain-tune [--list] CONFIG [key=value | 'key=domain(args)' ...]\n"
+               "       mpirun -np N rtrain-tune CONFIG tune.ranks_per_trial=W\n"
+               "domains: uniform(a, b), quniform(a, b, q), loguniform(a, b), randint(a, b),\n"
+               "         choice(v, ...), grid(v, ...); in the file: key = { loguniform = [a, b]; };\n");
+}
+
+/* One id for this launch, from rank 0's clock and process (claims). */
+static rt_status launch_id(rt_session *s, experiment *e)
+{
+    char id[sizeof e->launch] = "";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(id, sizeof id, "%lld-%09ld-%d", (long long)ts.tv_sec, ts.tv_nsec, (int)getpid());
+    RT_CHECK(rt_comm_broadcast(rt_session_comm(s), id, sizeof id, RT_DTYPE_BYTE, 0));
+    memcpy(e->launch, id, sizeof id);
+    return RT_OK;
+}
+
+/* Everything but --list: record, split into groups, run, report. */
+static int run_sweep(rt_session *s, experiment *e)
+{
+    rt_comm *world = rt_session_comm(s), *group = NULL;
+    int rank = rt_comm_rank(world), size = rt_comm_size(world);
+    int w = e->base.tune.ranks_per_trial;
+    rt_status st = size % w == 0 ? RT_OK
+                   : RT_ERROR(RT_ERR_CONFIG, "tune.ranks_per_trial = %d does not divide the %d "
+                              "ranks: launch a multiple of %d ranks", w, size, w);
+    if (st == RT_OK && rank == 0)
+        st = record_space(e);
+    st = rt_session_agree(s, st);
+    if (st == RT_OK)
+        st = launch_id(s, e);
+    if (st == RT_OK)
+        st = rt_comm_split(world, rank / w, rank, &group);
+    if (st != RT_OK)
+        return rt_session_exit_code(s, st);
+    if (rank == 0)
+        fprintf(stderr, "rtrain-tune: %lld trials in %s, %d group%s of %d rank%s\n",
+                (long long)e->trials, e->dir, size / w, size / w == 1 ? "" : "s", w,
+                w == 1 ? "" : "s");
+    int code = run_group(e, group);
+    rt_comm_free(group);
+    int32_t worst = code;
+    if (rt_comm_allreduce(world, &worst, 1, RT_DTYPE_INT32, RT_REDUCE_MAX) != RT_OK)
+        worst = RT_EXIT_FAILURE;
+    if (rank == 0 && worst != RT_EXIT_PREEMPTED && report(e) != RT_OK)
+        fprintf(stderr, "rtrain-tune: error: %s\n", rt_error_message());
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    int list = argc > 1 && !strcmp(argv[1], "--list");
+    if (argc < 2 + list || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? RT_EXIT_INPUT : RT_EXIT_OK;
+    }
+    static experiment e;
+    char *config = argv[1 + list];
+    if (list) {   /* no MPI */
+        if (open_experiment(&e, config, argc - 2 - list, argv + 2 + list) != RT_OK) {
+            fprintf(stderr, "rtrain-tune: error: %s\n", rt_error_message());
+            return RT_EXIT_INPUT;
+        }
+        int code = list_trials(&e);
+        rt_space_free(e.space);
+        return code;
+    }
+    rt_session *s = NULL;
+    rt_status st = rt_session_init(&s, &argc, &argv);
+    if (st != RT_OK)
+        return rt_session_exit_code(s, st);
+    st = rt_session_agree(s, open_experiment(&e, config, argc - 2, argv + 2));
+    int code = st == RT_OK ? run_sweep(s, &e) : rt_session_exit_code(s, st);
+    rt_space_free(e.space);
+    rt_session_finalize(s);
+    return code;
+}
