@@ -24,7 +24,15 @@
  * rank 0, atomically); a trial with that record is never run again. At the
  * end every rank agrees on the exit code, and rank 0 prints the trials
  * table with the best trial by tune.metric and writes
- * STORAGE/NAME/experiment.csv. */
+ * STORAGE/NAME/experiment.csv.
+ *
+ * ASHA (tune.scheduler = "asha", rtrain/tune.h): after each report the
+ * trial's rank 0 looks for a rung due; the values other trials recorded
+ * there come from their trial_<t>/tune_rungs.json (each written only by its
+ * own trial, atomically), the decision is taken, and the trial's own value
+ * and decision are added to its file before the trainer agrees on the
+ * answer. A trial stopped there is recorded STOPPED. The records survive a
+ * kill: a resumed trial is never judged twice at a rung. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -203,8 +211,8 @@ static rt_status claim_next(const experiment *e, int64_t *out)
 /* ---- running trials -------------------------------------------------------------------- */
 
 /* trial_<t>/tune_trial.json: the outcome, the values, the attempts. */
-static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int attempts,
-                              const char *error)
+static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int stopped,
+                              int attempts, const char *error)
 {
     static trial_args a;
     char path[RT_PATH_MAX + 64];
@@ -216,7 +224,8 @@ static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int 
                             json_string(eq ? eq + 1 : a.assign[i]));
     }
     json_object_set_new(rec, "trial", json_integer(t));
-    json_object_set_new(rec, "status", json_string(st == RT_OK ? "TERMINATED" : "ERROR"));
+    json_object_set_new(rec, "status", json_string(st != RT_OK ? "ERROR"
+                                                   : stopped ? "STOPPED" : "TERMINATED"));
     json_object_set_new(rec, "exit_code", json_integer(rt_status_exit_code(st)));
     json_object_set_new(rec, "attempts", json_integer(attempts));
     json_object_set_new(rec, "values", values);
@@ -234,9 +243,116 @@ static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int 
     return ws;
 }
 
+/* ---- ASHA ------------------------------------------------------------------------------ */
+
+typedef struct asha_hook {
+    const experiment *e;
+    int64_t t;
+    int judge;          /* this rank takes the decisions (the trial's rank 0) */
+    int stopped;        /* the trial was stopped at a rung */
+} asha_hook;
+
+static rt_asha asha_of(const experiment *e)
+{
+    return (rt_asha){.grace = e->base.tune.grace_period, .eta = e->base.tune.reduction_factor,
+                     .max_t = e->base.tune.max_t > 0 ? e->base.tune.max_t
+                                                     : e->base.train.epochs,
+                     .maximize = !strcmp(e->base.tune.mode, "max")};
+}
+
+/* Trial t's tune_rungs.json ({"rungs": {"<iteration>": value}, ...}), or an
+ * empty record. */
+static json_t *read_rungs(const experiment *e, int64_t t)
+{
+    char dir[RT_PATH_MAX + 32];
+    json_t *rec = NULL;
+    snprintf(dir, sizeof dir, "%s/trial_%05lld", e->dir, (long long)t);
+    if (rt_runfiles_read_json(&rec, dir, "tune_rungs.json") != RT_OK)
+        rt_error_clear();   /* unreadable: as if nothing was recorded */
+    if (!json_is_object(rec)) {
+        json_decref(rec);
+        rec = json_pack("{s:{}}", "rungs");
+    }
+    return rec;
+}
+
+/* The values the other trials recorded at `rung`. */
+static int others_at(const experiment *e, int64_t self, int rung, double *values)
+{
+    char key[32];
+    int n = 0;
+    snprintf(key, sizeof key, "%d", rung);
+    for (int64_t t = 0; t < e->trials; t++) {
+        if (t == self)
+            continue;
+        json_t *rec = read_rungs(e, t);
+        json_t *v = json_object_get(json_object_get(rec, "rungs"), key);
+        if (json_is_number(v))
+            values[n++] = json_number_value(v);
+        json_decref(rec);
+    }
+    return n;
+}
+
+static rt_status write_rungs(const experiment *e, int64_t t, json_t *rec)
+{
+    char path[RT_PATH_MAX + 48];
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing tune_rungs.json");
+    rt_status st = rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_rungs.json", e->dir,
+                              (long long)t);
+    if (st == RT_OK)
+        st = rt_fs_write_atomic(path, text, 0644);
+    free(text);
+    return st;
+}
+
+/* The report hook (rt_trainer_run_with): judges the trial at a rung due. */
+static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
+{
+    asha_hook *h = arg;
+    const experiment *e = h->e;
+    double value = NAN;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(m[i].name, e->base.tune.metric))
+            value = m[i].value;
+    if (!h->judge || isnan(value))
+        return 0;   /* a report without the metric is not judged */
+    rt_asha a = asha_of(e);
+    int rungs[64], done[64] = {0}, nr = rt_asha_rungs(&a, rungs, 64);
+    json_t *rec = read_rungs(e, h->t), *mine = json_object_get(rec, "rungs");
+    for (int k = 0; k < nr; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "%d", rungs[k]);
+        done[k] = json_object_get(mine, key) != NULL;
+    }
+    int k = rt_asha_rung_due(&a, iteration, done);
+    if (k < 0) {
+        json_decref(rec);
+        return 0;
+    }
+    double *others = malloc(((size_t)e->trials + 1) * sizeof *others);
+    int n = others ? others_at(e, h->t, rungs[k], others) : 0;
+    int stop = others && rt_asha_should_stop(&a, value, others, n);
+    free(others);
+    char key[32];
+    snprintf(key, sizeof key, "%d", rungs[k]);
+    json_object_set_new(mine, key, json_real(value));
+    if (stop)
+        json_object_set_new(rec, "stopped_at", json_integer(rungs[k]));
+    if (write_rungs(e, h->t, rec) != RT_OK) {
+        fprintf(stderr, "rtrain-tune: warning: %s\n", rt_error_message());
+        rt_error_clear();
+    }
+    json_decref(rec);
+    h->stopped = stop;
+    return stop;
+}
+
 /* One attempt of trial t on the group: its own session on a copy of the
  * group's communicator (a session takes its communicator over). */
-static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t)
+static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t, asha_hook *h)
 {
     static rt_config cfg;
     rt_status st = rt_comm_agree(group, load_trial(e, t, &cfg));
@@ -246,7 +362,9 @@ static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t)
     RT_CHECK(rt_comm_split(group, 0, rt_comm_rank(group), &c));
     rt_session *s = NULL;
     RT_CHECK(rt_session_init_comm(&s, c));
-    st = rt_trainer_run(s, &cfg);
+    h->judge = rt_comm_rank(group) == 0;
+    st = !strcmp(e->base.tune.scheduler, "asha") ? rt_trainer_run_with(s, &cfg, asha_judge, h)
+                                                 : rt_trainer_run(s, &cfg);
     rt_session_finalize(s);
     return st;
 }
@@ -257,9 +375,10 @@ static rt_status run_trial(const experiment *e, rt_comm *group, int64_t t)
 {
     int attempts = 0;
     rt_status st;
+    asha_hook h = {.e = e, .t = t};
     do {
         rt_error_clear();
-        st = run_attempt(e, group, t);
+        st = run_attempt(e, group, t, &h);
         attempts++;
     } while (st != RT_OK && st != RT_STOPPED && rt_status_exit_code(st) == RT_EXIT_FAILURE &&
              attempts <= e->base.tune.max_failures);
@@ -271,9 +390,11 @@ static rt_status run_trial(const experiment *e, rt_comm *group, int64_t t)
     rt_error_clear();
     if (rt_comm_rank(group) == 0)
         fprintf(stderr, "rtrain-tune: trial_%05lld %s after %d attempt%s%s%s\n",
-                (long long)t, st == RT_OK ? "finished" : "failed", attempts,
+                (long long)t, st != RT_OK ? "failed" : h.stopped ? "stopped by ASHA" : "finished",
+                attempts,
                 attempts == 1 ? "" : "s", st == RT_OK ? "" : ": ", error);
-    rt_status rec = rt_comm_rank(group) == 0 ? record_trial(e, t, st, attempts, error) : RT_OK;
+    rt_status rec = rt_comm_rank(group) == 0
+                    ? record_trial(e, t, st, h.stopped, attempts, error) : RT_OK;
     RT_CHECK(rt_comm_agree(group, rec));
     return st;
 }
@@ -341,9 +462,10 @@ static void trial_row(const experiment *e, int64_t t, char (*store)[96], const c
     double last, best;
     long its;
     trial_metric(dir, e->base.tune.metric, maximize, &last, &best, &its);
-    *best_out = rec && !strcmp(json_string_value(json_object_get(rec, "status")) ?
-                               json_string_value(json_object_get(rec, "status")) : "",
-                               "TERMINATED") ? best : NAN;
+    const char *status = rec ? json_string_value(json_object_get(rec, "status")) : NULL;
+    /* A trial ASHA stopped competes with what it reached. */
+    *best_out = status && (!strcmp(status, "TERMINATED") || !strcmp(status, "STOPPED")) ? best
+                                                                                    : NAN;
     snprintf(store[0], 96, "trial_%05lld", (long long)t);
     snprintf(store[1], 96, "%s", rec ? json_string_value(json_object_get(rec, "status"))
                                      : "PENDING");

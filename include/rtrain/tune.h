@@ -91,6 +91,33 @@ rt_status rt_space_trial(const rt_space *s, uint64_t seed, int64_t trial,
  * space is refused. Caller frees with free(). */
 rt_status rt_space_json(const rt_space *s, char **json);
 
+/* ---- ASHA: stopping trials early ----------------------------------------------------
+ * Asynchronous successive halving (Li et al. 2018) as Ray Tune's
+ * ASHAScheduler stops trials: rungs at training iterations grace * eta^k
+ * (k = 0, 1, ... up to max_t). The first report of a trial at or past a
+ * rung it has no value at is judged there: against the values other trials
+ * recorded at that rung so far, it goes on when it is at least their
+ * (1 - 1/eta) quantile (linear interpolation, as numpy's percentile), so
+ * about the best 1/eta of the trials reach the next rung; with nothing
+ * recorded yet it goes on. Its value is then recorded at the rung. */
+typedef struct rt_asha {
+    int grace;          /* first rung (iterations), >= 1 */
+    int eta;            /* reduction factor, >= 2 */
+    int max_t;          /* last iteration a trial may run */
+    int maximize;       /* 1: a higher metric is better */
+} rt_asha;
+
+/* The number of rungs and, in rungs[], their iterations, ascending. */
+int rt_asha_rungs(const rt_asha *a, int *rungs, int max_rungs);
+/* The rung (an index into rt_asha_rungs' list) a trial that has reported
+ * `iteration` is judged at, given the rungs it already has a value at
+ * (done[k] != 0), or -1: the highest rung at or below iteration without a
+ * value. */
+int rt_asha_rung_due(const rt_asha *a, int iteration, const int *done);
+/* 1 when a trial with `value` at a rung should stop, given the n values
+ * others recorded there (NaN values are ignored; a NaN value stops). */
+int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,6 +43,7 @@ static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
 static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
 static const char *const comm_backend_names[] = {"auto", "nccl", "mpi", NULL};
+static const char *const scheduler_names[] = {"fifo", "asha", NULL};
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -399,6 +400,17 @@ static const rt_key keys[] = {
     INT_D("tune.max_failures", tune.max_failures, 0, 1000, 0,
           "Retries of a trial that failed at run time, each from its newest checkpoint "
           "(input errors are never retried)."),
+    ENUM_TEXT("tune.scheduler", tune.scheduler, scheduler_names, "fifo",
+              "fifo: every trial runs to its end; asha: asynchronous successive halving "
+              "(Ray Tune's ASHAScheduler) stops trials below the (1 - 1/reduction_factor) "
+              "quantile of their rung."),
+    INT_D("tune.grace_period", tune.grace_period, 1, 1 << 24, 1,
+          "ASHA: the first rung, in reports (epochs); no trial stops before it."),
+    INT_D("tune.reduction_factor", tune.reduction_factor, 2, 1 << 10, 3,
+          "ASHA: rungs at grace_period x reduction_factor^k; about 1 in reduction_factor "
+          "trials passes each."),
+    INT_D("tune.max_t", tune.max_t, 0, 1 << 24, 0,
+          "ASHA: the last rung's bound in reports; 0: train.epochs."),
 
     /* ---- comm ---- */
     {.path = "comm.bucket_mb", .type = RT_KEY_MEGABYTES, .offset = OFF(comm.bucket_bytes),

@@ -1,0 +1,68 @@
+/* ASHA's stopping rule (rtrain/tune.h), as pure functions of the values
+ * recorded at a rung: the rtrain-tune runner keeps the records (one file
+ * per trial) and asks these. Written after Ray Tune's ASHAScheduler
+ * (_Bracket.on_result and cutoff): the same rungs, the same quantile, the
+ * same comparison, so a sweep stops the trials Ray's would. */
+#include <math.h>
+#include <stdlib.h>
+#include "rtrain/tune.h"
+
+int rt_asha_rungs(const rt_asha *a, int *rungs, int max_rungs)
+{
+    int n = 0;
+    for (long long r = a->grace; r <= a->max_t && n < max_rungs; r *= a->eta)
+        rungs[n++] = (int)r;
+    return n;
+}
+
+int rt_asha_rung_due(const rt_asha *a, int iteration, const int *done)
+{
+    int rungs[64];
+    int n = rt_asha_rungs(a, rungs, 64);
+    for (int k = n - 1; k >= 0; k--)   /* the highest rung reached decides */
+        if (iteration >= rungs[k])
+            return done[k] ? -1 : k;
+    return -1;
+}
+
+static int compare_doubles(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* numpy.percentile(v, q) with linear interpolation, of the finite values;
+ * NAN when there are none. */
+static double percentile(const double *values, int n, double q)
+{
+    double *v = malloc(((size_t)n + 1) * sizeof *v);
+    int m = 0;
+    for (int i = 0; v && i < n; i++)
+        if (!isnan(values[i]))
+            v[m++] = values[i];
+    double r = NAN;
+    if (m > 0) {
+        qsort(v, (size_t)m, sizeof *v, compare_doubles);
+        double pos = q / 100.0 * (m - 1);
+        int lo = (int)floor(pos), hi = lo + 1 < m ? lo + 1 : lo;
+        r = v[lo] + (v[hi] - v[lo]) * (pos - lo);
+    }
+    free(v);
+    return r;
+}
+
+int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n)
+{
+    if (isnan(value))
+        return 1;
+    /* Rewards are higher-is-better: a minimised metric is negated. */
+    double *rewards = malloc(((size_t)n + 1) * sizeof *rewards);
+    if (!rewards)
+        return 0;   /* cannot judge: let it run */
+    for (int i = 0; i < n; i++)
+        rewards[i] = a->maximize ? recorded[i] : -recorded[i];
+    double cutoff = percentile(rewards, n, (1.0 - 1.0 / a->eta) * 100.0);
+    free(rewards);
+    double reward = a->maximize ? value : -value;
+    return !isnan(cutoff) && reward < cutoff;
+}
