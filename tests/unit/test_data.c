@@ -3,7 +3,9 @@
  * independence) and the prefetching loader (prefetch on/off, resume points,
  * restarts mid-epoch, errors raised on the loader thread). Synthetic files
  * are written into a fresh mkdtemp directory and removed at the end. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,35 @@ static void test_idx_load(int gz)
     if (ds)
         check_values(ds, &plain);
     rt_dataset_free(ds);
+}
+
+/* Decoded idx files are shared by the datasets of one process (rtrain-tune
+ * opens the same split once per trial): two datasets open at once both
+ * read right, one outlives the other, and a file rewritten in place (same
+ * size, another modification time) is read again, not served from memory. */
+static void test_idx_shared(void)
+{
+    const char *img = tmp_path("shared-images"), *lab = tmp_path("shared-labels");
+    write_images(img, 1, 0x00000803, N, R, C, N * R * C);
+    write_labels(lab, 1, N, N);
+    rt_dataset *a = NULL, *b = NULL;
+    CHECK_OK(rt_idx_dataset_open(&a, img, lab, NULL));
+    CHECK_OK(rt_idx_dataset_open(&b, img, lab, NULL));
+    if (!a || !b)
+        return;
+    rt_dataset_free(a);
+    check_values(b, NULL);   /* still there after the other was freed */
+    rt_dataset_free(b);
+    for (int i = 0; i < N * R * C; i++)
+        pixels[i] = (uint8_t)(255 - pixels[i]);
+    write_images(img, 1, 0x00000803, N, R, C, N * R * C);
+    struct timespec later[2] = {{0, UTIME_OMIT}, {time(NULL) + 10, 0}};
+    CHECK(utimensat(AT_FDCWD, img, later, 0) == 0);
+    CHECK_OK(rt_idx_dataset_open(&a, img, lab, NULL));
+    if (a)
+        check_values(a, NULL);   /* the new pixels */
+    rt_dataset_free(a);
+    make_data();
 }
 
 /* Expects `code` and a message naming `path` and containing `word`. */
@@ -872,7 +903,8 @@ static void test_augment_world_sizes(void)
 static void remove_tmpdir(void)
 {
     static const char *names[] = {"ok-images", "ok-labels", "ok-images.gz", "ok-labels.gz",
-                                  "e-images", "e-labels", "e-images.gz"};
+                                  "e-images", "e-labels", "e-images.gz", "shared-images",
+                                  "shared-labels"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         unlink(tmp_path(names[i]));
     CHECK_MSG(rmdir(tmpdir) == 0, "could not remove %s (a file left behind?)", tmpdir);
@@ -889,6 +921,7 @@ int main(void)
     test_idx_load(0);
     test_idx_load(1);
     test_idx_errors();
+    test_idx_shared();
     test_dataset_create();
     test_sample_desc();
     test_transforms();
