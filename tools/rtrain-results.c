@@ -4,18 +4,22 @@
  *
  *   rtrain-results RUN_DIR              the Result
  *   rtrain-results RUN_DIR RUN_DIR...   one comparison table
+ *   rtrain-results EXPERIMENT_DIR       rtrain-tune's trials, as a comparison
+ *                                       table with the values each trial took
  *   rtrain-results --csv | --json | --best | --plot FILE.svg ... RUN_DIR...
  *
  * Exit codes: 0 done; 1 nothing to show (--best without a scored
  * checkpoint, an unreadable file); 2 usage error or a path that is not a
  * run directory. */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "run/runfiles.h"
 #include "svgplot.h"
 
@@ -39,7 +43,10 @@ typedef struct run_info {
     char *error;          /* error.txt, or NULL */
     int restarts;
     const char *status;
+    json_t *tune;         /* tune_trial.json of an rtrain-tune trial, or NULL */
 } run_info;
+
+enum { MAX_VALUE_KEYS = 32 };   /* searched keys shown (rtrain/tune.h) */
 
 static const char *const default_metrics[] = {"train_loss", "val_loss", "val_accuracy"};
 
@@ -47,7 +54,9 @@ static void usage(FILE *f)
 {
     fputs("usage: rtrain-results [options] RUN_DIR...\n"
           "Shows what an rtrain run produced: status, last metrics, checkpoints, error,\n"
-          "restarts. With several run directories: one comparison table.\n"
+          "restarts. With several run directories: one comparison table. An\n"
+          "rtrain-tune experiment directory stands for its trials (with the values\n"
+          "each took, and STOPPED for a trial ASHA stopped).\n"
           "  --csv            every report as CSV (a 'run' column with several runs)\n"
           "  --json           the Result as JSON (an array with several runs)\n"
           "  --best           only the path of the best checkpoint (exit 1 if none)\n"
@@ -149,6 +158,10 @@ static const json_t *last_row(const run_info *r)
 
 static const char *run_status(const run_info *r)
 {
+    /* rtrain-tune's outcome of a trial: TERMINATED, STOPPED (ASHA), ERROR */
+    const char *tuned = json_string_value(json_object_get(r->tune, "status"));
+    if (tuned)
+        return tuned;
     if (r->error)
         return "ERROR";
     const json_t *epochs = json_object_get(json_object_get(r->params, "train"), "epochs");
@@ -204,6 +217,7 @@ static int load_run(run_info *r, const char *dir, const options *o)
         !score_defaults(r, &metric, &mode) ||
         rt_runfiles_rank_checkpoints(&r->ckpts, r->index, metric, mode) != RT_OK ||
         rt_runfiles_read_text(&r->error, dir, "error.txt", 1 << 16) != RT_OK ||
+        rt_runfiles_read_json(&r->tune, dir, "tune_trial.json") != RT_OK ||
         rt_runfiles_restarts(&r->restarts, dir) != RT_OK) {
         fprintf(stderr, "rtrain-results: error: %s\n", rt_error_message());
         return 1;
@@ -222,6 +236,7 @@ static void free_run(run_info *r)
     rt_runfiles_free_checkpoints(&r->ckpts);
     json_decref(r->params);
     json_decref(r->index);
+    json_decref(r->tune);
     free(r->error);
 }
 
@@ -552,11 +567,32 @@ static void print_result(const run_info *r, const options *o)
 
 /* ---- several runs: one table ---------------------------------------------------------- */
 
+/* The searched keys of rtrain-tune trials (tune_trial.json "values"), in
+ * the order they first appear. */
+static int value_keys(const run_info *runs, int nruns, const char **keys)
+{
+    int n = 0;
+    for (int k = 0; k < nruns; k++) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(runs[k].tune, "values"), key, v) {
+            int seen = 0;
+            for (int i = 0; i < n && !seen; i++)
+                seen = !strcmp(keys[i], key);
+            if (!seen && n < MAX_VALUE_KEYS)
+                keys[n++] = key;
+        }
+    }
+    return n;
+}
+
 static void compare_runs(run_info *runs, int nruns, const options *o)
 {
     const char *const *metrics = o->nmetrics ? o->metrics : default_metrics;
     int nm = o->nmetrics ? o->nmetrics : 3;
-    int cols = 5 + nm;
+    const char *keys[MAX_VALUE_KEYS];
+    int nk = value_keys(runs, nruns, keys);
+    int cols = 5 + nk + nm;
     char (*cells)[64] = calloc((size_t)(nruns + 1) * (size_t)cols, sizeof *cells);
     const char **ptrs = calloc((size_t)(nruns + 1) * (size_t)cols, sizeof *ptrs);
     if (!cells || !ptrs) {
@@ -565,21 +601,30 @@ static void compare_runs(run_info *runs, int nruns, const options *o)
         return;
     }
     const char *head[] = {"run", "status", "iter", "total time (s)"};
-    for (int c = 0; c < 4; c++)
-        snprintf(cells[c], 64, "%s", head[c]);
+    snprintf(cells[0], 64, "%s", head[0]);
+    snprintf(cells[1], 64, "%s", head[1]);
+    for (int i = 0; i < nk; i++)
+        snprintf(cells[2 + i], 64, "%.63s", keys[i]);
+    for (int c = 2; c < 4; c++)
+        snprintf(cells[nk + c], 64, "%s", head[c]);
     for (int m = 0; m < nm; m++)
-        snprintf(cells[4 + m], 64, "%s", metrics[m]);
+        snprintf(cells[nk + 4 + m], 64, "%s", metrics[m]);
     snprintf(cells[cols - 1], 64, "best checkpoint");
     for (int k = 0; k < nruns; k++) {
         char (*row)[64] = cells + (size_t)(k + 1) * (size_t)cols;
         const json_t *last = last_row(&runs[k]);
         const rt_ckpt_ranking *l = &runs[k].ckpts;
+        const json_t *values = json_object_get(runs[k].tune, "values");
         snprintf(row[0], 64, "%.63s", runs[k].arg);
         snprintf(row[1], 64, "%s", runs[k].status);
-        short_text(row[2], 64, json_object_get(last, "training_iteration"));
-        short_text(row[3], 64, json_object_get(last, "time_total_s"));
+        for (int i = 0; i < nk; i++) {
+            const char *v = json_string_value(json_object_get(values, keys[i]));
+            snprintf(row[2 + i], 64, "%.63s", v ? v : "-");
+        }
+        short_text(row[nk + 2], 64, json_object_get(last, "training_iteration"));
+        short_text(row[nk + 3], 64, json_object_get(last, "time_total_s"));
         for (int m = 0; m < nm; m++)
-            short_text(row[4 + m], 64, json_object_get(last, metrics[m]));
+            short_text(row[nk + 4 + m], 64, json_object_get(last, metrics[m]));
         snprintf(row[cols - 1], 64, "%.63s", l->count && l->metric[0] && !isnan(l->items[0].score)
                  ? l->items[0].dir : "-");
     }
@@ -665,19 +710,64 @@ done:
     return rc;
 }
 
+/* The directories to show: an rtrain-tune experiment (a directory with
+ * tune.json) stands for its trial_* directories, in order. The caller
+ * frees *out (the strings stay in `found`). */
+static int expand_experiments(char **args, int nargs, char ***out, glob_t *found)
+{
+    int n = 0, flags = 0;
+    memset(found, 0, sizeof *found);
+    for (int i = 0; i < nargs; i++) {
+        char probe[PATH_MAX + 16], pattern[PATH_MAX + 16];
+        snprintf(probe, sizeof probe, "%s/tune.json", args[i]);
+        if (access(probe, F_OK) != 0)
+            continue;
+        snprintf(pattern, sizeof pattern, "%s/trial_*", args[i]);
+        if (glob(pattern, flags, NULL, found) == 0)
+            flags = GLOB_APPEND;
+    }
+    *out = calloc((size_t)nargs + found->gl_pathc + 1, sizeof **out);
+    if (!*out)
+        return -1;
+    size_t used = 0;
+    for (int i = 0; i < nargs; i++) {
+        char probe[PATH_MAX + 16];
+        snprintf(probe, sizeof probe, "%s/tune.json", args[i]);
+        if (access(probe, F_OK) != 0) {
+            (*out)[n++] = args[i];
+            continue;
+        }
+        /* this experiment's trials: the next run of glob's results with its prefix */
+        size_t len = strlen(args[i]);
+        while (used < found->gl_pathc && !strncmp(found->gl_pathv[used], args[i], len))
+            (*out)[n++] = found->gl_pathv[used++];
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     options o = {0};
     int first = parse_options(&o, argc, argv);
     if (first < 0)
         return 2;
-    int nruns = argc - first;
+    glob_t trials;
+    char **dirs = NULL;
+    int nruns = expand_experiments(argv + first, argc - first, &dirs, &trials);
+    if (nruns < 0)
+        return 1;
+    if (nruns == 0) {
+        fprintf(stderr, "rtrain-results: error: the experiment has no trials yet\n");
+        globfree(&trials);
+        free(dirs);
+        return 1;
+    }
     run_info *runs = calloc((size_t)nruns, sizeof *runs);
     if (!runs)
         return 1;
     int rc = 0;
     for (int k = 0; k < nruns && rc == 0; k++)
-        rc = load_run(&runs[k], argv[first + k], &o);
+        rc = load_run(&runs[k], dirs[k], &o);
     if (rc == 0 && o.plot) {
         int dm = o.nmetrics ? o.nmetrics : 3;
         rc = plot(o.plot, runs, nruns, o.nmetrics ? o.metrics : default_metrics, dm);
@@ -699,6 +789,8 @@ int main(int argc, char **argv)
     for (int k = 0; k < nruns; k++)
         free_run(&runs[k]);
     free(runs);
+    free(dirs);
+    globfree(&trials);
     if (fflush(stdout) != 0)
         return 1;
     return rc;
