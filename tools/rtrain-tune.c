@@ -1,7 +1,7 @@
 /* rtrain-tune: hyperparameter search inside one MPI job (rtrain/tune.h).
  *
  *   rtrain-tune [--list] CONFIG [key=value | key=domain(...) ...]
- *   mpirun -np N rtrain-tune CONFIG tune.ranks_per_trial=W
+ *   mpirun -np N rtrain-tune [--resume-errored | --restart-errored] CONFIG ...
  *
  * The experiment is STORAGE/NAME (run.storage_path, run.name; NAME defaults
  * to tune_<config file name>, so the same command finds it again). Trial t
@@ -21,8 +21,10 @@
  * resumes from its checkpoints (an ordinary resume). A trial that fails at
  * run time is retried up to tune.max_failures times; an input error is not.
  * Its outcome goes to trial_<t>/tune_trial.json (written by the group's
- * rank 0, atomically); a trial with that record is never run again. At the
- * end every rank agrees on the exit code, and rank 0 prints the trials
+ * rank 0, atomically); a trial with that record is never run again, unless
+ * a launch says --resume-errored (an ERROR trial's record is dropped: it
+ * resumes from its newest checkpoint) or --restart-errored (its directory
+ * is removed: it starts again). At the end every rank agrees on the exit code, and rank 0 prints the trials
  * table with the best trial by tune.metric and writes
  * STORAGE/NAME/experiment.csv.
  *
@@ -33,6 +35,7 @@
  * and decision are added to its file before the trainer agrees on the
  * answer. A trial stopped there is recorded STOPPED. The records survive a
  * kill: a resumed trial is never judged twice at a rung. */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,8 +50,11 @@
 
 enum { MAX_ARGS = 4096 };
 
+enum { ERRORED_KEEP, ERRORED_RESUME, ERRORED_RESTART };
+
 typedef struct experiment {
     const char *config;            /* the experiment file */
+    int errored;                   /* ERRORED_*: what this launch does with ERROR trials */
     rt_space *space;
     rt_config base;                /* tune.* and run.*: the same for every trial */
     char dir[RT_PATH_MAX];         /* STORAGE/NAME */
@@ -174,6 +180,35 @@ static rt_status record_space(const experiment *e)
     free(json);
     free(old);
     return st;
+}
+
+/* --resume-errored / --restart-errored: the ERROR trials lose their record
+ * (they resume from their checkpoints) or their directory (they start
+ * again). Rank 0, before any claim. */
+static rt_status reopen_errored(const experiment *e)
+{
+    for (int64_t t = 0; e->errored != ERRORED_KEEP && t < e->trials; t++) {
+        char dir[RT_PATH_MAX + 32], path[RT_PATH_MAX + 64];
+        json_t *rec = NULL;
+        RT_CHECK(rt_fs_path(dir, sizeof dir, "%s/trial_%05lld", e->dir, (long long)t));
+        if (rt_runfiles_read_json(&rec, dir, "tune_trial.json") != RT_OK)
+            rt_error_clear();   /* unreadable: not an ERROR record */
+        const char *status = json_string_value(json_object_get(rec, "status"));
+        int errored = status && !strcmp(status, "ERROR");
+        json_decref(rec);
+        if (!errored)
+            continue;
+        fprintf(stderr, "rtrain-tune: trial_%05lld (ERROR) %s\n", (long long)t,
+                e->errored == ERRORED_RESUME ? "resumes" : "starts again");
+        if (e->errored == ERRORED_RESTART) {
+            RT_CHECK(rt_fs_remove_tree(dir));
+        } else {
+            RT_CHECK(rt_fs_path(path, sizeof path, "%s/tune_trial.json", dir));
+            if (unlink(path) != 0)
+                return RT_ERROR(RT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+    return RT_OK;
 }
 
 /* ---- claiming trials ------------------------------------------------------------------- */
@@ -551,7 +586,7 @@ static rt_status report(const experiment *e)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: rtrain-tune [--list] CONFIG [key=value | 'key=domain(args)' ...]\n"
-               "       mpirun -np N rtrain-tune CONFIG tune.ranks_per_trial=W\n"
+               "       mpirun -np N rtrain-tune [--resume-errored | --restart-errored] CONFIG ...\n"
                "domains: uniform(a, b), quniform(a, b, q), loguniform(a, b), randint(a, b),\n"
                "         choice(v, ...), grid(v, ...); in the file: key = { loguniform = [a, b]; };\n");
 }
@@ -579,6 +614,8 @@ static int run_sweep(rt_session *s, experiment *e)
                               "ranks: launch a multiple of %d ranks", w, size, w);
     if (st == RT_OK && rank == 0)
         st = record_space(e);
+    if (st == RT_OK && rank == 0)
+        st = reopen_errored(e);
     st = rt_session_agree(s, st);
     if (st == RT_OK)
         st = launch_id(s, e);
@@ -602,15 +639,31 @@ static int run_sweep(rt_session *s, experiment *e)
 
 int main(int argc, char **argv)
 {
-    int list = argc > 1 && !strcmp(argv[1], "--list");
-    if (argc < 2 + list || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? RT_EXIT_INPUT : RT_EXIT_OK;
-    }
     static experiment e;
-    char *config = argv[1 + list];
+    int list = 0, first = 1;
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (!strcmp(argv[first], "--list"))
+            list = 1;
+        else if (!strcmp(argv[first], "--resume-errored"))
+            e.errored = ERRORED_RESUME;
+        else if (!strcmp(argv[first], "--restart-errored"))
+            e.errored = ERRORED_RESTART;
+        else if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
+            usage(stdout);
+            return RT_EXIT_OK;
+        } else {
+            fprintf(stderr, "rtrain-tune: error: unknown option '%s'\n", argv[first]);
+            usage(stderr);
+            return RT_EXIT_INPUT;
+        }
+    }
+    if (first >= argc) {
+        usage(stderr);
+        return RT_EXIT_INPUT;
+    }
+    char *config = argv[first];
     if (list) {   /* no MPI */
-        if (open_experiment(&e, config, argc - 2 - list, argv + 2 + list) != RT_OK) {
+        if (open_experiment(&e, config, argc - first - 1, argv + first + 1) != RT_OK) {
             fprintf(stderr, "rtrain-tune: error: %s\n", rt_error_message());
             return RT_EXIT_INPUT;
         }
@@ -622,7 +675,7 @@ int main(int argc, char **argv)
     rt_status st = rt_session_init(&s, &argc, &argv);
     if (st != RT_OK)
         return rt_session_exit_code(s, st);
-    st = rt_session_agree(s, open_experiment(&e, config, argc - 2, argv + 2));
+    st = rt_session_agree(s, open_experiment(&e, config, argc - first - 1, argv + first + 1));
     int code = st == RT_OK ? run_sweep(s, &e) : rt_session_exit_code(s, st);
     rt_space_free(e.space);
     rt_session_finalize(s);
