@@ -7,7 +7,9 @@
 #define RTRAIN_TESTS_CHECK_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "rtrain/core.h"
 
 static int check_failures = 0;
@@ -71,6 +73,21 @@ static int check_count = 0;
                     (double)(rtol));                                             \
         }                                                                        \
     } while (0)
+
+/* The current error message contains each of the NULL-terminated strings
+ * in ap (each one a check, failures naming file:line); clears the error. */
+static inline void check_message_va(const char *file, int line, va_list ap)
+{
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
+        check_count++;
+        if (!strstr(rt_error_message(), want)) {
+            check_failures++;
+            fprintf(stderr, "%s:%d: message lacks \"%s\": %s\n", file, line, want,
+                    rt_error_message());
+        }
+    }
+    rt_error_clear();
+}
 
 #define CHECK_DONE()                                                             \
     (fprintf(check_failures ? stderr : stdout, "%s: %d of %d checks failed\n",   \

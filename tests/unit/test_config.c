@@ -53,16 +53,8 @@ static void expect_error_at(int line, rt_status s, ...)
     }
     va_list ap;
     va_start(ap, s);
-    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
-        check_count++;
-        if (!strstr(rt_error_message(), want)) {
-            check_failures++;
-            fprintf(stderr, "test_config.c:%d: message lacks \"%s\": %s\n", line, want,
-                    rt_error_message());
-        }
-    }
+    check_message_va("test_config.c", line, ap);
     va_end(ap);
-    rt_error_clear();
 }
 #define EXPECT_ERROR(s, ...) expect_error_at(__LINE__, (s), __VA_ARGS__, (const char *)NULL)
 

@@ -68,16 +68,8 @@ static void expect_error_at(int line, rt_status st, rt_space *s, ...)
     }
     va_list ap;
     va_start(ap, s);
-    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
-        check_count++;
-        if (!strstr(rt_error_message(), want)) {
-            check_failures++;
-            fprintf(stderr, "test_tune_space.c:%d: message lacks \"%s\": %s\n", line, want,
-                    rt_error_message());
-        }
-    }
+    check_message_va("test_tune_space.c", line, ap);
     va_end(ap);
-    rt_error_clear();
 }
 #define EXPECT_ERROR(st, s, ...) expect_error_at(__LINE__, (st), (s), __VA_ARGS__, (const char *)NULL)
 
