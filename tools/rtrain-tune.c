@@ -34,8 +34,14 @@
  * own trial, atomically), the decision is taken, and the trial's own value
  * and decision are added to its file before the trainer agrees on the
  * answer. A trial stopped there is recorded STOPPED. The records survive a
- * kill: a resumed trial is never judged twice at a rung. */
+ * kill: a resumed trial is never judged twice at a rung.
+ *
+ * asha_promote: a trial pauses at each rung but the last (recorded PAUSED
+ * with its rung); a group looking for work first promotes (see
+ * claim_promotion), and while others still run it waits for their rungs
+ * instead of ending. A promoted trial is an ordinary resume of its run. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -66,12 +72,15 @@ typedef struct experiment {
  * runs and (unless the experiment sets train.seed) its own seed. */
 typedef struct trial_args {
     char assign[RT_SPACE_MAX_DOMAINS][RT_SPACE_ASSIGN_MAX];
-    char where[4][RT_PATH_MAX + 64];
+    char where[5][RT_PATH_MAX + 64];
     char *argv[MAX_ARGS];
     int argc;
 } trial_args;
 
 /* ---- configuration ------------------------------------------------------------------ */
+
+static int promoting(const experiment *e) { return !strcmp(e->base.tune.scheduler, "asha_promote"); }
+static int asha_scheduler(const experiment *e) { return !strncmp(e->base.tune.scheduler, "asha", 4); }
 
 static rt_status trial_args_make(const experiment *e, uint64_t seed, int64_t t, int placed,
                                  trial_args *a)
@@ -95,6 +104,8 @@ static rt_status trial_args_make(const experiment *e, uint64_t seed, int64_t t, 
     if (!rt_space_sets(e->space, "train.seed"))   /* each trial its own seed, from (seed, t) */
         snprintf(a->where[n++], sizeof a->where[0], "train.seed=%lluL",
                  (unsigned long long)(rt_rng_key(seed, (uint64_t)t, 0, 0) >> 2));
+    if (promoting(e))   /* a paused trial resumes from the checkpoint of its rung */
+        snprintf(a->where[n++], sizeof a->where[0], "checkpoint.frequency=1");
     for (int i = 0; i < n; i++)
         a->argv[a->argc++] = a->where[i];
     return RT_OK;
@@ -211,31 +222,97 @@ static rt_status reopen_errored(const experiment *e)
     return RT_OK;
 }
 
-/* ---- claiming trials ------------------------------------------------------------------- */
+static json_t *read_rungs(const experiment *e, int64_t t);
+static rt_asha asha_of(const experiment *e);
 
-static int trial_finished(const experiment *e, int64_t t)
+/* Trial t's value at `rung`, if it has one. */
+static int value_at(const experiment *e, int64_t t, int rung, double *value)
 {
-    char path[RT_PATH_MAX + 64];
-    return rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_trial.json", e->dir,
-                      (long long)t) == RT_OK && access(path, F_OK) == 0;
+    char key[32];
+    snprintf(key, sizeof key, "%d", rung);
+    json_t *rec = read_rungs(e, t), *v = json_object_get(json_object_get(rec, "rungs"), key);
+    int has = json_is_number(v);
+    if (has)
+        *value = json_number_value(v);
+    json_decref(rec);
+    return has;
 }
 
-/* The first trial without a final record that this launch has not given
- * to a group yet (-1: none left). The claim is the atomic creation of
- * .claims/<launch>/<trial>. */
-static rt_status claim_next(const experiment *e, int64_t *out)
+/* ---- claiming trials -------------------------------------------------------------------
+ * Claims are files created with O_EXCL under .claims/<launch>/: "<t>" for a
+ * trial started or continued, "p<t>.<rung>" for a promotion (asha_promote),
+ * each followed by "done.<name>" when the group is through with it, so that
+ * an idle group knows whether others are still running. A promotion is
+ * also marked once for all launches (.promoted/<t>.<rung>): a trial is
+ * promoted from a rung at most once, and a promotion a kill interrupted is
+ * continued by the next launch like any unfinished trial. */
+
+static rt_status claim_file(const experiment *e, const char *name, int *got)
 {
-    char dir[RT_PATH_MAX + 64], path[RT_PATH_MAX + 96];
-    *out = -1;
+    char dir[RT_PATH_MAX + 64], path[RT_PATH_MAX + 128];
     RT_CHECK(rt_fs_path(dir, sizeof dir, "%s/.claims/%s", e->dir, e->launch));
     RT_CHECK(rt_fs_mkdir_p(dir, 0755, "the experiment directory"));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", dir, name));
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    *got = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    return RT_OK;
+}
+
+/* Trial t's record: its status ("" without one) and the rung it paused at. */
+static void trial_state(const experiment *e, int64_t t, char *status, size_t size, int *rung)
+{
+    char dir[RT_PATH_MAX + 32];
+    json_t *rec = NULL;
+    snprintf(dir, sizeof dir, "%s/trial_%05lld", e->dir, (long long)t);
+    if (rt_runfiles_read_json(&rec, dir, "tune_trial.json") != RT_OK)
+        rt_error_clear();   /* unreadable: as if there were none */
+    const char *s = json_string_value(json_object_get(rec, "status"));
+    snprintf(status, size, "%s", s ? s : "");
+    *rung = (int)json_integer_value(json_object_get(rec, "rung"));
+    json_decref(rec);
+}
+
+static int promoted_mark(const experiment *e, int64_t t, int rung, int create)
+{
+    char dir[RT_PATH_MAX + 32], path[RT_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/.promoted", e->dir);
+    snprintf(path, sizeof path, "%s/%05lld.%d", dir, (long long)t, rung);
+    if (!create)
+        return access(path, F_OK) == 0;
+    if (rt_fs_mkdir_p(dir, 0755, "the experiment directory") != RT_OK) {
+        rt_error_clear();
+        return 0;
+    }
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
+/* A trial to start or continue: no record yet, or paused at a rung whose
+ * promotion was interrupted. */
+static int trial_open(const experiment *e, int64_t t)
+{
+    char status[32];
+    int rung;
+    trial_state(e, t, status, sizeof status, &rung);
+    return !status[0] || (!strcmp(status, "PAUSED") && promoted_mark(e, t, rung, 0));
+}
+
+/* The first open trial this launch has not given to a group yet (-1: none). */
+static rt_status claim_next(const experiment *e, int64_t *out)
+{
+    *out = -1;
     for (int64_t t = 0; t < e->trials; t++) {
-        if (trial_finished(e, t))
+        char name[32];
+        int got = 0;
+        if (!trial_open(e, t))
             continue;
-        RT_CHECK(rt_fs_path(path, sizeof path, "%s/%05lld", dir, (long long)t));
-        int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
-        if (fd >= 0) {
-            close(fd);
+        snprintf(name, sizeof name, "%05lld", (long long)t);
+        RT_CHECK(claim_file(e, name, &got));
+        if (got) {
             *out = t;
             return RT_OK;
         }
@@ -243,11 +320,107 @@ static rt_status claim_next(const experiment *e, int64_t *out)
     return RT_OK;
 }
 
+/* asha_promote: from the highest rung but the last down, the best of the
+ * top floor(n / eta) trials recorded at the rung that is paused there and
+ * not promoted from it yet. */
+static rt_status claim_promotion(const experiment *e, int64_t *out)
+{
+    rt_asha a = asha_of(e);
+    int rungs[64], nr = rt_asha_rungs(&a, rungs, 64);
+    double *values = malloc(((size_t)e->trials + 1) * sizeof *values);
+    int64_t *ids = malloc(((size_t)e->trials + 1) * sizeof *ids);
+    int *order = malloc(((size_t)e->trials + 1) * sizeof *order);
+    *out = -1;
+    for (int k = nr - 2; values && ids && order && k >= 0 && *out < 0; k--) {
+        int n = 0;
+        for (int64_t t = 0; t < e->trials; t++)
+            if (value_at(e, t, rungs[k], &values[n]))
+                ids[n++] = t;
+        int top = rt_asha_top(&a, values, n, order);
+        for (int i = 0; i < top && *out < 0; i++) {
+            int64_t t = ids[order[i]];
+            char status[32], name[48];
+            int rung, got = 0;
+            trial_state(e, t, status, sizeof status, &rung);
+            if (strcmp(status, "PAUSED") != 0 || rung != rungs[k] ||
+                !promoted_mark(e, t, rungs[k], 1))
+                continue;
+            snprintf(name, sizeof name, "p%05lld.%d", (long long)t, rungs[k]);
+            rt_status st = claim_file(e, name, &got);
+            if (st != RT_OK) {
+                free(values);
+                free(ids);
+                free(order);
+                return st;
+            }
+            *out = t;
+        }
+    }
+    free(values);
+    free(ids);
+    free(order);
+    return RT_OK;
+}
+
+/* 1 when a claim of this launch has no "done." file yet: a group is still
+ * running it. */
+static int others_running(const experiment *e)
+{
+    char dir[RT_PATH_MAX + 64], done[sizeof dir + 300];
+    if (rt_fs_path(dir, sizeof dir, "%s/.claims/%s", e->dir, e->launch) != RT_OK) {
+        rt_error_clear();
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    int running = 0;
+    for (struct dirent *de; d && !running && (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.' || !strncmp(de->d_name, "done.", 5))
+            continue;
+        snprintf(done, sizeof done, "%s/done.%s", dir, de->d_name);
+        running = access(done, F_OK) != 0;
+    }
+    if (d)
+        closedir(d);
+    return running;
+}
+
+/* The group's next piece of work (rank 0): a promotion, else an open
+ * trial; -1: nothing left; -2: nothing now, but others still run trials
+ * whose rungs may make one promotable (asha_promote). */
+static rt_status next_work(const experiment *e, int64_t *t, char *unit, size_t size)
+{
+    *t = -1;
+    if (promoting(e))
+        RT_CHECK(claim_promotion(e, t));
+    if (*t >= 0) {
+        char status[32];
+        int rung;
+        trial_state(e, *t, status, sizeof status, &rung);
+        snprintf(unit, size, "p%05lld.%d", (long long)*t, rung);
+        return RT_OK;
+    }
+    RT_CHECK(claim_next(e, t));
+    snprintf(unit, size, "%05lld", (long long)*t);
+    if (*t < 0 && promoting(e) && others_running(e))
+        *t = -2;
+    return RT_OK;
+}
+
+/* The group is through with `unit` (asha_promote's bookkeeping). */
+static void work_done(const experiment *e, const char *unit)
+{
+    char name[64];
+    int got;
+    snprintf(name, sizeof name, "done.%s", unit);
+    if (claim_file(e, name, &got) != RT_OK)
+        rt_error_clear();   /* only idle groups' waiting depends on it */
+}
+
 /* ---- running trials -------------------------------------------------------------------- */
 
 /* trial_<t>/tune_trial.json: the outcome, the values, the attempts. */
 static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int stopped,
-                              int attempts, const char *error)
+                              int paused, int attempts, const char *error)
 {
     static trial_args a;
     char path[RT_PATH_MAX + 64];
@@ -260,7 +433,10 @@ static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int 
     }
     json_object_set_new(rec, "trial", json_integer(t));
     json_object_set_new(rec, "status", json_string(st != RT_OK ? "ERROR"
-                                                   : stopped ? "STOPPED" : "TERMINATED"));
+                                                   : stopped ? "STOPPED"
+                                                   : paused ? "PAUSED" : "TERMINATED"));
+    if (paused)
+        json_object_set_new(rec, "rung", json_integer(paused));
     json_object_set_new(rec, "exit_code", json_integer(rt_status_exit_code(st)));
     json_object_set_new(rec, "attempts", json_integer(attempts));
     json_object_set_new(rec, "values", values);
@@ -284,7 +460,8 @@ typedef struct asha_hook {
     const experiment *e;
     int64_t t;
     int judge;          /* this rank takes the decisions (the trial's rank 0) */
-    int stopped;        /* the trial was stopped at a rung */
+    int stopped;        /* the trial was stopped at a rung (asha) */
+    int paused;         /* the rung the trial paused at (asha_promote), 0: none */
 } asha_hook;
 
 static rt_asha asha_of(const experiment *e)
@@ -367,21 +544,28 @@ static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
         json_decref(rec);
         return 0;
     }
-    double *others = malloc(((size_t)e->trials + 1) * sizeof *others);
-    int n = others ? others_at(e, h->t, rungs[k], others) : 0;
-    int stop = others && rt_asha_should_stop(&a, value, others, n);
-    free(others);
+    int stop;
+    if (promoting(e)) {   /* pause at every rung but the last; promotion decides */
+        stop = k < nr - 1;
+        h->paused = stop ? rungs[k] : 0;
+    } else {
+        double *others = malloc(((size_t)e->trials + 1) * sizeof *others);
+        int n = others ? others_at(e, h->t, rungs[k], others) : 0;
+        stop = others && rt_asha_should_stop(&a, value, others, n);
+        free(others);
+        h->stopped = stop;
+    }
     char key[32];
     snprintf(key, sizeof key, "%d", rungs[k]);
     json_object_set_new(mine, key, json_real(value));
     if (stop)
-        json_object_set_new(rec, "stopped_at", json_integer(rungs[k]));
+        json_object_set_new(rec, promoting(e) ? "paused_at" : "stopped_at",
+                            json_integer(rungs[k]));
     if (write_rungs(e, h->t, rec) != RT_OK) {
         fprintf(stderr, "rtrain-tune: warning: %s\n", rt_error_message());
         rt_error_clear();
     }
     json_decref(rec);
-    h->stopped = stop;
     return stop;
 }
 
@@ -398,8 +582,9 @@ static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t, ash
     rt_session *s = NULL;
     RT_CHECK(rt_session_init_comm(&s, c));
     h->judge = rt_comm_rank(group) == 0;
-    st = !strcmp(e->base.tune.scheduler, "asha") ? rt_trainer_run_with(s, &cfg, asha_judge, h)
-                                                 : rt_trainer_run(s, &cfg);
+    h->stopped = h->paused = 0;
+    st = asha_scheduler(e) ? rt_trainer_run_with(s, &cfg, asha_judge, h)
+                           : rt_trainer_run(s, &cfg);
     rt_session_finalize(s);
     return st;
 }
@@ -425,11 +610,12 @@ static rt_status run_trial(const experiment *e, rt_comm *group, int64_t t)
     rt_error_clear();
     if (rt_comm_rank(group) == 0)
         fprintf(stderr, "rtrain-tune: trial_%05lld %s after %d attempt%s%s%s\n",
-                (long long)t, st != RT_OK ? "failed" : h.stopped ? "stopped by ASHA" : "finished",
+                (long long)t, st != RT_OK ? "failed" : h.stopped ? "stopped by ASHA"
+                              : h.paused ? "paused at its rung" : "finished",
                 attempts,
                 attempts == 1 ? "" : "s", st == RT_OK ? "" : ": ", error);
     rt_status rec = rt_comm_rank(group) == 0
-                    ? record_trial(e, t, st, h.stopped, attempts, error) : RT_OK;
+                    ? record_trial(e, t, st, h.stopped, h.paused, attempts, error) : RT_OK;
     RT_CHECK(rt_comm_agree(group, rec));
     return st;
 }
@@ -441,15 +627,24 @@ static int run_group(const experiment *e, rt_comm *group)
 {
     for (;;) {
         int64_t t = -1;
-        rt_status st = rt_comm_rank(group) == 0 ? claim_next(e, &t) : RT_OK;
+        char unit[48] = "";
+        rt_status st = rt_comm_rank(group) == 0 ? next_work(e, &t, unit, sizeof unit) : RT_OK;
         st = rt_comm_agree(group, st);
         if (st == RT_OK)
             st = rt_comm_broadcast(group, &t, 1, RT_DTYPE_INT64, 0);
         if (st != RT_OK)
             return rt_status_exit_code(st);
+        if (t == -2) {   /* asha_promote: wait for the others' rungs */
+            struct timespec nap = {0, 200 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
         if (t < 0)
             return RT_EXIT_OK;
-        if (run_trial(e, group, t) == RT_STOPPED)
+        st = run_trial(e, group, t);
+        if (rt_comm_rank(group) == 0)
+            work_done(e, unit);
+        if (st == RT_STOPPED)
             return RT_EXIT_PREEMPTED;
     }
 }
@@ -499,8 +694,7 @@ static void trial_row(const experiment *e, int64_t t, char (*store)[96], const c
     trial_metric(dir, e->base.tune.metric, maximize, &last, &best, &its);
     const char *status = rec ? json_string_value(json_object_get(rec, "status")) : NULL;
     /* A trial ASHA stopped competes with what it reached. */
-    *best_out = status && (!strcmp(status, "TERMINATED") || !strcmp(status, "STOPPED")) ? best
-                                                                                    : NAN;
+    *best_out = status && strcmp(status, "ERROR") != 0 ? best : NAN;
     snprintf(store[0], 96, "trial_%05lld", (long long)t);
     snprintf(store[1], 96, "%s", rec ? json_string_value(json_object_get(rec, "status"))
                                      : "PENDING");

@@ -118,6 +118,15 @@ int rt_asha_rung_due(const rt_asha *a, int iteration, const int *done);
  * others recorded there (NaN values are ignored; a NaN value stops). */
 int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n);
 
+/* The promotion variant (Li et al. 2018, Algorithm 2): every trial pauses
+ * at each rung but the last; a free worker promotes, from the highest rung
+ * down, the best trial among the top floor(n / eta) of the n values
+ * recorded at a rung that is paused there and not promoted yet, and starts
+ * a new trial only when none is. rt_asha_top orders the n values best
+ * first (NaN last; ties by index) into order[] and returns floor(n / eta),
+ * the number that may be promoted. */
+int rt_asha_top(const rt_asha *a, const double *values, int n, int *order);
+
 #ifdef __cplusplus
 }
 #endif

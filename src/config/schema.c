@@ -43,7 +43,7 @@ static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
 static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
 static const char *const comm_backend_names[] = {"auto", "nccl", "mpi", NULL};
-static const char *const scheduler_names[] = {"fifo", "asha", NULL};
+static const char *const scheduler_names[] = {"fifo", "asha", "asha_promote", NULL};
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -403,7 +403,8 @@ static const rt_key keys[] = {
     ENUM_TEXT("tune.scheduler", tune.scheduler, scheduler_names, "fifo",
               "fifo: every trial runs to its end; asha: asynchronous successive halving "
               "(Ray Tune's ASHAScheduler) stops trials below the (1 - 1/reduction_factor) "
-              "quantile of their rung."),
+              "quantile of their rung; asha_promote: the paper's rule, every trial pauses at "
+              "each rung and only the best 1/reduction_factor of a rung are promoted."),
     INT_D("tune.grace_period", tune.grace_period, 1, 1 << 24, 1,
           "ASHA: the first rung, in reports (epochs); no trial stops before it."),
     INT_D("tune.reduction_factor", tune.reduction_factor, 2, 1 << 10, 3,

@@ -66,3 +66,30 @@ int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, 
     double reward = a->maximize ? value : -value;
     return !isnan(cutoff) && reward < cutoff;
 }
+
+/* Best first for rt_asha_top (qsort_r's context: the values and mode). */
+typedef struct top_ctx {
+    const double *values;
+    int maximize;
+} top_ctx;
+
+static int better_first(const void *x, const void *y, void *arg)
+{
+    const top_ctx *c = arg;
+    int i = *(const int *)x, j = *(const int *)y;
+    double a = c->values[i], b = c->values[j];
+    if (isnan(a) != isnan(b))
+        return isnan(a) ? 1 : -1;
+    if (!isnan(a) && a != b)
+        return (c->maximize ? a > b : a < b) ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+int rt_asha_top(const rt_asha *a, const double *values, int n, int *order)
+{
+    top_ctx c = {values, a->maximize};
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, (size_t)n, sizeof *order, better_first, &c);
+    return n / a->eta;
+}

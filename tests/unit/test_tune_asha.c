@@ -64,10 +64,28 @@ static void test_sequence(void)
     }
 }
 
+/* The promotion variant's ranking: best first (NaN last, ties by index),
+ * floor(n / eta) promotable. */
+static void test_top(void)
+{
+    rt_asha a = {.grace = 1, .eta = 3, .max_t = 9, .maximize = 1};
+    double v[7] = {0.2, NAN, 0.9, 0.5, 0.9, 0.1, 0.7};
+    int order[7];
+    CHECK(rt_asha_top(&a, v, 7, order) == 2);
+    int want[7] = {2, 4, 6, 3, 0, 5, 1};
+    for (int i = 0; i < 7; i++)
+        CHECK_MSG(order[i] == want[i], "place %d: %d, expected %d", i, order[i], want[i]);
+    rt_asha m = {.grace = 1, .eta = 2, .max_t = 4, .maximize = 0};   /* a loss */
+    double loss[3] = {1.5, 0.5, 1.0};
+    CHECK(rt_asha_top(&m, loss, 3, order) == 1 && order[0] == 1 && order[1] == 2);
+    CHECK(rt_asha_top(&m, loss, 1, order) == 0);   /* one value: nobody promoted yet */
+}
+
 int main(void)
 {
     test_rungs();
     test_cutoff();
     test_sequence();
+    test_top();
     return CHECK_DONE();
 }
