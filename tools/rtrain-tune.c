@@ -520,6 +520,16 @@ static rt_status write_rungs(const experiment *e, int64_t t, json_t *rec)
     return st;
 }
 
+/* done[k] = 1 for each rung the trial already has a value at. */
+static void rungs_recorded(const json_t *mine, const int *rungs, int nr, int *done)
+{
+    for (int k = 0; k < nr; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "%d", rungs[k]);
+        done[k] = json_object_get(mine, key) != NULL;
+    }
+}
+
 /* The report hook (rt_trainer_run_with): judges the trial at a rung due. */
 static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
 {
@@ -534,11 +544,7 @@ static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
     rt_asha a = asha_of(e);
     int rungs[64], done[64] = {0}, nr = rt_asha_rungs(&a, rungs, 64);
     json_t *rec = read_rungs(e, h->t), *mine = json_object_get(rec, "rungs");
-    for (int k = 0; k < nr; k++) {
-        char key[32];
-        snprintf(key, sizeof key, "%d", rungs[k]);
-        done[k] = json_object_get(mine, key) != NULL;
-    }
+    rungs_recorded(mine, rungs, nr, done);
     int k = rt_asha_rung_due(&a, iteration, done);
     if (k < 0) {
         json_decref(rec);
