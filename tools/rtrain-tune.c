@@ -54,7 +54,7 @@
 #include "core/fs.h"
 #include "run/runfiles.h"
 
-enum { MAX_ARGS = 4096 };
+enum { MAX_ARGS = 4096, MEDIAN_MIN_SAMPLES = 3 /* Ray's min_samples_required */ };
 
 enum { ERRORED_KEEP, ERRORED_RESUME, ERRORED_RESTART };
 
@@ -81,6 +81,7 @@ typedef struct trial_args {
 
 static int promoting(const experiment *e) { return !strcmp(e->base.tune.scheduler, "asha_promote"); }
 static int asha_scheduler(const experiment *e) { return !strncmp(e->base.tune.scheduler, "asha", 4); }
+static int median_scheduler(const experiment *e) { return !strcmp(e->base.tune.scheduler, "median"); }
 
 static rt_status trial_args_make(const experiment *e, uint64_t seed, int64_t t, int placed,
                                  trial_args *a)
@@ -437,6 +438,8 @@ static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int 
                                                    : paused ? "PAUSED" : "TERMINATED"));
     if (paused)
         json_object_set_new(rec, "rung", json_integer(paused));
+    if (stopped)
+        json_object_set_new(rec, "stopped_at", json_integer(stopped));
     json_object_set_new(rec, "exit_code", json_integer(rt_status_exit_code(st)));
     json_object_set_new(rec, "attempts", json_integer(attempts));
     json_object_set_new(rec, "values", values);
@@ -460,7 +463,7 @@ typedef struct asha_hook {
     const experiment *e;
     int64_t t;
     int judge;          /* this rank takes the decisions (the trial's rank 0) */
-    int stopped;        /* the trial was stopped at a rung (asha) */
+    int stopped;        /* the trial was stopped at this iteration (asha, median), 0: not */
     int paused;         /* the rung the trial paused at (asha_promote), 0: none */
 } asha_hook;
 
@@ -559,7 +562,7 @@ static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
         int n = others ? others_at(e, h->t, rungs[k], others) : 0;
         stop = others && rt_asha_should_stop(&a, value, others, n);
         free(others);
-        h->stopped = stop;
+        h->stopped = stop ? iteration : 0;
     }
     char key[32];
     snprintf(key, sizeof key, "%d", rungs[k]);
@@ -572,6 +575,69 @@ static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
         rt_error_clear();
     }
     json_decref(rec);
+    return stop;
+}
+
+/* ---- median stopping -------------------------------------------------------------------- */
+
+/* Trial t's values of the metric and their iterations (result.json). */
+static int metric_rows(const experiment *e, int64_t t, double **its, double **values)
+{
+    char dir[RT_PATH_MAX + 32];
+    rt_run_rows rows;
+    *its = *values = NULL;
+    snprintf(dir, sizeof dir, "%s/trial_%05lld", e->dir, (long long)t);
+    if (rt_runfiles_read_rows(&rows, dir) != RT_OK) {
+        rt_error_clear();
+        return 0;
+    }
+    size_t n = json_array_size(rows.rows), i;
+    *its = malloc((n + 1) * sizeof **its);
+    *values = malloc((n + 1) * sizeof **values);
+    json_t *row;
+    int k = 0;
+    json_array_foreach(rows.rows, i, row) {
+        json_t *v = json_object_get(row, e->base.tune.metric);
+        if (*its && *values && json_is_number(v)) {
+            (*its)[k] = json_number_value(json_object_get(row, "training_iteration"));
+            (*values)[k++] = json_number_value(v);
+        }
+    }
+    rt_runfiles_free_rows(&rows);
+    return k;
+}
+
+/* The report hook for tune.scheduler = median (Ray's MedianStoppingRule,
+ * rtrain/tune.h), judged on the trials' result.json files. */
+static int median_judge(void *arg, const rt_metric *m, int count, int iteration)
+{
+    asha_hook *h = arg;
+    const experiment *e = h->e;
+    (void)m;
+    (void)count;
+    if (!h->judge || iteration < e->base.tune.grace_period)
+        return 0;
+    int maximize = !strcmp(e->base.tune.mode, "max"), n = 0;
+    double *its, *values, best = NAN;
+    int own = metric_rows(e, h->t, &its, &values);   /* this report included */
+    for (int i = 0; i < own; i++)
+        if (isnan(best) || (maximize ? values[i] > best : values[i] < best))
+            best = values[i];
+    free(its);
+    free(values);
+    double *means = malloc(((size_t)e->trials + 1) * sizeof *means);
+    for (int64_t t = 0; means && t < e->trials; t++) {
+        if (t == h->t)
+            continue;
+        int k = metric_rows(e, t, &its, &values);
+        means[n++] = rt_median_running_mean(its, values, k, e->base.tune.grace_period,
+                                             iteration);
+        free(its);
+        free(values);
+    }
+    int stop = means && rt_median_should_stop(best, means, n, MEDIAN_MIN_SAMPLES, maximize);
+    free(means);
+    h->stopped = stop ? iteration : 0;
     return stop;
 }
 
@@ -589,8 +655,9 @@ static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t, ash
     RT_CHECK(rt_session_init_comm(&s, c));
     h->judge = rt_comm_rank(group) == 0;
     h->stopped = h->paused = 0;
-    st = asha_scheduler(e) ? rt_trainer_run_with(s, &cfg, asha_judge, h)
-                           : rt_trainer_run(s, &cfg);
+    st = asha_scheduler(e)     ? rt_trainer_run_with(s, &cfg, asha_judge, h)
+         : median_scheduler(e) ? rt_trainer_run_with(s, &cfg, median_judge, h)
+                               : rt_trainer_run(s, &cfg);
     rt_session_finalize(s);
     return st;
 }
@@ -616,7 +683,7 @@ static rt_status run_trial(const experiment *e, rt_comm *group, int64_t t)
     rt_error_clear();
     if (rt_comm_rank(group) == 0)
         fprintf(stderr, "rtrain-tune: trial_%05lld %s after %d attempt%s%s%s\n",
-                (long long)t, st != RT_OK ? "failed" : h.stopped ? "stopped by ASHA"
+                (long long)t, st != RT_OK ? "failed" : h.stopped ? "stopped early"
                               : h.paused ? "paused at its rung" : "finished",
                 attempts,
                 attempts == 1 ? "" : "s", st == RT_OK ? "" : ": ", error);

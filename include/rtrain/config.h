@@ -122,7 +122,7 @@ typedef struct rt_config {
         char mode[8];                  /* "max" | "min" */
         int ranks_per_trial;           /* ranks of each group running trials */
         int max_failures;              /* retries of a failed trial (input errors never) */
-        char scheduler[16];            /* "fifo" | "asha" | "asha_promote" */
+        char scheduler[16];            /* "fifo" | "asha" | "asha_promote" | "median" */
         int grace_period;              /* ASHA: first rung (iterations) */
         int reduction_factor;          /* ASHA: eta */
         int max_t;                     /* ASHA: last rung bound; 0: train.epochs */

@@ -127,6 +127,17 @@ int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, 
  * the number that may be promoted. */
 int rt_asha_top(const rt_asha *a, const double *values, int n, int *order);
 
+/* ---- median stopping ------------------------------------------------------------
+ * Ray Tune's MedianStoppingRule: at a report at iteration t >= grace, a
+ * trial stops when its best value so far is worse than the median (as
+ * numpy's) of the other trials' running means up to t, once at least
+ * min_samples other trials have one. A running mean is the mean of a
+ * trial's values at iterations grace..t (NaN: none). */
+double rt_median_running_mean(const double *iterations, const double *values, int n, int grace,
+                              int upto);
+int rt_median_should_stop(double best, const double *means, int n, int min_samples,
+                          int maximize);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,7 +43,7 @@ static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
 static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
 static const char *const comm_backend_names[] = {"auto", "nccl", "mpi", NULL};
-static const char *const scheduler_names[] = {"fifo", "asha", "asha_promote", NULL};
+static const char *const scheduler_names[] = {"fifo", "asha", "asha_promote", "median", NULL};
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -404,9 +404,12 @@ static const rt_key keys[] = {
               "fifo: every trial runs to its end; asha: asynchronous successive halving "
               "(Ray Tune's ASHAScheduler) stops trials below the (1 - 1/reduction_factor) "
               "quantile of their rung; asha_promote: the paper's rule, every trial pauses at "
-              "each rung and only the best 1/reduction_factor of a rung are promoted."),
+              "each rung and only the best 1/reduction_factor of a rung are promoted; median: "
+              "Ray's MedianStoppingRule, a trial whose best is below the median of the "
+              "others' running means stops (after grace_period, with 3 others)."),
     INT_D("tune.grace_period", tune.grace_period, 1, 1 << 24, 1,
-          "ASHA: the first rung, in reports (epochs); no trial stops before it."),
+          "ASHA: the first rung, in reports (epochs); median: reports before which no "
+          "trial stops and which the running means leave out."),
     INT_D("tune.reduction_factor", tune.reduction_factor, 2, 1 << 10, 3,
           "ASHA: rungs at grace_period x reduction_factor^k; about 1 in reduction_factor "
           "trials passes each."),

@@ -93,3 +93,36 @@ int rt_asha_top(const rt_asha *a, const double *values, int n, int *order)
     qsort_r(order, (size_t)n, sizeof *order, better_first, &c);
     return n / a->eta;
 }
+
+/* ---- median stopping ------------------------------------------------------------ */
+
+double rt_median_running_mean(const double *iterations, const double *values, int n, int grace,
+                              int upto)
+{
+    double sum = 0;
+    int count = 0;
+    for (int i = 0; i < n; i++)
+        if (iterations[i] >= grace && iterations[i] <= upto && !isnan(values[i])) {
+            sum += values[i];
+            count++;
+        }
+    return count ? sum / count : NAN;
+}
+
+int rt_median_should_stop(double best, const double *means, int n, int min_samples, int maximize)
+{
+    double *m = malloc(((size_t)n + 1) * sizeof *m);
+    int k = 0;
+    for (int i = 0; m && i < n; i++)
+        if (!isnan(means[i]))
+            m[k++] = maximize ? means[i] : -means[i];
+    int stop = 0;
+    if (m && k >= min_samples && k > 0) {
+        qsort(m, (size_t)k, sizeof *m, compare_doubles);
+        double median = k % 2 ? m[k / 2] : (m[k / 2 - 1] + m[k / 2]) / 2;   /* numpy.median */
+        double reward = maximize ? best : -best;
+        stop = isnan(reward) || reward < median;
+    }
+    free(m);
+    return stop;
+}

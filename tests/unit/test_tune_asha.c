@@ -1,4 +1,5 @@
-/* ASHA's stopping rule (src/tune/asha.c) on synthetic trial curves whose
+/* ASHA's rules and the median stopping rule (src/tune/asha.c) on synthetic
+ * trial curves whose
  * right decisions are worked out by hand from Ray Tune's ASHAScheduler
  * (rungs grace * eta^k up to max_t; a trial is judged at the highest rung
  * it reached without a value there, against the others' values there:
@@ -81,8 +82,28 @@ static void test_top(void)
     CHECK(rt_asha_top(&m, loss, 1, order) == 0);   /* one value: nobody promoted yet */
 }
 
+/* Ray's MedianStoppingRule: running means from the grace period up to t,
+ * numpy's median, at least 3 other trials. */
+static void test_median(void)
+{
+    double its[4] = {1, 2, 3, 4}, v[4] = {0.1, 0.3, 0.5, NAN};
+    CHECK_CLOSE(rt_median_running_mean(its, v, 4, 1, 3), 0.3, 1e-12, 0);
+    CHECK_CLOSE(rt_median_running_mean(its, v, 4, 2, 4), 0.4, 1e-12, 0);   /* NaN left out */
+    CHECK(isnan(rt_median_running_mean(its, v, 4, 5, 9)));
+    double means[4] = {0.2, 0.6, 0.4, NAN};   /* median of 0.2, 0.4, 0.6: 0.4 */
+    CHECK(rt_median_should_stop(0.39, means, 4, 3, 1) == 1);
+    CHECK(rt_median_should_stop(0.40, means, 4, 3, 1) == 0);
+    CHECK(rt_median_should_stop(0.10, means, 4, 4, 1) == 0);   /* too few others */
+    double even[4] = {0.2, 0.6, 0.4, 0.8};    /* median 0.5 */
+    CHECK(rt_median_should_stop(0.49, even, 4, 3, 1) == 1);
+    CHECK(rt_median_should_stop(0.51, even, 4, 3, 1) == 0);
+    CHECK(rt_median_should_stop(0.45, even, 4, 3, 0) == 0);   /* a loss: lower is better */
+    CHECK(rt_median_should_stop(0.55, even, 4, 3, 0) == 1);
+}
+
 int main(void)
 {
+    test_median();
     test_rungs();
     test_cutoff();
     test_sequence();
