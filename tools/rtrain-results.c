@@ -710,20 +710,25 @@ done:
     return rc;
 }
 
-/* The directories to show: an rtrain-tune experiment (a directory with
- * tune.json) stands for its trial_* directories, in order. The caller
- * frees *out (the strings stay in `found`). */
+/* 1 when dir is an rtrain-tune experiment (it holds tune.json). */
+static int is_experiment(const char *dir)
+{
+    char probe[PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/tune.json", dir);
+    return access(probe, F_OK) == 0;
+}
+
+/* The directories to show: an rtrain-tune experiment stands for its
+ * trial_* directories, in order. The caller frees *out (the strings stay
+ * in `found`). */
 static int expand_experiments(char **args, int nargs, char ***out, glob_t *found)
 {
     int n = 0, flags = 0;
     memset(found, 0, sizeof *found);
     for (int i = 0; i < nargs; i++) {
-        char probe[PATH_MAX + 16], pattern[PATH_MAX + 16];
-        snprintf(probe, sizeof probe, "%s/tune.json", args[i]);
-        if (access(probe, F_OK) != 0)
-            continue;
+        char pattern[PATH_MAX + 16];
         snprintf(pattern, sizeof pattern, "%s/trial_*", args[i]);
-        if (glob(pattern, flags, NULL, found) == 0)
+        if (is_experiment(args[i]) && glob(pattern, flags, NULL, found) == 0)
             flags = GLOB_APPEND;
     }
     *out = calloc((size_t)nargs + found->gl_pathc + 1, sizeof **out);
@@ -731,9 +736,7 @@ static int expand_experiments(char **args, int nargs, char ***out, glob_t *found
         return -1;
     size_t used = 0;
     for (int i = 0; i < nargs; i++) {
-        char probe[PATH_MAX + 16];
-        snprintf(probe, sizeof probe, "%s/tune.json", args[i]);
-        if (access(probe, F_OK) != 0) {
+        if (!is_experiment(args[i])) {
             (*out)[n++] = args[i];
             continue;
         }

@@ -24,9 +24,9 @@
  * rank 0, atomically); a trial with that record is never run again, unless
  * a launch says --resume-errored (an ERROR trial's record is dropped: it
  * resumes from its newest checkpoint) or --restart-errored (its directory
- * is removed: it starts again). At the end every rank agrees on the exit code, and rank 0 prints the trials
- * table with the best trial by tune.metric and writes
- * STORAGE/NAME/experiment.csv.
+ * is removed: it starts again). At the end every rank agrees on the exit
+ * code, and rank 0 prints the trials table with the best trial by
+ * tune.metric and writes STORAGE/NAME/experiment.csv.
  *
  * ASHA (tune.scheduler = "asha", rtrain/tune.h): after each report the
  * trial's rank 0 looks for a rung due; the values other trials recorded
@@ -51,16 +51,20 @@
 #include <unistd.h>
 #include "rtrain/rtrain.h"
 #include "rtrain/tune.h"
+#include "config/internal.h"
 #include "core/fs.h"
 #include "run/runfiles.h"
 
 enum { MAX_ARGS = 4096, MEDIAN_MIN_SAMPLES = 3 /* Ray's min_samples_required */ };
 
 enum { ERRORED_KEEP, ERRORED_RESUME, ERRORED_RESTART };
+/* tune.scheduler, in the order of the schema's names (src/config/schema.c). */
+typedef enum scheduler { SCHED_FIFO, SCHED_ASHA, SCHED_ASHA_PROMOTE, SCHED_MEDIAN } scheduler;
 
 typedef struct experiment {
     const char *config;            /* the experiment file */
     int errored;                   /* ERRORED_*: what this launch does with ERROR trials */
+    scheduler scheduler;           /* base.tune.scheduler */
     rt_space *space;
     rt_config base;                /* tune.* and run.*: the same for every trial */
     char dir[RT_PATH_MAX];         /* STORAGE/NAME */
@@ -79,9 +83,7 @@ typedef struct trial_args {
 
 /* ---- configuration ------------------------------------------------------------------ */
 
-static int promoting(const experiment *e) { return !strcmp(e->base.tune.scheduler, "asha_promote"); }
-static int asha_scheduler(const experiment *e) { return !strncmp(e->base.tune.scheduler, "asha", 4); }
-static int median_scheduler(const experiment *e) { return !strcmp(e->base.tune.scheduler, "median"); }
+static int promoting(const experiment *e) { return e->scheduler == SCHED_ASHA_PROMOTE; }
 
 static rt_status trial_args_make(const experiment *e, uint64_t seed, int64_t t, int placed,
                                  trial_args *a)
@@ -149,6 +151,8 @@ static rt_status open_experiment(experiment *e, const char *config, int argc, ch
     RT_CHECK(trial_args_make(e, 0, 0, 0, &a));
     RT_CHECK(rt_config_load_trial(&e->base, config, a.argc, a.argv));
     RT_CHECK(experiment_dir(e));
+    e->scheduler = (scheduler)rt_config_enum_value(rt_config_find_key("tune.scheduler"),
+                                                   e->base.tune.scheduler);
     e->trials = (int64_t)e->base.tune.num_samples * rt_space_grid_size(e->space);
     return RT_OK;
 }
@@ -419,12 +423,27 @@ static void work_done(const experiment *e, const char *unit)
 
 /* ---- running trials -------------------------------------------------------------------- */
 
+/* trial_<t>/name holds rec (written atomically: readers never see half). */
+static rt_status write_trial_json(const experiment *e, int64_t t, const char *name,
+                                  const json_t *rec)
+{
+    char path[RT_PATH_MAX + 64];
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing %s", name);
+    rt_status st = rt_fs_path(path, sizeof path, "%s/trial_%05lld/%s", e->dir, (long long)t,
+                              name);
+    if (st == RT_OK)
+        st = rt_fs_write_atomic(path, text, 0644);
+    free(text);
+    return st;
+}
+
 /* trial_<t>/tune_trial.json: the outcome, the values, the attempts. */
 static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int stopped,
                               int paused, int attempts, const char *error)
 {
     static trial_args a;
-    char path[RT_PATH_MAX + 64];
     RT_CHECK(trial_args_make(e, (uint64_t)e->base.tune.seed, t, 0, &a));
     json_t *values = json_object(), *rec = json_object();
     for (int i = 0; i < rt_space_num_domains(e->space); i++) {
@@ -445,15 +464,8 @@ static rt_status record_trial(const experiment *e, int64_t t, rt_status st, int 
     json_object_set_new(rec, "values", values);
     if (st != RT_OK)
         json_object_set_new(rec, "error", json_string(error));
-    char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    rt_status ws = write_trial_json(e, t, "tune_trial.json", rec);
     json_decref(rec);
-    if (!text)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing a trial record");
-    rt_status ws = rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_trial.json", e->dir,
-                              (long long)t);
-    if (ws == RT_OK)
-        ws = rt_fs_write_atomic(path, text, 0644);
-    free(text);
     return ws;
 }
 
@@ -509,19 +521,6 @@ static int others_at(const experiment *e, int64_t self, int rung, double *values
     return n;
 }
 
-static rt_status write_rungs(const experiment *e, int64_t t, json_t *rec)
-{
-    char path[RT_PATH_MAX + 48];
-    char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing tune_rungs.json");
-    rt_status st = rt_fs_path(path, sizeof path, "%s/trial_%05lld/tune_rungs.json", e->dir,
-                              (long long)t);
-    if (st == RT_OK)
-        st = rt_fs_write_atomic(path, text, 0644);
-    free(text);
-    return st;
-}
 
 /* done[k] = 1 for each rung the trial already has a value at. */
 static void rungs_recorded(const json_t *mine, const int *rungs, int nr, int *done)
@@ -570,7 +569,7 @@ static int asha_judge(void *arg, const rt_metric *m, int count, int iteration)
     if (stop)
         json_object_set_new(rec, promoting(e) ? "paused_at" : "stopped_at",
                             json_integer(rungs[k]));
-    if (write_rungs(e, h->t, rec) != RT_OK) {
+    if (write_trial_json(e, h->t, "tune_rungs.json", rec) != RT_OK) {
         fprintf(stderr, "rtrain-tune: warning: %s\n", rt_error_message());
         rt_error_clear();
     }
@@ -655,9 +654,9 @@ static rt_status run_attempt(const experiment *e, rt_comm *group, int64_t t, ash
     RT_CHECK(rt_session_init_comm(&s, c));
     h->judge = rt_comm_rank(group) == 0;
     h->stopped = h->paused = 0;
-    st = asha_scheduler(e)     ? rt_trainer_run_with(s, &cfg, asha_judge, h)
-         : median_scheduler(e) ? rt_trainer_run_with(s, &cfg, median_judge, h)
-                               : rt_trainer_run(s, &cfg);
+    rt_report_hook hook = e->scheduler == SCHED_MEDIAN ? median_judge
+                          : e->scheduler == SCHED_FIFO ? NULL : asha_judge;
+    st = rt_trainer_run_with(s, &cfg, hook, h);
     rt_session_finalize(s);
     return st;
 }
@@ -855,7 +854,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: rtrain-tune [--list] CONFIG [key=value | 'key=domain(args)' ...]\n"
                "       mpirun -np N rtrain-tune [--resume-errored | --restart-errored] CONFIG ...\n"
                "domains: uniform(a, b), quniform(a, b, q), loguniform(a, b), randint(a, b),\n"
-               "         choice(v, ...), grid(v, ...); in the file: key = { loguniform = [a, b]; };\n");
+               "         choice(v, ...), grid(v, ...);\n"
+               "in the file: key = { loguniform = [a, b]; };\n");
 }
 
 /* One id for this launch, from rank 0's clock and process (claims). */

@@ -65,4 +65,75 @@ static inline RT_HOST_DEVICE void rt_bn_eval_channel(float *mean, float *rstd,
     rstd[k] = (float)(1.0 / sqrt((double)running_var[k] + eps));
 }
 
+/* ---- losses ------------------------------------------------------------------------ */
+
+static inline RT_HOST_DEVICE int rt_label_ok(int32_t label, int classes)
+{
+    return label >= 0 && label < classes;
+}
+
+/* Cross-entropy of one sample's logits z[classes] against `label`, in
+ * double; its gradient row scale * (softmax - onehot) into dz when not
+ * NULL. A bad label: NaN and a zero row. Log-sum-exp shifted by the max,
+ * so exp never overflows. */
+static inline RT_HOST_DEVICE double rt_cross_entropy_row(float *dz, const float *z,
+                                                         int32_t label, int classes,
+                                                         float scale)
+{
+    if (!rt_label_ok(label, classes)) {
+        for (int k = 0; dz && k < classes; k++)
+            dz[k] = 0.0f;
+        return NAN;
+    }
+    double zmax = z[0];
+    for (int k = 1; k < classes; k++)
+        zmax = z[k] > zmax ? z[k] : zmax;
+    double sum = 0.0;
+    for (int k = 0; k < classes; k++)
+        sum += exp((double)z[k] - zmax);
+    double lse = zmax + log(sum);
+    if (dz) {
+        for (int k = 0; k < classes; k++)
+            dz[k] = (float)(scale * exp((double)z[k] - lse));
+        dz[label] -= scale;
+    }
+    return lse - z[label];
+}
+
+/* Element losses on float targets: the value and the derivative in o of
+ * one element's loss, in double (the per-sample loss is their mean). */
+static inline RT_HOST_DEVICE double rt_mse_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    *grad = 2.0 * d;
+    return d * d;
+}
+
+static inline RT_HOST_DEVICE double rt_l1_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    *grad = d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0;   /* torch: sign(d), 0 at 0 */
+    return fabs(d);
+}
+
+static inline RT_HOST_DEVICE double rt_smooth_l1_elem(double o, double y, double *grad)
+{
+    double d = o - y;
+    if (fabs(d) < 1.0) {
+        *grad = d;
+        return 0.5 * d * d;
+    }
+    *grad = d > 0 ? 1.0 : -1.0;
+    return fabs(d) - 0.5;
+}
+
+/* Stable for any o: never exponentiates a positive number. */
+static inline RT_HOST_DEVICE double rt_bce_logits_elem(double o, double y, double *grad)
+{
+    double e = exp(-fabs(o));
+    double sigmoid = o >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    *grad = sigmoid - y;
+    return (o > 0 ? o : 0.0) - o * y + log1p(e);
+}
+
 #endif

@@ -98,36 +98,13 @@ rt_status rt_host_bn_eval_stats(float *mean, float *rstd, const float *running_m
 
 /* ---- losses and accuracy ---------------------------------------------------------------- */
 
-static int label_ok(int32_t label, int classes) { return label >= 0 && label < classes; }
-
 rt_status rt_host_cross_entropy(double *sum, float *dlogits, const float *logits,
                                 const int32_t *labels, int n, int classes, float scale)
 {
     double total = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        float *dz = dlogits ? dlogits + (size_t)i * classes : NULL;
-        if (!label_ok(labels[i], classes)) {
-            total += NAN;
-            if (dz)
-                memset(dz, 0, (size_t)classes * sizeof *dz);
-            continue;
-        }
-        /* log-sum-exp shifted by the max: exp never overflows. */
-        double zmax = z[0];
-        for (int k = 1; k < classes; k++)
-            zmax = z[k] > zmax ? z[k] : zmax;
-        double sum = 0.0;
-        for (int k = 0; k < classes; k++)
-            sum += exp((double)z[k] - zmax);
-        double lse = zmax + log(sum);
-        total += lse - z[labels[i]];
-        if (dz) {
-            for (int k = 0; k < classes; k++)
-                dz[k] = (float)(scale * exp((double)z[k] - lse));
-            dz[labels[i]] -= scale;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        total += rt_cross_entropy_row(dlogits ? dlogits + (size_t)i * classes : NULL,
+                                      logits + (size_t)i * classes, labels[i], classes, scale);
     *sum = total;
     return RT_OK;
 }
@@ -139,7 +116,7 @@ rt_status rt_host_nll_loss(double *sum, float *dlogp, const float *logp, const i
     if (dlogp)
         memset(dlogp, 0, (size_t)n * classes * sizeof *dlogp);
     for (int i = 0; i < n; i++) {
-        if (!label_ok(labels[i], classes)) {
+        if (!rt_label_ok(labels[i], classes)) {
             total += NAN;
             continue;
         }
@@ -172,40 +149,6 @@ rt_status rt_host_count_correct(int64_t *correct_out, const float *logits,
  * y, see below). The per-sample loss is the mean over its k elements. */
 typedef double (*elem_loss)(double o, double y, double *grad);
 
-static double mse_elem(double o, double y, double *grad)
-{
-    double d = o - y;
-    *grad = 2.0 * d;
-    return d * d;
-}
-
-static double l1_elem(double o, double y, double *grad)
-{
-    double d = o - y;
-    *grad = d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0;   /* torch: sign(d), 0 at 0 */
-    return fabs(d);
-}
-
-static double smooth_l1_elem(double o, double y, double *grad)
-{
-    double d = o - y;
-    if (fabs(d) < 1.0) {
-        *grad = d;
-        return 0.5 * d * d;
-    }
-    *grad = d > 0 ? 1.0 : -1.0;
-    return fabs(d) - 0.5;
-}
-
-/* Stable for any o: never exponentiates a positive number. */
-static double bce_logits_elem(double o, double y, double *grad)
-{
-    double e = exp(-fabs(o));
-    double sigmoid = o >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-    *grad = sigmoid - y;
-    return (o > 0 ? o : 0.0) - o * y + log1p(e);
-}
-
 static rt_status elementwise_loss(elem_loss f, double *sum, float *dout, const float *out,
                                   const float *targets, int n, int k, float scale)
 {
@@ -224,25 +167,25 @@ static rt_status elementwise_loss(elem_loss f, double *sum, float *dout, const f
 rt_status rt_host_mse_loss(double *sum, float *dout, const float *out, const float *targets,
                            int n, int k, float scale)
 {
-    return elementwise_loss(mse_elem, sum, dout, out, targets, n, k, scale);
+    return elementwise_loss(rt_mse_elem, sum, dout, out, targets, n, k, scale);
 }
 
 rt_status rt_host_l1_loss(double *sum, float *dout, const float *out, const float *targets,
                           int n, int k, float scale)
 {
-    return elementwise_loss(l1_elem, sum, dout, out, targets, n, k, scale);
+    return elementwise_loss(rt_l1_elem, sum, dout, out, targets, n, k, scale);
 }
 
 rt_status rt_host_smooth_l1_loss(double *sum, float *dout, const float *out,
                                  const float *targets, int n, int k, float scale)
 {
-    return elementwise_loss(smooth_l1_elem, sum, dout, out, targets, n, k, scale);
+    return elementwise_loss(rt_smooth_l1_elem, sum, dout, out, targets, n, k, scale);
 }
 
 rt_status rt_host_bce_logits_loss(double *sum, float *dout, const float *out,
                                   const float *targets, int n, int k, float scale)
 {
-    return elementwise_loss(bce_logits_elem, sum, dout, out, targets, n, k, scale);
+    return elementwise_loss(rt_bce_logits_elem, sum, dout, out, targets, n, k, scale);
 }
 
 rt_status rt_host_target_sums(double *sums, const float *out, const float *targets, int n,

@@ -211,7 +211,10 @@ static rt_status domain_fail(const domain *d, const char *fmt, ...)
                     msg);
 }
 
-static int key_is_integer(const rt_key *k) { return k->type == RT_KEY_INT || k->type == RT_KEY_INT64; }
+static int key_is_integer(const rt_key *k)
+{
+    return k->type == RT_KEY_INT || k->type == RT_KEY_INT64;
+}
 
 static int key_is_number(const rt_key *k)
 {
@@ -230,7 +233,8 @@ static rt_status parse_bounds(domain *d, const config_setting_t *args)
 {
     static const char *const usage[] = {
         [RT_DOMAIN_UNIFORM] = "two numbers [a, b] (a <= x < b)",
-        [RT_DOMAIN_QUNIFORM] = "three numbers [a, b, q] (a uniform value rounded to a multiple of q)",
+        [RT_DOMAIN_QUNIFORM] = "three numbers [a, b, q] (a uniform value rounded to a "
+                               "multiple of q)",
         [RT_DOMAIN_LOGUNIFORM] = "two numbers [a, b] (0 < a <= x < b)",
         [RT_DOMAIN_RANDINT] = "two integers [a, b] (a <= x < b)"};
     const rt_key *k = d->key;

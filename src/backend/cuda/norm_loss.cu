@@ -297,36 +297,6 @@ rt_status rt_cuda_bn_backward_dx(float *dx, const float *dy, const float *x, con
 
 /* ---- classification losses and accuracy ---------------------------------------------- */
 
-static __device__ bool label_ok(int32_t label, int classes)
-{
-    return label >= 0 && label < classes;
-}
-
-/* rt_host_cross_entropy for one sample: its loss, and its gradient row when
- * dz is not NULL (a bad label: NaN and a zero row). */
-static __device__ double cross_entropy_row(float *dz, const float *z, int32_t label,
-                                           int classes, float scale)
-{
-    if (!label_ok(label, classes)) {
-        for (int k = 0; dz && k < classes; k++)
-            dz[k] = 0.0f;
-        return CUDART_NAN;
-    }
-    double zmax = z[0];
-    for (int k = 1; k < classes; k++)
-        zmax = z[k] > zmax ? z[k] : zmax;
-    double sum = 0.0;
-    for (int k = 0; k < classes; k++)
-        sum += exp((double)z[k] - zmax);
-    double lse = zmax + log(sum);
-    if (dz) {
-        for (int k = 0; k < classes; k++)
-            dz[k] = (float)(scale * exp((double)z[k] - lse));
-        dz[label] -= scale;
-    }
-    return lse - z[label];
-}
-
 /* One thread per sample; one partial per block. */
 static __global__ void cross_entropy_kernel(double *partial, float *dlogits,
                                             const float *logits, const int32_t *labels, int n,
@@ -335,7 +305,7 @@ static __global__ void cross_entropy_kernel(double *partial, float *dlogits,
     double acc = 0.0;
     RT_CUDA_GRID_STRIDE(i, (size_t)n) {
         float *dz = dlogits ? dlogits + i * classes : NULL;
-        acc += cross_entropy_row(dz, logits + i * classes, labels[i], classes, scale);
+        acc += rt_cross_entropy_row(dz, logits + i * classes, labels[i], classes, scale);
     }
     acc = block_sum(acc);
     if (threadIdx.x == 0)
@@ -364,7 +334,7 @@ static __global__ void nll_kernel(double *partial, float *dlogp, const float *lo
     RT_CUDA_GRID_STRIDE(e, count) {
         const int32_t label = labels[e / classes];
         const int k = (int)(e % classes);
-        const bool ok = label_ok(label, classes), hit = ok && k == label;
+        const bool ok = rt_label_ok(label, classes), hit = ok && k == label;
         if (dlogp)
             dlogp[e] = hit ? -scale : 0.0f;
         if (hit)
@@ -425,48 +395,31 @@ rt_status rt_cuda_count_correct(int64_t *correct, const float *logits, const int
 }
 
 /* ---- elementwise losses on float targets -----------------------------------------------
- * Each functor is the element loss of backend/host.c: the value and the
- * derivative in o of one element's loss, in double. */
+ * Each functor wraps one element loss of backend/formulas.h (shared with
+ * the host backends): the value and the derivative in o, in double. */
 
 struct mse_elem {
-    __device__ double operator()(double o, double y, double *grad) const
+    __device__ double operator()(double o, double y, double *g) const
     {
-        double d = o - y;
-        *grad = 2.0 * d;
-        return d * d;
+        return rt_mse_elem(o, y, g);
     }
 };
-
 struct l1_elem {
-    __device__ double operator()(double o, double y, double *grad) const
+    __device__ double operator()(double o, double y, double *g) const
     {
-        double d = o - y;
-        *grad = d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0;   /* torch: sign(d), 0 at 0 */
-        return fabs(d);
+        return rt_l1_elem(o, y, g);
     }
 };
-
 struct smooth_l1_elem {
-    __device__ double operator()(double o, double y, double *grad) const
+    __device__ double operator()(double o, double y, double *g) const
     {
-        double d = o - y;
-        if (fabs(d) < 1.0) {
-            *grad = d;
-            return 0.5 * d * d;
-        }
-        *grad = d > 0 ? 1.0 : -1.0;
-        return fabs(d) - 0.5;
+        return rt_smooth_l1_elem(o, y, g);
     }
 };
-
-/* Stable for any o: never exponentiates a positive number. */
 struct bce_logits_elem {
-    __device__ double operator()(double o, double y, double *grad) const
+    __device__ double operator()(double o, double y, double *g) const
     {
-        double e = exp(-fabs(o));
-        double sigmoid = o >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-        *grad = sigmoid - y;
-        return (o > 0 ? o : 0.0) - o * y + log1p(e);
+        return rt_bce_logits_elem(o, y, g);
     }
 };
 
