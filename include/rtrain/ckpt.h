@@ -221,6 +221,16 @@ rt_status rt_ckpt_next_index(rt_comm *comm, const char *run_dir, int64_t *index)
  * index goes first, so nothing half-removed is ever listed. Collective. */
 rt_status rt_ckpt_remove_all(rt_comm *comm, const char *run_dir);
 
+/* Commits a copy of the checkpoint directory src_dir (of another run) as
+ * run_dir's next checkpoint, with the commit protocol of rt_ckpt_save
+ * (temporary directory, sync, rename, index); its files are hard-linked
+ * (committed files are read-only and never change) or copied across file
+ * systems. src_dir is verified first, so a run resuming from run_dir never
+ * loads a missing or damaged copy. A PBT exploit (rtrain-tune) uses it.
+ * Not collective: one process, while no run writes run_dir. */
+rt_status rt_ckpt_import(const char *run_dir, const char *src_dir, char *committed_dir,
+                         size_t committed_dir_size);
+
 /* Checks a checkpoint directory: manifest, structure, every dataset's
  * checksum. On failure the message names the file and the reason.
  * Collective (ranks share the datasets); NULL for one process. */

@@ -122,10 +122,14 @@ typedef struct rt_config {
         char mode[8];                  /* "max" | "min" */
         int ranks_per_trial;           /* ranks of each group running trials */
         int max_failures;              /* retries of a failed trial (input errors never) */
-        char scheduler[16];            /* "fifo" | "asha" | "asha_promote" | "median" */
+        char scheduler[16];            /* "fifo" | "asha" | "asha_promote" | "median" | "pbt" */
         int grace_period;              /* ASHA: first rung (iterations) */
         int reduction_factor;          /* ASHA: eta */
         int max_t;                     /* ASHA: last rung bound; 0: train.epochs */
+        int perturbation_interval;     /* PBT: reports between decisions */
+        double quantile_fraction;      /* PBT: bottom/top fraction */
+        double resample_probability;   /* PBT: explore by drawing again */
+        double claim_timeout_s;        /* job arrays: a silent claim is dead after this */
     } tune;
 } rt_config;
 

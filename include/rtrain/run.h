@@ -154,6 +154,22 @@ typedef struct rt_metric { const char *name; double value; } rt_metric;
 rt_status rt_report(rt_run *r, const rt_metric *metrics, int count,
                     const char *checkpoint_dir);
 
+/* A scheduler's say on each report (rtrain-tune's ASHA, median stopping,
+ * PBT; the C API's rt_tune_run): called on every rank by rt_report once
+ * the report is recorded, with its metrics and training_iteration; returns
+ * 1 to end the run there, 0 to go on. */
+typedef int (*rt_report_hook)(void *arg, const rt_metric *metrics, int count,
+                              int iteration);
+/* Not collective. Installs hook(arg) for every report of the runs on
+ * session s (NULL: none). rt_report then agrees on its answer: when any
+ * rank's hook asks, rt_run_should_stop returns 1 on every rank. */
+void rt_session_set_report_hook(rt_session *s, rt_report_hook hook, void *arg);
+/* Not collective. 1 once a report's hook asked the run to stop (the same on
+ * every rank): a training loop ends there, after the checkpoint it was
+ * about to save, and returns RT_OK (the trial ends, not in error; Ray
+ * Tune's stopped trial). */
+int rt_run_should_stop(const rt_run *r);
+
 /* Collective (rt_comm_allreduce over rt_session_comm): replaces
  * values[0..count) on every rank by their reduction over all ranks
  * (rt_reduce_op of rtrain/comm.h). MEAN divides the sum by the world size. */

@@ -131,15 +131,11 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
  * run directory. */
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
 
-/* Called on every rank after each report of rt_trainer_run_with (after its
- * checkpoint, when one is due) with the report's metrics and its
- * training_iteration; returns 1 to end the training there, 0 to go on (a
- * scheduler stopping a trial early: rtrain-tune's ASHA). The ranks agree:
- * training ends when any rank's hook asks, and the run ends TERMINATED
- * with the reports so far. */
-typedef int (*rt_report_hook)(void *arg, const rt_metric *metrics, int count,
-                              int iteration);
-/* rt_trainer_run with a report hook (NULL: none). */
+/* rt_trainer_run with a report hook (rtrain/run.h): installed on the
+ * session for the run's reports (NULL: the session's own hook stays, if
+ * any, as with rt_trainer_run); training ends after the report
+ * (and its checkpoint, when one is due) at which the hook asked, and the
+ * run ends TERMINATED with the reports so far. */
 rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hook hook,
                               void *arg);
 

@@ -18,13 +18,17 @@
  * stream, keyed by (seed, trial, its key), so adding or removing a domain
  * leaves the others' values as they were.
  *
- * Nothing here is collective. */
+ * rt_tune_run runs a sweep (what rtrain-tune does), with the built-in
+ * trainer or the caller's own trial function; the rest is not collective. */
 #ifndef RTRAIN_TUNE_H
 #define RTRAIN_TUNE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "rtrain/core.h"
+#include "rtrain/config.h"
+#include "rtrain/run.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +90,18 @@ int rt_space_sets(const rt_space *s, const char *key);
 rt_status rt_space_trial(const rt_space *s, uint64_t seed, int64_t trial,
                          char assign[][RT_SPACE_ASSIGN_MAX]);
 
+/* PBT's explore step (Jaderberg et al. 2017, as Ray Tune's PBT): each of
+ * trial `trial`'s current values (current[i], "key=value" of domain i) is
+ * perturbed for round `round`: with resample_probability drawn afresh
+ * from its domain, else a number multiplied by 1.2 or 0.8 and kept inside
+ * its domain's bounds (on quniform's grid, an integer for randint), a grid
+ * or choice value replaced by its neighbour in the list (the same at the
+ * ends). The draws are keyed by (seed, trial, key, round): the same inputs
+ * give the same values. */
+rt_status rt_space_explore(const rt_space *s, uint64_t seed, int64_t trial, int64_t round,
+                           double resample_probability, char current[][RT_SPACE_ASSIGN_MAX],
+                           char out[][RT_SPACE_ASSIGN_MAX]);
+
 /* The space as one JSON object (domains in order: key, kind, arguments as
  * text): what an experiment records, so that a restore with a changed
  * space is refused. Caller frees with free(). */
@@ -137,6 +153,68 @@ double rt_median_running_mean(const double *iterations, const double *values, in
                               int upto);
 int rt_median_should_stop(double best, const double *means, int n, int min_samples,
                           int maximize);
+
+/* ---- PBT: population based training ----------------------------------------------
+ * Jaderberg et al. 2017, as Ray Tune's PopulationBasedTraining decides, in
+ * synchronous rounds: every tune.perturbation_interval reports all trials
+ * pause; the trials are ranked by their value at that report (best first,
+ * NaN last, ties by trial); each of the bottom q = ceil(n x fraction)
+ * (at most n / 2) copies the checkpoint of a trial drawn uniformly from the
+ * top q (exploit) and perturbs its values (explore, rt_space_explore); the
+ * others continue as they are. */
+/* The quantile size q for n trials. */
+int rt_pbt_quantile_size(int n, double quantile_fraction);
+/* One round's exploit decision for the n trials (ids trials[i], values
+ * values[i]): donor[i] = the index of the trial whose checkpoint trial i
+ * continues from, or -1 when it keeps its own. The donor is drawn by the
+ * counter-based RNG keyed by (seed, trials[i], round). Returns q, or -1 out
+ * of memory. */
+int rt_pbt_exploit(const double *values, const int64_t *trials, int n, double quantile_fraction,
+                   int maximize, uint64_t seed, int64_t round, int *donor);
+
+/* ---- running a sweep (Ray Tune's Tuner) ---------------------------------------------
+ * The experiment is STORAGE/NAME (run.storage_path, run.name; NAME
+ * defaults to tune_<config file name>, so the same command finds it again);
+ * trial t is the ordinary run directory STORAGE/NAME/trial_<t>, which every
+ * rtrain tool reads. See docs/tune.md for the files and the protocols. */
+
+/* A trial: called on every rank of the group that runs it, with a session
+ * of that group's ranks and the trial's configuration (its values applied,
+ * run.storage_path and run.name naming its directory, its own train.seed).
+ * It opens its run (rt_run_open), trains and reports; when
+ * rt_run_should_stop(run) says so after a report (the scheduler stopped or
+ * paused it) it saves what it was saving and returns RT_OK. A trial that
+ * resumes continues from its checkpoints (rt_get_checkpoint), as any run
+ * does. Returns RT_OK, RT_STOPPED after a stop signal (its checkpoint
+ * written: the sweep ends and the next launch continues), or a failure
+ * (retried up to tune.max_failures times when it is not an input error). */
+typedef rt_status (*rt_trial_fn)(rt_session *s, const rt_config *cfg, void *arg);
+
+/* What a launch does with the trials an earlier launch recorded ERROR. */
+typedef enum rt_tune_errored {
+    RT_TUNE_ERRORED_KEEP = 0,   /* leave them */
+    RT_TUNE_ERRORED_RESUME,     /* run them again from their newest checkpoint */
+    RT_TUNE_ERRORED_RESTART     /* run them again from the start */
+} rt_tune_errored;
+
+/* Collective over the session's communicator: runs the sweep that config
+ * (and overrides, which may hold domains) describes, trials on groups of
+ * tune.ranks_per_trial ranks, each trial calling fn(arg) (NULL: the
+ * built-in trainer, rt_trainer_run) with tune.scheduler's report hook
+ * installed on the trial's session. A trial's failure is recorded and the
+ * sweep goes on. At the end rank 0 prints the trials table with the best
+ * trial to `table` (NULL: none) and writes STORAGE/NAME/experiment.csv.
+ * Returns, agreed on every rank: RT_OK when every trial has its final
+ * record (or, in a job array, is running in another task), RT_STOPPED
+ * after a stop signal (run it again to continue), an input error (the
+ * space, the settings), or a failure of the sweep itself. */
+rt_status rt_tune_run(rt_session *s, const char *config, int noverrides,
+                      char *const *overrides, rt_tune_errored errored, rt_trial_fn fn,
+                      void *arg, FILE *table);
+
+/* Not collective: prints the experiment's directory and every trial's
+ * values to out (rtrain-tune --list), running nothing. */
+rt_status rt_tune_list(FILE *out, const char *config, int noverrides, char *const *overrides);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@
  * (after 4). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -266,6 +267,70 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
     ckpt_fault_point("ckpt_before_commit", rank);
     RT_CHECK(ckpt_agree(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
                                         : RT_OK));
+    if (committed_dir && committed_dir_size)
+        snprintf(committed_dir, committed_dir_size, "%s", final_dir);
+    return RT_OK;
+}
+
+/* ---- importing another run's checkpoint ------------------------------------------------ */
+
+/* src into dst: a hard link (committed files are read-only and never
+ * change, so sharing the inode is safe), or a copy on another file system. */
+static rt_status link_or_copy(const char *src, const char *dst)
+{
+    if (link(src, dst) == 0)
+        return RT_OK;
+    if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+        return RT_ERROR(RT_ERR_IO, "cannot link %s to %s: %s", src, dst, strerror(errno));
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return RT_ERROR(RT_ERR_IO, "cannot read %s: %s", src, strerror(errno));
+    int fd = -1;
+    rt_status st = rt_fs_open_write(&fd, dst, O_CREAT | O_EXCL, 0640, "a checkpoint copy");
+    char buf[1 << 16];
+    for (size_t n; st == RT_OK && (n = fread(buf, 1, sizeof buf, in)) > 0;)
+        st = rt_fs_write_all(fd, buf, n, dst);
+    if (st == RT_OK && ferror(in))
+        st = RT_ERROR(RT_ERR_IO, "cannot read %s", src);
+    fclose(in);
+    if (fd >= 0 && close(fd) != 0 && st == RT_OK)
+        st = RT_ERROR(RT_ERR_IO, "cannot write %s: %s", dst, strerror(errno));
+    if (st == RT_OK && chmod(dst, 0440) != 0)
+        st = RT_ERROR(RT_ERR_IO, "cannot make %s read-only: %s", dst, strerror(errno));
+    return st;
+}
+
+rt_status rt_ckpt_import(const char *run_dir, const char *src_dir, char *committed_dir,
+                         size_t committed_dir_size)
+{
+    RT_CHECK(rt_ckpt_verify(NULL, src_dir));
+    int64_t next;
+    RT_CHECK(rt_ckpt_next_index(NULL, run_dir, &next));
+    char tmp_dir[RT_CKPT_PATH_MAX], final_dir[RT_CKPT_PATH_MAX];
+    RT_CHECK(rt_fs_path(tmp_dir, sizeof tmp_dir, "%s/" CKPT_TMP_PREFIX "%06lld", run_dir,
+                        (long long)next));
+    RT_CHECK(rt_fs_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
+                        (long long)next));
+    RT_CHECK(prepare_dirs(run_dir, tmp_dir, final_dir));
+    static const char *const files[] = {CKPT_FILE_NAME, CKPT_MANIFEST_NAME};
+    rt_status st = RT_OK;
+    for (int i = 0; st == RT_OK && i < 2; i++) {
+        char from[RT_CKPT_PATH_MAX], to[RT_CKPT_PATH_MAX];
+        st = rt_fs_path(from, sizeof from, "%s/%s", src_dir, files[i]);
+        if (st == RT_OK)
+            st = rt_fs_path(to, sizeof to, "%s/%s", tmp_dir, files[i]);
+        if (st == RT_OK)
+            st = link_or_copy(from, to);
+        if (st == RT_OK)
+            st = rt_fs_fsync(to, 0);
+    }
+    if (st == RT_OK)
+        st = rt_fs_fsync(tmp_dir, 1);
+    if (st == RT_OK)
+        st = commit(run_dir, tmp_dir, final_dir, NULL);
+    else if (rt_fs_remove_tree(tmp_dir) != RT_OK)
+        rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");
+    RT_CHECK(st);
     if (committed_dir && committed_dir_size)
         snprintf(committed_dir, committed_dir_size, "%s", final_dir);
     return RT_OK;

@@ -43,7 +43,8 @@ static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
 static const char *const cache_names[] = {"rank", "none", "node", NULL};  /* rt_cache_policy */
 static const char *const comm_backend_names[] = {"auto", "nccl", "mpi", NULL};
-static const char *const scheduler_names[] = {"fifo", "asha", "asha_promote", "median", NULL};
+static const char *const scheduler_names[] = {"fifo", "asha", "asha_promote", "median", "pbt",
+                                                NULL};
 
 static int name_index(const char *const *names, const char *name)
 {
@@ -406,7 +407,10 @@ static const rt_key keys[] = {
               "quantile of their rung; asha_promote: the paper's rule, every trial pauses at "
               "each rung and only the best 1/reduction_factor of a rung are promoted; median: "
               "Ray's MedianStoppingRule, a trial whose best is below the median of the "
-              "others' running means stops (after grace_period, with 3 others)."),
+              "others' running means stops (after grace_period, with 3 others); pbt: "
+              "population based training, every perturbation_interval reports the bottom "
+              "quantile_fraction of the trials continue from a top trial's checkpoint with "
+              "its values perturbed."),
     INT_D("tune.grace_period", tune.grace_period, 1, 1 << 24, 1,
           "ASHA: the first rung, in reports (epochs); median: reports before which no "
           "trial stops and which the running means leave out."),
@@ -415,6 +419,16 @@ static const rt_key keys[] = {
           "trials passes each."),
     INT_D("tune.max_t", tune.max_t, 0, 1 << 24, 0,
           "ASHA: the last rung's bound in reports; 0: train.epochs."),
+    INT_D("tune.perturbation_interval", tune.perturbation_interval, 1, 1 << 24, 2,
+          "PBT: reports between two exploit/explore decisions."),
+    DOUBLE_D("tune.quantile_fraction", tune.quantile_fraction, 0, 0.5, 0.25,
+             "PBT: the bottom fraction of the trials that copy a trial of the top fraction."),
+    DOUBLE_D("tune.resample_probability", tune.resample_probability, 0, 1, 0.25,
+             "PBT: the chance that an explored value is drawn again from its domain "
+             "instead of perturbed (x1.2 or x0.8, or the next choice)."),
+    DOUBLE_D("tune.claim_timeout_s", tune.claim_timeout_s, 1, 1e7, 1800,
+             "Job arrays: a trial claimed by a task that has not reported for this long is "
+             "taken for dead, so that idle tasks stop waiting for it."),
 
     /* ---- comm ---- */
     {.path = "comm.bucket_mb", .type = RT_KEY_MEGABYTES, .offset = OFF(comm.bucket_bytes),

@@ -409,6 +409,18 @@ static rt_status record(rt_run *r, const rt_metric *m, int count, const char *ck
     return st;
 }
 
+/* The session's report hook (a tuning scheduler) on the report just
+ * recorded, agreed: any rank's "stop" stops the run (rt_run_should_stop). */
+static rt_status ask_scheduler(rt_run *r, const rt_metric *metrics, int count)
+{
+    int stop = rt_session_ask_report_hook(r->session, metrics, count, r->iteration), any = 0;
+    RT_CHECK(rt_comm_agree_flag(rt_session_comm(r->session), RT_OK, stop, &any));
+    r->should_stop |= any;
+    return RT_OK;
+}
+
+int rt_run_should_stop(const rt_run *r) { return r->should_stop; }
+
 rt_status rt_report(rt_run *r, const rt_metric *metrics, int count, const char *checkpoint_dir)
 {
     r->iteration++;
@@ -427,7 +439,7 @@ rt_status rt_report(rt_run *r, const rt_metric *metrics, int count, const char *
         return st;
     }
     r->last_report_time = now;
-    return RT_OK;
+    return ask_scheduler(r, metrics, count);
 }
 
 /* ---- reductions ------------------------------------------------------------------- */

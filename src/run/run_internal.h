@@ -28,6 +28,7 @@ struct rt_run {
     char host[64];
     char dir[RT_PATH_MAX];
     int iteration;              /* reports so far */
+    int should_stop;            /* the session's report hook asked to stop (agreed) */
     double start_time, last_report_time;
     /* rank 0: progress.csv columns in file order */
     char **columns;
@@ -39,6 +40,10 @@ struct rt_run {
     FILE *outer_log;            /* the log file before this run's: restored at close */
     rt_progress progress;
 };
+
+/* session.c: the session's report hook on a report (0 without one). */
+int rt_session_ask_report_hook(rt_session *s, const rt_metric *metrics, int count,
+                               int iteration);
 
 /* progress.c: rank 0's one-line summary of a report just recorded. */
 void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,

@@ -18,6 +18,8 @@ struct rt_session {
     int gpu_open;         /* rt_session_open_gpu opened this process's GPU */
     int owns_mpi;       /* 1: rt_session_init initialised MPI, so we finalise */
     int stop_requested; /* rt_session_request_stop */
+    rt_report_hook report_hook;   /* rt_session_set_report_hook, or NULL */
+    void *report_hook_arg;
     rt_context ctx;
 };
 
@@ -317,4 +319,17 @@ void rt_session_warn_all(rt_session *s, const char *warning)
         rt_error_clear();
     }
     rt_free(all);
+}
+
+void rt_session_set_report_hook(rt_session *s, rt_report_hook hook, void *arg)
+{
+    s->report_hook = hook;
+    s->report_hook_arg = arg;
+}
+
+int rt_session_ask_report_hook(rt_session *s, const rt_metric *metrics, int count,
+                               int iteration)
+{
+    return s->report_hook ? s->report_hook(s->report_hook_arg, metrics, count, iteration) != 0
+                          : 0;
 }

@@ -503,17 +503,6 @@ static int checkpoint_due(const trainer *t)
            (c->checkpoint.at_end && last);
 }
 
-/* The report hook's answer, agreed: any rank's "stop" ends the training. */
-static rt_status ask_hook(trainer *t, const rt_metric *m, int count)
-{
-    if (!t->hook)
-        return RT_OK;
-    int stop = t->hook(t->hook_arg, m, count, rt_run_iteration(t->run)) != 0, any = 0;
-    RT_CHECK(rt_comm_agree_flag(t->comm, RT_OK, stop, &any));
-    t->stop_early = any;
-    return RT_OK;
-}
-
 /* One report per epoch (time_this_iter_s, time_total_s, world_size,
  * training_iteration and timestamp are filled in by rt_report), with the
  * checkpoint it names when one is due (rt_report_checkpoint), which
@@ -548,7 +537,8 @@ static rt_status finish_epoch(trainer *t)
     t->es = (epoch_stats){0};
     if (save)
         RT_CHECK(trainer_report_checkpoint(t, m, count));
-    return ask_hook(t, m, count);
+    t->stop_early = rt_run_should_stop(t->run);   /* the report hook's answer, agreed */
+    return RT_OK;
 }
 
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg)
@@ -560,8 +550,9 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
                               void *arg)
 {
     trainer t = {.session = s, .cfg = cfg, .ctx = rt_session_context(s),
-                 .comm = rt_session_comm(s), .last_ckpt_step = -1, .hook = hook,
-                 .hook_arg = arg};
+                 .comm = rt_session_comm(s), .last_ckpt_step = -1};
+    if (hook)   /* else the session's own hook, if any (a trial of rt_tune_run) */
+        rt_session_set_report_hook(s, hook, arg);
     rt_comm_set_step(t.comm, -1);
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
     t.threads = threads;

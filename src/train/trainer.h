@@ -71,9 +71,7 @@ typedef struct trainer {
     epoch_stats es;
     char config_digest[RT_CKPT_DIGEST_MAX];
     int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */
-    rt_report_hook hook;        /* after each report (rt_trainer_run_with), may be NULL */
-    void *hook_arg;
-    int stop_early;             /* the hook (on some rank) ended the training */
+    int stop_early;             /* the session's report hook ended the training */
 } trainer;
 
 /* Collective: every rank takes rank 0's buffers (BatchNorm running

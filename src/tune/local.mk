@@ -1,6 +1,10 @@
-# tune: search spaces (space.c) and rtrain-tune's trials (tools/rtrain-tune.c).
+# tune: search spaces (space.c), the schedulers' rules (asha.c, pbt_rule.c)
+# and the sweep rt_tune_run runs (src/tune/internal.h); rtrain-tune is a
+# thin main over it.
 rtraininclude_HEADERS += include/rtrain/tune.h
-src_librtrain_la_SOURCES += src/tune/space.c src/tune/asha.c
+src_librtrain_la_SOURCES += src/tune/space.c src/tune/asha.c src/tune/pbt_rule.c \
+	src/tune/internal.h src/tune/experiment.c src/tune/claims.c src/tune/schedulers.c \
+	src/tune/pbt.c src/tune/table.c src/tune/sweep.c
 
 check_PROGRAMS += tests/unit/test_tune_space
 TESTS += tests/unit/test_tune_space

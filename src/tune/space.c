@@ -58,6 +58,7 @@
 #define MAX_GRID 1000000            /* cells of the grids' cross product */
 #define KEY_MAX 256                 /* longest key path walked */
 #define TUNE_STREAM 0x74756e65u     /* "tune": these streams differ from training's */
+#define PBT_STREAM 0x70627421u      /* "pbt!": PBT's explore draws */
 
 typedef struct domain {
     const rt_key *key;
@@ -854,6 +855,76 @@ rt_status rt_space_trial(const rt_space *s, uint64_t seed, int64_t trial,
                          assign[i], RT_SPACE_ASSIGN_MAX);
         else
             write_number(d, value_at(d, unit_draw(&r)), 0, assign[i], RT_SPACE_ASSIGN_MAX);
+    }
+    return RT_OK;
+}
+
+/* One domain's value drawn afresh for (seed, trial, stream): a grid or
+ * choice any of its values, the others as rt_space_trial draws them. */
+static void draw(const domain *d, rt_rng *r, char *out)
+{
+    if (d->kind == RT_DOMAIN_GRID || d->kind == RT_DOMAIN_CHOICE)
+        snprintf(out, RT_SPACE_ASSIGN_MAX, "%s=%s", d->key->path,
+                 d->values[rt_rng_below(r, (uint32_t)d->nvalues)]);
+    else if (d->kind == RT_DOMAIN_RANDINT)
+        write_number(d, 0, d->ia + (long long)below64(r, (uint64_t)d->ib - (uint64_t)d->ia),
+                     out, RT_SPACE_ASSIGN_MAX);
+    else
+        write_number(d, value_at(d, unit_draw(r)), 0, out, RT_SPACE_ASSIGN_MAX);
+}
+
+/* PBT's perturbation of one value (current: "key=value"): a list's
+ * neighbouring value, or the number times factor kept inside the domain
+ * (on quniform's grid, randint's integers), so that the schema accepts it
+ * as it accepted the domain's ends. 0 when current is not one of the
+ * domain's values (the caller draws afresh). */
+static int perturb(const domain *d, const char *current, int up, char *out)
+{
+    const char *text = strchr(current, '=') ? strchr(current, '=') + 1 : current;
+    if (d->kind == RT_DOMAIN_GRID || d->kind == RT_DOMAIN_CHOICE) {
+        for (int i = 0; i < d->nvalues; i++)
+            if (!strcmp(d->values[i], text)) {
+                int j = up ? (i + 1 < d->nvalues ? i + 1 : i) : (i > 0 ? i - 1 : i);
+                snprintf(out, RT_SPACE_ASSIGN_MAX, "%s=%s", d->key->path, d->values[j]);
+                return 1;
+            }
+        return 0;
+    }
+    char *end;
+    double x = strtod(text, &end) * (up ? 1.2 : 0.8);
+    if (end == text || !isfinite(x))
+        return 0;
+    if (d->kind == RT_DOMAIN_RANDINT) {
+        long long ix = llround(x);
+        ix = ix < d->ia ? d->ia : ix >= d->ib ? d->ib - 1 : ix;
+        write_number(d, 0, ix, out, RT_SPACE_ASSIGN_MAX);
+    } else if (d->kind == RT_DOMAIN_QUNIFORM) {
+        double lo = ceil(d->a / d->q) * d->q, hi = floor(nextafter(d->b, -INFINITY) / d->q) * d->q;
+        double v = round(x / d->q) * d->q;
+        v = v < lo ? lo : v > hi ? hi : v;
+        write_number(d, d->key->type == RT_KEY_FLOAT ? (double)(float)v : v, 0, out,
+                     RT_SPACE_ASSIGN_MAX);
+    } else {
+        write_number(d, fit(d, x), 0, out, RT_SPACE_ASSIGN_MAX);
+    }
+    return 1;
+}
+
+rt_status rt_space_explore(const rt_space *s, uint64_t seed, int64_t trial, int64_t round,
+                           double resample_probability, char current[][RT_SPACE_ASSIGN_MAX],
+                           char out[][RT_SPACE_ASSIGN_MAX])
+{
+    if (!s || !current || !out || trial < 0 || round < 0)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_space_explore: missing space, values or "
+                        "output, or a negative trial or round");
+    for (int i = 0; i < s->ndomains; i++) {
+        const domain *d = &s->dom[i];
+        rt_rng r;
+        rt_rng_init(&r, rt_rng_key(seed, (uint64_t)trial, path_hash(d->key->path) ^
+                                   ((uint64_t)round * 0x9e3779b97f4a7c15ull), PBT_STREAM));
+        int resample = unit_draw(&r) < resample_probability, up = rt_rng_below(&r, 2);
+        if (resample || !perturb(d, current[i], up, out[i]))
+            draw(d, &r, out[i]);
     }
     return RT_OK;
 }
