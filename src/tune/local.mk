@@ -17,3 +17,7 @@ tools_rtrain_tune_SOURCES = tools/rtrain-tune.c
 # ASHA's stopping rule on synthetic curves.
 check_PROGRAMS += tests/unit/test_tune_asha
 TESTS += tests/unit/test_tune_asha
+
+# PBT's exploit rule and explore step on synthetic populations.
+check_PROGRAMS += tests/unit/test_tune_pbt
+TESTS += tests/unit/test_tune_pbt
