@@ -81,6 +81,10 @@ int rt_session_exit_code(const rt_session *s, rt_status st);
  * the process: every session sees it); the training loop asks
  * rt_session_agree_step whether any rank saw one. */
 void rt_session_catch_stop_signals(rt_session *s);
+/* Not collective: 1 once this process caught a stop signal (after
+ * rt_session_catch_stop_signals); a loop between trainings (rtrain-tune's
+ * groups between trials) agrees on it before it stops. */
+int rt_session_stop_caught(void);
 /* Not collective: asks this session to stop at its next step agreement as
  * if a stop signal had arrived (a scheduler ending a trial early). */
 void rt_session_request_stop(rt_session *s);

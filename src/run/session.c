@@ -243,6 +243,8 @@ void rt_session_catch_stop_signals(rt_session *s)
 
 void rt_session_request_stop(rt_session *s) { s->stop_requested = 1; }
 
+int rt_session_stop_caught(void) { return stop_signal != 0; }
+
 void rt_session_set_step_timeout(rt_session *s, double seconds)
 {
     rt_comm_set_timeout(s->comm, seconds);

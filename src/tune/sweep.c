@@ -100,6 +100,10 @@ static rt_status run_group(const tune_experiment *e, rt_comm *group, const trial
 {
     for (;;) {
         tune_work w = {.t = -1};
+        int stop = 0;   /* a stop signal between trials (or while waiting) */
+        RT_CHECK(rt_comm_agree_flag(group, RT_OK, rt_session_stop_caught(), &stop));
+        if (stop)
+            return RT_STOPPED;
         rt_status st = rt_comm_rank(group) == 0 ? tune_next_work(e, &w) : RT_OK;
         st = rt_comm_agree(group, st);
         if (st == RT_OK)
@@ -163,6 +167,7 @@ rt_status rt_tune_run(rt_session *s, const char *config, int noverrides,
     static tune_experiment e;
     memset(&e, 0, sizeof e);
     e.errored = errored;
+    rt_session_catch_stop_signals(s);   /* also between trials: see run_group */
     rt_status st = rt_session_agree(s, tune_open(&e, config, noverrides, overrides));
     rt_comm *group = NULL;
     if (st == RT_OK)

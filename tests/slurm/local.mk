@@ -9,8 +9,9 @@ SLURM_TESTS = \
 	tests/slurm/run_preempt.test \
 	tests/slurm/sbatch_train.test \
 	tests/slurm/sbatch_retry.test \
-	tests/slurm/sbatch_preempt.test
+	tests/slurm/sbatch_preempt.test \
+	tests/slurm/sbatch_tune.test
 TESTS += $(SLURM_TESTS)
-EXTRA_DIST += tests/slurm/lib.sh $(SLURM_TESTS) jobs/train.sbatch \
+EXTRA_DIST += tests/slurm/lib.sh $(SLURM_TESTS) jobs/train.sbatch jobs/tune.sbatch jobs/tune-array.sbatch \
 	jobs/slurm/multinode.sbatch jobs/slurm/gpu.sbatch jobs/slurm/slurm.conf.in \
 	jobs/slurm/test-cluster-start.sh jobs/slurm/test-cluster-stop.sh
