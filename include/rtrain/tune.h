@@ -176,7 +176,8 @@ int rt_pbt_exploit(const double *values, const int64_t *trials, int n, double qu
  * The experiment is STORAGE/NAME (run.storage_path, run.name; NAME
  * defaults to tune_<config file name>, so the same command finds it again);
  * trial t is the ordinary run directory STORAGE/NAME/trial_<t>, which every
- * rtrain tool reads. See docs/tune.md for the files and the protocols. */
+ * rtrain tool reads. src/tune/internal.h lists the files and the parts that
+ * keep them; each part describes its protocol. */
 
 /* A trial: called on every rank of the group that runs it, with a session
  * of that group's ranks and the trial's configuration (its values applied,
