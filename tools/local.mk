@@ -4,12 +4,13 @@
 # jansson and the MPI-free parts of the library it needs (compiled again for
 # it), and is linked with the plain C compiler so that it starts without
 # mpirun and without libmpi. RT_TOOL_CC can be overridden on the make command
-# line (make RT_TOOL_CC=clang).
+# line (make RT_TOOL_CC=clang). src/tune/asha.c gives it ASHA's rungs and
+# cutoffs, computed as rtrain-tune decides (an experiment's rung table).
 RT_TOOL_CC = cc
 bin_PROGRAMS += tools/rtrain-results
 tools_rtrain_results_SOURCES = tools/rtrain-results.c tools/svgplot.c tools/svgplot.h \
 	src/run/runfiles.c src/ckpt/retention.c src/core/status.c src/core/util.c \
-	src/core/log.c src/core/fault.c
+	src/core/log.c src/core/fault.c src/tune/asha.c
 tools_rtrain_results_CFLAGS = $(AM_CFLAGS)
 tools_rtrain_results_LDADD = $(JANSSON_LIBS) -lm
 tools_rtrain_results_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \

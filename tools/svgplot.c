@@ -12,6 +12,7 @@
 #define RIGHT 170      /* room for the legend */
 #define TOP 30
 #define BOTTOM 40
+#define DASH " stroke-dasharray=\"6,4\""   /* dashed series and their legend lines */
 
 static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                       "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
@@ -111,8 +112,8 @@ static void series(FILE *f, const svg_series *s, const char *colour, range xr, r
             i++;
         if (i == s->n)
             break;
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" data-label=\"",
-                colour);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s data-label=\"",
+                colour, s->dashed ? DASH : "");
         xml_text(f, s->label);
         fputs("\" data-points=\"", f);
         int j;
@@ -136,8 +137,9 @@ static void legend(FILE *f, const svg_panel *p, int top)
         int y = top + TOP + 10 + 18 * s;
         const char *c = colours[s % (int)(sizeof colours / sizeof colours[0])];
         fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                "stroke-width=\"2\"/>\n<text x=\"%d\" y=\"%d\" font-size=\"11\">",
-                WIDTH - RIGHT + 10, y, WIDTH - RIGHT + 30, y, c, WIDTH - RIGHT + 35, y + 4);
+                "stroke-width=\"2\"%s/>\n<text x=\"%d\" y=\"%d\" font-size=\"11\">",
+                WIDTH - RIGHT + 10, y, WIDTH - RIGHT + 30, y, c,
+                p->series[s].dashed ? DASH : "", WIDTH - RIGHT + 35, y + 4);
         xml_text(f, p->series[s].label);
         fputs("</text>\n", f);
     }

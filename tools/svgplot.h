@@ -9,6 +9,7 @@ typedef struct svg_series {
     const char *label;       /* legend text */
     const double *x, *y;     /* [n]; a non-finite y breaks the line */
     int n;
+    int dashed;              /* 1: a dashed line (e.g. a trial stopped early) */
 } svg_series;
 
 typedef struct svg_panel {

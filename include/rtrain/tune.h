@@ -133,6 +133,12 @@ int rt_asha_rung_due(const rt_asha *a, int iteration, const int *done);
 /* 1 when a trial with `value` at a rung should stop, given the n values
  * others recorded there (NaN values are ignored; a NaN value stops). */
 int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n);
+/* The value a trial must reach at a rung to go on, given the n values
+ * recorded there: the (1 - 1/eta) quantile of the non-NaN ones, in the
+ * metric's own terms (for a minimised metric, the value it must not
+ * exceed); NaN when none is recorded. rt_asha_should_stop stops exactly
+ * the values worse than it. */
+double rt_asha_cutoff(const rt_asha *a, const double *recorded, int n);
 
 /* The promotion variant (Li et al. 2018, Algorithm 2): every trial pauses
  * at each rung but the last; a free worker promotes, from the highest rung

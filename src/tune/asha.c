@@ -51,19 +51,32 @@ static double percentile(const double *values, int n, double q)
     return r;
 }
 
-int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n)
+/* The cutoff in rewards (higher is better: a minimised metric negated),
+ * as Ray's _Bracket.cutoff; NAN when nothing is recorded or memory is
+ * short (the trial then goes on). */
+static double reward_cutoff(const rt_asha *a, const double *recorded, int n)
 {
-    if (isnan(value))
-        return 1;
-    /* Rewards are higher-is-better: a minimised metric is negated. */
     double *rewards = malloc(((size_t)n + 1) * sizeof *rewards);
     if (!rewards)
-        return 0;   /* cannot judge: let it run */
+        return NAN;
     for (int i = 0; i < n; i++)
         rewards[i] = a->maximize ? recorded[i] : -recorded[i];
     double cutoff = percentile(rewards, n, (1.0 - 1.0 / a->eta) * 100.0);
     free(rewards);
-    double reward = a->maximize ? value : -value;
+    return cutoff;
+}
+
+double rt_asha_cutoff(const rt_asha *a, const double *recorded, int n)
+{
+    double cutoff = reward_cutoff(a, recorded, n);
+    return a->maximize ? cutoff : -cutoff;
+}
+
+int rt_asha_should_stop(const rt_asha *a, double value, const double *recorded, int n)
+{
+    if (isnan(value))
+        return 1;
+    double cutoff = reward_cutoff(a, recorded, n), reward = a->maximize ? value : -value;
     return !isnan(cutoff) && reward < cutoff;
 }
 

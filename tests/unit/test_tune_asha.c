@@ -47,6 +47,29 @@ static void test_cutoff(void)
     CHECK(rt_asha_should_stop(&m, 1.6, losses, 2) == 1);
 }
 
+/* The cutoff itself, in the metric's terms: numpy.percentile(values,
+ * (1 - 1/eta) * 100) for a maximised metric, the mirrored quantile for a
+ * minimised one, and exactly the line rt_asha_should_stop draws. Values
+ * are exact to rounding: 1e-12. */
+static void test_cutoff_value(void)
+{
+    rt_asha a = {.grace = 1, .eta = 3, .max_t = 9, .maximize = 1};
+    double rec[5] = {0.5, NAN, 0.7, 0.6, 0.4};
+    CHECK_CLOSE(rt_asha_cutoff(&a, rec, 4), 0.6 + 0.1 / 3, 1e-12, 0);   /* NaN left out */
+    CHECK(isnan(rt_asha_cutoff(&a, rec, 0)));
+    CHECK(isnan(rt_asha_cutoff(&a, rec + 1, 1)));
+    double four[4] = {4, 1, 3, 2};   /* position 2 of 3: 3; mirrored for a loss: 2 */
+    CHECK_CLOSE(rt_asha_cutoff(&a, four, 4), 3.0, 1e-12, 0);
+    rt_asha m = {.grace = 1, .eta = 3, .max_t = 9, .maximize = 0};
+    CHECK_CLOSE(rt_asha_cutoff(&m, four, 4), 2.0, 1e-12, 0);
+    for (int i = 0; i <= 50; i++) {
+        double v = 0.3 + 0.01 * i, cmax = rt_asha_cutoff(&a, rec, 5);
+        double cmin = rt_asha_cutoff(&m, rec, 5);
+        CHECK_MSG(rt_asha_should_stop(&a, v, rec, 5) == (v < cmax), "max %g vs %g", v, cmax);
+        CHECK_MSG(rt_asha_should_stop(&m, v, rec, 5) == (v > cmin), "min %g vs %g", v, cmin);
+    }
+}
+
 /* Nine trials, eta 3, arriving one after another with increasing values
  * at rung 1: the first always goes on; afterwards a trial goes on only
  * when it reaches the top third of those before it. */
@@ -106,6 +129,7 @@ int main(void)
     test_median();
     test_rungs();
     test_cutoff();
+    test_cutoff_value();
     test_sequence();
     test_top();
     return CHECK_DONE();
