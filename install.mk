@@ -11,16 +11,16 @@ examples_DATA = examples/custom_loop.c examples/train_func.c examples/custom_loo
 	examples/fashion_mnist_mlp.cfg examples/mnist_mlp.cfg examples/fashion_mnist_cnn.cfg \
 	examples/fashion_mnist_resnet18.cfg examples/diabetes_linear.cfg examples/diabetes_mlp.cfg \
 	examples/breast_cancer.cfg examples/fashion_mnist_hdf5.cfg examples/regression_torch.cfg \
-	examples/regression_keras.cfg examples/tune_fashion_mlp.cfg
+	examples/regression_keras.cfg examples/tune_fashion_mlp.cfg examples/tune_regression.cfg
 examplesdatadir = $(examplesdir)/data
 dist_examplesdata_SCRIPTS = examples/data/sklearn_tables.py examples/data/make_regression.py
 EXTRA_DIST += examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \
 	examples/diabetes_linear.cfg examples/diabetes_mlp.cfg examples/breast_cancer.cfg \
 	examples/fashion_mnist_hdf5.cfg examples/regression_torch.cfg examples/regression_keras.cfg \
-	examples/tune_fashion_mlp.cfg
+	examples/tune_fashion_mlp.cfg examples/tune_regression.cfg
 
 jobsdir = $(pkgdatadir)/jobs
-jobs_SCRIPTS = jobs/train.sbatch
+jobs_SCRIPTS = jobs/train.sbatch jobs/tune.sbatch jobs/tune-array.sbatch
 jobsslurmdir = $(pkgdatadir)/jobs/slurm
 jobsslurm_SCRIPTS = jobs/slurm/multinode.sbatch jobs/slurm/gpu.sbatch \
 	jobs/slurm/test-cluster-start.sh jobs/slurm/test-cluster-stop.sh

@@ -20,7 +20,8 @@ static int pausing(const tune_experiment *e)
 
 /* The overrides that place trial t: its directory, its seed (unless the
  * experiment sets train.seed; PBT's after an exploit is the donor's), and
- * a checkpoint at every report when it pauses (it resumes from there). */
+ * a checkpoint at every report where it may pause (it resumes from there):
+ * each report for asha_promote, each perturbation_interval for PBT. */
 static int place_trial(const tune_experiment *e, int64_t t, tune_trial_args *a)
 {
     char seed[64] = "";
@@ -36,8 +37,9 @@ static int place_trial(const tune_experiment *e, int64_t t, tune_trial_args *a)
         tune_pbt_current(e, t, a, seed, sizeof seed);
     if (seed[0])
         snprintf(a->where[n++], sizeof a->where[0], "%s", seed);
-    if (pausing(e))
-        snprintf(a->where[n++], sizeof a->where[0], "checkpoint.frequency=1");
+    if (pausing(e))   /* a checkpoint where the trial may pause */
+        snprintf(a->where[n++], sizeof a->where[0], "checkpoint.frequency=%d",
+                 e->scheduler == SCHED_PBT ? e->base.tune.perturbation_interval : 1);
     return n;
 }
 

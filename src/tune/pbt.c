@@ -13,7 +13,9 @@
  *     of that iteration, verified) is committed as the recipient's newest
  *     checkpoint (rt_ckpt_import: a hard link of the read-only file, a copy
  *     across file systems), then the recipient's trial_<t>/tune_pbt.json
- *     is rewritten with its new values (rt_space_explore of the donor's),
+ *     is rewritten with its new values (rt_space_explore of the donor's;
+ *     model.* and optimizer.type, which the checkpoint fixes, are the
+ *     donor's as they are),
  *     the donor's train.seed (the data order belongs to the state it
  *     continues) and the round in its history;
  *  3. .pbt/round_<k>.json records the round (ranking and exploits): only
@@ -116,6 +118,14 @@ static int has_round(const tune_experiment *e, int64_t t, int64_t round)
     return has;
 }
 
+/* Keys the checkpoint fixes: the model's shape and the optimizer's state
+ * slots. A recipient takes the donor's value (drawn per trial, never
+ * perturbed), else the donor's checkpoint would not load. */
+static int fixed_by_checkpoint(const char *key)
+{
+    return !strncmp(key, "model.", 6) || !strcmp(key, "optimizer.type");
+}
+
 /* Recipient r continues from donor d: d's checkpoint becomes r's newest,
  * then r's values, seed and history are rewritten. */
 static rt_status exploit(const tune_experiment *e, int64_t r, int64_t d, int64_t round,
@@ -136,6 +146,9 @@ static rt_status exploit(const tune_experiment *e, int64_t r, int64_t d, int64_t
     RT_CHECK(tune_make_args(e, d, 1, &da));   /* the donor's values and seed now */
     RT_CHECK(rt_space_explore(e->space, (uint64_t)e->base.tune.seed, r, round,
                               e->base.tune.resample_probability, da.assign, explored));
+    for (int i = 0; i < rt_space_num_domains(e->space); i++)
+        if (fixed_by_checkpoint(rt_space_domain_key(e->space, i)))
+            snprintf(explored[i], sizeof explored[i], "%s", da.assign[i]);
     RT_CHECK(tune_make_args(e, r, 1, &ra));   /* the recipient's, for its history */
     json_t *rec = tune_read_trial_file(e, r, "tune_pbt.json");
     if (!rec)

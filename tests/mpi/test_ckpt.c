@@ -481,11 +481,114 @@ static void suite_retention(const char *dir)
     }
 }
 
+/* rt_ckpt_import (rank 0, not collective) into run dst of src's checkpoint
+ * of iteration `iter`; returns the status, checks the commit on success. */
+static rt_status import_on_rank0(const char *dst, const char *src_ckpt, const char *want)
+{
+    rt_status st = RT_OK;
+    if (rank == 0) {
+        char committed[RT_CKPT_PATH_MAX] = "";
+        st = rt_ckpt_import(dst, src_ckpt, committed, sizeof committed);
+        if (st == RT_OK)
+            CHECK_MSG(!strcmp(committed, want), "committed %s, want %s", committed, want);
+    }
+    int32_t code = st;
+    MPI_Bcast(&code, 1, MPI_INT32_T, 0, MPI_COMM_WORLD);
+    return (rt_status)code;
+}
+
+/* 1 when the two files are one inode (a hard link). */
+static int same_inode(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino &&
+           sa.st_dev == sb.st_dev;
+}
+
+/* Another run's checkpoint committed as a run's newest (PBT's exploit):
+ * a hard link of the read-only file, the run's next number, listed in its
+ * index, found as its latest and loaded with the source's exact state; a
+ * damaged source is refused and commits nothing; across file systems
+ * (tmpfs /dev/shm, when it is one) a copy with the same content. */
+static void suite_import(const char *dir)
+{
+    char src[1024], dst[1024], ck[RT_CKPT_PATH_MAX], want[RT_CKPT_PATH_MAX];
+    char a[RT_CKPT_PATH_MAX], b[RT_CKPT_PATH_MAX];
+    snprintf(src, sizeof src, "%s/import_src", dir);
+    snprintf(dst, sizeof dst, "%s/import_dst", dir);
+    for (int it = 1; it <= 2; it++)
+        CHECK_OK(save_iter(src, it, NULL));
+    CHECK_OK(save_iter(dst, 1, NULL));
+    snprintf(ck, sizeof ck, "%s/checkpoint_000001", src);       /* iteration 2 */
+    snprintf(want, sizeof want, "%s/checkpoint_000001", dst);
+    CHECK_OK(import_on_rank0(dst, ck, want));
+    expect_latest(dst, 1);
+    check_load(want, 2);
+    snprintf(a, sizeof a, "%s/checkpoint.h5", ck);
+    snprintf(b, sizeof b, "%s/checkpoint.h5", want);
+    if (rank == 0) {
+        struct stat sb;
+        CHECK(same_inode(a, b));
+        CHECK(stat(want, &sb) == 0 && (sb.st_mode & 0777) == 0550);
+        snprintf(b, sizeof b, "%s/checkpoint_index.json", dst);
+        FILE *f = fopen(b, "r");
+        char buf[8192];
+        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[len] = '\0';
+        CHECK(strstr(buf, "\"checkpoint_000001\"") != NULL);
+    }
+    /* A damaged source: refused with the checksum's message, nothing committed. */
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s/import_bad", dir);
+    CHECK_OK(save_iter(bad, 1, NULL));
+    snprintf(ck, sizeof ck, "%s/checkpoint_000000", bad);
+    snprintf(a, sizeof a, "%s/checkpoint.h5", ck);
+    if (rank == 0)
+        flip_data_byte(a, "/model/4.weight");
+    MPI_Barrier(MPI_COMM_WORLD);
+    rt_status st = import_on_rank0(dst, ck, "");
+    CHECK(st == RT_ERR_FORMAT);
+    if (rank == 0) {
+        CHECK_MSG(strstr(rt_error_message(), "checksum mismatch"), "message: %s",
+                  rt_error_message());
+        CHECK(count_prefix(dst, "checkpoint_000002") == 0 && count_prefix(dst, ".tmp_") == 0);
+    }
+    rt_error_clear();
+    expect_latest(dst, 1);
+    /* Across file systems: a copy. */
+    struct stat here, shm;
+    int other_fs = stat(dir, &here) == 0 && stat("/dev/shm", &shm) == 0 &&
+                   here.st_dev != shm.st_dev && access("/dev/shm", W_OK) == 0;
+    if (!other_fs)
+        return;
+    char far[1024];
+    snprintf(far, sizeof far, "/dev/shm/rtrain_import_%d_%d", (int)getppid(), world);
+    CHECK_OK(save_iter(far, 3, NULL));
+    snprintf(ck, sizeof ck, "%s/checkpoint_000000", far);
+    snprintf(want, sizeof want, "%s/checkpoint_000002", dst);
+    CHECK_OK(import_on_rank0(dst, ck, want));
+    expect_latest(dst, 2);
+    check_load(want, 3);
+    snprintf(a, sizeof a, "%s/checkpoint.h5", ck);
+    snprintf(b, sizeof b, "%s/checkpoint.h5", want);
+    if (rank == 0) {
+        struct stat sb;
+        CHECK(!same_inode(a, b) && stat(b, &sb) == 0 && (sb.st_mode & 0777) == 0440);
+        char cmd[1100];
+        snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' && rm -rf '%s'", far, far);
+        CHECK(system(cmd) == 0);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 static int mode_suite(const char *dir)
 {
     suite_write_failures(dir);
     suite_corruption(dir);
     suite_retention(dir);
+    suite_import(dir);
     if (rank == 0) {   /* let the test script remove the read-only tree */
         char cmd[RT_CKPT_PATH_MAX + 32];
         snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'", dir);
