@@ -11,6 +11,13 @@
  *   read  - rt_ckpt_load of everything back into the same state (checksums
  *           verified). The file was just written, so reads may come from the
  *           page cache; bench/run says so and treats dd the same way.
+ *   async - rt_ckpt_save_async (checkpoint.async): the pause (until the
+ *           call returns: rank 0 has copied what forward changes), the
+ *           copy (until rt_ckpt_async_before_update returns, as an update
+ *           right after the save would wait: training overlaps it with
+ *           the next forward and backward) and the whole save (until
+ *           rt_ckpt_async_wait returns: written and committed);
+ *           pause_ratio = pause / write, copy_ratio = copy / write.
  * Times are the slowest rank's, medians over REPS; the run directory is
  * removed between repetitions (not timed). Prints one JSON line on rank 0. */
 #include <math.h>
@@ -117,6 +124,29 @@ static void save_and_load(const char *run_dir, rt_train_state *s, double *tw, do
         die("removing the run directory");
 }
 
+/* One asynchronous save into a fresh run directory: the training pause and
+ * the time until it is committed. */
+static void save_async(const char *run_dir, rt_train_state *s, double *pause, double *copy,
+                       double *total)
+{
+    rt_ckpt_async *w = NULL;
+    if (rt_ckpt_async_create(&w, world_comm) != RT_OK)
+        die("rt_ckpt_async_create");
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
+    if (rt_ckpt_save_async(w, run_dir, s, NULL, 0, NULL, NULL, 0) != RT_OK)
+        die("rt_ckpt_save_async");
+    *pause = slowest(t0);
+    rt_ckpt_async_before_update(w);
+    *copy = slowest(t0);
+    if (rt_ckpt_async_wait(w) != RT_OK)
+        die("rt_ckpt_async_wait");
+    *total = slowest(t0);
+    rt_ckpt_async_free(w);
+    if (rt_ckpt_remove_all(world_comm, run_dir) != RT_OK)
+        die("removing the run directory");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -148,7 +178,9 @@ int main(int argc, char **argv)
     size_t bytes = (np * (size_t)(1 + rt_optim_state_slots(o)) + rt_model_num_buffers(m)) *
                    sizeof(float);
     double *tw = calloc((size_t)reps, sizeof *tw), *tr = calloc((size_t)reps, sizeof *tr);
-    if (!tw || !tr) {
+    double *tp = calloc((size_t)reps, sizeof *tp), *tt = calloc((size_t)reps, sizeof *tt);
+    double *tc = calloc((size_t)reps, sizeof *tc);
+    if (!tw || !tr || !tp || !tt || !tc) {
         fprintf(stderr, "bench_ckpt: out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -156,15 +188,24 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {
         snprintf(run_dir, sizeof run_dir, "%s/rep%03d", argv[1], r);
         save_and_load(run_dir, &s, &tw[r], &tr[r]);
+        snprintf(run_dir, sizeof run_dir, "%s/async%03d", argv[1], r);
+        save_async(run_dir, &s, &tp[r], &tc[r], &tt[r]);
     }
     double w = bench_median(tw, reps), rd = bench_median(tr, reps);
+    double p = bench_median(tp, reps), t = bench_median(tt, reps), c = bench_median(tc, reps);
     if (rank == 0)
         printf("{\"state\": \"%s\", \"ranks\": %d, \"params\": %zu, \"bytes\": %zu, "
                "\"reps\": %d, \"write_s\": %.6f, \"read_s\": %.6f, \"write_gb_s\": %.4f, "
-               "\"read_gb_s\": %.4f}\n", what, world, np, bytes, reps, w, rd,
-               w > 0 ? bytes / w / 1e9 : 0.0, rd > 0 ? bytes / rd / 1e9 : 0.0);
+               "\"read_gb_s\": %.4f, \"async_pause_s\": %.6f, \"async_total_s\": %.6f, "
+               "\"async_copy_s\": %.6f, \"pause_ratio\": %.4f, \"copy_ratio\": %.4f}\n", what, world,
+               np, bytes, reps, w, rd, w > 0 ? bytes / w / 1e9 : 0.0,
+               rd > 0 ? bytes / rd / 1e9 : 0.0, p, t, c, w > 0 ? p / w : 0.0,
+               w > 0 ? c / w : 0.0);
     free(tw);
     free(tr);
+    free(tp);
+    free(tt);
+    free(tc);
     rt_optim_free(o);
     rt_model_free(m);
     rt_comm_free(world_comm);

@@ -221,6 +221,39 @@ rt_status rt_ckpt_next_index(rt_comm *comm, const char *run_dir, int64_t *index)
  * index goes first, so nothing half-removed is ever listed. Collective. */
 rt_status rt_ckpt_remove_all(rt_comm *comm, const char *run_dir);
 
+/* ---- asynchronous saves (checkpoint.async) ----------------------------------------
+ * rt_ckpt_save with the writing moved off the training loop: the call
+ * returns once rank 0 has taken what the next forward would change (the
+ * parameters and optimizer state are copied by the writer before the next
+ * update: rt_ckpt_async_before_update);
+ * a thread of rank 0 writes the file from the copy and commits it with the
+ * same protocol and the same file (src/ckpt/async.c). A crash during the
+ * write leaves the previous checkpoint valid and the index unchanged. One
+ * save at a time: each save, and rt_ckpt_async_wait, first waits for the
+ * one in flight and agrees on its outcome. */
+typedef struct rt_ckpt_async rt_ckpt_async;
+/* Not collective: a writer for saves over comm (NULL: one process). */
+rt_status rt_ckpt_async_create(rt_ckpt_async **out, rt_comm *comm);
+/* Collective: as rt_ckpt_save (committed_dir receives the name the
+ * checkpoint is committed under), except that the file is written after
+ * the call returns; its failure is returned by the next save or wait. */
+rt_status rt_ckpt_save_async(rt_ckpt_async *w, const char *run_dir, const rt_train_state *state,
+                             const rt_ckpt_metric *metrics, int num_metrics,
+                             const rt_ckpt_policy *policy, char *committed_dir,
+                             size_t committed_dir_size);
+/* Not collective: returns once the save in flight has its own copy of the
+ * parameters and the optimizer state. Call it before changing them (the
+ * optimizer step) after rt_ckpt_save_async: on a host-memory backend the
+ * writer copies them while the next forward and backward run. NULL and no
+ * save in flight return at once. */
+void rt_ckpt_async_before_update(rt_ckpt_async *w);
+/* Collective: waits for the save in flight (none: returns at once, after
+ * an agreement) and returns its outcome on every rank. NULL is allowed. */
+rt_status rt_ckpt_async_wait(rt_ckpt_async *w);
+/* Not collective: frees w, after finishing a write still in flight (its
+ * outcome is lost: wait first). NULL is allowed. */
+void rt_ckpt_async_free(rt_ckpt_async *w);
+
 /* Commits a copy of the checkpoint directory src_dir (of another run) as
  * run_dir's next checkpoint, with the commit protocol of rt_ckpt_save
  * (temporary directory, sync, rename, index); its files are hard-linked

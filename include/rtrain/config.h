@@ -98,6 +98,7 @@ typedef struct rt_config {
         char score_order[8];           /* "max" | "min" */
         int frequency;                 /* every N epochs; 0: only when asked */
         int at_end;
+        int async;                     /* written by a thread of rank 0 (rtrain/ckpt.h) */
     } checkpoint;
 
     struct {

@@ -119,6 +119,15 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
                                const rt_ckpt_policy *policy, char *committed_dir,
                                size_t committed_dir_size);
 
+/* rt_report_checkpoint with the checkpoint written by w's thread
+ * (rt_ckpt_save_async, checkpoint.async): the call returns once the state
+ * is copied. The save in flight, if any, is waited for first; wait for the
+ * last with rt_ckpt_async_wait before the run ends. Collective. */
+rt_status rt_report_checkpoint_async(rt_session *s, rt_run *run, const rt_metric *metrics,
+                                     int count, rt_train_state *state,
+                                     const rt_ckpt_policy *policy, rt_ckpt_async *w,
+                                     char *committed_dir, size_t committed_dir_size);
+
 /* ---- the built-in training loop ----------------------------------------------------- */
 /* Collective over the session's communicator: trains as cfg describes
  * (what `rtrain CONFIG` does): data, model on the configured backend, DDP,

@@ -70,15 +70,36 @@ rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const
 typedef struct ckpt_host_slabs {
     float *params, *buffers, *optim;   /* optim: every state slot, back to back */
     int copied;                        /* 1: they are copies to free */
+    int64_t optim_step;                /* the optimizer's step count with them */
 } ckpt_host_slabs;
 rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int what,
                               int download);
 rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s);
 void ckpt_host_slabs_free(ckpt_host_slabs *h);
+/* Copies of every slab (also of host memory): what an asynchronous save
+ * writes while training changes the slabs. */
+rt_status ckpt_host_slabs_snapshot(ckpt_host_slabs *h, const rt_train_state *s);
 
 rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, const ckpt_host_slabs *h,
                            int world_size, const rt_ckpt_metric *metrics, int num_metrics);
 rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info);
 rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
+
+/* ---- the steps of a save (manager.c), shared with async.c ---------------------- */
+rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
+                               const rt_ckpt_metric *metrics, int num_metrics,
+                               const rt_ckpt_policy *policy);
+/* Step 1 (rank 0): the run directory and a fresh temporary directory. */
+rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir);
+/* Step 2: path written from h (world_size as recorded), then fsynced. */
+rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
+                          const ckpt_host_slabs *h, int world_size,
+                          const rt_ckpt_metric *metrics, int num_metrics);
+/* Step 3 (rank 0): manifest, read-only files, the directory synced. */
+rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
+                        int world, const rt_ckpt_metric *metrics, int num_metrics);
+/* Steps 4 and 5 (rank 0): rename (the commit), index, retention. */
+rt_status ckpt_commit(const char *run_dir, const char *tmp_dir, const char *final_dir,
+                      const rt_ckpt_policy *policy);
 
 #endif

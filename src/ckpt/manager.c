@@ -51,7 +51,7 @@ static rt_status shared_list(rt_comm *comm, const char *run_dir, int64_t **idx, 
 
 /* ---- step 1 ------------------------------------------------------------------- */
 
-static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir)
+rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir)
 {
     struct stat sb;
     if (mkdir(run_dir, 0750) != 0 && errno != EEXIST)
@@ -71,23 +71,18 @@ static rt_status prepare_dirs(const char *run_dir, const char *tmp_dir, const ch
 
 /* ---- steps 2 and 3 ---------------------------------------------------------------- */
 
-static rt_status write_file(rt_comm *comm, const char *path, const rt_train_state *s,
-                            const rt_ckpt_metric *metrics, int num_metrics)
+rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
+                          const ckpt_host_slabs *h, int world_size,
+                          const rt_ckpt_metric *metrics, int num_metrics)
 {
-    /* Device tensors come to host memory first, agreed, so that no rank
-     * leaves the others in the collective writes. */
-    ckpt_host_slabs h;
-    rt_status st = ckpt_agree(comm, ckpt_host_slabs_get(&h, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
     rt_ckpt_file *f = NULL;
-    if (st == RT_OK)
-        st = rt_ckpt_file_create(&f, comm, path);
+    rt_status st = rt_ckpt_file_create(&f, comm, path);
     if (st == RT_OK) {
-        st = ckpt_state_write(f, s, &h, ckpt_world(comm), metrics, num_metrics);
+        st = ckpt_state_write(f, s, h, world_size, metrics, num_metrics);
         rt_status cst = rt_ckpt_file_close(f);
         if (st == RT_OK)
             st = cst;
     }
-    ckpt_host_slabs_free(&h);
     RT_CHECK(st);
     /* Each rank flushes what it wrote (on a parallel file system, the
      * pages its own client holds). */
@@ -95,7 +90,20 @@ static rt_status write_file(rt_comm *comm, const char *path, const rt_train_stat
     return RT_OK;
 }
 
-static rt_status seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
+static rt_status write_file(rt_comm *comm, const char *path, const rt_train_state *s,
+                            const rt_ckpt_metric *metrics, int num_metrics)
+{
+    /* Device tensors come to host memory first, agreed, so that no rank
+     * leaves the others in the collective writes. */
+    ckpt_host_slabs h;
+    rt_status st = ckpt_agree(comm, ckpt_host_slabs_get(&h, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
+    if (st == RT_OK)
+        st = ckpt_write_file(comm, path, s, &h, ckpt_world(comm), metrics, num_metrics);
+    ckpt_host_slabs_free(&h);
+    return st;
+}
+
+rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
                           int world, const rt_ckpt_metric *metrics, int num_metrics)
 {
     char manifest[RT_CKPT_PATH_MAX];
@@ -201,7 +209,7 @@ static rt_status index_and_retain(const char *run_dir, const rt_ckpt_policy *pol
 }
 
 /* Steps 4 and 5 (rank 0). */
-static rt_status commit(const char *run_dir, const char *tmp_dir, const char *final_dir,
+rt_status ckpt_commit(const char *run_dir, const char *tmp_dir, const char *final_dir,
                         const rt_ckpt_policy *policy)
 {
     if (chmod(tmp_dir, 0550) != 0)
@@ -218,7 +226,7 @@ static rt_status commit(const char *run_dir, const char *tmp_dir, const char *fi
     return RT_OK;
 }
 
-static rt_status check_save_args(const char *run_dir, const rt_train_state *s,
+rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
                                  const rt_ckpt_metric *metrics, int num_metrics,
                                  const rt_ckpt_policy *policy)
 {
@@ -240,7 +248,7 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
                        size_t committed_dir_size)
 {
     int rank = ckpt_rank(comm), world = ckpt_world(comm);
-    RT_CHECK(check_save_args(run_dir, s, metrics, num_metrics, policy));   /* same on all ranks */
+    RT_CHECK(ckpt_check_save_args(run_dir, s, metrics, num_metrics, policy));   /* same on all ranks */
     int64_t next;
     RT_CHECK(rt_ckpt_next_index(comm, run_dir, &next));
     long long idx = (long long)next;
@@ -251,12 +259,12 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
     if (committed_dir && committed_dir_size)
         committed_dir[0] = '\0';
 
-    RT_CHECK(ckpt_agree(comm, rank == 0 ? prepare_dirs(run_dir, tmp_dir, final_dir)
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? ckpt_prepare_dirs(run_dir, tmp_dir, final_dir)
                                         : RT_OK));
     ckpt_fault_point("ckpt_before_write", rank);
     rt_status st = write_file(comm, file, s, metrics, num_metrics);
     if (st == RT_OK)
-        st = ckpt_agree(comm, rank == 0 ? seal_dir(tmp_dir, file, s, world, metrics,
+        st = ckpt_agree(comm, rank == 0 ? ckpt_seal_dir(tmp_dir, file, s, world, metrics,
                                                    num_metrics)
                                         : RT_OK);
     if (st != RT_OK) {
@@ -265,7 +273,7 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
         RT_CHECK(st);
     }
     ckpt_fault_point("ckpt_before_commit", rank);
-    RT_CHECK(ckpt_agree(comm, rank == 0 ? commit(run_dir, tmp_dir, final_dir, policy)
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? ckpt_commit(run_dir, tmp_dir, final_dir, policy)
                                         : RT_OK));
     if (committed_dir && committed_dir_size)
         snprintf(committed_dir, committed_dir_size, "%s", final_dir);
@@ -311,7 +319,7 @@ rt_status rt_ckpt_import(const char *run_dir, const char *src_dir, char *committ
                         (long long)next));
     RT_CHECK(rt_fs_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
                         (long long)next));
-    RT_CHECK(prepare_dirs(run_dir, tmp_dir, final_dir));
+    RT_CHECK(ckpt_prepare_dirs(run_dir, tmp_dir, final_dir));
     static const char *const files[] = {CKPT_FILE_NAME, CKPT_MANIFEST_NAME};
     rt_status st = RT_OK;
     for (int i = 0; st == RT_OK && i < 2; i++) {
@@ -327,7 +335,7 @@ rt_status rt_ckpt_import(const char *run_dir, const char *src_dir, char *committ
     if (st == RT_OK)
         st = rt_fs_fsync(tmp_dir, 1);
     if (st == RT_OK)
-        st = commit(run_dir, tmp_dir, final_dir, NULL);
+        st = ckpt_commit(run_dir, tmp_dir, final_dir, NULL);
     else if (rt_fs_remove_tree(tmp_dir) != RT_OK)
         rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");
     RT_CHECK(st);

@@ -46,6 +46,7 @@ rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int w
     *h = (ckpt_host_slabs){0};
     if (!s || !s->model)
         return RT_OK;
+    h->optim_step = s->optim ? rt_optim_step_count(s->optim) : 0;
     rt_model *m = s->model;
     const rt_backend *be = rt_model_backend(m);
     if (what & RT_CKPT_LOAD_MODEL) {
@@ -59,6 +60,39 @@ rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int w
                            rt_model_num_params(m) * (size_t)rt_optim_state_slots(s->optim),
                            download, "host copy of the optimizer state"));
     return RT_OK;
+}
+
+/* A private copy of src (count floats) in *dst. */
+static rt_status copy_slab(float **dst, const float *src, size_t count, const char *what)
+{
+    if (!src)
+        return RT_OK;
+    RT_CHECK(rt_alloc(dst, count ? count : 1, sizeof(float), what));
+    memcpy(*dst, src, count * sizeof(float));
+    return RT_OK;
+}
+
+rt_status ckpt_host_slabs_snapshot(ckpt_host_slabs *h, const rt_train_state *s)
+{
+    ckpt_host_slabs live;
+    RT_CHECK(ckpt_host_slabs_get(&live, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
+    if (live.copied || !s || !s->model) {   /* a device's slabs were downloaded: copies */
+        *h = live;
+        return RT_OK;
+    }
+    rt_model *m = s->model;
+    size_t np = rt_model_num_params(m);
+    *h = (ckpt_host_slabs){.copied = 1, .optim_step = live.optim_step};
+    rt_status st = copy_slab(&h->params, live.params, np, "snapshot of the parameters");
+    if (st == RT_OK)
+        st = copy_slab(&h->buffers, live.buffers, rt_model_num_buffers(m),
+                       "snapshot of the buffers");
+    if (st == RT_OK && s->optim)
+        st = copy_slab(&h->optim, live.optim, np * (size_t)rt_optim_state_slots(s->optim),
+                       "snapshot of the optimizer state");
+    if (st != RT_OK)
+        ckpt_host_slabs_free(h);
+    return st;
 }
 
 rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s)
@@ -161,7 +195,7 @@ static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
     size_t num_params = rt_model_num_params(s->model);
     RT_CHECK(rt_ckpt_attr_set_string(f, "/optimizer", "type",
                                      s->optimizer_type ? s->optimizer_type : ""));
-    RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", rt_optim_step_count(o)));
+    RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", h->optim_step));
     for (int k = 0; k < rt_optim_state_slots(o); k++) {
         const float *slab = h->optim + (size_t)k * num_params;
         for (int i = 0; i < rt_model_num_tensors(s->model); i++) {

@@ -379,6 +379,10 @@ static const rt_key keys[] = {
           "Checkpoint every N epochs; 0: only at the end (checkpoint.at_end) or on a "
           "stop signal."),
     BOOL_D("checkpoint.at_end", checkpoint.at_end, 1, "Checkpoint when training ends."),
+    BOOL_D("checkpoint.async", checkpoint.async, 0,
+           "Write checkpoints in the background: training stops only while the state is "
+           "copied to memory; the next checkpoint, and the end of the run, wait for the "
+           "write."),
 
     /* ---- failure ---- */
     INT_D("failure.max_failures", failure.max_failures, -1, 1 << 20, 0,

@@ -92,10 +92,11 @@ rt_status rt_get_checkpoint(rt_session *s, rt_run *run, const rt_config *cfg, ch
     return start_over(s, run, cfg);
 }
 
-rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metrics,
-                               int count, rt_train_state *state,
-                               const rt_ckpt_policy *policy, char *committed_dir,
-                               size_t committed_dir_size)
+/* The report, then the checkpoint it names: written now, or by w's thread. */
+static rt_status report_and_save(rt_session *s, rt_run *run, const rt_metric *metrics,
+                                 int count, rt_train_state *state,
+                                 const rt_ckpt_policy *policy, rt_ckpt_async *w,
+                                 char *committed_dir, size_t committed_dir_size)
 {
     rt_status st = RT_OK;
     if (!run || !state || !state->model || count < 0 || (count > 0 && !metrics))
@@ -106,6 +107,7 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
                       "stores at most %d", count, RT_CKPT_MAX_METRICS);
     RT_CHECK(rt_session_agree(s, st));
     rt_comm *comm = rt_session_comm(s);
+    RT_CHECK(rt_ckpt_async_wait(w));   /* numbered after the one in flight */
     int64_t index;
     RT_CHECK(rt_ckpt_next_index(comm, rt_run_dir(run), &index));
     char name[64];
@@ -115,6 +117,27 @@ rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metr
     rt_ckpt_metric m[RT_CKPT_MAX_METRICS];
     for (int i = 0; i < count; i++)
         m[i] = (rt_ckpt_metric){metrics[i].name, metrics[i].value};
+    if (w)
+        return rt_ckpt_save_async(w, rt_run_dir(run), state, m, count, policy, committed_dir,
+                                  committed_dir_size);
     return rt_ckpt_save(comm, rt_run_dir(run), state, m, count, policy, committed_dir,
                         committed_dir_size);
+}
+
+rt_status rt_report_checkpoint(rt_session *s, rt_run *run, const rt_metric *metrics,
+                               int count, rt_train_state *state,
+                               const rt_ckpt_policy *policy, char *committed_dir,
+                               size_t committed_dir_size)
+{
+    return report_and_save(s, run, metrics, count, state, policy, NULL, committed_dir,
+                           committed_dir_size);
+}
+
+rt_status rt_report_checkpoint_async(rt_session *s, rt_run *run, const rt_metric *metrics,
+                                     int count, rt_train_state *state,
+                                     const rt_ckpt_policy *policy, rt_ckpt_async *w,
+                                     char *committed_dir, size_t committed_dir_size)
+{
+    return report_and_save(s, run, metrics, count, state, policy, w, committed_dir,
+                           committed_dir_size);
 }

@@ -304,6 +304,8 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_prepare_model(t->session, t->model, (size_t)t->cfg->comm.bucket_bytes,
                               &t->ddp));
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
+    if (t->cfg->checkpoint.async)
+        RT_CHECK(rt_session_agree(t->session, rt_ckpt_async_create(&t->async, t->comm)));
     rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
     /* params.json holds the preprocessing from the start (so a resume that
@@ -315,6 +317,7 @@ static rt_status setup(trainer *t)
 
 static void trainer_free(trainer *t)
 {
+    rt_ckpt_async_free(t->async);
     rt_run_close(t->run);
     rt_ddp_free(t->ddp);
     rt_optim_free(t->optim);
@@ -446,7 +449,10 @@ static rt_status train_epoch(trainer *t)
                 return trainer_stop(t);
             }
         }
-        /* A rank whose backward failed skips its update: the run is ending. */
+        /* A rank whose backward failed skips its update: the run is ending.
+         * A checkpoint being written in the background copies the weights
+         * first (checkpoint.async). */
+        rt_ckpt_async_before_update(t->async);
         if (t->pending == RT_OK)
             t->pending = rt_optim_step(t->optim, rt_model_params(t->model),
                                        rt_model_grads(t->model), current_lr(t));
@@ -578,7 +584,12 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
             failed_step = t.step;
         }
     }
-    /* st is agreed: every rank gets here; rank 0 records and summarises. */
+    /* st is agreed: every rank gets here; rank 0 records and summarises,
+     * once the last checkpoint is committed. */
+    if (t.async) {
+        rt_status written = rt_ckpt_async_wait(t.async);
+        st = st == RT_OK ? written : st;
+    }
     if (t.run) {
         st = rt_run_fail(t.run, st, failed_step);
         rt_run_print_summary(t.run, st);

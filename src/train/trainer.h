@@ -71,6 +71,7 @@ typedef struct trainer {
     epoch_stats es;
     char config_digest[RT_CKPT_DIGEST_MAX];
     int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */
+    rt_ckpt_async *async;       /* checkpoint.async: the background writer, else NULL */
     int stop_early;             /* the session's report hook ended the training */
 } trainer;
 

@@ -63,10 +63,11 @@ rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int co
     rt_ckpt_policy policy = retention(t);
     char committed[RT_CKPT_PATH_MAX];
     double t0 = rt_time_now();
-    RT_CHECK(rt_report_checkpoint(t->session, t->run, metrics, count, &s, &policy, committed,
-                                  sizeof committed));
+    RT_CHECK(rt_report_checkpoint_async(t->session, t->run, metrics, count, &s, &policy,
+                                        t->async, committed, sizeof committed));
     t->last_ckpt_step = t->step;
-    rt_debug("checkpoint %s written in %.2f s", committed, rt_time_now() - t0);
+    rt_debug("checkpoint %s %s in %.2f s", committed, t->async ? "copied" : "written",
+             rt_time_now() - t0);
     return RT_OK;
 }
 
@@ -79,6 +80,7 @@ static rt_status checkpoint_without_report(trainer *t, const rt_ckpt_metric *met
     rt_ckpt_policy policy = retention(t);
     char committed[RT_CKPT_PATH_MAX];
     double t0 = rt_time_now();
+    RT_CHECK(rt_ckpt_async_wait(t->async));   /* numbered after the one in flight */
     RT_CHECK(rt_ckpt_save(t->comm, rt_run_dir(t->run), &s, metrics, count, &policy, committed,
                           sizeof committed));
     t->last_ckpt_step = t->step;
