@@ -2,7 +2,11 @@
  * in parallel: the layer the checkpoint format is built on.
  *
  * Parallel mode (a communicator): MPI-IO driver, collective metadata reads
- * and writes, collective raw-data transfers. Every rank holds the full
+ * and writes, independent raw-data transfers: each rank writes (reads) its
+ * own contiguous rows with no exchange between ranks, where MPI-IO's
+ * collective buffering gathered them into aggregators first (ResNet18 and
+ * its Adam state on 2 ranks: 0.38 s collective, 0.07-0.12 s independent,
+ * bench/bench_ckpt). Every rank holds the full
  * replica of each tensor; rank r of W owns rows [R*r/W, R*(r+1)/W) of a
  * tensor with R rows (dimension 0; a scalar is one row), writes only those,
  * and on read reads only those, after which an all-gather over the
@@ -140,7 +144,7 @@ static rt_status make_props(rt_ckpt_file *f, hid_t *fapl_out)
             H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0)
             return h5_fail(f->path, RT_ERR_IO, "cannot select the MPI-IO driver");
         f->dxpl = H5Pcreate(H5P_DATASET_XFER);
-        if (f->dxpl < 0 || H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        if (f->dxpl < 0 || H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
             return h5_fail(f->path, RT_ERR_IO, "cannot set collective transfers");
     }
     f->lcpl = H5Pcreate(H5P_LINK_CREATE);
