@@ -76,9 +76,7 @@ rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int w
                               int download);
 rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s);
 void ckpt_host_slabs_free(ckpt_host_slabs *h);
-/* Copies of every slab (also of host memory): what an asynchronous save
- * writes while training changes the slabs. */
-rt_status ckpt_host_slabs_snapshot(ckpt_host_slabs *h, const rt_train_state *s);
+
 
 rt_status ckpt_state_write(rt_ckpt_file *f, const rt_train_state *s, const ckpt_host_slabs *h,
                            int world_size, const rt_ckpt_metric *metrics, int num_metrics);

@@ -62,39 +62,6 @@ rt_status ckpt_host_slabs_get(ckpt_host_slabs *h, const rt_train_state *s, int w
     return RT_OK;
 }
 
-/* A private copy of src (count floats) in *dst. */
-static rt_status copy_slab(float **dst, const float *src, size_t count, const char *what)
-{
-    if (!src)
-        return RT_OK;
-    RT_CHECK(rt_alloc(dst, count ? count : 1, sizeof(float), what));
-    memcpy(*dst, src, count * sizeof(float));
-    return RT_OK;
-}
-
-rt_status ckpt_host_slabs_snapshot(ckpt_host_slabs *h, const rt_train_state *s)
-{
-    ckpt_host_slabs live;
-    RT_CHECK(ckpt_host_slabs_get(&live, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
-    if (live.copied || !s || !s->model) {   /* a device's slabs were downloaded: copies */
-        *h = live;
-        return RT_OK;
-    }
-    rt_model *m = s->model;
-    size_t np = rt_model_num_params(m);
-    *h = (ckpt_host_slabs){.copied = 1, .optim_step = live.optim_step};
-    rt_status st = copy_slab(&h->params, live.params, np, "snapshot of the parameters");
-    if (st == RT_OK)
-        st = copy_slab(&h->buffers, live.buffers, rt_model_num_buffers(m),
-                       "snapshot of the buffers");
-    if (st == RT_OK && s->optim)
-        st = copy_slab(&h->optim, live.optim, np * (size_t)rt_optim_state_slots(s->optim),
-                       "snapshot of the optimizer state");
-    if (st != RT_OK)
-        ckpt_host_slabs_free(h);
-    return st;
-}
-
 rt_status ckpt_host_slabs_put(const ckpt_host_slabs *h, const rt_train_state *s)
 {
     if (!h->copied)

@@ -505,6 +505,19 @@ static int same_inode(const char *a, const char *b)
            sa.st_dev == sb.st_dev;
 }
 
+/* Imports ck into run dst as checkpoint `index` (want), which must then be
+ * the run's latest and load as iteration iter; a and b receive the two
+ * checkpoint.h5 paths. */
+static void imported_as(const char *dst, const char *ck, const char *want, int index,
+                        int64_t iter, char *a, char *b)
+{
+    CHECK_OK(import_on_rank0(dst, ck, want));
+    expect_latest(dst, index);
+    check_load(want, iter);
+    snprintf(a, RT_CKPT_PATH_MAX + 32, "%s/checkpoint.h5", ck);
+    snprintf(b, RT_CKPT_PATH_MAX + 32, "%s/checkpoint.h5", want);
+}
+
 /* Another run's checkpoint committed as a run's newest (PBT's exploit):
  * a hard link of the read-only file, the run's next number, listed in its
  * index, found as its latest and loaded with the source's exact state; a
@@ -521,11 +534,7 @@ static void suite_import(const char *dir)
     CHECK_OK(save_iter(dst, 1, NULL));
     snprintf(ck, sizeof ck, "%s/checkpoint_000001", src);       /* iteration 2 */
     snprintf(want, sizeof want, "%s/checkpoint_000001", dst);
-    CHECK_OK(import_on_rank0(dst, ck, want));
-    expect_latest(dst, 1);
-    check_load(want, 2);
-    snprintf(a, sizeof a, "%s/checkpoint.h5", ck);
-    snprintf(b, sizeof b, "%s/checkpoint.h5", want);
+    imported_as(dst, ck, want, 1, 2, a, b);
     if (rank == 0) {
         struct stat sb;
         CHECK(same_inode(a, b));
@@ -568,11 +577,7 @@ static void suite_import(const char *dir)
     CHECK_OK(save_iter(far, 3, NULL));
     snprintf(ck, sizeof ck, "%s/checkpoint_000000", far);
     snprintf(want, sizeof want, "%s/checkpoint_000002", dst);
-    CHECK_OK(import_on_rank0(dst, ck, want));
-    expect_latest(dst, 2);
-    check_load(want, 3);
-    snprintf(a, sizeof a, "%s/checkpoint.h5", ck);
-    snprintf(b, sizeof b, "%s/checkpoint.h5", want);
+    imported_as(dst, ck, want, 2, 3, a, b);
     if (rank == 0) {
         struct stat sb;
         CHECK(!same_inode(a, b) && stat(b, &sb) == 0 && (sb.st_mode & 0777) == 0440);
