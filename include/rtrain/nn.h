@@ -67,14 +67,17 @@ typedef struct rt_layer rt_layer;
 typedef struct rt_builder rt_builder;
 
 typedef struct rt_comm rt_comm;   /* rtrain/comm.h */
+typedef struct rt_layer_times rt_layer_times;   /* per-layer timing, below */
 
 /* Per-call context. `sync_comm`, when set, is the communicator synchronised
  * BatchNorm sums its statistics over (collective: every rank of it must
- * run the same layers in the same order). */
+ * run the same layers in the same order). `times`, when set, receives the
+ * wall time of every layer call (a profile; see rt_layer_times). */
 typedef struct rt_nn_ctx {
     int train;                 /* 1: training mode (batch stats, dropout) */
     uint64_t rng_key;          /* stream key for this step (dropout masks) */
     rt_comm *sync_comm;        /* NULL: BatchNorm statistics of this rank alone */
+    rt_layer_times *times;     /* NULL: not timed */
 } rt_nn_ctx;
 
 /* The version of rt_layer_ops this header describes: a table says which
@@ -113,7 +116,17 @@ struct rt_layer {
     char name[RT_NAME_MAX];   /* state_dict prefix, e.g. "layer1.0.conv1" */
     rt_shape in_shape, out_shape;
     void *impl;
+    int index;                /* build order in its model, children of composites
+                               * included (its row in rt_layer_times); set when built */
 };
+
+/* Calls l's forward / backward. The model calls its layers, and a
+ * composite its children, through these, so that a context carrying
+ * rt_layer_times times every layer; without it they cost one branch. */
+rt_status rt_layer_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                           int n);
+rt_status rt_layer_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                            const float *in, const float *out, int n);
 
 /* What a layer declares while it is built. Pointers are filled in by the
  * model after allocation, before the first forward call. */
@@ -262,6 +275,37 @@ size_t rt_model_layer_param_offset(const rt_model *m, int i);
 void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer), void *arg);
 /* Writes a one-line-per-layer summary (name, type, output shape, params). */
 void rt_model_print_summary(const rt_model *m);
+
+/* ---- per-layer timing (profiles) ------------------------------------------ */
+/* Wall time (CLOCK_MONOTONIC) of each layer's calls, for a profile such as
+ * run.profile's. A context whose `times` is set makes every layer call
+ * through rt_layer_forward / rt_layer_backward add its own time to its row:
+ * a composite's row holds what it does besides its children (a BasicBlock's
+ * residual add and ReLU), so the rows add up without counting anything
+ * twice. On a backend whose memory is not host memory each timed call
+ * waits for the device (backend->synchronize) so that the time is the
+ * layer's own; a profiled run is then slower. The backward hook
+ * (rt_model_set_backward_hook: DDP starting its all-reduces) is timed
+ * separately. Timing never changes what is computed. Not collective. */
+enum { RT_PASS_FORWARD = 0, RT_PASS_BACKWARD = 1 };
+
+typedef struct rt_layer_time {
+    const rt_layer *layer;     /* its name and ops->type */
+    double seconds[2];         /* [RT_PASS_*]: own time of its calls */
+    int64_t calls[2];
+} rt_layer_time;
+
+struct rt_layer_times {
+    rt_layer_time *rows;       /* [count]: every layer of the model in build order,
+                                * children of a composite after it (state_dict order) */
+    int count;
+    double hook_seconds;       /* in the backward hook */
+    int64_t hook_calls;
+};
+
+/* A zeroed table for m's layers; m must outlive it. */
+rt_status rt_layer_times_create(rt_layer_times **out, const rt_model *m);
+void rt_layer_times_free(rt_layer_times *t);
 
 /* ---- losses ----------------------------------------------------------------- */
 /* What a sample's target is (a dataset says which it has, a loss which it

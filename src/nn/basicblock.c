@@ -132,9 +132,9 @@ static rt_status block_build(rt_layer *l, rt_builder *b, rt_shape in, rt_shape *
     return RT_OK;
 }
 
-#define FWD(child, y, x) RT_CHECK((child)->ops->forward((child), ctx, (y), (x), n))
+#define FWD(child, y, x) RT_CHECK(rt_layer_forward((child), ctx, (y), (x), n))
 #define BWD(child, dx, dy, x, y) \
-    RT_CHECK((child)->ops->backward((child), ctx, (dx), (dy), (x), (y), n))
+    RT_CHECK(rt_layer_backward((child), ctx, (dx), (dy), (x), (y), n))
 
 static rt_status block_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
                                int n)

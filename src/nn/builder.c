@@ -38,6 +38,7 @@ void rt_builder_init(rt_builder *b, const rt_backend *be, int max_batch)
 void rt_builder_release(rt_builder *b)
 {
     free(b->tensors);
+    free(b->layers);
     free(b->mems);
     free(b->scratch_ptrs);
     memset(b, 0, sizeof *b);
@@ -155,7 +156,11 @@ rt_status rt_builder_child(rt_builder *b, rt_layer *child, rt_shape in, rt_shape
                         child->name, child->ops->type, in.c, in.h, in.w);
     child->in_shape = in;
     child->backend = b->backend;
+    RT_CHECK(grow((void **)&b->layers, &b->layer_cap, b->serial + 1, sizeof *b->layers,
+                  "layers"));
     b->serial++;
+    child->index = b->serial;
+    b->layers[b->serial] = child;
     RT_CHECK(child->ops->build(child, b, in, out));
     child->out_shape = *out;
     return RT_OK;

@@ -20,6 +20,8 @@ struct rt_builder {
     const rt_backend *backend;
     int max_batch;
     int serial;             /* layers built so far - 1 */
+    rt_layer **layers;      /* [serial + 1]: every layer built, in build order */
+    int layer_cap;
     rt_builder_tensor *tensors;   /* declaration order: params and buffers mixed */
     int num_tensors, tensor_cap;
     size_t param_floats, buffer_floats;

@@ -1,6 +1,7 @@
 /* The layer-type table: rt_layer_type -> the type's rt_layer_kind (name,
  * operations, constructor, config fields, PyTorch's defaults; each defined
- * in the type's own file), and creation and destruction of single layers. */
+ * in the type's own file), creation and destruction of single layers, and
+ * the calls into a layer (timed for a profile when the context asks). */
 #include <stdio.h>
 #include <string.h>
 #include "nn/layers.h"
@@ -102,4 +103,56 @@ void rt_layer_set_conv_init(rt_layer *l, rt_init init)
     for (int t = 0; t < RT_LAYER_TYPE_COUNT; t++)
         if (kinds[t]->ops == l->ops && kinds[t]->set_conv_init)
             kinds[t]->set_conv_init(l, init);
+}
+
+/* ---- calls, timed when ctx->times is set ---------------------------------------- */
+
+/* Seconds spent in the timed calls nested inside the one being timed on
+ * this thread (a composite's children), which its own row leaves out. */
+static _Thread_local double nested_seconds;
+
+typedef struct timed_call { double start, outer; } timed_call;
+
+static timed_call time_begin(void)
+{
+    timed_call c = {rt_time_now(), nested_seconds};
+    nested_seconds = 0.0;
+    return c;
+}
+
+/* Ends the call begun as c, whose outcome is st: a device backend is
+ * waited for first, so that the time is this layer's work. */
+static rt_status time_end(rt_layer *l, const rt_nn_ctx *ctx, int pass, timed_call c,
+                          rt_status st)
+{
+    if (st == RT_OK && !(l->backend->flags & RT_BACKEND_HOST_MEMORY))
+        st = l->backend->synchronize();
+    double took = rt_time_now() - c.start;
+    rt_layer_times *t = ctx->times;
+    if (l->index >= 0 && l->index < t->count && t->rows[l->index].layer == l) {
+        t->rows[l->index].seconds[pass] += took - nested_seconds;
+        t->rows[l->index].calls[pass]++;
+    }
+    nested_seconds = c.outer + took;
+    return st;
+}
+
+rt_status rt_layer_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, const float *in,
+                           int n)
+{
+    if (!ctx->times)
+        return l->ops->forward(l, ctx, out, in, n);
+    timed_call c = time_begin();
+    rt_status st = l->ops->forward(l, ctx, out, in, n);
+    return time_end(l, ctx, RT_PASS_FORWARD, c, st);
+}
+
+rt_status rt_layer_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din, const float *dout,
+                            const float *in, const float *out, int n)
+{
+    if (!ctx->times)
+        return l->ops->backward(l, ctx, din, dout, in, out, n);
+    timed_call c = time_begin();
+    rt_status st = l->ops->backward(l, ctx, din, dout, in, out, n);
+    return time_end(l, ctx, RT_PASS_BACKWARD, c, st);
 }

@@ -28,6 +28,8 @@ struct rt_model {
     int max_batch;
     rt_layer **layers;
     int num_layers;
+    rt_layer **all_layers;      /* [num_all_layers]: children of composites too, build order */
+    int num_all_layers;
     size_t *param_off;          /* [num_layers]: first parameter of layer i */
     /* backend memory */
     float *params, *grads, *buffers, *arena, *scratch;
@@ -97,6 +99,10 @@ static rt_status build_layers(rt_model *m, rt_builder *b)
         RT_CHECK(rt_builder_child(b, m->layers[i], shape, &shape));
     }
     m->out = shape;
+    m->num_all_layers = b->serial + 1;
+    RT_CHECK(rt_alloc(&m->all_layers, (size_t)m->num_all_layers, sizeof *m->all_layers,
+                      "layer list"));
+    memcpy(m->all_layers, b->layers, (size_t)m->num_all_layers * sizeof *m->all_layers);
     return RT_OK;
 }
 
@@ -253,6 +259,7 @@ void rt_model_free(rt_model *m)
     for (int i = 0; m->layers && i < m->num_layers; i++)
         rt_layer_free(m->layers[i]);
     rt_free(m->layers);
+    rt_free(m->all_layers);
     rt_free(m->param_off);
     rt_free(m->tensors);
     rt_free(m->act);
@@ -267,7 +274,7 @@ void rt_model_free(rt_model *m)
 /* ---- forward and backward ---------------------------------------------------------- */
 
 /* A NULL context means evaluation: running statistics, no dropout. */
-static const rt_nn_ctx eval_ctx = {0, 0, NULL};
+static const rt_nn_ctx eval_ctx = {.train = 0};
 
 /* A layer failed. With synchronised BatchNorm the other ranks are inside
  * this pass's collectives, which this rank will not reach: the job ends. */
@@ -295,7 +302,7 @@ rt_status rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, in
     RT_CHECK(m->be->upload(m->act[0], x, (size_t)n * rt_shape_size(m->in) * sizeof *x));
     for (int i = 0; i < m->num_layers; i++) {
         rt_layer *l = m->layers[i];
-        rt_status st = l->ops->forward(l, ctx, m->act[i + 1], m->act[i], n);
+        rt_status st = rt_layer_forward(l, ctx, m->act[i + 1], m->act[i], n);
         if (st != RT_OK)
             return layer_failed(ctx, l, "forward", st);
     }
@@ -303,6 +310,19 @@ rt_status rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, in
     if (out)
         *out = m->act[m->num_layers];
     return RT_OK;
+}
+
+/* The backward hook, timed when the context times the layers. */
+static void run_hook(rt_model *m, const rt_nn_ctx *ctx, int layer)
+{
+    if (!ctx->times) {
+        m->hook(m->hook_arg, layer);
+        return;
+    }
+    double start = rt_time_now();
+    m->hook(m->hook_arg, layer);
+    ctx->times->hook_seconds += rt_time_now() - start;
+    ctx->times->hook_calls++;
 }
 
 rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout, int n)
@@ -318,11 +338,11 @@ rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout
         rt_layer *l = m->layers[i];
         const float *dy = i == m->num_layers - 1 ? dout : m->grad_buf[(i + 1) & 1];
         float *dx = i == 0 ? NULL : m->grad_buf[i & 1];
-        rt_status st = l->ops->backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
+        rt_status st = rt_layer_backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
         if (st != RT_OK)
             return layer_failed(ctx, l, "backward", st);
         if (m->hook)
-            m->hook(m->hook_arg, i);
+            run_hook(m, ctx, i);
     }
     return RT_OK;
 }
@@ -381,6 +401,31 @@ void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer),
 {
     m->hook = hook;
     m->hook_arg = arg;
+}
+
+rt_status rt_layer_times_create(rt_layer_times **out, const rt_model *m)
+{
+    *out = NULL;
+    rt_layer_times *t;
+    RT_CHECK(rt_alloc(&t, 1, sizeof *t, "layer times"));
+    rt_status st = rt_alloc(&t->rows, (size_t)m->num_all_layers, sizeof *t->rows,
+                            "layer times");
+    if (st != RT_OK) {
+        rt_free(t);
+        return st;
+    }
+    t->count = m->num_all_layers;
+    for (int i = 0; i < t->count; i++)
+        t->rows[i].layer = m->all_layers[i];
+    *out = t;
+    return RT_OK;
+}
+
+void rt_layer_times_free(rt_layer_times *t)
+{
+    if (t)
+        rt_free(t->rows);
+    rt_free(t);
 }
 
 void rt_model_print_summary(const rt_model *m)

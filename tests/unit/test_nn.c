@@ -2,7 +2,8 @@
  * differences of L = sum(out * r) (r fixed random weights), BatchNorm's
  * running statistics and synchronised mode, BasicBlock against the same
  * computation assembled from plain layers, dropout masks, losses, the
- * ResNet18 / MLP structure and names, initialisation, and config errors.
+ * ResNet18 / MLP structure and names, initialisation, config errors, and
+ * per-layer timing (rt_layer_times: every layer once, the same bits).
  *
  * Finite differences: the model runs in float32 and L is summed in double.
  * With a step h, float rounding of the outputs puts an absolute error of
@@ -32,8 +33,8 @@ static const fd_tol default_tol = {1e-2, 5e-4, 2e-3};
  * backend of the build: see main). */
 static const rt_backend *be;
 
-static const rt_nn_ctx train_ctx = {1, 12345, NULL};
-static const rt_nn_ctx eval_ctx = {0, 0, NULL};
+static const rt_nn_ctx train_ctx = {.train = 1, .rng_key = 12345};
+static const rt_nn_ctx eval_ctx = {.train = 0};
 
 /* ---- helpers --------------------------------------------------------------- */
 static void fill_uniform(float *x, size_t count, uint64_t key, float lo, float hi)
@@ -409,7 +410,7 @@ static void *rank_main(void *arg)
     rt_comm *comm = NULL;
     if (thread_comm_create(j->group, j->rank, &comm) != RT_OK)
         return NULL;
-    rt_nn_ctx ctx = {1, 0, comm};
+    rt_nn_ctx ctx = {.train = 1, .sync_comm = comm};
     CHECK_OK(rt_model_zero_grad(j->model));
     j->y = fwd(j->model, &ctx, j->x, j->n);
     CHECK_OK(rt_model_backward(j->model, &ctx, j->dout, j->n));
@@ -919,6 +920,92 @@ static void test_vector_losses(void)
     CHECK_CLOSE(sums[5 + 4], 2.0, 0, 0);   /* output 1: (-2.5, -0.1) and (40, 1) agree, (-35, 1) not */
 }
 
+/* ---- per-layer timing -------------------------------------------------------------- */
+
+static int count_hook_calls;
+static void count_hook(void *arg, int layer)
+{
+    (void)arg;
+    (void)layer;
+    count_hook_calls++;
+}
+
+/* A profile's times: one row per layer, children of the block after it in
+ * state_dict order, one call per pass each, own times that add up to no
+ * more than the whole pass (the block's excludes its children's), the
+ * backward hook timed; and the same bits as the same model run untimed. */
+static void test_layer_times(void)
+{
+    enum { N = 2 };
+    rt_layer_spec block = spec_of(RT_LAYER_BASICBLOCK), drop = spec_of(RT_LAYER_DROPOUT),
+                  lin = spec_of(RT_LAYER_LINEAR);
+    block.out = 6;
+    block.stride = 2;
+    lin.out = 3;
+    rt_layer_spec specs[6] = {conv(4, 3, 1, 1, 0), block, spec_of(RT_LAYER_RELU), drop,
+                              spec_of(RT_LAYER_FLATTEN), lin};
+    rt_shape in = {3, 6, 6};
+    rt_model *timed = make_seq(specs, 6, in, N, 21), *plain = make_seq(specs, 6, in, N, 21);
+    rt_layer_times *times = NULL;
+    if (timed)
+        CHECK_OK(rt_layer_times_create(&times, timed));
+    if (!timed || !plain || !times)
+        return;
+    static const char *const names[] = {"0", "1", "1.conv1", "1.bn1", "1.relu", "1.conv2",
+                                        "1.bn2", "1.downsample.0", "1.downsample.1", "2", "3",
+                                        "4", "5"};
+    int rows = (int)(sizeof names / sizeof names[0]);
+    CHECK(times->count == rows);
+    for (int i = 0; i < rows && i < times->count; i++)
+        CHECK_MSG(!strcmp(times->rows[i].layer->name, names[i]), "row %d is '%s', want '%s'",
+                  i, times->rows[i].layer->name, names[i]);
+
+    float x[N * 108], dout[N * 3];
+    fill_uniform(x, N * 108, 31, -1.0f, 1.0f);
+    fill_uniform(dout, N * 3, 32, -1.0f, 1.0f);
+    rt_nn_ctx ctx = train_ctx;
+    ctx.times = times;
+    rt_model_set_backward_hook(timed, count_hook, NULL);
+    count_hook_calls = 0;
+    double start = rt_time_now();
+    const float *y = fwd(timed, &ctx, x, N);
+    CHECK_OK(rt_model_zero_grad(timed));
+    CHECK_OK(rt_model_backward(timed, &ctx, dout, N));
+    double elapsed = rt_time_now() - start;
+    const float *yp = fwd(plain, &train_ctx, x, N);
+    CHECK_OK(rt_model_zero_grad(plain));
+    CHECK_OK(rt_model_backward(plain, &train_ctx, dout, N));
+
+    double own = times->hook_seconds;
+    int once = 1;
+    for (int i = 0; i < times->count; i++)
+        for (int pass = 0; pass < 2; pass++) {
+            once &= times->rows[i].calls[pass] == 1 && times->rows[i].seconds[pass] >= 0;
+            own += times->rows[i].seconds[pass];
+        }
+    CHECK_MSG(once, "a layer was not timed exactly once per pass");
+    CHECK_MSG(own <= elapsed, "own times add up to %g s, more than the %g s of the passes",
+              own, elapsed);
+    CHECK(times->hook_calls == 6 && count_hook_calls == 6);
+    CHECK(y && yp && memcmp(y, yp, N * 3 * sizeof *y) == 0);
+    size_t np = rt_model_num_params(timed), nb = rt_model_num_buffers(timed);
+    CHECK(memcmp(rt_model_grads(timed), rt_model_grads(plain), np * sizeof(float)) == 0);
+    CHECK(memcmp(rt_model_buffers(timed), rt_model_buffers(plain), nb * sizeof(float)) == 0);
+
+    /* Another model's table is left alone. */
+    ctx.times = times;
+    for (int i = 0; i < times->count; i++)
+        times->rows[i] = (rt_layer_time){.layer = times->rows[i].layer};
+    CHECK(fwd(plain, &ctx, x, N) != NULL);
+    int untouched = 1;
+    for (int i = 0; i < times->count; i++)
+        untouched &= times->rows[i].calls[0] == 0;
+    CHECK(untouched);
+    rt_layer_times_free(times);
+    rt_model_free(timed);
+    rt_model_free(plain);
+}
+
 /* The layers' gradients, BatchNorm, the block, dropout and the losses on
  * backend `be`. */
 static void test_layers_on(const char *backend)
@@ -937,6 +1024,7 @@ static void test_layers_on(const char *backend)
     test_dropout_mask();
     test_losses();
     test_vector_losses();
+    test_layer_times();
 }
 
 int main(void)
