@@ -129,6 +129,11 @@ rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg);
  * "preprocessing" member holding `json` (what was fitted on the training
  * data: the dataset's encoding, standardisation); the outcome is agreed. */
 rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const char *json);
+/* Collective. Rank 0 writes `text` (other ranks may pass NULL) as the
+ * file `name` of the run directory, atomically (a reader sees the old file
+ * or the new one); the outcome is agreed. For a user loop's own files and
+ * the trainer's profile.txt / profile.json. */
+rt_status rt_run_write_file(rt_run *r, const char *name, const char *text);
 /* Not collective. Closes rank_N.log; NULL is allowed. */
 void rt_run_close(rt_run *r);
 /* Not collective. The run directory as agreed (same string on every rank). */

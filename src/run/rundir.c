@@ -1,6 +1,6 @@
 /* The run directory (storage_path/name/): where it is, whether it is safe to
- * write there, creating it with fixed permissions, params.json and the
- * per-rank logs. Only rank 0 creates and writes the shared files; the outcome
+ * write there, creating it with fixed permissions, params.json, files a
+ * loop writes whole (rt_run_write_file: the profile) and the per-rank logs. Only rank 0 creates and writes the shared files; the outcome
  * and the directory name are agreed so that every rank knows where the run
  * lives.
  *
@@ -172,6 +172,21 @@ static rt_status rewrite_params(const rt_run *r, const rt_config *cfg, const cha
         st = rt_fs_write_atomic(path, text, RT_RUN_FILE_MODE);
     free(text);
     return st;
+}
+
+static rt_status write_run_file(const rt_run *r, const char *name, const char *text)
+{
+    char path[RT_PATH_MAX + 64];
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/%s", r->dir, name));
+    if (!text)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_run_write_file: rank 0 gave no text for %s",
+                        path);
+    return rt_fs_write_atomic(path, text, RT_RUN_FILE_MODE);
+}
+
+rt_status rt_run_write_file(rt_run *r, const char *name, const char *text)
+{
+    return rt_session_agree(r->session, r->rank == 0 ? write_run_file(r, name, text) : RT_OK);
 }
 
 rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const char *json)

@@ -389,6 +389,12 @@ static int numeric_cell(const char *s)
 
 void rt_runfiles_print_table(FILE *f, const char *const *cells, int rows, int cols)
 {
+    rt_runfiles_print_table_text(f, cells, rows, cols, 0);
+}
+
+void rt_runfiles_print_table_text(FILE *f, const char *const *cells, int rows, int cols,
+                                  unsigned text_cols)
+{
     int width[64] = {0};
     if (cols > 64)
         cols = 64;
@@ -402,7 +408,7 @@ void rt_runfiles_print_table(FILE *f, const char *const *cells, int rows, int co
     for (int r = 0; r < rows; r++) {
         for (int c = 0; c < cols; c++) {
             const char *s = cells[r * cols + c];
-            int right = r > 0 && numeric_cell(s);
+            int right = r > 0 && !(c < 32 && (text_cols >> c & 1u)) && numeric_cell(s);
             fprintf(f, "| %*s%-*s ", right ? width[c] : 0, right ? s : "",
                     right ? 0 : width[c], right ? "" : s);
         }

@@ -81,5 +81,9 @@ size_t rt_runfiles_csv_cell(char *out, size_t size, const char *s);
  * row 0 the header; numbers (cells starting with a digit, '-' or '.')
  * right-aligned. */
 void rt_runfiles_print_table(FILE *f, const char *const *cells, int rows, int cols);
+/* The same, with the columns whose bit is set in text_cols (bit c: column
+ * c < 32) left-aligned whatever they hold (names such as "4 (conv2d)"). */
+void rt_runfiles_print_table_text(FILE *f, const char *const *cells, int rows, int cols,
+                                  unsigned text_cols);
 
 #endif
