@@ -37,6 +37,7 @@ typedef struct rt_config {
         char resume[16];               /* "auto" | "never" */
         char resume_from_checkpoint[RT_PATH_MAX];
         int overwrite;
+        int profile;                   /* time the loop's parts; print and write profile.* */
     } run;
 
     struct {

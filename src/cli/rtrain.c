@@ -15,13 +15,33 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: rtrain CONFIG [key=value ...]\n"
+            "usage: rtrain [--profile] CONFIG [key=value ...]\n"
             "       rtrain --help-config   list every configuration key\n"
             "       rtrain --version\n"
             "Trains the model described by CONFIG on every MPI rank, e.g.\n"
             "  mpirun -np 2 rtrain examples/fashion_mnist_mlp.cfg train.epochs=1\n"
             "Overrides use dotted keys and libconfig values: optimizer.lr=0.01,\n"
-            "model.hidden=[256,256], run.name=\"trial-1\".\n");
+            "model.hidden=[256,256], run.name=\"trial-1\".\n"
+            "--profile (= run.profile=true) prints where the time goes: each layer's\n"
+            "forward and backward, optimizer, data and communication waits, checkpoints.\n");
+}
+
+/* --profile, wherever it stands, is the override run.profile=true: it
+ * becomes the last override (in the argv slot it frees). */
+static void take_profile_option(int *argc, char **argv)
+{
+    static char profile_on[] = "run.profile=true";
+    int out = 1, found = 0;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--profile") != 0)
+            argv[out++] = argv[i];
+        else
+            found = 1;
+    }
+    if (found && out > 1)
+        argv[out++] = profile_on;
+    argv[out] = NULL;
+    *argc = out;
 }
 
 /* Options answered without MPI collectives; returns -1 when none applies. */
@@ -81,6 +101,7 @@ static void select_blas_kernels(char **argv)
 int main(int argc, char **argv)
 {
     select_blas_kernels(argv);
+    take_profile_option(&argc, argv);
     int info = handle_info_options(argc, argv);
     if (info >= 0)
         return info;

@@ -129,6 +129,12 @@ static const rt_key keys[] = {
           "\"\": none."),
     BOOL_D("run.overwrite", run.overwrite, 0,
            "Allow reusing an existing run directory when not resuming."),
+    BOOL_D("run.profile", run.profile, 0,
+           "Time every layer's forward and backward, the loss, the optimizer, the data "
+           "wait, the communication waits, evaluation and checkpoint pauses; at the end "
+           "rank 0 prints the table (mean over ranks, and the slowest rank) and writes "
+           "profile.txt and profile.json in the run directory. Same results as without; "
+           "`rtrain --profile` sets it."),
 
     /* ---- scaling ---- */
     INT_D("scaling.num_workers", scaling.num_workers, 0, 1 << 20, 0,

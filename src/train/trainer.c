@@ -312,7 +312,8 @@ static rt_status setup(trainer *t)
      * fails leaves it there), and the checkpoint's once a resume took it. */
     RT_CHECK(record_preprocessing(t));
     RT_CHECK(trainer_resume(t));
-    return record_preprocessing(t);
+    RT_CHECK(record_preprocessing(t));
+    return trainer_profile_open(t);
 }
 
 static void trainer_free(trainer *t)
@@ -330,6 +331,7 @@ static void trainer_free(trainer *t)
     rt_dataset_free(t->test_set);
     trainer_preprocess_free(t);
     eval_sums_free(&t->eval);
+    trainer_profile_free(t);
 }
 
 /* Training-mode context; BatchNorm statistics are summed across ranks when
@@ -337,7 +339,7 @@ static void trainer_free(trainer *t)
  * leave a rank without samples, which would skip that collective). */
 static rt_nn_ctx train_ctx(trainer *t)
 {
-    rt_nn_ctx nc = {.train = 1};
+    rt_nn_ctx nc = {.train = 1, .times = t->prof ? t->prof->layers : NULL};
     if (t->cfg->model.bn_sync && t->ctx->world_size > 1)
         nc.sync_comm = rt_session_tensor_comm(t->session);
     return nc;
@@ -355,7 +357,9 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
                             (uint64_t)b->index, (uint64_t)t->ctx->world_rank);
     float scale = 1.0f / ((float)b->global_n * (float)t->cfg->train.accumulate_steps);
     RT_CHECK(rt_model_forward(t->model, &nc, b->x, b->n, NULL));
+    double start = trainer_clock(t);
     RT_CHECK(rt_model_loss_grad(t->model, t->loss, b->target, b->n, scale, loss, NULL));
+    trainer_time(t, PART_LOSS, start);
     if (!isfinite(*loss))
         return RT_ERROR(RT_ERR_NUMERIC, "training loss is %g at epoch %lld, global batch %lld: "
                         "lower optimizer.lr or check the data", *loss, (long long)t->epoch + 1,
@@ -374,7 +378,9 @@ static rt_status backward(trainer *t, const rt_batch *b, int sync)
         rt_nn_ctx nc = train_ctx(t);
         st = rt_model_backward(t->model, &nc, NULL, b->n);
     }
+    double start = trainer_clock(t);
     rt_status fin = rt_ddp_finish(t->ddp);
+    trainer_time(t, PART_GRAD_WAIT, start);
     if (st == RT_OK)
         st = fin;
     if (st != RT_OK && t->pending == RT_OK)
@@ -408,13 +414,17 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     double wait_start = rt_time_now();
     if (st == RT_OK)
         st = rt_loader_next(t->train_loader, &b, &done);
-    t->es.data_wait += rt_time_now() - wait_start;
+    double waited = rt_time_now() - wait_start;
+    t->es.data_wait += waited;
+    trainer_count(t, PART_DATA, waited);
     if (st == RT_OK && done)
         st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
                       (long long)t->epoch + 1);
     if (st == RT_OK)
         st = forward_loss(t, &b, &loss);
+    double agree_start = trainer_clock(t);
     RT_CHECK(rt_session_agree_step(t->session, st, stop));
+    trainer_time(t, PART_AGREE, agree_start);
     if (*stop && micro == 0)
         return be->copy(rt_model_buffers(t->model), t->buffers_before, nbuf * sizeof(float));
     *stop = 0;   /* mid-accumulation: finish the optimizer step first */
@@ -429,6 +439,26 @@ static float current_lr(const trainer *t)
     int64_t total = t->steps_per_epoch * t->cfg->train.epochs;
     return rt_schedule_lr(&t->cfg->schedule, t->cfg->optimizer.lr, t->step,
                           t->steps_per_epoch, total);
+}
+
+/* The checkpoint of a stop signal: training pauses for it too. */
+static rt_status stop_with_checkpoint(trainer *t)
+{
+    double start = trainer_clock(t);
+    rt_status st = trainer_stop(t);
+    trainer_time(t, PART_CHECKPOINT, start);
+    return st;
+}
+
+/* checkpoint.async: the writer copies the weights before the update; the
+ * loop waits for that copy (the asynchronous checkpoint's pause). */
+static void wait_checkpoint_copy(trainer *t)
+{
+    if (!t->async)
+        return;
+    double start = trainer_clock(t);
+    rt_ckpt_async_before_update(t->async);
+    trainer_time(t, PART_CKPT_COPY, start);
 }
 
 /* Trains the rest of epoch t->epoch from t->next_batch. */
@@ -446,18 +476,22 @@ static rt_status train_epoch(trainer *t)
             RT_CHECK(train_micro_batch(t, micro, &stop));
             if (stop) {
                 t->es.train_time += rt_time_now() - t0;
-                return trainer_stop(t);
+                return stop_with_checkpoint(t);
             }
         }
         /* A rank whose backward failed skips its update: the run is ending.
          * A checkpoint being written in the background copies the weights
          * first (checkpoint.async). */
-        rt_ckpt_async_before_update(t->async);
+        wait_checkpoint_copy(t);
+        double start = trainer_clock(t);
         if (t->pending == RT_OK)
             t->pending = rt_optim_step(t->optim, rt_model_params(t->model),
                                        rt_model_grads(t->model), current_lr(t));
+        trainer_time(t, PART_OPTIMIZER, start);
+        start = trainer_clock(t);
         if (t->pending == RT_OK)
             t->pending = rt_model_zero_grad(t->model);
+        trainer_time(t, PART_ZERO_GRAD, start);
         t->step++;
         t->es.train_time += rt_time_now() - t0;
         trainer_fault_after_step(t);
@@ -509,22 +543,43 @@ static int checkpoint_due(const trainer *t)
            (c->checkpoint.at_end && last);
 }
 
+/* The epoch's report, with the checkpoint it names when one is due
+ * (trainer_report_checkpoint), which continues at the next epoch. */
+static rt_status report_epoch(trainer *t, const rt_metric *m, int count)
+{
+    int save = checkpoint_due(t);
+    double start = trainer_clock(t);
+    if (!save)
+        RT_CHECK(rt_report(t->run, m, count, NULL));
+    t->epoch++;
+    t->next_batch = 0;
+    t->es = (epoch_stats){0};
+    if (save)
+        RT_CHECK(trainer_report_checkpoint(t, m, count));
+    trainer_time(t, save ? PART_CHECKPOINT : PART_REPORT, start);
+    return RT_OK;
+}
+
 /* One report per epoch (time_this_iter_s, time_total_s, world_size,
- * training_iteration and timestamp are filled in by rt_report), with the
- * checkpoint it names when one is due (rt_report_checkpoint), which
- * continues at the next epoch. */
+ * training_iteration and timestamp are filled in by rt_report), with its
+ * checkpoint when one is due (report_epoch). */
 static rt_status finish_epoch(trainer *t)
 {
+    double start = trainer_clock(t);
     RT_CHECK(rt_session_agree(t->session, take_pending(t)));
     /* The data wait is the mean over ranks (a rank waiting holds up all). */
     double sums[3] = {t->es.loss_sum, t->es.samples, t->es.data_wait};
     RT_CHECK(rt_comm_allreduce(t->comm, sums, 3, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
     RT_CHECK(trainer_sync_buffers(t));   /* before evaluation and the checkpoint */
+    trainer_time(t, PART_EPOCH_SYNC, start);
     int eval_every = t->cfg->train.eval_every;
     int last = t->epoch + 1 == t->cfg->train.epochs;
     int evaluated = eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last);
-    if (evaluated)
+    if (evaluated) {
+        start = trainer_clock(t);
         RT_CHECK(evaluate(t, &t->eval));
+        trainer_time(t, PART_EVAL, start);
+    }
     rt_metric m[TRAINER_MAX_METRICS];
     int count = 0;
     m[count++] = (rt_metric){"epoch", (double)t->epoch + 1};
@@ -535,14 +590,7 @@ static rt_status finish_epoch(trainer *t)
     m[count++] = (rt_metric){"samples_per_s", sums[1] / t->es.train_time};
     m[count++] = (rt_metric){"train_time_s", t->es.train_time};
     m[count++] = (rt_metric){"data_wait_s", sums[2] / t->ctx->world_size};
-    int save = checkpoint_due(t);
-    if (!save)
-        RT_CHECK(rt_report(t->run, m, count, NULL));
-    t->epoch++;
-    t->next_batch = 0;
-    t->es = (epoch_stats){0};
-    if (save)
-        RT_CHECK(trainer_report_checkpoint(t, m, count));
+    RT_CHECK(report_epoch(t, m, count));
     t->stop_early = rt_run_should_stop(t->run);   /* the report hook's answer, agreed */
     return RT_OK;
 }
@@ -587,8 +635,14 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
     /* st is agreed: every rank gets here; rank 0 records and summarises,
      * once the last checkpoint is committed. */
     if (t.async) {
+        double start = trainer_clock(&t);
         rt_status written = rt_ckpt_async_wait(t.async);
+        trainer_time(&t, PART_CHECKPOINT, start);
         st = st == RT_OK ? written : st;
+    }
+    if (t.prof && (st == RT_OK || st == RT_STOPPED)) {
+        rt_status pst = trainer_profile_report(&t);
+        st = st == RT_OK ? pst : st;
     }
     if (t.run) {
         st = rt_run_fail(t.run, st, failed_step);

@@ -38,6 +38,34 @@ typedef struct eval_sums {
     double *v;
 } eval_sums;
 
+/* run.profile (profile.c): the parts of the training loop it times besides
+ * the layers, whose own times the model adds through the training context
+ * (rt_nn_ctx.times). Each part is disjoint from the others, so the rows and
+ * "other" add up to the loop's wall time. */
+typedef enum trainer_part {
+    PART_LOSS = 0,     /* rt_model_loss_grad */
+    PART_OPTIMIZER,    /* rt_optim_step */
+    PART_ZERO_GRAD,    /* rt_model_zero_grad */
+    PART_DATA,         /* waiting for the loader's next batch */
+    PART_GRAD_WAIT,    /* rt_ddp_finish: the gradient all-reduces still running */
+    PART_AGREE,        /* the step's agreement (one all-reduce) */
+    PART_EPOCH_SYNC,   /* the epoch's sums and buffers across ranks */
+    PART_EVAL,         /* evaluation of the test split */
+    PART_REPORT,       /* a report without a checkpoint */
+    PART_CHECKPOINT,   /* a report with its checkpoint, the one taken on a stop, the
+                        * wait for the last asynchronous write at the end */
+    PART_CKPT_COPY,    /* checkpoint.async: waiting for the writer's copy of the weights */
+    PART_COUNT
+} trainer_part;
+
+typedef struct trainer_profile {
+    rt_layer_times *layers;
+    double seconds[PART_COUNT];
+    int64_t calls[PART_COUNT];
+    double start;               /* when the training loop began */
+    int64_t first_step, first_epoch;   /* where it began (a resume continues) */
+} trainer_profile;
+
 typedef struct trainer {
     rt_session *session;
     const rt_config *cfg;
@@ -73,7 +101,36 @@ typedef struct trainer {
     int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */
     rt_ckpt_async *async;       /* checkpoint.async: the background writer, else NULL */
     int stop_early;             /* the session's report hook ended the training */
+    trainer_profile *prof;      /* run.profile, else NULL */
 } trainer;
+
+/* profile.c. Collective: the profile when run.profile asks for one (its
+ * clock starts now). */
+rt_status trainer_profile_open(trainer *t);
+/* Collective: the profile over ranks; rank 0 prints it and writes
+ * profile.txt and profile.json in the run directory. */
+rt_status trainer_profile_report(trainer *t);
+void trainer_profile_free(trainer *t);
+
+/* The start of a timed part: now with a profile, else 0 without reading
+ * the clock (a run without a profile pays one branch). */
+static inline double trainer_clock(const trainer *t) { return t->prof ? rt_time_now() : 0.0; }
+
+/* Adds `seconds` (one call) to part; nothing without a profile. */
+static inline void trainer_count(trainer *t, trainer_part part, double seconds)
+{
+    if (t->prof) {
+        t->prof->seconds[part] += seconds;
+        t->prof->calls[part]++;
+    }
+}
+
+/* Adds the time since start (trainer_clock's) to part. */
+static inline void trainer_time(trainer *t, trainer_part part, double start)
+{
+    if (t->prof)
+        trainer_count(t, part, rt_time_now() - start);
+}
 
 /* Collective: every rank takes rank 0's buffers (BatchNorm running
  * statistics). Without synchronised BatchNorm each rank's follow its own

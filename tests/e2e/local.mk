@@ -13,6 +13,7 @@ E2E_TESTS = \
 	tests/e2e/error_one_rank_data.test \
 	tests/e2e/error_use_gpu.test tests/e2e/device_paths.test tests/e2e/tune.test tests/e2e/tune_asha.test tests/e2e/tune_pbt.test tests/e2e/tune_array_claims.test \
 	tests/e2e/train_two_ranks.test \
+	tests/e2e/profile.test \
 	tests/e2e/resume.test tests/e2e/resume_async.test \
 	tests/e2e/watchdog.test \
 	tests/e2e/fault_kernel_one_rank.test \
