@@ -35,6 +35,7 @@ static const struct { const char *name, *category; } part_labels[PART_COUNT] = {
     [PART_REPORT] = {"report", "report"},
     [PART_CHECKPOINT] = {"checkpoint pause", "checkpoint"},
     [PART_CKPT_COPY] = {"checkpoint copy wait (async)", "checkpoint"},
+    [PART_CKPT_LAST] = {"last checkpoint's write (async)", "checkpoint"},
 };
 
 /* The timed entries, in the same order on every rank: forward and

@@ -637,7 +637,7 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
     if (t.async) {
         double start = trainer_clock(&t);
         rt_status written = rt_ckpt_async_wait(t.async);
-        trainer_time(&t, PART_CHECKPOINT, start);
+        trainer_time(&t, PART_CKPT_LAST, start);
         st = st == RT_OK ? written : st;
     }
     if (t.prof && (st == RT_OK || st == RT_STOPPED)) {

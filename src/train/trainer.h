@@ -52,9 +52,9 @@ typedef enum trainer_part {
     PART_EPOCH_SYNC,   /* the epoch's sums and buffers across ranks */
     PART_EVAL,         /* evaluation of the test split */
     PART_REPORT,       /* a report without a checkpoint */
-    PART_CHECKPOINT,   /* a report with its checkpoint, the one taken on a stop, the
-                        * wait for the last asynchronous write at the end */
+    PART_CHECKPOINT,   /* a report with its checkpoint, the one taken on a stop */
     PART_CKPT_COPY,    /* checkpoint.async: waiting for the writer's copy of the weights */
+    PART_CKPT_LAST,    /* checkpoint.async: the wait for the last write at the end */
     PART_COUNT
 } trainer_part;
 
