@@ -137,10 +137,23 @@ static rt_status dir_of(char *buf, size_t size, const char *path)
     return rt_fs_path(buf, size, "%.*s", (int)(slash - path), path);
 }
 
-rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg)
+/* A temporary name of path's own for this process: several processes (a
+ * job array's tasks, on several nodes) may write the same file at once. */
+static rt_status private_temp_path(char *buf, size_t size, const char *path)
 {
-    char tmp[4096], dir[4096];
+    char host[64] = "", tmp[4096];
+    gethostname(host, sizeof host - 1);
     RT_CHECK(rt_fs_temp_path(tmp, sizeof tmp, path));
+    return rt_fs_path(buf, size, "%s.%s.%d", tmp, host, (int)getpid());
+}
+
+/* Writes tmp with fn, synced, then puts it in place: renamed over path, or
+ * with exclusive set linked to path only if path does not exist yet
+ * (*created = 0 then, and path is left as it was). */
+static rt_status put_in_place(const char *tmp, const char *path, int mode, rt_fs_write_fn fn,
+                              void *arg, int exclusive, int *created)
+{
+    char dir[4096];
     RT_CHECK(dir_of(dir, sizeof dir, path));
     int fd;
     RT_CHECK(rt_fs_open_write(&fd, tmp, 0, mode, NULL));
@@ -149,13 +162,43 @@ rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg
         close(fd);
     else
         st = finish_file(fd, NULL, tmp);
-    if (st == RT_OK && rename(tmp, path) != 0)
+    if (st == RT_OK && exclusive) {
+        *created = link(tmp, path) == 0;
+        if (!*created && errno != EEXIST)
+            st = RT_ERROR(RT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        unlink(tmp);
+    } else if (st == RT_OK && rename(tmp, path) != 0) {
         st = RT_ERROR(RT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
     if (st != RT_OK) {
         unlink(tmp);
         return st;
     }
     return rt_fs_fsync(dir, 1);
+}
+
+static rt_status write_text(void *arg, int fd, const char *tmp_path);
+
+rt_status rt_fs_write_shared(const char *path, const char *text, int mode)
+{
+    char tmp[4200];
+    RT_CHECK(private_temp_path(tmp, sizeof tmp, path));
+    return put_in_place(tmp, path, mode, write_text, (void *)text, 0, NULL);
+}
+
+rt_status rt_fs_create_exclusive(const char *path, const char *text, int mode, int *created)
+{
+    char tmp[4200];
+    *created = 0;
+    RT_CHECK(private_temp_path(tmp, sizeof tmp, path));
+    return put_in_place(tmp, path, mode, write_text, (void *)text, 1, created);
+}
+
+rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg)
+{
+    char tmp[4096];
+    RT_CHECK(rt_fs_temp_path(tmp, sizeof tmp, path));
+    return put_in_place(tmp, path, mode, fn, arg, 0, NULL);
 }
 
 static rt_status write_text(void *arg, int fd, const char *tmp_path)

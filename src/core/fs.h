@@ -42,6 +42,15 @@ typedef rt_status (*rt_fs_write_fn)(void *arg, int fd, const char *tmp_path);
 rt_status rt_fs_replace(const char *path, int mode, rt_fs_write_fn fn, void *arg);
 /* rt_fs_replace with the content `text`. */
 rt_status rt_fs_write_atomic(const char *path, const char *text, int mode);
+/* rt_fs_write_atomic for a file that several processes may replace at
+ * once (each writes a temporary of its own, named by host and process;
+ * the last rename wins, and a reader sees one whole version). */
+rt_status rt_fs_write_shared(const char *path, const char *text, int mode);
+/* Creates path with `text` (synced) if it does not exist yet, atomically
+ * also against other processes and over NFS (link(2) of a private
+ * temporary): *created = 1 for the one that did; path exists afterwards
+ * in every case that returns RT_OK. */
+rt_status rt_fs_create_exclusive(const char *path, const char *text, int mode, int *created);
 /* The temporary name rt_fs_replace uses for path. */
 rt_status rt_fs_temp_path(char *buf, size_t size, const char *path);
 

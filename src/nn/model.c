@@ -31,6 +31,8 @@ struct rt_model {
     rt_layer **all_layers;      /* [num_all_layers]: children of composites too, build order */
     int num_all_layers;
     size_t *param_off;          /* [num_layers]: first parameter of layer i */
+    int first_trained;          /* the first top-level layer with parameters (num_layers:
+                                 * none): backward stops there, as autograd does */
     /* backend memory */
     float *params, *grads, *buffers, *arena, *scratch;
     float *act_slab;
@@ -99,6 +101,12 @@ static rt_status build_layers(rt_model *m, rt_builder *b)
         RT_CHECK(rt_builder_child(b, m->layers[i], shape, &shape));
     }
     m->out = shape;
+    /* Gradients flow back only as far as a layer with parameters: below
+     * it no one needs them (nor the model's input gradient). */
+    m->first_trained = m->num_layers;
+    for (int i = m->num_layers - 1; i >= 0; i--)
+        if ((i + 1 < m->num_layers ? m->param_off[i + 1] : b->param_floats) > m->param_off[i])
+            m->first_trained = i;
     m->num_all_layers = b->serial + 1;
     RT_CHECK(rt_alloc(&m->all_layers, (size_t)m->num_all_layers, sizeof *m->all_layers,
                       "layer list"));
@@ -337,8 +345,11 @@ rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout
     for (int i = m->num_layers - 1; i >= 0; i--) {
         rt_layer *l = m->layers[i];
         const float *dy = i == m->num_layers - 1 ? dout : m->grad_buf[(i + 1) & 1];
-        float *dx = i == 0 ? NULL : m->grad_buf[i & 1];
-        rt_status st = rt_layer_backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
+        /* The first trained layer computes no input gradient; those below
+         * it, without parameters, are not run backward at all. */
+        float *dx = i > m->first_trained ? m->grad_buf[i & 1] : NULL;
+        rt_status st = i < m->first_trained
+                       ? RT_OK : rt_layer_backward(l, ctx, dx, dy, m->act[i], m->act[i + 1], n);
         if (st != RT_OK)
             return layer_failed(ctx, l, "backward", st);
         if (m->hook)

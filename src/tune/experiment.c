@@ -138,11 +138,12 @@ rt_status tune_record_space(const tune_experiment *e)
     RT_CHECK(rt_fs_mkdir_p(e->dir, 0755, "the experiment directory (run.storage_path)"));
     RT_CHECK(rt_fs_path(path, sizeof path, "%s/tune.json", e->dir));
     RT_CHECK(rt_space_json(e->space, &json));
-    rt_status st = access(path, F_OK) == 0 ? rt_fs_read_small(path, 1 << 20, "tune.json", &old)
-                                           : RT_OK;
-    if (st == RT_OK && !old)
-        st = rt_fs_write_atomic(path, json, 0644);
-    else if (st == RT_OK && strcmp(old, json) != 0)
+    /* The first launch records it; the tasks of a job array start at once. */
+    int created = 0;
+    rt_status st = rt_fs_create_exclusive(path, json, 0644, &created);
+    if (st == RT_OK && !created)
+        st = rt_fs_read_small(path, 1 << 20, "tune.json", &old);
+    if (st == RT_OK && old && strcmp(old, json) != 0)
         st = RT_ERROR(RT_ERR_CONFIG, "the search space differs from the one experiment %s "
                       "started with (%s): keep the same domains to continue it, or give a new "
                       "run.name", e->dir, path);

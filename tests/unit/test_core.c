@@ -1,6 +1,7 @@
 /* Unit tests for core: error record, RNG streams and permutations, the
  * fatal path (rt_abort and its hooks, in a child process) and the
  * file-system helpers. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -221,6 +222,44 @@ static void test_fs(void)
     CHECK_FAILS(RT_ERR_IO, rt_fs_mkdir_p(tmp, 0750, NULL));
     char small[8];
     CHECK_FAILS(RT_ERR_INVALID_ARG, rt_fs_path(small, sizeof small, "%s", dir));
+
+    /* Files several processes write: created once, replaced whole, no
+     * temporary left behind; 8 processes at once. */
+    snprintf(file, sizeof file, "%s/tune.json", dir);
+    int created = -1;
+    CHECK_OK(rt_fs_create_exclusive(file, "one\n", 0644, &created));
+    CHECK(created == 1);
+    CHECK_OK(rt_fs_create_exclusive(file, "two\n", 0644, &created));
+    CHECK(created == 0);
+    CHECK_OK(rt_fs_read_small(file, 100, "test file", &text));
+    CHECK(text && strcmp(text, "one\n") == 0);
+    rt_free(text);
+    snprintf(file, sizeof file, "%s/shared.csv", dir);
+    pid_t kids[8];
+    for (int k = 0; k < 8; k++)
+        if ((kids[k] = fork()) == 0) {
+            char body[32];
+            snprintf(body, sizeof body, "writer %d\n", k);
+            int ok = 1;
+            for (int i = 0; i < 50; i++)
+                ok &= rt_fs_write_shared(file, body, 0644) == RT_OK;
+            _exit(ok ? 0 : 1);
+        }
+    for (int k = 0; k < 8; k++) {
+        int ws = -1;
+        CHECK(kids[k] > 0 && waitpid(kids[k], &ws, 0) == kids[k] && WIFEXITED(ws) &&
+              WEXITSTATUS(ws) == 0);
+    }
+    CHECK_OK(rt_fs_read_small(file, 100, "test file", &text));
+    CHECK(text && strncmp(text, "writer ", 7) == 0 && strlen(text) == 9);
+    rt_free(text);
+    DIR *d = opendir(dir);
+    int temporaries = 0;
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;)
+        temporaries += strstr(de->d_name, ".tmp") != NULL;
+    if (d)
+        closedir(d);
+    CHECK(temporaries == 0);
 
     CHECK_OK(rt_fs_remove_tree(dir));
     CHECK(access(dir, F_OK) != 0);
