@@ -411,6 +411,13 @@ static void conv_bias_piece(void *arg, size_t lo, size_t hi)
     conv_bias_grad(j->db, j->dy, j->g, j->n, (int)lo, (int)hi);
 }
 
+void rt_cpu_conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, int n)
+{
+    conv_bias_job bj = {db, dy, g, n};
+    rt_par_for((size_t)g->k, rt_par_threads((size_t)g->k * n * conv_ohw(g), RT_PAR_MIN_FLOATS),
+               conv_bias_piece, &bj);
+}
+
 static rt_status im2col_backward(const rt_conv_plan *p, float *dx, float *dw, float *db,
                                  const float *dy, const float *x, const float *w,
                                  float *scratch, int n)
@@ -419,11 +426,8 @@ static rt_status im2col_backward(const rt_conv_plan *p, float *dx, float *dw, fl
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
-    if (db) {
-        conv_bias_job bj = {db, dy, g, n};
-        rt_par_for((size_t)g->k, rt_par_threads((size_t)g->k * n * ohw, RT_PAR_MIN_FLOATS),
-                   conv_bias_piece, &bj);
-    }
+    if (db)
+        rt_cpu_conv_bias_grad(db, dy, g, n);
     for (int s0 = 0; s0 < n; s0 += chunk) {
         int cn = n - s0 < chunk ? n - s0 : chunk;
         conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
@@ -548,8 +552,14 @@ rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, fl
                                  float *scratch, int n)
 {
 #ifdef RT_HAVE_DNNL
-    if (p->dnnl)
-        return rt_cpu_dnnl_conv_backward(p->dnnl, &p->g, dx, dw, db, dy, x, w, scratch, n);
+    if (p->dnnl) {
+        if (dx)
+            RT_CHECK(rt_cpu_dnnl_conv_backward_data(p->dnnl, &p->g, dx, dy, w, n));
+        RT_CHECK(rt_cpu_dnnl_conv_backward_weights(p->dnnl, &p->g, dw, dy, x, scratch, n));
+        if (db)
+            rt_cpu_conv_bias_grad(db, dy, &p->g, n);
+        return RT_OK;
+    }
 #endif
     return im2col_backward(p, dx, dw, db, dy, x, w, scratch, n);
 }

@@ -1,8 +1,7 @@
 /* 2-D convolution on the CPU through oneDNN (./configure --with-dnnl).
  *
  * A plan holds, per batch size it has met, the three oneDNN primitives of
- * its layer: forward (with bias), backward data and backward weights (with
- * bias). They are made on first use of a batch size and kept, up to
+ * its layer: forward (with bias), backward data and backward weights. They are made on first use of a batch size and kept, up to
  * DNNL_CACHE_BATCHES sizes per plan (training, the short last batch of an
  * epoch, evaluation); a further size replaces the one used least recently.
  *
@@ -14,8 +13,12 @@
  *
  * Backend contract (rtrain/backend.h): dw and db are added to, dx is
  * overwritten and skipped when NULL. oneDNN's backward weights overwrites
- * its outputs, so dw/db are computed into the caller's scratch (the plan
- * asks for k*c*kh*kw + k floats) and added. A layer without bias passes
+ * its output, so dw is computed into the caller's scratch (the plan asks
+ * for k*c*kh*kw floats) and added. db is summed in double by the im2col
+ * path's loop (rt_cpu_conv_bias_grad), not by oneDNN: a convolution before
+ * BatchNorm has a bias gradient of terms that cancel, and oneDNN's float
+ * sums left it with errors of 3e-6 against its inputs' scale (double:
+ * 4e-8). A layer without bias passes
  * b == NULL; forward then adds the plan's zero vector (x + 0 is x) so that
  * one primitive serves both.
  *
@@ -57,7 +60,7 @@ typedef struct dnnl_entry {
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     dnnl_arg f_src, f_w, f_b, f_dst;
     dnnl_arg d_ddst, d_w, d_dsrc;
-    dnnl_arg w_src, w_ddst, w_dw, w_db;
+    dnnl_arg w_src, w_ddst, w_dw;
 } dnnl_entry;
 
 struct rt_cpu_dnnl_conv {
@@ -255,7 +258,7 @@ static rt_status entry_bwd(dnnl_entry *e, const conv_mds *m, const_dnnl_primitiv
     RT_CHECK(s);
     pd = NULL;
     DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct,
-                                                         &m->src_any, &m->w_any, &m->b,
+                                                         &m->src_any, &m->w_any, NULL,
                                                          &m->dst_any, m->strides, m->pad_l,
                                                          m->pad_r));
     s = prim_make(&e->bwd_weights, &pd, &d, fpd);
@@ -265,8 +268,6 @@ static rt_status entry_bwd(dnnl_entry *e, const conv_mds *m, const_dnnl_primitiv
         s = arg_init(&e->w_ddst, &m->dst, pd, dnnl_query_diff_dst_md, 0, 0);
     if (s == RT_OK)
         s = arg_init(&e->w_dw, &m->w, pd, dnnl_query_diff_weights_md, 0, 1);
-    if (s == RT_OK)
-        s = arg_init(&e->w_db, &m->b, pd, dnnl_query_diff_weights_md, 1, 1);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     RT_CHECK(s);
@@ -280,7 +281,7 @@ static void entry_free(dnnl_entry *e)
         if (prims[i])
             dnnl_primitive_destroy(prims[i]);
     dnnl_arg *args[] = { &e->f_src, &e->f_w, &e->f_b, &e->f_dst, &e->d_ddst, &e->d_w,
-                         &e->d_dsrc, &e->w_src, &e->w_ddst, &e->w_dw, &e->w_db };
+                         &e->d_dsrc, &e->w_src, &e->w_ddst, &e->w_dw };
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
         arg_free(args[i]);
     memset(e, 0, sizeof *e);
@@ -358,7 +359,7 @@ void rt_cpu_dnnl_conv_free(rt_cpu_dnnl_conv *d)
 
 size_t rt_cpu_dnnl_conv_scratch_floats(const rt_conv_geom *g)
 {
-    return (size_t)g->k * g->c * g->kh * g->kw + (size_t)g->k;
+    return (size_t)g->k * g->c * g->kh * g->kw;
 }
 
 rt_status rt_cpu_dnnl_conv_forward(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *y,
@@ -393,40 +394,41 @@ static rt_status bwd_data(dnnl_entry *e, float *dx, const float *dy, const float
     return RT_OK;
 }
 
-/* gw[k*c*kh*kw], gb[k] <- this batch's weight and bias gradients */
-static rt_status bwd_weights(dnnl_entry *e, float *gw, float *gb, const float *dy,
-                             const float *x)
+/* gw[k*c*kh*kw] <- this batch's weight gradient */
+static rt_status bwd_weights(dnnl_entry *e, float *gw, const float *dy, const float *x)
 {
     RT_CHECK(arg_in(&e->w_src, x));
     RT_CHECK(arg_in(&e->w_ddst, dy));
     RT_CHECK(arg_out_bind(&e->w_dw, gw));
-    RT_CHECK(arg_out_bind(&e->w_db, gb));
     dnnl_exec_arg_t args[] = { { DNNL_ARG_SRC, e->w_src.prim },
                                { DNNL_ARG_DIFF_DST, e->w_ddst.prim },
-                               { DNNL_ARG_DIFF_WEIGHTS, e->w_dw.prim },
-                               { DNNL_ARG_DIFF_BIAS, e->w_db.prim } };
-    DNNL_TRY(dnnl_primitive_execute(e->bwd_weights, dnnl_strm, 4, args));
+                               { DNNL_ARG_DIFF_WEIGHTS, e->w_dw.prim } };
+    DNNL_TRY(dnnl_primitive_execute(e->bwd_weights, dnnl_strm, 3, args));
     RT_CHECK(arg_out_done(&e->w_dw));
-    RT_CHECK(arg_out_done(&e->w_db));
     return RT_OK;
 }
 
-rt_status rt_cpu_dnnl_conv_backward(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *dx,
-                                    float *dw, float *db, const float *dy, const float *x,
-                                    const float *w, float *scratch, int n)
+rt_status rt_cpu_dnnl_conv_backward_data(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *dx,
+                                         const float *dy, const float *w, int n)
 {
-    const size_t nw = (size_t)g->k * g->c * g->kh * g->kw;
-    float *gw = scratch, *gb = scratch + nw;   /* scratch: rt_cpu_dnnl_conv_scratch_floats */
     dnnl_entry *e;
     RT_CHECK(entry_get(&e, d, g, n));
-    if (dx)
-        RT_CHECK(bwd_data(e, dx, dy, w));
-    RT_CHECK(bwd_weights(e, gw, gb, dy, x));
+    RT_CHECK(bwd_data(e, dx, dy, w));
+    DNNL_TRY(dnnl_stream_wait(dnnl_strm));
+    return RT_OK;
+}
+
+rt_status rt_cpu_dnnl_conv_backward_weights(rt_cpu_dnnl_conv *d, const rt_conv_geom *g,
+                                            float *dw, const float *dy, const float *x,
+                                            float *scratch, int n)
+{
+    const size_t nw = (size_t)g->k * g->c * g->kh * g->kw;
+    float *gw = scratch;   /* [nw]: rt_cpu_dnnl_conv_scratch_floats */
+    dnnl_entry *e;
+    RT_CHECK(entry_get(&e, d, g, n));
+    RT_CHECK(bwd_weights(e, gw, dy, x));
     DNNL_TRY(dnnl_stream_wait(dnnl_strm));
     for (size_t i = 0; i < nw; i++)
         dw[i] += gw[i];
-    if (db)
-        for (int k = 0; k < g->k; k++)
-            db[k] += gb[k];
     return RT_OK;
 }

@@ -13,12 +13,22 @@ typedef struct rt_cpu_dnnl_conv rt_cpu_dnnl_conv;
  * first use). Makes the process's oneDNN engine and stream the first time. */
 rt_status rt_cpu_dnnl_conv_new(rt_cpu_dnnl_conv **out, const rt_conv_geom *g);
 void rt_cpu_dnnl_conv_free(rt_cpu_dnnl_conv *d);
-/* Scratch the backward needs: the batch's dw and db before they are added. */
+/* Scratch the backward needs: the batch's dw before it is added. */
 size_t rt_cpu_dnnl_conv_scratch_floats(const rt_conv_geom *g);
 rt_status rt_cpu_dnnl_conv_forward(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *y,
                                    const float *x, const float *w, const float *b, int n);
-rt_status rt_cpu_dnnl_conv_backward(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *dx,
-                                    float *dw, float *db, const float *dy, const float *x,
-                                    const float *w, float *scratch, int n);
+/* dx = the input gradient (overwritten) */
+rt_status rt_cpu_dnnl_conv_backward_data(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, float *dx,
+                                         const float *dy, const float *w, int n);
+/* dw += the weight gradient */
+rt_status rt_cpu_dnnl_conv_backward_weights(rt_cpu_dnnl_conv *d, const rt_conv_geom *g,
+                                            float *dw, const float *dy, const float *x,
+                                            float *scratch, int n);
+
+/* db[k] += sum of dy over samples and positions, in double (conv2d.c):
+ * both paths use it. The bias gradient of a convolution followed by
+ * BatchNorm is a sum of terms that cancel to about zero, where a float sum
+ * (oneDNN's) leaves errors large against the result. */
+void rt_cpu_conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, int n);
 
 #endif
