@@ -7,6 +7,11 @@
  * ratio shows what im2col, col2im and the reorders cost (target: layer <=
  * 1.5x sgemm).
  *
+ * The layer runs on the convolution path the backend selects (oneDNN when
+ * built with it; RTRAIN_CPU_CONV=im2col|dnnl chooses, see
+ * src/backend/cpu/conv2d.c); the sgemm baseline always uses the chunks
+ * of the im2col path.
+ *
  * Usage: bench_kernels [repetitions]   (best of `repetitions`, default 5)
  * OpenBLAS runs on 1 thread unless OPENBLAS_NUM_THREADS is set. */
 #include <cblas.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include "rtrain/core.h"
 #include "rtrain/backend.h"
+#include "backend/cpu/kernels.h"
 
 static const rt_backend *cpu;
 
@@ -122,6 +128,21 @@ static double best_time(void (*fn)(void *), void *arg, int reps)
 static void conv_layer_fn(void *p) { conv_layer(p); }
 static void conv_gemms_fn(void *p) { conv_gemms(p); }
 
+/* Samples per chunk of the im2col path (read from its plan's scratch). */
+static int im2col_chunk(const rt_conv_geom *g, int n)
+{
+    rt_cpu_conv_path path;
+    rt_conv_plan *plan = NULL;
+    size_t nscratch = 0;
+    if (rt_cpu_conv_selected(&path) != RT_OK || rt_cpu_conv_select(RT_CPU_CONV_IM2COL) != RT_OK ||
+        cpu->conv2d_plan(&plan, g, n, &nscratch) != RT_OK || rt_cpu_conv_select(path) != RT_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
+        exit(1);
+    }
+    cpu->conv2d_plan_free(plan);
+    return (int)(nscratch / ((size_t)g->oh * g->ow * ((size_t)g->c * g->kh * g->kw + g->k)));
+}
+
 static void bench_conv(const conv_shape *s, int n, int reps)
 {
     conv_bench b = { .n = n, .need_dx = s->need_dx };
@@ -137,7 +158,10 @@ static void bench_conv(const conv_shape *s, int n, int reps)
         fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
         exit(1);
     }
-    b.chunk = (int)(nscratch / (ohw * (ckk + g->k)));   /* samples per chunk */
+    b.chunk = im2col_chunk(g, n);
+    size_t nscratch_gemm = (size_t)b.chunk * ohw * (ckk + g->k);
+    if (nscratch < nscratch_gemm)
+        nscratch = nscratch_gemm;
     b.x = bench_buffer((size_t)n * g->c * g->h * g->w);
     b.dx = bench_buffer((size_t)n * g->c * g->h * g->w);
     b.w = bench_buffer((size_t)g->k * ckk);
@@ -232,8 +256,14 @@ int main(int argc, char **argv)
     if (!getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(1);
     rt_rng_init(&bench_rng, rt_rng_key(1, 2, 3, 4));
-    printf("OpenBLAS %s, %d thread(s), best of %d\n", openblas_get_config(),
-           openblas_get_num_threads(), reps);
+    rt_cpu_conv_path path;
+    if (rt_cpu_conv_selected(&path) != RT_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
+        return 1;
+    }
+    printf("OpenBLAS %s, %d thread(s), best of %d, convolutions by %s\n",
+           openblas_get_config(), openblas_get_num_threads(), reps,
+           path == RT_CPU_CONV_DNNL ? "oneDNN" : "im2col + sgemm");
     printf("fwd+bwd: forward and backward (dx skipped for the first layer of each model)\n");
     printf("%-26s %4s %10s %9s %10s %7s\n", "layer", "n", "fwd+bwd ms", "GFLOP/s",
            "sgemm ms", "ratio");

@@ -9,12 +9,13 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev clang
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libdnnl-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
-# slurm-wlm + munge: the Slurm tests start a private one-node cluster
-# (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
+# libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
+# it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
+# Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
 # libpmix.so, which nothing else pulls in. environment-modules: the install
 # test loads the installed modulefile (module use/load). python3-h5py: the
 # checkpoint interoperability test reads checkpoints without rtrain;

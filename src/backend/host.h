@@ -14,6 +14,9 @@
 struct rt_conv_plan {
     rt_conv_geom g;
     size_t scratch_floats;
+    /* the cpu backend's oneDNN primitives (cpu/conv2d_dnnl.h); NULL on its
+     * im2col path and in the naive backend */
+    struct rt_cpu_dnnl_conv *dnnl;
 };
 
 /* ---- memory -------------------------------------------------------------------- */

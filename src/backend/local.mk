@@ -1,15 +1,19 @@
 # backend: the kernel table (include/rtrain/backend.h) and the backends of
 # this build: "cpu" (OpenBLAS sgemm + im2col over a thread pool of its own,
-# parallel.h) and "naive" (plain loops, the reference the tests compare
+# parallel.h; convolutions through oneDNN when configured with it) and "naive" (plain loops, the reference the tests compare
 # with); host.c holds what the two host-memory backends share.
 rtraininclude_HEADERS += include/rtrain/backend.h
 noinst_HEADERS += src/backend/backends.h src/backend/host.h src/backend/formulas.h \
-	src/backend/cpu/kernels.h src/backend/cpu/parallel.h
+	src/backend/cpu/kernels.h src/backend/cpu/parallel.h src/backend/cpu/conv2d_dnnl.h
 src_librtrain_la_SOURCES += src/backend/backend.c src/backend/host.c src/backend/fault.c \
 	src/backend/cpu/cpu.c src/backend/cpu/linear.c src/backend/cpu/conv2d.c \
 	src/backend/cpu/elementwise.c src/backend/cpu/pool.c src/backend/cpu/batchnorm.c \
 	src/backend/cpu/update.c src/backend/cpu/parallel.c \
 	src/backend/naive/naive.c
+# oneDNN convolutions of the cpu backend (./configure --with-dnnl)
+if HAVE_DNNL
+src_librtrain_la_SOURCES += src/backend/cpu/conv2d_dnnl.c
+endif
 
 check_PROGRAMS += tests/unit/test_kernels
 TESTS += tests/unit/test_kernels

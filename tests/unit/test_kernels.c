@@ -21,6 +21,17 @@
  * taken in double on functions that are linear (conv, linear) or smooth
  * (batch norm) in each variable, so their own error (~1e-9) is negligible.
  *
+ * Convolution paths. The CPU backend convolves by im2col + sgemm, or
+ * through oneDNN when built with it (src/backend/cpu/conv2d.c); its
+ * convolution checks run on each path the build has, among them the
+ * ResNet18 shapes (stem, 3x3 stride 1 and 2, 1x1 stride 2 downsample,
+ * 3x3 on 1x1) at batch 1 and odd batches, with and without bias. Both
+ * paths meet the same double references with the same REL_TOL: their sums
+ * run in other orders, so they agree with each other to about that much,
+ * not bit for bit. Each path must give the same bits for the same call, on
+ * a fresh plan as on the same one, and after other batch sizes were used
+ * on the plan (oneDNN caches primitives per batch size).
+ *
  * Threads. The CPU backend's checks run twice: on one thread and on three
  * (more than the 2 cores here, and a count that splits most sizes
  * unevenly), so that the threaded paths (parallel.h) meet the same
@@ -37,11 +48,14 @@
 #include "rtrain/core.h"
 #include "rtrain/backend.h"
 #include "backend/cpu/parallel.h"
+#include "backend/cpu/kernels.h"
 
 #define REL_TOL 1e-4
 
 /* The backend under test. */
 static const rt_backend *be;
+/* The cpu backend's convolution path under test (kernels.h). */
+static rt_cpu_conv_path cpu_conv_path = RT_CPU_CONV_IM2COL;
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -231,6 +245,43 @@ typedef struct conv_case {
 
 #define SCRATCH_GUARD 64
 
+/* Other batch sizes on the same plan (fewer than it was made for: the
+ * short last batch of an epoch) give the first samples of the full
+ * forward within REL_TOL; five sizes in a row evict the first from
+ * oneDNN's cache of four; the full batch again, and on a fresh plan, gives
+ * the bits it gave first. */
+static void check_conv_batches(const char *name, rt_conv_plan *plan, const float *y,
+                               const double *yd, const float *x, const float *w,
+                               const float *bias, float *scratch, const rt_conv_geom *g, int n)
+{
+    const size_t out_sample = (size_t)g->k * g->oh * g->ow;
+    const int sizes[] = { 1, n - 1, 2, n - 2, n };
+    float *y2 = falloc((size_t)n * out_sample);
+    char what[200];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int nb = sizes[i];
+        if (nb < 1 || nb > n)
+            continue;
+        fill_nan(y2, (size_t)nb * out_sample);
+        CHECK_OK(be->conv2d_forward(plan, y2, x, w, bias, scratch, nb));
+        snprintf(what, sizeof what, "%s forward of %d of %d samples", name, nb, n);
+        check_array(what, y2, yd, (size_t)nb * out_sample, REL_TOL);
+    }
+    CHECK_MSG(same_bits(y, y2, (size_t)n * out_sample * sizeof(float)),
+              "%s: forward changed after other batch sizes", name);
+    rt_conv_plan *fresh = NULL;
+    size_t nscratch = 0;
+    CHECK_OK(be->conv2d_plan(&fresh, g, n, &nscratch));
+    float *scratch2 = falloc(nscratch + 1);
+    fill_nan(y2, (size_t)n * out_sample);
+    CHECK_OK(be->conv2d_forward(fresh, y2, x, w, bias, scratch2, n));
+    CHECK_MSG(same_bits(y, y2, (size_t)n * out_sample * sizeof(float)),
+              "%s: forward differs on a fresh plan", name);
+    be->conv2d_plan_free(fresh);
+    rt_free(scratch2);
+    rt_free(y2);
+}
+
 static void run_conv_case(const conv_case *tc)
 {
     rt_conv_geom g;
@@ -247,7 +298,7 @@ static void run_conv_case(const conv_case *tc)
     CHECK_OK(be->conv2d_plan(&plan, &g, n, &nscratch));
     if (!plan)
         return;
-    if (tc->want_chunks && !strcmp(be->name, "cpu")) {
+    if (tc->want_chunks && !strcmp(be->name, "cpu") && cpu_conv_path == RT_CPU_CONV_IM2COL) {
         /* The scratch holds `chunk` samples of columns plus output; we want
          * several chunks of 2 or more samples and a shorter last one. */
         size_t chunk = nscratch / ((size_t)g.oh * g.ow * (nw / g.k + g.k));
@@ -291,6 +342,7 @@ static void run_conv_case(const conv_case *tc)
     fill_nan(y2, ny);
     CHECK_OK(be->conv2d_forward(plan, y2, x, w, bias, scratch, n));
     CHECK_MSG(same_bits(y, y2, ny * sizeof(float)), "%s: forward not deterministic", tc->name);
+    check_conv_batches(tc->name, plan, y, yd, x, w, bias, scratch, &g, n);
 
     /* backward: dw, db accumulate onto their old values; dx is overwritten */
     memcpy(dw, dw0, nw * sizeof(float));
@@ -373,6 +425,15 @@ static void test_conv(void)
          * and wide ones (per-sample sgemms), see conv2d.c */
         { "3x3/1 chunks, narrow",    40, 64, 7,   7,  8, 3, 1, 1, 1,   12, 1 },
         { "3x3/1 chunks, wide",       7, 2, 100, 160, 3, 3, 1, 1, 1,   12, 1 },
+        /* ResNet18 on 28x28 inputs, full channel counts */
+        { "r18 stem 7x7/2 odd, bias", 3, 1, 28,  28, 64, 7, 2, 3, 1,    8, 0 },
+        { "r18 layer1 3x3/1 64 7x7",  5, 64, 7,   7, 64, 3, 1, 1, 0,    4, 0 },
+        { "r18 layer1 batch 1 bias",  1, 64, 7,   7, 64, 3, 1, 1, 1,    4, 0 },
+        { "r18 layer2 3x3/2 64->128", 3, 64, 7,   7, 128, 3, 2, 1, 0,   4, 0 },
+        { "r18 downsample 1x1/2",     7, 64, 7,   7, 128, 1, 2, 0, 0,   8, 0 },
+        { "r18 downsample batch 1",   1, 64, 7,   7, 128, 1, 2, 0, 1,   8, 0 },
+        { "r18 layer3 3x3/1 256 2x2", 3, 256, 2,  2, 256, 3, 1, 1, 0,   4, 0 },
+        { "r18 layer4 3x3/1 on 1x1",  3, 256, 1,  1, 512, 3, 1, 1, 1,   4, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_conv_case(&cases[i]);
@@ -967,9 +1028,26 @@ static void test_parallel(void)
     CHECK(a.pieces == 600 && b.pieces == 600);
 }
 
+/* The convolution checks on every path of the cpu backend this build has. */
+static void test_cpu_conv_paths(void)
+{
+    static const rt_cpu_conv_path paths[] = { RT_CPU_CONV_IM2COL, RT_CPU_CONV_DNNL };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (rt_cpu_conv_select(paths[i]) != RT_OK) {
+            rt_error_clear();   /* dnnl in a build without oneDNN */
+            continue;
+        }
+        cpu_conv_path = paths[i];
+        test_conv();
+    }
+}
+
 static void test_all_kernels(void)
 {
-    test_conv();
+    if (!strcmp(be->name, "cpu"))
+        test_cpu_conv_paths();
+    else
+        test_conv();
     test_linear();
     test_relu_add();
     test_dropout();

@@ -20,12 +20,21 @@
  *
  * The chunk size depends only on the geometry (never on max_batch), so the
  * order of every floating-point sum, and hence every bit of the result, is
- * a function of the inputs and the thread count alone (parallel.h). */
+ * a function of the inputs and the thread count alone (parallel.h).
+ *
+ * With oneDNN (./configure --with-dnnl) the backend's entries at the end
+ * of this file send plans to conv2d_dnnl.c instead, unless the environment
+ * says RTRAIN_CPU_CONV=im2col: this path stays the reference the oneDNN
+ * one is tested against and the fall-back a user can choose. */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "config.h"
 #include "backend/host.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/parallel.h"
+#include "backend/cpu/conv2d_dnnl.h"
 
 /* Bound on one chunk's scratch (columns + reordered output), in floats:
  * 1M floats = 4 MiB. Measured on the ResNet18 shapes at batch 128, limits
@@ -284,14 +293,7 @@ static void conv_forward_piece(void *arg, size_t lo, size_t hi)
     conv_forward_samples(arg, (int)lo, (int)hi);
 }
 
-rt_status rt_cpu_conv2d_plan(rt_conv_plan **out, const rt_conv_geom *g, int max_batch,
-                             size_t *scratch_floats)
-{
-    *scratch_floats = conv_scratch_floats(g, max_batch);
-    return rt_host_conv2d_plan_new(out, g, *scratch_floats);
-}
-
-rt_status rt_cpu_conv2d_forward(const rt_conv_plan *p, float *y, const float *x, const float *w,
+static rt_status im2col_forward(const rt_conv_plan *p, float *y, const float *x, const float *w,
                                 const float *b, float *scratch, int n)
 {
     const rt_conv_geom *g = &p->g;
@@ -409,7 +411,14 @@ static void conv_bias_piece(void *arg, size_t lo, size_t hi)
     conv_bias_grad(j->db, j->dy, j->g, j->n, (int)lo, (int)hi);
 }
 
-rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, float *db,
+void rt_cpu_conv_bias_grad(float *db, const float *dy, const rt_conv_geom *g, int n)
+{
+    conv_bias_job bj = {db, dy, g, n};
+    rt_par_for((size_t)g->k, rt_par_threads((size_t)g->k * n * conv_ohw(g), RT_PAR_MIN_FLOATS),
+               conv_bias_piece, &bj);
+}
+
+static rt_status im2col_backward(const rt_conv_plan *p, float *dx, float *dw, float *db,
                                  const float *dy, const float *x, const float *w,
                                  float *scratch, int n)
 {
@@ -417,11 +426,8 @@ rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, fl
     const size_t ckk = conv_ckk(g), ohw = conv_ohw(g);
     const size_t in_sample = (size_t)g->c * g->h * g->w, out_sample = (size_t)g->k * ohw;
     const int chunk = conv_chunk(g);
-    if (db) {
-        conv_bias_job bj = {db, dy, g, n};
-        rt_par_for((size_t)g->k, rt_par_threads((size_t)g->k * n * ohw, RT_PAR_MIN_FLOATS),
-                   conv_bias_piece, &bj);
-    }
+    if (db)
+        rt_cpu_conv_bias_grad(db, dy, g, n);
     for (int s0 = 0; s0 < n; s0 += chunk) {
         int cn = n - s0 < chunk ? n - s0 : chunk;
         conv_chunk_job j = {.g = g, .cn = cn, .cols = (size_t)cn * ohw, .x = x + s0 * in_sample,
@@ -436,4 +442,124 @@ rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, fl
             rt_par_for((size_t)cn, threads, conv_dx_piece, &j);
     }
     return RT_OK;
+}
+
+/* ---- path selection and the backend's entries ------------------------------------------ */
+
+#ifdef RT_HAVE_DNNL
+#define CONV_DEFAULT_PATH RT_CPU_CONV_DNNL
+#else
+#define CONV_DEFAULT_PATH RT_CPU_CONV_IM2COL
+#endif
+
+static pthread_once_t conv_env_once = PTHREAD_ONCE_INIT;
+static int conv_env_path = -1;          /* -1: RTRAIN_CPU_CONV holds no known path */
+static const char *conv_env_value;
+static int conv_override = -1;          /* rt_cpu_conv_select; -1: none */
+
+static void conv_read_env(void)
+{
+    static const char *const names[] = { [RT_CPU_CONV_IM2COL] = "im2col",
+                                         [RT_CPU_CONV_DNNL] = "dnnl" };
+    conv_env_value = getenv("RTRAIN_CPU_CONV");
+    if (!conv_env_value || !*conv_env_value) {
+        conv_env_path = CONV_DEFAULT_PATH;
+        return;
+    }
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(conv_env_value, names[i]))
+            conv_env_path = i;
+}
+
+static rt_status conv_check_built(rt_cpu_conv_path path)
+{
+#ifndef RT_HAVE_DNNL
+    if (path == RT_CPU_CONV_DNNL)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "oneDNN convolutions asked for, but this build "
+                        "has none (./configure --with-dnnl, package libdnnl-dev)");
+#else
+    (void)path;
+#endif
+    return RT_OK;
+}
+
+rt_status rt_cpu_conv_select(rt_cpu_conv_path path)
+{
+    RT_CHECK(conv_check_built(path));
+    conv_override = (int)path;
+    return RT_OK;
+}
+
+rt_status rt_cpu_conv_selected(rt_cpu_conv_path *path)
+{
+    if (conv_override >= 0) {
+        *path = (rt_cpu_conv_path)conv_override;
+        return RT_OK;
+    }
+    pthread_once(&conv_env_once, conv_read_env);
+    if (conv_env_path < 0)
+        return RT_ERROR(RT_ERR_CONFIG, "RTRAIN_CPU_CONV=%s: expected im2col or dnnl",
+                        conv_env_value);
+    *path = (rt_cpu_conv_path)conv_env_path;
+    RT_CHECK(conv_check_built(*path));
+    return RT_OK;
+}
+
+rt_status rt_cpu_conv2d_plan(rt_conv_plan **out, const rt_conv_geom *g, int max_batch,
+                             size_t *scratch_floats)
+{
+    rt_cpu_conv_path path;
+    *out = NULL;
+    RT_CHECK(rt_cpu_conv_selected(&path));
+#ifdef RT_HAVE_DNNL
+    if (path == RT_CPU_CONV_DNNL) {
+        *scratch_floats = rt_cpu_dnnl_conv_scratch_floats(g);
+        RT_CHECK(rt_host_conv2d_plan_new(out, g, *scratch_floats));
+        rt_status s = rt_cpu_dnnl_conv_new(&(*out)->dnnl, g);
+        if (s != RT_OK) {
+            rt_host_conv2d_plan_free(*out);
+            *out = NULL;
+            RT_CHECK(s);
+        }
+        return RT_OK;
+    }
+#endif
+    *scratch_floats = conv_scratch_floats(g, max_batch);
+    return rt_host_conv2d_plan_new(out, g, *scratch_floats);
+}
+
+void rt_cpu_conv2d_plan_free(rt_conv_plan *p)
+{
+#ifdef RT_HAVE_DNNL
+    if (p)
+        rt_cpu_dnnl_conv_free(p->dnnl);
+#endif
+    rt_host_conv2d_plan_free(p);
+}
+
+rt_status rt_cpu_conv2d_forward(const rt_conv_plan *p, float *y, const float *x, const float *w,
+                                const float *b, float *scratch, int n)
+{
+#ifdef RT_HAVE_DNNL
+    if (p->dnnl)
+        return rt_cpu_dnnl_conv_forward(p->dnnl, &p->g, y, x, w, b, n);
+#endif
+    return im2col_forward(p, y, x, w, b, scratch, n);
+}
+
+rt_status rt_cpu_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, float *db,
+                                 const float *dy, const float *x, const float *w,
+                                 float *scratch, int n)
+{
+#ifdef RT_HAVE_DNNL
+    if (p->dnnl) {
+        if (dx)
+            RT_CHECK(rt_cpu_dnnl_conv_backward_data(p->dnnl, &p->g, dx, dy, w, n));
+        RT_CHECK(rt_cpu_dnnl_conv_backward_weights(p->dnnl, &p->g, dw, dy, x, scratch, n));
+        if (db)
+            rt_cpu_conv_bias_grad(db, dy, &p->g, n);
+        return RT_OK;
+    }
+#endif
+    return im2col_backward(p, dx, dw, db, dy, x, w, scratch, n);
 }

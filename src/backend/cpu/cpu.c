@@ -1,6 +1,6 @@
 /* The "cpu" backend's table: host memory, OpenBLAS products and loops split
  * over the backend's own threads (parallel.h explains why not OpenBLAS's
- * or OpenMP's). */
+ * or OpenMP's); convolutions through oneDNN when built with it (conv2d.c). */
 #include "backend/host.h"
 #include "backend/cpu/kernels.h"
 
@@ -21,7 +21,7 @@ const rt_backend rt_backend_cpu = {
     .linear_backward = rt_cpu_linear_backward,
 
     .conv2d_plan = rt_cpu_conv2d_plan,
-    .conv2d_plan_free = rt_host_conv2d_plan_free,
+    .conv2d_plan_free = rt_cpu_conv2d_plan_free,
     .conv2d_forward = rt_cpu_conv2d_forward,
     .conv2d_backward = rt_cpu_conv2d_backward,
 

@@ -16,6 +16,18 @@ rt_status rt_cpu_linear_backward(float *dx, float *dw, float *db, const float *d
                                  const float *x, const float *w, int n, int in, int out);
 
 /* ---- 2-D convolution (conv2d.c) ---------------------------------------------------- */
+/* Two implementations: im2col + OpenBLAS sgemm (the reference, always
+ * built) and oneDNN (conv2d_dnnl.c, ./configure --with-dnnl). A plan takes
+ * the path selected when it is made: the environment variable
+ * RTRAIN_CPU_CONV=im2col|dnnl, read once on the first plan, or by default
+ * dnnl when built with oneDNN, else im2col. */
+typedef enum { RT_CPU_CONV_IM2COL, RT_CPU_CONV_DNNL } rt_cpu_conv_path;
+/* Overrides the path of later plans (tests); RT_ERR_UNSUPPORTED for dnnl
+ * in a build without oneDNN. */
+rt_status rt_cpu_conv_select(rt_cpu_conv_path path);
+/* The path later plans take; RT_ERR_CONFIG for a wrong RTRAIN_CPU_CONV. */
+rt_status rt_cpu_conv_selected(rt_cpu_conv_path *path);
+void rt_cpu_conv2d_plan_free(rt_conv_plan *p);
 rt_status rt_cpu_conv2d_plan(rt_conv_plan **out, const rt_conv_geom *g, int max_batch,
                              size_t *scratch_floats);
 rt_status rt_cpu_conv2d_forward(const rt_conv_plan *p, float *y, const float *x, const float *w,
