@@ -38,7 +38,8 @@
  * Where things are found: rtrain in $RTRAIN_BIN, else next to this program,
  * else in the build tree (../src/cli/rtrain), else on PATH; mpirun is
  * $MPIRUN (may carry options, split at blanks) or `mpirun`; srun from PATH.
- * The environment passes through to rtrain unchanged.
+ * The environment passes through to rtrain unchanged, with
+ * OMP_WAIT_POLICY=PASSIVE added when it is unset (see main).
  *
  * Exit codes: those above; 2 also for a usage error of rtrain-run itself. */
 #include <dirent.h>
@@ -336,6 +337,8 @@ static int plan_argv(plan *p, const options *o)
         p->argv[k++] = np_text;
         p->argv[k++] = "--bind-to";
         p->argv[k++] = "none";
+        p->argv[k++] = "-x";   /* to the ranks on other nodes too */
+        p->argv[k++] = "OMP_WAIT_POLICY";
     }
     if (k + 3 + o->noverrides >= MAX_ARGS)
         return -1;
@@ -633,6 +636,12 @@ int main(int argc, char **argv)
         return RT_EXIT_INPUT;
     }
     plan_config(&p, &o);
+    /* oneDNN's OpenMP threads spin between convolutions by default and
+     * compete with rtrain's own threads (17% slower ResNet18 steps at 1 rank
+     * x 2 threads, bench/RESULTS.md); libgomp reads the policy only when it
+     * is loaded, so the launcher sets it for the ranks (a value already set
+     * is kept). */
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     if (plan_argv(&p, &o) != 0) {
         fprintf(stderr, "rtrain-run: error: too many arguments (at most %d)\n", MAX_ARGS - 40);
         return RT_EXIT_INPUT;
