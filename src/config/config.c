@@ -163,6 +163,13 @@ static rt_status add_assign(load_ctx *c, const rt_key *k, const config_setting_t
     return RT_OK;
 }
 
+int rt_config_member_path(char *child, size_t size, const char *path,
+                          const config_setting_t *m)
+{
+    int len = snprintf(child, size, "%s%s%s", path, path[0] ? "." : "", config_setting_name(m));
+    return len >= 0 && (size_t)len < size;
+}
+
 static rt_status collect(load_ctx *c, const char *path, const config_setting_t *s,
                          const char *ovr);
 
@@ -172,9 +179,7 @@ static rt_status collect_members(load_ctx *c, const char *path, const config_set
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
         char child[KEY_MAX];
-        int len = snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "." : "",
-                           config_setting_name(m));
-        if (len < 0 || len >= (int)sizeof child)
+        if (!rt_config_member_path(child, sizeof child, path, m))
             return rt_config_fail(m, ovr, "unknown key '%.64s...' (too long)", child);
         RT_CHECK(collect(c, child, m, ovr));
     }

@@ -113,6 +113,10 @@ typedef struct rt_cfg_assign {
     int skip;              /* dropped by the batch-size rule */
 } rt_cfg_assign;
 
+/* The key path "PATH.NAME" of member m of the group at path (at the top,
+ * path "": "NAME") into child; 0 when it does not fit in size bytes. */
+int rt_config_member_path(char *child, size_t size, const char *path,
+                          const config_setting_t *m);
 /* "FILE:LINE" for a setting read from a file, "override 'TEXT'" otherwise. */
 void rt_config_where(char *buf, size_t n, const config_setting_t *s, const char *override);
 /* Records RT_ERR_CONFIG as "WHERE: message". */

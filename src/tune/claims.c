@@ -131,7 +131,7 @@ static rt_status take_over(const tune_experiment *e, const char *dir, const char
 
 /* Claims unit `name` for this launch: a new claim, or one of this task's
  * own from before a requeue. */
-static rt_status claim_unit(const tune_experiment *e, const char *name, int *got)
+rt_status tune_claim_unit(const tune_experiment *e, const char *name, int *got)
 {
     char dir[RT_PATH_MAX + 64], path[RT_PATH_MAX + 128];
     RT_CHECK(claims_dir(e, dir, sizeof dir));
@@ -173,7 +173,7 @@ static int trial_open(const tune_experiment *e, int64_t t)
 }
 
 /* The first open trial no group of this launch has claimed (-1: none). */
-static rt_status claim_next(const tune_experiment *e, tune_work *w)
+rt_status tune_claim_new(const tune_experiment *e, tune_work *w)
 {
     w->t = -1;
     for (int64_t t = 0; t < e->trials; t++) {
@@ -181,7 +181,7 @@ static rt_status claim_next(const tune_experiment *e, tune_work *w)
         if (!trial_open(e, t))
             continue;
         snprintf(w->unit, sizeof w->unit, "%05lld", (long long)t);
-        RT_CHECK(claim_unit(e, w->unit, &got));
+        RT_CHECK(tune_claim_unit(e, w->unit, &got));
         if (got) {
             w->t = t;
             return RT_OK;
@@ -218,7 +218,7 @@ rt_status tune_claim_promotion(const tune_experiment *e, int64_t *out)
                 !promoted_mark(e, t, rungs[k], 1))
                 continue;
             snprintf(name, sizeof name, "p%05lld.%d", (long long)t, rungs[k]);
-            st = claim_unit(e, name, &got);
+            st = tune_claim_unit(e, name, &got);
             *out = t;
         }
     }
@@ -316,19 +316,10 @@ rt_status tune_next_work(const tune_experiment *e, tune_work *w)
         snprintf(w->unit, sizeof w->unit, "p%05lld.%d", (long long)w->t, paused_at);
         return RT_OK;
     }
-    RT_CHECK(claim_next(e, w));
+    RT_CHECK(tune_claim_new(e, w));
     if (w->t < 0 && e->scheduler == SCHED_ASHA_PROMOTE && tune_others_running(e))
         w->t = -2;   /* the others' rungs may make a trial promotable */
     return RT_OK;
-}
-
-/* Exposed for pbt.c: claims the first never-started trial. */
-rt_status tune_claim_new(const tune_experiment *e, tune_work *w) { return claim_next(e, w); }
-
-/* Exposed for pbt.c: claims unit `name`. */
-rt_status tune_claim_unit(const tune_experiment *e, const char *name, int *got)
-{
-    return claim_unit(e, name, got);
 }
 
 void tune_work_done(const tune_experiment *e, const tune_work *w)

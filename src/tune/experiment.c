@@ -250,8 +250,8 @@ rt_status tune_record_trial(const tune_experiment *e, int64_t t, const tune_outc
                                                    : o->paused ? "PAUSED" : "TERMINATED"));
     if (st == RT_OK && o->paused) {
         json_object_set_new(rec, "paused_at", json_integer(o->paused));
-        if (o->rung)
-            json_object_set_new(rec, "rung", json_integer(o->rung));
+        if (e->scheduler == SCHED_ASHA_PROMOTE)   /* rtrain-results shows the rung */
+            json_object_set_new(rec, "rung", json_integer(o->paused));
     }
     if (st == RT_OK && o->stopped)
         json_object_set_new(rec, "stopped_at", json_integer(o->stopped));

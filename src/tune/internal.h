@@ -85,8 +85,7 @@ void tune_trial_state(const tune_experiment *e, int64_t t, char *status, size_t 
 typedef struct tune_outcome {
     rt_status status;
     int stopped;        /* stopped early at this iteration (asha, median), 0: not */
-    int paused;         /* paused at this iteration (asha_promote, pbt), 0: not */
-    int rung;           /* asha_promote: the rung it paused at */
+    int paused;         /* paused at this iteration (pbt) or rung (asha_promote), 0: not */
     int attempts;
     const char *error;
 } tune_outcome;

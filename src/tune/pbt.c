@@ -228,27 +228,31 @@ static rt_status decide_round(const tune_experiment *e, int64_t round, const int
  * there (the round can be decided). */
 static int gather(const tune_experiment *e, int64_t *ids, int *n, int *lowest)
 {
-    int all_paused = 1, have = 0;
+    int all_paused = 1, others = 0;   /* others: trials not failed and not paused */
     *n = 0;
     *lowest = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int64_t t = 0; t < e->trials; t++) {
-            char status[32];
-            int at;
-            tune_trial_state(e, t, status, sizeof status, &at);
-            int paused = !strcmp(status, "PAUSED");
-            if (!strcmp(status, "ERROR"))
-                continue;
-            if (pass == 0 && paused && (!have || at < *lowest)) {
-                *lowest = at;
-                have = 1;
-            }
-            if (pass == 1 && paused && at == *lowest)
-                ids[(*n)++] = t;
-            else if (pass == 1)
-                all_paused = 0;
+    for (int64_t t = 0; t < e->trials; t++) {
+        char status[32];
+        int at;
+        tune_trial_state(e, t, status, sizeof status, &at);
+        if (!strcmp(status, "ERROR"))
+            continue;
+        if (strcmp(status, "PAUSED") != 0) {
+            others++;
+            continue;
         }
-    return all_paused && *n > 0;
+        if (*n > 0 && at > *lowest) {
+            all_paused = 0;   /* paused further on than the lowest */
+            continue;
+        }
+        if (*n > 0 && at < *lowest) {
+            all_paused = 0;   /* those gathered so far are further on */
+            *n = 0;
+        }
+        *lowest = at;
+        ids[(*n)++] = t;
+    }
+    return all_paused && others == 0 && *n > 0;
 }
 
 /* 1 while a group decides `round` (its lock is fresh: a group that died

@@ -109,10 +109,8 @@ static int apply_decision(tune_hook *h, const char *decision, int rung, int iter
 {
     if (!strcmp(decision, "stop"))
         h->out.stopped = iteration;
-    if (!strcmp(decision, "pause")) {
+    if (!strcmp(decision, "pause"))
         h->out.paused = rung;
-        h->out.rung = rung;
-    }
     return strcmp(decision, "go") != 0;
 }
 

@@ -398,9 +398,8 @@ static rt_status walk_members(rt_space *s, const char *path, const config_settin
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
         char child[KEY_MAX];
-        int len = snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "." : "",
-                           config_setting_name(m));
-        if (len > 0 && len < (int)sizeof child)   /* longer: no key, the config module says so */
+        if (rt_config_member_path(child, sizeof child, path, m))   /* else no key: the config
+                                                                    * module says so */
             RT_CHECK(walk(s, child, m, ovr));
     }
     return RT_OK;
