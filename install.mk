@@ -8,7 +8,8 @@ dist_man1_MANS = man/rtrain.1 man/rtrain-run.1 man/rtrain-results.1 man/rtrain-c
 
 examplesdir = $(pkgdatadir)/examples
 examples_DATA = examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \
-	examples/fashion_mnist_mlp.cfg examples/mnist_mlp.cfg examples/fashion_mnist_cnn.cfg \
+	examples/fashion_mnist_mlp.cfg examples/fashion_mnist_quickstart.cfg examples/mnist_mlp.cfg \
+	examples/fashion_mnist_cnn.cfg \
 	examples/fashion_mnist_resnet18.cfg examples/diabetes_linear.cfg examples/diabetes_mlp.cfg \
 	examples/breast_cancer.cfg examples/fashion_mnist_hdf5.cfg examples/regression_torch.cfg \
 	examples/regression_keras.cfg examples/tune_fashion_mlp.cfg examples/tune_regression.cfg

@@ -1,6 +1,6 @@
 # End-to-end tests of the rtrain program (shell scripts, see tests/e2e/lib.sh).
 E2E_TESTS = \
-	tests/e2e/train_mlp_accuracy.test \
+	tests/e2e/train_mlp_accuracy.test tests/e2e/quickstart.test \
 	tests/e2e/error_unknown_key.test \
 	tests/e2e/error_bad_type.test \
 	tests/e2e/error_bad_override.test \
