@@ -102,6 +102,7 @@ static int parse(int argc, char **argv, rt_predict_opts *o)
 
 int main(int argc, char **argv)
 {
+    rt_backend_select_blas(argv);   /* the kernels rtrain trained and evaluated with */
     rt_predict_opts o = {.batch_size = DEFAULT_BATCH};
     int code = parse(argc, argv, &o);   /* the same on every rank: no collective yet */
     if (code >= 0)

@@ -270,7 +270,15 @@ static rt_status open_data(predictor *p)
     const char *format = input_format(p);
     rt_data_source src;
     RT_CHECK(data_source(p, format, &src));
-    RT_CHECK(rt_dataset_open(&p->t.test_set, format, &src, &p->cfg.data.transform));
+    rt_status st = rt_dataset_open(&p->t.test_set, format, &src, &p->cfg.data.transform);
+    const char *label = src.target_column ? src.target_column : src.y;
+    if (st != RT_OK && p->labelled && label && strstr(rt_error_message(), label)) {
+        char msg[2048];   /* the targets are missing: say how to do without them */
+        snprintf(msg, sizeof msg, "%s", rt_error_message());
+        rt_error_clear();
+        st = RT_ERROR(st, "%s; for data without targets pass --label none", msg);
+    }
+    RT_CHECK(st);
     return check_data(p, format);
 }
 
@@ -537,8 +545,13 @@ static rt_status csv_header(predictor *p)
 static rt_status create_on_rank0(predictor *p)
 {
     int fd = -1;
-    RT_CHECK(rt_fs_open_write(&fd, p->tmp, 0, PREDICT_FILE_MODE,
-                              "check the output path and its directory's permissions"));
+    if (rt_fs_open_write(&fd, p->tmp, 0, PREDICT_FILE_MODE, "check the output path and its "
+                         "directory's permissions") != RT_OK) {
+        char msg[2048];   /* a path the user gave: an input error (exit 2) */
+        snprintf(msg, sizeof msg, "%s", rt_error_message());
+        rt_error_clear();
+        return RT_ERROR(RT_ERR_CONFIG, "output %s: %s", p->o->output, msg);
+    }
     rt_status st = RT_OK;
     if (p->out == OUT_CSV)
         st = rt_fs_write_all(fd, p->text, p->text_len, p->tmp);
