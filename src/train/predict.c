@@ -298,11 +298,13 @@ static rt_status standardise(predictor *p)
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-/* The run's host backend (predictions run on the CPU). */
+/* The run's host backend (predictions run on the CPU; a GPU run's model
+ * runs on the default one, without loading the GPU library). */
 static const rt_backend *backend_of(const rt_config *c)
 {
     const char *name = c->scaling.backend;
-    const rt_backend *be = name[0] && strcmp(name, "auto") ? rt_backend_find(name) : NULL;
+    int host_named = name[0] && strcmp(name, "auto") && strcmp(name, "cuda");
+    const rt_backend *be = host_named ? rt_backend_find(name) : NULL;
     return be && (be->flags & RT_BACKEND_HOST_MEMORY) ? be : rt_backend_default();
 }
 
@@ -330,7 +332,7 @@ static rt_status load_weights(predictor *p, rt_ckpt_info *info)
     char digest[RT_CKPT_DIGEST_MAX];
     RT_CHECK(rt_session_agree(p->t.session, rt_config_digest(&p->cfg, digest, sizeof digest)));
     RT_CHECK(rt_ckpt_load(p->t.comm, p->dir, &state, RT_CKPT_LOAD_MODEL, info));
-    if (strcmp(digest, info->config_digest))
+    if (strcmp(digest, info->config_digest) && p->t.ctx->world_rank == 0)
         rt_info("note: %s/../params.json differs from the configuration %s was saved with "
                 "(the run went on with other settings); the model's shapes match it", p->dir,
                 p->dir);
