@@ -169,6 +169,9 @@ const char *rt_config_domain_name(int i);
  * the checks across keys are not run again. Not collective. */
 rt_status rt_config_load_params(rt_config *cfg, const char *path);
 
+/* rt_config_write_json into memory: *text (free()) of *len bytes. */
+rt_status rt_config_json_text(const rt_config *cfg, char **text, size_t *len);
+
 /* "xxh3:<16 hex digits>" of cfg's JSON (rt_config_write_json): the digest
  * a checkpoint records of the configuration it was saved with. */
 rt_status rt_config_digest(const rt_config *cfg, char *out, size_t size);

@@ -84,12 +84,5 @@ rt_status rt_ckpt_write_rows(rt_ckpt_file *f, const char *name, rt_dtype dtype, 
     if (st == RT_OK && H5Dwrite(dset, mem_type(dtype), mem, space, f->dxpl,
                                 n && data ? data : empty) < 0)
         st = h5_fail(f->path, RT_ERR_IO, "cannot write rows of %s (disk full?)", name);
-    if (mem >= 0)
-        H5Sclose(mem);
-    if (space >= 0)
-        H5Sclose(space);
-    if (dset >= 0 && H5Dclose(dset) < 0 && st == RT_OK)
-        st = h5_fail(f->path, RT_ERR_IO, "cannot close dataset %s", name);
-    RT_CHECK(ckpt_agree(f->comm, st));
-    return RT_OK;
+    return h5_write_done(f, name, dset, space, mem, st);
 }

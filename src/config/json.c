@@ -153,17 +153,28 @@ rt_status rt_config_write_json(const rt_config *cfg, FILE *f)
     return RT_OK;
 }
 
+rt_status rt_config_json_text(const rt_config *cfg, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    FILE *f = open_memstream(text, len);
+    if (!f)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing the configuration as JSON");
+    rt_status st = rt_config_write_json(cfg, f);
+    fclose(f);
+    if (st != RT_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
+}
+
 rt_status rt_config_digest(const rt_config *cfg, char *out, size_t size)
 {
     char *text = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory hashing the configuration");
-    rt_status st = rt_config_write_json(cfg, f);
-    fclose(f);
-    if (st == RT_OK)
-        snprintf(out, size, "xxh3:%016llx", (unsigned long long)XXH3_64bits(text, len));
+    RT_CHECK(rt_config_json_text(cfg, &text, &len));
+    snprintf(out, size, "xxh3:%016llx", (unsigned long long)XXH3_64bits(text, len));
     free(text);
-    return st;
+    return RT_OK;
 }
