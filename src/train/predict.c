@@ -220,7 +220,10 @@ static rt_status data_source(predictor *p, const char *format, rt_data_source *s
         .file = o->input, .target = rt_loss_target(t->loss),
         .features = t->features, .num_features = c->data.num_features,
         .categorical = t->categorical, .num_categorical = c->data.num_categorical,
-        .fill_missing = (rt_fill_policy)rt_config_fill_policy(c), .cache = RT_CACHE_RANK,
+        .fill_missing = (rt_fill_policy)rt_config_fill_policy(c),
+        /* HDF5 rows are read from the file as a rank reaches them: each rank
+         * reads only its own blocks (fetches run on this thread: prefetch 0). */
+        .cache = RT_CACHE_NONE,
         .encoding = p->encoding, .no_target = is_none(o->label),
     };
     if (!strcmp(format, "idx")) {   /* x: images; labels only when given */
