@@ -167,8 +167,10 @@ typedef struct rt_predict_opts {
 
 /* Collective over the session's communicator: predictions of the model of
  * checkpoint o->checkpoint on every row of o->input, written to one file
- * o->output by all ranks (each its own rows of every global batch of
- * batch_size x ranks rows), with the model, the input transforms, the
+ * o->output by all ranks (of every global batch of batch_size x ranks rows
+ * in file order, rank r predicts and writes the block [r*batch_size,
+ * (r+1)*batch_size): a one-rank run's batches, so the same bits on any
+ * number of ranks), with the model, the input transforms, the
  * encoding, the standardisation and the class names the run recorded
  * (params.json of the checkpoint's run directory, the checkpoint's
  * preprocessing). With targets in the data, rank 0 also prints the

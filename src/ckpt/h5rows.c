@@ -7,8 +7,15 @@
 #include <hdf5.h>
 #include "h5internal.h"
 
-static hid_t file_type(rt_dtype t) { return t == RT_DTYPE_INT64 ? H5T_STD_I64LE : H5T_IEEE_F32LE; }
-static hid_t mem_type(rt_dtype t) { return t == RT_DTYPE_INT64 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT; }
+static hid_t file_type(rt_dtype t)
+{
+    return t == RT_DTYPE_INT64 ? H5T_STD_I64LE : H5T_IEEE_F32LE;
+}
+
+static hid_t mem_type(rt_dtype t)
+{
+    return t == RT_DTYPE_INT64 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
+}
 
 static rt_status check_type(const rt_ckpt_file *f, const char *name, rt_dtype t)
 {

@@ -13,16 +13,17 @@
  * checkpoint (ranks share the datasets) -> read params.json and the
  * preprocessing on every rank -> open the data, check it against the shape
  * and outputs the checkpoint recorded -> the evaluation's loader (global
- * batches of batch_size x ranks rows, in file order; rank r takes its
- * contiguous part of each) -> build the model, load its weights -> create
- * the output under a temporary name -> the trainer's evaluation loop
- * (trainer_evaluate) with a hook: after each batch's forward a rank turns
- * its outputs into rows; once the batch is agreed, every rank writes its
- * rows: HDF5 collectively (rt_ckpt_write_rows), CSV at offsets computed from
- * an all-gather of the ranks' text lengths (pwrite into one file) -> close,
- * agree, rank 0 syncs and renames the temporary over the output. A failure
- * anywhere removes the temporary: no half file is ever left under the
- * output's name. */
+ * batches of batch_size x ranks rows, in file order; rank r takes the block
+ * [r*batch_size, (r+1)*batch_size) of each: the batches a one-rank run
+ * reads, so the same bits on any number of ranks) -> build the model, load
+ * its weights -> create the output under a temporary name -> the trainer's
+ * evaluation loop (trainer_evaluate) with a hook: after each batch's
+ * forward a rank turns its outputs into rows; once the batch is agreed,
+ * every rank writes its rows: HDF5 collectively (rt_ckpt_write_rows), CSV
+ * at offsets computed from an all-gather of the ranks' text lengths (pwrite
+ * into one file) -> close, agree, rank 0 syncs and renames the temporary
+ * over the output. A failure anywhere removes the temporary: no half file
+ * is ever left under the output's name. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
