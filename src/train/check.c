@@ -1,0 +1,228 @@
+/* rt_trainer_check (rtrain --check): the set-up of rt_trainer_run for a
+ * given world size, without MPI, a session or training, so that a job is
+ * checked on a login node before it is queued. It runs trainer.c's own
+ * stages (loss, batch, both datasets, loaders, epochs, model), so a check
+ * finds what a run would find at set-up, with the same message; then it
+ * prints the resolved configuration, the data, how the global batch splits
+ * over the ranks, the model's layers and the memory each rank needs.
+ *
+ * What differs from a run, and why:
+ *   - HDF5 inputs are not read (data.cache = "none" while checking): the
+ *     file, its datasets, shapes, types, filters and targets are, but a
+ *     NaN among the inputs is found by the run that reads them; a check
+ *     must stay quick and small on data larger than a login node's memory.
+ *     idx and CSV files are read as the run reads them (their format has
+ *     no other way to learn the shape and the classes).
+ *   - data.standardize is not fitted (that reads every sample).
+ *   - the model is planned (rt_model_plan): its sizes, not its memory;
+ *     with scaling.use_gpu it is sized with the CPU backend's scratch
+ *     (a login node has no GPU).
+ *   - the loaders are rank 0's (the rank with the largest share of a
+ *     batch), made without a prefetch thread.
+ *   - nothing is written: no run directory, no resume decision. */
+#include <stdio.h>
+#include <string.h>
+#include "trainer.h"
+
+#define MIB (1024.0 * 1024.0)
+
+static const char *dtype_name(rt_input_dtype d)
+{
+    static const char *const names[] = {"uint8", "int16", "int32", "float32", "float64"};
+    return (unsigned)d < sizeof names / sizeof names[0] ? names[d] : "?";
+}
+
+/* Bytes a format holds per sample: uint8 inputs stay uint8, everything
+ * else becomes float32; targets are 4 bytes a value. */
+static size_t held_bytes_per_sample(const rt_sample_desc *d)
+{
+    return rt_sample_input_size(d) * (d->dtype == RT_INPUT_U8 ? 1 : sizeof(float)) +
+           rt_sample_target_bytes(d);
+}
+
+static void print_split(FILE *f, const char *what, const rt_dataset *ds)
+{
+    const rt_sample_desc *d = rt_dataset_desc(ds);
+    char shape[128];
+    size_t len = (size_t)snprintf(shape, sizeof shape, "[");
+    for (int i = 0; i < d->ndim && len < sizeof shape; i++)
+        len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", i ? ", " : "",
+                                (long long)d->shape[i]);
+    if (len < sizeof shape)
+        snprintf(shape + len, sizeof shape - len, "]");
+    fprintf(f, "  %-10s %lld samples of %s %s", what, (long long)rt_dataset_count(ds), shape,
+            dtype_name(d->dtype));
+    if (d->target == RT_TARGET_CLASS)
+        fprintf(f, ", %d classes\n", rt_dataset_num_classes(ds));
+    else
+        fprintf(f, ", %d %s target value(s)\n", d->target_size, rt_target_kind_name(d->target));
+}
+
+/* "86 (ranks 0-1), 85 (ranks 2-3)": the per-rank shares of a global batch
+ * of g samples, in runs of equal shares. */
+static void print_shares(FILE *f, int64_t g, int world)
+{
+    int first = 0;
+    int64_t b, e, size0 = -1;
+    for (int r = 0; r <= world; r++) {
+        int64_t size = -1;
+        if (r < world) {
+            rt_batch_split(g, r, world, &b, &e);
+            size = e - b;
+        }
+        if (r > 0 && size != size0) {
+            fprintf(f, "%s%lld (rank%s %d", first ? ", " : "", (long long)size0,
+                    r - 1 > first ? "s" : "", first);
+            if (r - 1 > first)
+                fprintf(f, "-%d", r - 1);
+            fprintf(f, ")");
+            first = r;
+        }
+        size0 = size;
+    }
+    fprintf(f, "\n");
+}
+
+static void print_batches(FILE *f, const trainer *t, const rt_loader_opts *test)
+{
+    const rt_config *c = t->cfg;
+    int world = t->ctx->world_size;
+    fprintf(f, "\nBatches on %d rank(s):\n", world);
+    fprintf(f, "  global batch %lld, per rank: ", (long long)t->global_batch);
+    print_shares(f, t->global_batch, world);
+    fprintf(f, "  evaluation batch %lld, per rank: ", (long long)test->global_batch);
+    print_shares(f, test->global_batch, world);
+    fprintf(f, "  %lld optimizer step(s) per epoch (train.accumulate_steps %d), %d epoch(s): "
+            "%lld steps\n", (long long)t->steps_per_epoch, c->train.accumulate_steps,
+            c->train.epochs, (long long)t->steps_per_epoch * c->train.epochs);
+}
+
+static void mem_line(FILE *f, const char *what, double bytes, const char *note)
+{
+    fprintf(f, "  %-18s %10.1f MiB%s%s\n", what, bytes / MIB, note[0] ? "  " : "", note);
+}
+
+/* Memory of one rank: the model's slabs and activation buffers (from the
+ * sizes its allocations use), the optimizer's state slab (its slots x the
+ * parameters), and the data each rank holds. */
+static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
+{
+    const rt_config *c = t->cfg;
+    rt_model_memory mm;
+    rt_model_memory_use(t->model, &mm);
+    /* The optimizer validates its options as a run's does; its slots are
+     * arrays of one value per parameter. */
+    rt_optimizer *o = NULL;
+    RT_CHECK(rt_optim_create(&o, rt_model_backend(t->model), &c->optimizer, 0));
+    int slots = rt_optim_state_slots(o);
+    rt_optim_free(o);
+    double optim = (double)slots * (double)mm.params;
+    char note[160];
+    int max_batch = rt_model_max_batch(t->model);
+    fprintf(f, "\nMemory per rank (%s memory of backend %s%s):\n",
+            strcmp(rt_model_backend(t->model)->name, "cuda") ? "host" : "device",
+            rt_model_backend(t->model)->name, sized_on);
+    snprintf(note, sizeof note, "%zu values", rt_model_num_params(t->model));
+    mem_line(f, "parameters", (double)mm.params, note);
+    mem_line(f, "gradients", (double)mm.grads, "");
+    snprintf(note, sizeof note, "%s: %d value(s) per parameter", rt_optim_type_name(c->optimizer.type),
+             slots);
+    mem_line(f, "optimizer state", optim, note);
+    mem_line(f, "buffers", (double)mm.buffers, "BatchNorm running statistics");
+    snprintf(note, sizeof note, "at %d samples: layer outputs, input gradients, saved state "
+             "%.1f MiB, scratch %.1f MiB", max_batch, (double)mm.saved / MIB,
+             (double)mm.scratch / MIB);
+    double act = (double)(mm.activations + mm.saved + mm.scratch);
+    mem_line(f, "activations", act, note);
+    /* The data: both splits as their format holds them (data.cache for
+     * HDF5: "none" holds the targets and STREAM blocks only; "node" once
+     * per node), and the loader's batch slots. */
+    const rt_sample_desc *d = rt_dataset_desc(t->train_set);
+    double rows = (double)(rt_dataset_count(t->train_set) + rt_dataset_count(t->test_set));
+    double data = rows * (double)held_bytes_per_sample(d);
+    int cache = rt_config_cache_policy(c);
+    const char *held = "this rank holds both splits";
+    if (!strcmp(c->data.format, "hdf5") && cache == RT_CACHE_NONE) {
+        data = rows * (double)rt_sample_target_bytes(d);
+        held = "data.cache \"none\": targets held, inputs read a block at a time";
+    } else if (!strcmp(c->data.format, "hdf5") && cache == RT_CACHE_NODE) {
+        held = "data.cache \"node\": once per node, shared by its ranks";
+    }
+    mem_line(f, "data", data, held);
+    int slots_ahead = c->data.prefetch >= 0 ? c->data.prefetch : 2;
+    double loader = (double)(slots_ahead + 1) * max_batch *
+                    ((double)rt_sample_input_size(d) * sizeof(float) +
+                     (double)rt_sample_target_bytes(d));
+    snprintf(note, sizeof note, "%d batch slot(s)", slots_ahead + 1);
+    mem_line(f, "loader", loader, note);
+    double total = (double)(mm.params + mm.grads + mm.buffers) + optim + act + loader +
+                   (cache == RT_CACHE_NODE && !strcmp(c->data.format, "hdf5") ? 0 : data);
+    mem_line(f, "total", total, cache == RT_CACHE_NODE && !strcmp(c->data.format, "hdf5")
+                                    ? "without the node's shared data" : "");
+    return RT_OK;
+}
+
+/* The stages of trainer.c's setup that need no communicator, in its order. */
+static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char **sized_on)
+{
+    RT_CHECK(trainer_pick_loss(t));
+    RT_CHECK(trainer_resolve_batch(t));
+    RT_CHECK(trainer_open_datasets(t));
+    rt_loader_opts train_opts;
+    trainer_loader_opts(t, &train_opts, test_opts);
+    train_opts.world_size = test_opts->world_size = t->ctx->world_size;   /* rank 0 */
+    RT_CHECK(rt_loader_create(&t->train_loader, t->train_set, &train_opts));
+    RT_CHECK(rt_loader_create(&t->test_loader, t->test_set, test_opts));
+    RT_CHECK(trainer_plan_epochs(t));
+    /* The backend by name (a GPU backend is not opened here): one this
+     * build lacks is the run's error; cuda is sized with the CPU's tables. */
+    const char *name = trainer_backend_name(t->cfg);
+    const rt_backend *be = NULL;
+    for (int i = 0; i < rt_backend_count(); i++)
+        if (!strcmp(rt_backend_name_at(i), name))
+            be = strcmp(name, "cuda") ? rt_backend_at(i) : rt_backend_default();
+    if (!be) {
+        char list[128];
+        rt_backend_list(list, sizeof list);
+        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has "
+                        "%s)", name, list);
+    }
+    if (!strcmp(name, "cuda"))
+        *sized_on = "; cuda sized with the CPU backend's scratch";
+    return trainer_create_model(t, be, 1);
+}
+
+rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
+{
+    if (world_size < 1)
+        return RT_ERROR(RT_ERR_CONFIG, "--world-size %d: give a number of ranks >= 1",
+                        world_size);
+    rt_context ctx = {.world_rank = 0, .world_size = world_size, .local_size = 1,
+                      .num_nodes = 1};
+    trainer t = {.cfg = cfg, .ctx = &ctx, .last_ckpt_step = -1, .check_only = 1};
+    rt_loader_opts test_opts;
+    const char *sized_on = "";
+    rt_status st = check_setup(&t, &test_opts, &sized_on);
+    if (st == RT_OK) {
+        fprintf(out, "Configuration (resolved):\n");
+        st = rt_config_write_json(cfg, out);
+    }
+    if (st == RT_OK) {
+        fprintf(out, "\nData (data.format \"%s\"):\n", cfg->data.format);
+        print_split(out, "training", t.train_set);
+        print_split(out, "evaluation", t.test_set);
+        print_batches(out, &t, &test_opts);
+        fprintf(out, "\nModel (built for %d samples per rank):\n",
+                rt_model_max_batch(t.model));
+        rt_model_write_summary(t.model, out);
+        st = print_memory(out, &t, sized_on);
+    }
+    if (st == RT_OK && !strcmp(cfg->data.format, "hdf5"))
+        fprintf(out, "\nNot checked: the values of the HDF5 inputs (NaN, Inf), which the run "
+                "checks as it reads them.\n");
+    if (st == RT_OK)
+        fprintf(out, "\nrtrain --check: OK for %d rank(s)\n", world_size);
+    fflush(out);
+    trainer_free(&t);
+    return st;
+}
