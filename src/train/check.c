@@ -16,15 +16,14 @@
  *   - data.standardize is not fitted (that reads every sample).
  *   - the model is planned (rt_model_plan): its sizes, not its memory;
  *     with scaling.use_gpu it is sized with the CPU backend's scratch
- *     (a login node has no GPU).
+ *     (a login node has no GPU). The CUDA library must load (a build
+ *     without it fails as the run would), but GPUs are not looked for.
  *   - the loaders are rank 0's (the rank with the largest share of a
  *     batch), made without a prefetch thread.
  *   - nothing is written: no run directory, no resume decision. */
 #include <stdio.h>
 #include <string.h>
 #include "trainer.h"
-
-#define MIB (1024.0 * 1024.0)
 
 static const char *dtype_name(rt_input_dtype d)
 {
@@ -97,9 +96,23 @@ static void print_batches(FILE *f, const trainer *t, const rt_loader_opts *test)
             c->train.epochs, (long long)t->steps_per_epoch * c->train.epochs);
 }
 
+/* "512 B", "12.5 KiB", "2.6 MiB", "44.7 GiB" */
+static void format_bytes(char *out, size_t size, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 4) {
+        bytes /= 1024.0;
+        u++;
+    }
+    snprintf(out, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
 static void mem_line(FILE *f, const char *what, double bytes, const char *note)
 {
-    fprintf(f, "  %-18s %10.1f MiB%s%s\n", what, bytes / MIB, note[0] ? "  " : "", note);
+    char amount[32];
+    format_bytes(amount, sizeof amount, bytes);
+    fprintf(f, "  %-16s %10s%s%s\n", what, amount, note[0] ? "  " : "", note);
 }
 
 /* Memory of one rank: the model's slabs and activation buffers (from the
@@ -110,8 +123,7 @@ static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
     const rt_config *c = t->cfg;
     rt_model_memory mm;
     rt_model_memory_use(t->model, &mm);
-    /* The optimizer validates its options as a run's does; its slots are
-     * arrays of one value per parameter. */
+    /* The optimizer's state: slots of one value per parameter. */
     rt_optimizer *o = NULL;
     RT_CHECK(rt_optim_create(&o, rt_model_backend(t->model), &c->optimizer, 0));
     int slots = rt_optim_state_slots(o);
@@ -128,10 +140,13 @@ static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
     snprintf(note, sizeof note, "%s: %d value(s) per parameter", rt_optim_type_name(c->optimizer.type),
              slots);
     mem_line(f, "optimizer state", optim, note);
-    mem_line(f, "buffers", (double)mm.buffers, "BatchNorm running statistics");
-    snprintf(note, sizeof note, "at %d samples: layer outputs, input gradients, saved state "
-             "%.1f MiB, scratch %.1f MiB", max_batch, (double)mm.saved / MIB,
-             (double)mm.scratch / MIB);
+    if (mm.buffers)
+        mem_line(f, "buffers", (double)mm.buffers, "BatchNorm running statistics");
+    char saved[32], scratch[32];
+    format_bytes(saved, sizeof saved, (double)mm.saved);
+    format_bytes(scratch, sizeof scratch, (double)mm.scratch);
+    snprintf(note, sizeof note, "at %d samples: layer outputs and their gradients, saved "
+             "state %s, scratch %s", max_batch, saved, scratch);
     double act = (double)(mm.activations + mm.saved + mm.scratch);
     mem_line(f, "activations", act, note);
     /* The data: both splits as their format holds them (data.cache for
@@ -167,6 +182,10 @@ static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char *
 {
     RT_CHECK(trainer_pick_loss(t));
     RT_CHECK(trainer_resolve_batch(t));
+    /* A build without CUDA, or its library missing, is this installation's;
+     * which GPUs a node has is the compute node's (not looked at here). */
+    if (t->cfg->scaling.use_gpu)
+        RT_CHECK(rt_gpu_available());
     RT_CHECK(trainer_open_datasets(t));
     rt_loader_opts train_opts;
     trainer_loader_opts(t, &train_opts, test_opts);
@@ -189,7 +208,12 @@ static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char *
     }
     if (!strcmp(name, "cuda"))
         *sized_on = "; cuda sized with the CPU backend's scratch";
-    return trainer_create_model(t, be, 1);
+    RT_CHECK(trainer_create_model(t, be, 1));
+    /* The optimizer's options, checked as a run's optimizer checks them. */
+    rt_optimizer *o = NULL;
+    RT_CHECK(rt_optim_create(&o, be, &t->cfg->optimizer, 0));
+    rt_optim_free(o);
+    return RT_OK;
 }
 
 rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
@@ -202,7 +226,11 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
     trainer t = {.cfg = cfg, .ctx = &ctx, .last_ckpt_step = -1, .check_only = 1};
     rt_loader_opts test_opts;
     const char *sized_on = "";
+    char dir[RT_PATH_MAX];
+    int exists = 0;
     rt_status st = check_setup(&t, &test_opts, &sized_on);
+    if (st == RT_OK)   /* the run directory is opened after the model */
+        st = rt_run_check_dir(cfg, dir, sizeof dir, &exists);
     if (st == RT_OK) {
         fprintf(out, "Configuration (resolved):\n");
         st = rt_config_write_json(cfg, out);
@@ -217,6 +245,10 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
         rt_model_write_summary(t.model, out);
         st = print_memory(out, &t, sized_on);
     }
+    if (st == RT_OK)
+        fprintf(out, "\nRun directory: %s (%s)\n", dir,
+                exists ? "exists already: run.resume and run.overwrite say what a run does"
+                       : "new");
     if (st == RT_OK && !strcmp(cfg->data.format, "hdf5"))
         fprintf(out, "\nNot checked: the values of the HDF5 inputs (NaN, Inf), which the run "
                 "checks as it reads them.\n");
