@@ -118,7 +118,7 @@ static void mem_line(FILE *f, const char *what, double bytes, const char *note)
 /* Memory of one rank: the model's slabs and activation buffers (from the
  * sizes its allocations use), the optimizer's state slab (its slots x the
  * parameters), and the data each rank holds. */
-static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
+static rt_status print_memory(FILE *f, trainer *t, const char *where)
 {
     const rt_config *c = t->cfg;
     rt_model_memory mm;
@@ -131,9 +131,7 @@ static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
     double optim = (double)slots * (double)mm.params;
     char note[160];
     int max_batch = rt_model_max_batch(t->model);
-    fprintf(f, "\nMemory per rank (%s memory of backend %s%s):\n",
-            strcmp(rt_model_backend(t->model)->name, "cuda") ? "host" : "device",
-            rt_model_backend(t->model)->name, sized_on);
+    fprintf(f, "\nMemory per rank (%s):\n", where);
     snprintf(note, sizeof note, "%zu values", rt_model_num_params(t->model));
     mem_line(f, "parameters", (double)mm.params, note);
     mem_line(f, "gradients", (double)mm.grads, "");
@@ -178,7 +176,7 @@ static rt_status print_memory(FILE *f, trainer *t, const char *sized_on)
 }
 
 /* The stages of trainer.c's setup that need no communicator, in its order. */
-static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char **sized_on)
+static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char **where)
 {
     RT_CHECK(trainer_pick_loss(t));
     RT_CHECK(trainer_resolve_batch(t));
@@ -193,21 +191,15 @@ static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char *
     RT_CHECK(rt_loader_create(&t->train_loader, t->train_set, &train_opts));
     RT_CHECK(rt_loader_create(&t->test_loader, t->test_set, test_opts));
     RT_CHECK(trainer_plan_epochs(t));
-    /* The backend by name (a GPU backend is not opened here): one this
-     * build lacks is the run's error; cuda is sized with the CPU's tables. */
-    const char *name = trainer_backend_name(t->cfg);
-    const rt_backend *be = NULL;
-    for (int i = 0; i < rt_backend_count(); i++)
-        if (!strcmp(rt_backend_name_at(i), name))
-            be = strcmp(name, "cuda") ? rt_backend_at(i) : rt_backend_default();
-    if (!be) {
-        char list[128];
-        rt_backend_list(list, sizeof list);
-        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has "
-                        "%s)", name, list);
-    }
-    if (!strcmp(name, "cuda"))
-        *sized_on = "; cuda sized with the CPU backend's scratch";
+    /* The backend by name (a GPU is not opened here): one this build lacks
+     * is the run's error; cuda is sized with the CPU backend's tables. */
+    const char *name;
+    RT_CHECK(trainer_backend_in_build(t->cfg, &name));
+    int gpu = !strcmp(name, "cuda");
+    const rt_backend *be = gpu ? rt_backend_default() : rt_backend_find(name);
+    if (gpu)
+        *where = "the model in GPU memory, sized with the cpu backend's scratch; the data "
+                 "in host memory";
     RT_CHECK(trainer_create_model(t, be, 1));
     /* The optimizer's options, checked as a run's optimizer checks them. */
     rt_optimizer *o = NULL;
@@ -225,10 +217,10 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
                       .num_nodes = 1};
     trainer t = {.cfg = cfg, .ctx = &ctx, .last_ckpt_step = -1, .check_only = 1};
     rt_loader_opts test_opts;
-    const char *sized_on = "";
+    const char *where = "host memory";
     char dir[RT_PATH_MAX];
     int exists = 0;
-    rt_status st = check_setup(&t, &test_opts, &sized_on);
+    rt_status st = check_setup(&t, &test_opts, &where);
     if (st == RT_OK)   /* the run directory is opened after the model */
         st = rt_run_check_dir(cfg, dir, sizeof dir, &exists);
     if (st == RT_OK) {
@@ -243,7 +235,7 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
         fprintf(out, "\nModel (built for %d samples per rank):\n",
                 rt_model_max_batch(t.model));
         rt_model_write_summary(t.model, out);
-        st = print_memory(out, &t, sized_on);
+        st = print_memory(out, &t, where);
     }
     if (st == RT_OK)
         fprintf(out, "\nRun directory: %s (%s)\n", dir,

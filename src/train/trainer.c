@@ -48,19 +48,33 @@ const char *trainer_backend_name(const rt_config *c)
     return !name[0] || !strcmp(name, "auto") ? rt_backend_default()->name : name;
 }
 
+static rt_status not_in_build(const char *name)
+{
+    char list[128];
+    rt_backend_list(list, sizeof list);
+    return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has %s)",
+                    name, list);
+}
+
+rt_status trainer_backend_in_build(const rt_config *c, const char **name)
+{
+    RT_CHECK(check_backend_choice(c));
+    *name = trainer_backend_name(c);
+    for (int i = 0; i < rt_backend_count(); i++)
+        if (!strcmp(rt_backend_name_at(i), *name))
+            return RT_OK;
+    return not_in_build(*name);
+}
+
 /* scaling.backend: "auto" is the default backend (cpu), or cuda with
  * scaling.use_gpu. */
 static rt_status pick_backend(const trainer *t, const rt_backend **be)
 {
-    RT_CHECK(check_backend_choice(t->cfg));
-    const char *name = trainer_backend_name(t->cfg);
+    const char *name;
+    RT_CHECK(trainer_backend_in_build(t->cfg, &name));
     *be = rt_backend_find(name);
-    if (!*be) {
-        char list[128];
-        rt_backend_list(list, sizeof list);
-        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has "
-                        "%s)", name, list);
-    }
+    if (!*be)   /* the CUDA library did not load */
+        return not_in_build(name);
     *be = trainer_fault_backend(t, *be);
     return RT_OK;
 }

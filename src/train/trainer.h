@@ -119,6 +119,9 @@ void trainer_loader_opts(const trainer *t, rt_loader_opts *train, rt_loader_opts
 rt_status trainer_plan_epochs(trainer *t);
 /* The backend scaling.backend and scaling.use_gpu name ("cpu", "cuda"). */
 const char *trainer_backend_name(const rt_config *c);
+/* That name (*name), checked against scaling.use_gpu and this build
+ * without loading a backend's library. */
+rt_status trainer_backend_in_build(const rt_config *c, const char **name);
 /* t->model for the loaders' batches and the data's shape and classes, on
  * backend be; plan_only: rt_model_plan (sizes, no memory). */
 rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
