@@ -1,10 +1,10 @@
 # What `make install` adds besides the programs, librtrain, the headers and
-# rtrain.pc: man pages of the five commands, the examples (sources and
+# rtrain.pc: man pages of the commands, the examples (sources and
 # configs) and job scripts under $(pkgdatadir) (share/rtrain/), and a
 # modulefile, share/modulefiles/rtrain/$(PACKAGE_VERSION).
 
 dist_man1_MANS = man/rtrain.1 man/rtrain-run.1 man/rtrain-results.1 man/rtrain-ckpt.1 \
-	man/rtrain-data.1 man/rtrain-tune.1
+	man/rtrain-data.1 man/rtrain-tune.1 man/rtrain-predict.1
 
 examplesdir = $(pkgdatadir)/examples
 examples_DATA = examples/custom_loop.c examples/train_func.c examples/custom_loop.cfg \
