@@ -118,16 +118,13 @@ static void mem_line(FILE *f, const char *what, double bytes, const char *note)
 /* Memory of one rank: the model's slabs and activation buffers (from the
  * sizes its allocations use), the optimizer's state slab (its slots x the
  * parameters), and the data each rank holds. */
-static rt_status print_memory(FILE *f, trainer *t, const char *where)
+static void print_memory(FILE *f, trainer *t, const char *where)
 {
     const rt_config *c = t->cfg;
     rt_model_memory mm;
     rt_model_memory_use(t->model, &mm);
     /* The optimizer's state: slots of one value per parameter. */
-    rt_optimizer *o = NULL;
-    RT_CHECK(rt_optim_create(&o, rt_model_backend(t->model), &c->optimizer, 0));
-    int slots = rt_optim_state_slots(o);
-    rt_optim_free(o);
+    int slots = rt_optim_state_slots(t->optim);
     double optim = (double)slots * (double)mm.params;
     char note[160];
     int max_batch = rt_model_max_batch(t->model);
@@ -135,8 +132,8 @@ static rt_status print_memory(FILE *f, trainer *t, const char *where)
     snprintf(note, sizeof note, "%zu values", rt_model_num_params(t->model));
     mem_line(f, "parameters", (double)mm.params, note);
     mem_line(f, "gradients", (double)mm.grads, "");
-    snprintf(note, sizeof note, "%s: %d value(s) per parameter", rt_optim_type_name(c->optimizer.type),
-             slots);
+    snprintf(note, sizeof note, "%s: %d value(s) per parameter",
+             rt_optim_type_name(c->optimizer.type), slots);
     mem_line(f, "optimizer state", optim, note);
     if (mm.buffers)
         mem_line(f, "buffers", (double)mm.buffers, "BatchNorm running statistics");
@@ -172,7 +169,6 @@ static rt_status print_memory(FILE *f, trainer *t, const char *where)
                    (cache == RT_CACHE_NODE && !strcmp(c->data.format, "hdf5") ? 0 : data);
     mem_line(f, "total", total, cache == RT_CACHE_NODE && !strcmp(c->data.format, "hdf5")
                                     ? "without the node's shared data" : "");
-    return RT_OK;
 }
 
 /* The stages of trainer.c's setup that need no communicator, in its order. */
@@ -201,11 +197,9 @@ static rt_status check_setup(trainer *t, rt_loader_opts *test_opts, const char *
         *where = "the model in GPU memory, sized with the cpu backend's scratch; the data "
                  "in host memory";
     RT_CHECK(trainer_create_model(t, be, 1));
-    /* The optimizer's options, checked as a run's optimizer checks them. */
-    rt_optimizer *o = NULL;
-    RT_CHECK(rt_optim_create(&o, be, &t->cfg->optimizer, 0));
-    rt_optim_free(o);
-    return RT_OK;
+    /* The optimizer, which checks its options as a run's does; without
+     * parameters: print_memory takes its slots. */
+    return rt_optim_create(&t->optim, be, &t->cfg->optimizer, 0);
 }
 
 rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
@@ -235,7 +229,7 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
         fprintf(out, "\nModel (built for %d samples per rank):\n",
                 rt_model_max_batch(t.model));
         rt_model_write_summary(t.model, out);
-        st = print_memory(out, &t, where);
+        print_memory(out, &t, where);
     }
     if (st == RT_OK)
         fprintf(out, "\nRun directory: %s (%s)\n", dir,
