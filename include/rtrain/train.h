@@ -141,6 +141,18 @@ rt_status rt_report_checkpoint_async(rt_session *s, rt_run *run, const rt_metric
  * run directory. */
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
 
+/* Not collective; needs no MPI (MPI need not be initialised): checks what
+ * rt_trainer_run would set up for cfg on world_size ranks without
+ * training (rtrain --check): the loss, the batch split, both datasets
+ * (their files, shapes and targets; an HDF5 file's inputs are not read),
+ * the epochs and the model (planned, rt_model_plan: no memory taken).
+ * Prints to `out` the resolved configuration, the data, how the global
+ * batch splits over the ranks, the model's layers with their parameters,
+ * and the memory each rank needs. Returns the status a run would fail
+ * with at set-up (the same message), or RT_OK. Nothing is written to the
+ * run directory. */
+rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out);
+
 /* rt_trainer_run with a report hook (rtrain/run.h): installed on the
  * session for the run's reports (NULL: the session's own hook stays, if
  * any, as with rt_trainer_run); training ends after the report

@@ -190,11 +190,20 @@ rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const cha
     return rt_session_agree(r->session, r->rank == 0 ? rewrite_params(r, cfg, json) : RT_OK);
 }
 
-static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
+rt_status rt_run_check_dir(const rt_config *cfg, char *dir, size_t size, int *exists)
 {
     const char *storage = resolve_storage(cfg);
-    RT_CHECK(resolve_dir(r->dir, sizeof r->dir, storage, cfg));
-    RT_CHECK(check_storage(storage, r->dir));
+    RT_CHECK(resolve_dir(dir, size, storage, cfg));
+    RT_CHECK(check_storage(storage, dir));
+    struct stat st;
+    *exists = stat(dir, &st) == 0;
+    return RT_OK;
+}
+
+static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
+{
+    int exists;
+    RT_CHECK(rt_run_check_dir(cfg, r->dir, sizeof r->dir, &exists));
     RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
                            "check run.storage_path and its permissions"));
     return write_params(r->dir, cfg);

@@ -102,7 +102,31 @@ typedef struct trainer {
     rt_ckpt_async *async;       /* checkpoint.async: the background writer, else NULL */
     int stop_early;             /* the session's report hook ended the training */
     trainer_profile *prof;      /* run.profile, else NULL */
+    int check_only;             /* rtrain --check (check.c): no session, no communicator */
 } trainer;
+
+/* The setup stages of trainer.c that rt_trainer_check (check.c) runs too,
+ * so that a check and a run find the same errors. None is collective: the
+ * training loop agrees on each outcome. */
+rt_status trainer_pick_loss(trainer *t);
+/* t->global_batch from the config and t->ctx->world_size. */
+rt_status trainer_resolve_batch(trainer *t);
+/* Both splits, checked against each other and the loss. */
+rt_status trainer_open_datasets(trainer *t);
+/* The options of the training and the evaluation loader. */
+void trainer_loader_opts(const trainer *t, rt_loader_opts *train, rt_loader_opts *test);
+/* Optimizer steps per epoch (needs the training loader). */
+rt_status trainer_plan_epochs(trainer *t);
+/* The backend scaling.backend and scaling.use_gpu name ("cpu", "cuda"). */
+const char *trainer_backend_name(const rt_config *c);
+/* That name (*name), checked against scaling.use_gpu and this build
+ * without loading a backend's library. */
+rt_status trainer_backend_in_build(const rt_config *c, const char **name);
+/* t->model for the loaders' batches and the data's shape and classes, on
+ * backend be; plan_only: rt_model_plan (sizes, no memory). */
+rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
+/* Frees everything t holds. */
+void trainer_free(trainer *t);
 
 /* profile.c. Collective: the profile when run.profile asks for one (its
  * clock starts now). */
