@@ -9,6 +9,10 @@
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checksums are defined over little-endian float32 bytes: add a byte swap for this host"
+/* As h5_open_dataset, for a float32 dataset (bytes 0) or a uint8 one (1). */
+rt_status h5_open_typed(rt_ckpt_file *f, const char *name, int bytes, hid_t *dset, int *ndim,
+                        int64_t *shape);
+
 #endif
 
 #define CHECKSUM_ATTR "xxh3_64"
@@ -36,5 +40,9 @@ rt_status h5_path_exists(rt_ckpt_file *f, const char *name, int *exists);
  * naming the file when it is missing or not float32. */
 rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
                           int64_t *shape);
+
+/* As h5_open_dataset, for a float32 dataset (bytes 0) or a uint8 one (1). */
+rt_status h5_open_typed(rt_ckpt_file *f, const char *name, int bytes, hid_t *dset, int *ndim,
+                        int64_t *shape);
 
 #endif

@@ -104,6 +104,18 @@ typedef struct trainer {
     trainer_profile *prof;      /* run.profile, else NULL */
 } trainer;
 
+/* Where the two splits of c's data are (trainer.c): idx files name two
+ * files each; hdf5 and csv one file each, or the last data.test_fraction
+ * of the training file's rows for evaluation. Columns and policies are
+ * the same for both; targets of kind `target`. features and categorical
+ * (RT_MAX_COLUMNS pointers each) and node_memory must outlive the
+ * sources, which point to them. Not collective. The gbdt trainer opens
+ * its tables through it too. */
+rt_status trainer_data_sources(const rt_config *c, rt_target_kind target,
+                               const char **features, const char **categorical,
+                               const rt_node_memory *node_memory, rt_data_source *train,
+                               rt_data_source *test);
+
 /* profile.c. Collective: the profile when run.profile asks for one (its
  * clock starts now). */
 rt_status trainer_profile_open(trainer *t);
@@ -162,6 +174,9 @@ rt_status eval_sums_add(eval_sums *e, trainer *t, const rt_batch *b);
  * values under the same names when e is NULL (no evaluation this epoch). */
 void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count);
 
+/* trainer_ckpt.c: "xxh3:<16 hex digits>" of the resolved configuration's
+ * JSON (what checkpoints record as config_digest). Not collective. */
+rt_status trainer_config_digest(const rt_config *cfg, char *out, size_t size);
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);
 /* The epoch's report and the checkpoint of the current position it names. */

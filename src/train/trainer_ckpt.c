@@ -16,20 +16,24 @@
 static const char *const partial_names[3] = {"epoch_loss_sum", "epoch_samples",
                                              "epoch_train_time_s"};
 
-static rt_status digest_config(trainer *t)
+rt_status trainer_config_digest(const rt_config *cfg, char *out, size_t size)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory hashing the configuration");
-    rt_status st = rt_config_write_json(t->cfg, f);
+    rt_status st = rt_config_write_json(cfg, f);
     fclose(f);
     if (st == RT_OK)
-        snprintf(t->config_digest, sizeof t->config_digest, "xxh3:%016llx",
-                 (unsigned long long)XXH3_64bits(text, len));
+        snprintf(out, size, "xxh3:%016llx", (unsigned long long)XXH3_64bits(text, len));
     free(text);
     return st;
+}
+
+static rt_status digest_config(trainer *t)
+{
+    return trainer_config_digest(t->cfg, t->config_digest, sizeof t->config_digest);
 }
 
 static rt_train_state train_state(trainer *t)
