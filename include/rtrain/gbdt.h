@@ -17,6 +17,12 @@
 extern "C" {
 #endif
 
+/* In a gbdt run's checkpoint.h5: the library's own model file as bytes
+ * (rt_ckpt_read_bytes), with the attributes arch, library,
+ * library_version, format, rounds, objective and params_digest on /model
+ * (docs/checkpoint-format.md). */
+#define RT_GBDT_CKPT_MODEL "/model/gbdt"
+
 /* Collective over the session's communicator: trains cfg->gbdt's model
  * for model.num_rounds rounds (continuing a checkpoint of the run, as
  * rt_get_checkpoint decides), one report every train.eval_every rounds

@@ -18,7 +18,7 @@
 #include "internal.h"
 #include "train/trainer.h"
 
-#define MODEL_DATASET "/model/gbdt"
+#define MODEL_DATASET RT_GBDT_CKPT_MODEL
 
 typedef struct model_bytes { gbdt_trainer *g; char *bytes; size_t len; int64_t rounds; } model_bytes;
 

@@ -75,6 +75,8 @@ static const char *clean(const char *msg, char *buf, size_t size)
     for (char *c = buf; *c; c++)
         if (*c == '\n')
             *c = ' ';
+    for (size_t n = strlen(buf); n > 0 && buf[n - 1] == ' '; n--)
+        buf[n - 1] = '\0';
     return buf;
 }
 
@@ -219,7 +221,7 @@ static rt_status configure(rt_gbdt_booster *b, const rt_gbdt_setup *s)
     if (strstr(last_warning, "not used")) {
         char buf[1024];
         return RT_ERROR(RT_ERR_CONFIG, "xgboost: model.params has a parameter it does not "
-                        "know: %s; remove it or check its spelling",
+                        "know (%s): remove it or check its spelling",
                         clean(last_warning, buf, sizeof buf));
     }
     return RT_OK;
