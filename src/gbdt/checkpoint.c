@@ -84,22 +84,12 @@ static rt_train_state train_state(gbdt_trainer *g, model_bytes *mb)
     return s;
 }
 
-static rt_ckpt_policy retention(const rt_config *c)
-{
-    return (rt_ckpt_policy){
-        .num_to_keep = c->checkpoint.num_to_keep,
-        .score_attribute = c->checkpoint.score_attribute,
-        .score_order = strcmp(c->checkpoint.score_order, "min") ? RT_CKPT_SCORE_MAX
-                                                                 : RT_CKPT_SCORE_MIN,
-    };
-}
-
 rt_status gbdt_checkpoint(gbdt_trainer *g, const rt_metric *m, int count)
 {
     model_bytes mb;
     rt_status st = agreed_model(g, &mb);
     rt_train_state s = train_state(g, &mb);
-    rt_ckpt_policy policy = retention(g->cfg);
+    rt_ckpt_policy policy = trainer_retention(g->cfg);
     if (st == RT_OK && m)
         st = rt_report_checkpoint(g->session, g->run, m, count, &s, &policy, NULL, 0);
     else if (st == RT_OK) {   /* a stop between reports: no report row */

@@ -177,6 +177,8 @@ void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count
 /* trainer_ckpt.c: "xxh3:<16 hex digits>" of the resolved configuration's
  * JSON (what checkpoints record as config_digest). Not collective. */
 rt_status trainer_config_digest(const rt_config *cfg, char *out, size_t size);
+/* The checkpoint.* retention policy (score_attribute points into c). */
+rt_ckpt_policy trainer_retention(const rt_config *c);
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);
 /* The epoch's report and the checkpoint of the current position it names. */
