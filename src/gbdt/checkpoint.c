@@ -66,9 +66,9 @@ static rt_status agreed_model(gbdt_trainer *g, model_bytes *mb)
     RT_CHECK(rt_session_agree(g->session, st));
     int64_t h[2];
     h[0] = (int64_t)XXH3_64bits(mb->bytes, mb->len);
-    h[1] = -h[0];   /* MIN of both: the smallest and the largest hash */
+    h[1] = ~h[0];   /* MIN of both: the smallest hash and ~ the largest */
     RT_CHECK(rt_comm_allreduce(g->comm, h, 2, RT_DTYPE_INT64, RT_REDUCE_MIN));
-    if (h[0] != -h[1])
+    if (h[0] != ~h[1])
         return RT_ERROR(RT_ERR_INTERNAL, "the ranks hold different models after round %lld "
                         "(model hashes differ): the library's distributed training diverged; "
                         "no checkpoint is written", (long long)mb->rounds);
