@@ -9,10 +9,6 @@
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checksums are defined over little-endian float32 bytes: add a byte swap for this host"
-/* As h5_open_dataset, for a float32 dataset (bytes 0) or a uint8 one (1). */
-rt_status h5_open_typed(rt_ckpt_file *f, const char *name, int bytes, hid_t *dset, int *ndim,
-                        int64_t *shape);
-
 #endif
 
 #define CHECKSUM_ATTR "xxh3_64"
@@ -35,6 +31,12 @@ rt_status h5_fail(const char *path, rt_status code, const char *fmt, ...)
 void h5_quiet(void);
 /* 1 if every component of the absolute path name exists (local step). */
 rt_status h5_path_exists(rt_ckpt_file *f, const char *name, int *exists);
+
+/* The end of a collective write of dataset `name`: closes the memory and
+ * file spaces and the dataset (each when >= 0; a failed close is an
+ * error unless st already is one) and agrees on the outcome. */
+rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t space, hid_t mem,
+                        rt_status st);
 
 /* Opens float32 dataset name and reads its shape (local step); RT_ERR_FORMAT
  * naming the file when it is missing or not float32. */

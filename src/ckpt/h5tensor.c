@@ -154,6 +154,12 @@ static rt_status write_dataset(rt_ckpt_file *f, const char *name, const tensor_g
     if (st == RT_OK)
         st = ckpt_agree(f->comm, set_checksum(f, dset, name,
                                               XXH3_64bits(data, (size_t)g->count * elem)));
+    return h5_write_done(f, name, dset, space, mem, st);
+}
+
+rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t space, hid_t mem,
+                        rt_status st)
+{
     if (mem >= 0)
         H5Sclose(mem);
     if (space >= 0)

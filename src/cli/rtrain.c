@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "usage: rtrain [--profile] CONFIG [key=value ...]\n"
             "       rtrain --help-config   list every configuration key\n"
             "       rtrain --version\n"
+            "       rtrain predict CKPT DATA -o OUT   (= rtrain-predict: a trained model's\n"
+            "                                         predictions, see rtrain-predict --help)\n"
             "Trains the model described by CONFIG on every MPI rank, e.g.\n"
             "  mpirun -np 2 rtrain examples/fashion_mnist_mlp.cfg train.epochs=1\n"
             "Overrides use dotted keys and libconfig values: optimizer.lr=0.01,\n"
@@ -79,28 +81,34 @@ static int handle_info_options(int argc, char **argv)
     return -1;
 }
 
-/* OpenBLAS reads OPENBLAS_CORETYPE when it is loaded, before main. Its
- * 0.3.21 release runs AVX-512 CPUs it does not know (AMD Zen 4) on its
- * AVX2 (Haswell) kernels; its SkylakeX kernels were measured 40% faster
- * there on ResNet18. When the CPU has the AVX-512 subsets those kernels use
- * and the user has not chosen a core type, set it and start again (once:
- * the variable is then set). A user's own OPENBLAS_CORETYPE always wins. */
-static void select_blas_kernels(char **argv)
+/* `rtrain predict ARGS` is `rtrain-predict ARGS`: the program next to
+ * this one, else the one on PATH. */
+static int run_predict(char **argv)
 {
-    if (getenv("OPENBLAS_CORETYPE") || getenv("RTRAIN_NO_BLAS_SELECT"))
-        return;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-        return;
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the kernels already loaded. */
+    char self[4096], path[4096 + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/rtrain-predict", self);
+            argv[1] = path;
+            execv(path, argv + 1);
+        }
+    }
+    argv[1] = (char *)"rtrain-predict";
+    execvp(argv[1], argv + 1);
+    fprintf(stderr, "rtrain: error: cannot run rtrain-predict (next to rtrain or on PATH): "
+            "install it with rtrain (make install)\n");
+    return RT_EXIT_INPUT;
 }
 
 int main(int argc, char **argv)
 {
-    select_blas_kernels(argv);
+    rt_backend_select_blas(argv);
+    if (argc > 1 && !strcmp(argv[1], "predict"))
+        return run_predict(argv);
     take_profile_option(&argc, argv);
     int info = handle_info_options(argc, argv);
     if (info >= 0)

@@ -41,7 +41,7 @@ rt_status gbdt_digests(gbdt_trainer *g)
     snprintf(g->params_digest, sizeof g->params_digest, "xxh3:%016llx",
              (unsigned long long)XXH3_64bits_digest(h));
     XXH3_freeState(h);
-    return trainer_config_digest(c, g->config_digest, sizeof g->config_digest);
+    return rt_config_digest(c, g->config_digest, sizeof g->config_digest);
 }
 
 static rt_status write_model(rt_ckpt_file *f, void *arg)

@@ -148,11 +148,7 @@ static rt_status rewrite_params(const rt_run *r, const rt_config *cfg, const cha
 {
     char *config_text = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&config_text, &size);
-    if (!mem)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing params.json");
-    rt_status st = rt_config_write_json(cfg, mem);
-    fclose(mem);
+    rt_status st = rt_config_json_text(cfg, &config_text, &size);
     json_t *root = st == RT_OK ? json_loads(config_text, 0, NULL) : NULL;
     json_t *pre = json_loads(preprocessing, 0, NULL);
     free(config_text);

@@ -510,27 +510,37 @@ static rt_status train_epoch(trainer *t)
     return RT_OK;
 }
 
-/* The evaluation sums (metrics.c) over the whole test set, all-reduced:
- * each test sample is counted exactly once across ranks. */
-static rt_status evaluate(trainer *t, eval_sums *e)
+/* The evaluation sums (metrics.c, when e is not NULL) over the whole test
+ * set, all-reduced: each test sample is counted exactly once across ranks.
+ * rtrain-predict runs the same loop with a hook that takes each batch's
+ * outputs (trainer.h). */
+rt_status trainer_evaluate(trainer *t, eval_sums *e, const trainer_eval_hook *hook)
 {
-    eval_sums_clear(e);
+    if (e)
+        eval_sums_clear(e);
     RT_CHECK(rt_loader_start_epoch(t->test_loader, 0, 0));
     rt_nn_ctx nc = {.train = 0};
     for (;;) {
         rt_batch b;
         int done = 0;
         int stop_ignored;   /* a stop signal is acted on at the next training step */
+        const float *out = NULL;
         rt_status st = rt_loader_next(t->test_loader, &b, &done);
         if (st == RT_OK && !done && b.n > 0)
-            st = rt_model_forward(t->model, &nc, b.x, b.n, NULL);
-        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_forward(t->model, &nc, b.x, b.n, &out);
+        if (st == RT_OK && !done && b.n > 0 && e)
             st = eval_sums_add(e, t, &b);
+        if (st == RT_OK && !done && b.n > 0 && hook)
+            st = hook->batch(hook->arg, &b, out);
         /* Agreed after the forward: a failure on one rank ends every rank. */
         RT_CHECK(rt_session_agree_step(t->session, st, &stop_ignored));
         if (done)
             break;
+        if (hook)
+            RT_CHECK(hook->agreed(hook->arg, &b));
     }
+    if (!e)
+        return RT_OK;
     return rt_comm_allreduce(t->comm, e->v, e->count, RT_DTYPE_FLOAT64, RT_REDUCE_SUM);
 }
 
@@ -585,7 +595,7 @@ static rt_status finish_epoch(trainer *t)
     int evaluated = eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last);
     if (evaluated) {
         start = trainer_clock(t);
-        RT_CHECK(evaluate(t, &t->eval));
+        RT_CHECK(trainer_evaluate(t, &t->eval, NULL));
         trainer_time(t, PART_EVAL, start);
     }
     rt_metric m[TRAINER_MAX_METRICS];

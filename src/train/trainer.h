@@ -174,11 +174,22 @@ rt_status eval_sums_add(eval_sums *e, trainer *t, const rt_batch *b);
  * values under the same names when e is NULL (no evaluation this epoch). */
 void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count);
 
-/* trainer_ckpt.c: "xxh3:<16 hex digits>" of the resolved configuration's
- * JSON (what checkpoints record as config_digest). Not collective. */
-rt_status trainer_config_digest(const rt_config *cfg, char *out, size_t size);
-/* The checkpoint.* retention policy (score_attribute points into c). */
+/* trainer_ckpt.c: the checkpoint.* retention policy (score_attribute
+ * points into c). */
 rt_ckpt_policy trainer_retention(const rt_config *c);
+/* trainer.c: the evaluation loop over t->test_loader in its order, the
+ * model in eval mode; e (may be NULL) receives the all-reduced sums. A
+ * hook (may be NULL) sees every batch: `batch` on this rank after its
+ * forward (b->n > 0; out = the model's output [b->n][outputs] in backend
+ * memory), then, once the batch's outcome is agreed, `agreed` on every
+ * rank (also with b->n = 0), where collective writes go. Collective. */
+typedef struct trainer_eval_hook {
+    rt_status (*batch)(void *arg, const rt_batch *b, const float *out);
+    rt_status (*agreed)(void *arg, const rt_batch *b);
+    void *arg;
+} trainer_eval_hook;
+rt_status trainer_evaluate(trainer *t, eval_sums *e, const trainer_eval_hook *hook);
+
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);
 /* The epoch's report and the checkpoint of the current position it names. */
