@@ -13,7 +13,8 @@ packages="build-essential autoconf automake libtool pkg-config make
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules bash-completion
   lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
-  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
+  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn
+  libxgboost-dev python3-xgboost"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -29,6 +30,10 @@ packages="build-essential autoconf automake libtool pkg-config make
 # cancer) are the real-data examples and its least squares the regression
 # reference of the tests.
 # clang: make fuzz (libFuzzer targets of the parsers, fuzz/).
+# libxgboost-dev: gradient-boosted trees with model.library = "xgboost"
+# (optional: ./configure links it when found). python3-xgboost: XGBoost's
+# own distributed training (RabitTracker), the reference the gbdt test
+# compares rtrain's trees with, and the peer of bench/gbdt_xgboost.sh.
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -6,7 +6,9 @@
  *   rtrain-ckpt show CKPT         attributes, datasets, shapes, checksums
  *   rtrain-ckpt export CKPT OUT   model weights (and the data preprocessing they
  *                                 expect, as the root attribute "preprocessing"), one HDF5 file, plain
- *                                 state_dict names at the root (h5py, PyTorch)
+ *                                 state_dict names at the root (h5py, PyTorch); for
+ *                                 gradient-boosted trees (model.arch = "gbdt") the
+ *                                 library's own model file (xgboost: JSON)
  *   rtrain-ckpt diff A B          per-dataset max abs difference; exit 1 if any
  *
  * CKPT is a checkpoint directory (or its checkpoint.h5). Runs as a single
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "rtrain/ckpt.h"
+#include "rtrain/gbdt.h"
+#include "core/fs.h"
 
 enum { EXIT_OK = 0, EXIT_DIFFERENT = 1, EXIT_ERROR = 2 };
 
@@ -119,6 +123,78 @@ static int cmd_verify(const char *arg)
     return EXIT_OK;
 }
 
+/* ---- gradient-boosted models (bytes of the library's own file) ------------------- */
+
+/* The model bytes of a gbdt checkpoint (rt_free them), or *data NULL when
+ * the checkpoint holds tensors. */
+static rt_status read_gbdt(rt_ckpt_file *f, char **data, size_t *len)
+{
+    int exists = 0;
+    *data = NULL;
+    *len = 0;
+    RT_CHECK(rt_ckpt_exists(f, RT_GBDT_CKPT_MODEL, &exists));
+    return exists ? rt_ckpt_read_bytes(f, RT_GBDT_CKPT_MODEL, data, len) : RT_OK;
+}
+
+/* "xgboost 1.7.4, xgboost-json, 50 rounds" */
+static rt_status gbdt_summary(rt_ckpt_file *f, char *buf, size_t size)
+{
+    char library[32], version[32], format[32];
+    int64_t rounds = 0;
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/model", "library", library, sizeof library));
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/model", "library_version", version, sizeof version));
+    RT_CHECK(rt_ckpt_attr_get_string(f, "/model", "format", format, sizeof format));
+    RT_CHECK(rt_ckpt_attr_get_int(f, "/model", "rounds", &rounds));
+    snprintf(buf, size, "%s %s, %s, %lld rounds", library, version, format, (long long)rounds);
+    return RT_OK;
+}
+
+static rt_status show_gbdt(rt_ckpt_file *f, int64_t *count)
+{
+    char *data = NULL, what[160];
+    size_t len = 0;
+    RT_CHECK(read_gbdt(f, &data, &len));
+    rt_status st = data ? gbdt_summary(f, what, sizeof what) : RT_OK;
+    uint64_t sum = 0;
+    if (st == RT_OK && data)
+        st = rt_ckpt_attr_get_uint(f, RT_GBDT_CKPT_MODEL, "xxh3_64", &sum);
+    if (st == RT_OK && data) {
+        printf("  %-56s bytes   [%zu] %s, xxh3_64 %016llx\n", RT_GBDT_CKPT_MODEL, len, what,
+               (unsigned long long)sum);
+        (*count)++;
+    }
+    rt_free(data);
+    return st;
+}
+
+static rt_status write_bytes(void *arg, int fd, const char *tmp_path)
+{
+    const char *const *b = arg;
+    return rt_fs_write_all(fd, b[0], (size_t)(b[1] - b[0]), tmp_path);
+}
+
+/* The model file of a gbdt checkpoint, written atomically; *done = 0 when
+ * the checkpoint holds tensors. */
+static rt_status export_gbdt(rt_ckpt_file *in, const char *out_path, int *done)
+{
+    char *data = NULL, what[160];
+    size_t len = 0;
+    *done = 0;
+    RT_CHECK(read_gbdt(in, &data, &len));
+    if (!data)
+        return RT_OK;
+    rt_status st = gbdt_summary(in, what, sizeof what);
+    const char *range[2] = {data, data + len};
+    if (st == RT_OK)
+        st = rt_fs_replace(out_path, 0644, write_bytes, (void *)range);
+    if (st == RT_OK)
+        printf("exported the model (%s, %zu bytes) from %s to %s\n", what, len,
+               rt_ckpt_file_path(in), out_path);
+    rt_free(data);
+    *done = st == RT_OK;
+    return st;
+}
+
 /* ---- show ---------------------------------------------------------------------- */
 
 typedef struct show_ctx { rt_ckpt_file *f; int64_t count; } show_ctx;
@@ -169,6 +245,8 @@ static int cmd_show(const char *arg)
         return fail(NULL);
     show_ctx c = {f, 0};
     rt_status st = rt_ckpt_foreach_tensor(f, "/", show_tensor, &c);
+    if (st == RT_OK)
+        st = show_gbdt(f, &c.count);
     rt_ckpt_file_close(f);
     if (st != RT_OK)
         return fail(NULL);
@@ -228,6 +306,12 @@ static int cmd_export(const char *arg, const char *out_path)
     rt_ckpt_file *in = NULL, *out = NULL;
     if (rt_ckpt_file_open(&in, NULL, path) != RT_OK)
         return fail(NULL);
+    int gbdt = 0;
+    rt_status gst = export_gbdt(in, out_path, &gbdt);
+    if (gst != RT_OK || gbdt) {
+        rt_ckpt_file_close(in);
+        return gst == RT_OK ? EXIT_OK : fail("export failed");
+    }
     if (rt_ckpt_file_create(&out, NULL, out_path) != RT_OK) {
         rt_ckpt_file_close(in);
         return fail(NULL);
@@ -315,6 +399,25 @@ static rt_status diff_tensor(void *arg, const char *name, int ndim, const int64_
     return st;
 }
 
+/* Gradient-boosted models are equal when their bytes are. */
+static rt_status diff_gbdt(diff_ctx *c)
+{
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    rt_status st = read_gbdt(c->a, &x, &nx);
+    if (st == RT_OK)
+        st = read_gbdt(c->b, &y, &ny);
+    if (st == RT_OK && (x || y)) {
+        int same = x && y && nx == ny && memcmp(x, y, nx) == 0;
+        printf("  %-56s %s\n", RT_GBDT_CKPT_MODEL,
+               !x ? "only in B" : !y ? "only in A" : same ? "identical bytes" : "bytes differ");
+        c->differ |= !same;
+    }
+    rt_free(x);
+    rt_free(y);
+    return st;
+}
+
 static int cmd_diff(const char *arg_a, const char *arg_b)
 {
     char da[RT_CKPT_PATH_MAX], db[RT_CKPT_PATH_MAX];
@@ -336,6 +439,8 @@ static int cmd_diff(const char *arg_a, const char *arg_b)
         c.pass = 1;
         st = rt_ckpt_foreach_tensor(c.b, "/", diff_tensor, &c);
     }
+    if (st == RT_OK)
+        st = diff_gbdt(&c);
     rt_ckpt_file_close(c.a);
     rt_ckpt_file_close(c.b);
     if (st != RT_OK)
@@ -350,7 +455,7 @@ static int usage(void)
             "usage: rtrain-ckpt ls RUN_DIR\n"
             "       rtrain-ckpt verify CKPT\n"
             "       rtrain-ckpt show CKPT\n"
-            "       rtrain-ckpt export CKPT OUT.h5\n"
+            "       rtrain-ckpt export CKPT OUT.h5 (gbdt: OUT.json, the library's model file)\n"
             "       rtrain-ckpt diff CKPT_A CKPT_B\n"
             "CKPT is a checkpoint directory (RUN_DIR/checkpoint_NNNNNN) or its checkpoint.h5.\n");
     return EXIT_ERROR;

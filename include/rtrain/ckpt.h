@@ -74,6 +74,16 @@ const char *rt_ckpt_file_path(const rt_ckpt_file *f);
  * dataset's attribute "xxh3_64". Collective. */
 rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
                                const int64_t *shape, const float *data);
+/* Writes dataset `name` of len bytes (uint8, one dimension) from data,
+ * which every rank passes whole: a model a library saves in its own
+ * format. Checksummed like a tensor; listings of tensors
+ * (rt_ckpt_foreach_tensor) skip it, rt_ckpt_verify checks it. Collective. */
+rt_status rt_ckpt_write_bytes(rt_ckpt_file *f, const char *name, const void *data, size_t len);
+/* Reads byte dataset `name` into *data (rt_free it; one more byte, 0, past
+ * *len) on every rank and checks its checksum (RT_ERR_FORMAT naming file
+ * and dataset). Collective. */
+rt_status rt_ckpt_read_bytes(rt_ckpt_file *f, const char *name, char **data, size_t *len);
+
 /* 1 if `name` exists in the file (a dataset or a group). Collective. */
 rt_status rt_ckpt_exists(rt_ckpt_file *f, const char *name, int *exists);
 /* Shape of float dataset `name`; RT_ERR_FORMAT naming the file if it is
@@ -130,9 +140,16 @@ rt_status rt_ckpt_foreach_tensor(rt_ckpt_file *f, const char *under, rt_ckpt_ten
 /* ---- training state ------------------------------------------------------ */
 typedef struct rt_ckpt_metric { const char *name; double value; } rt_ckpt_metric;
 
+/* Writes what /model holds when the training has no rt_model (the
+ * gradient-boosted trees of rtrain/gbdt.h: a library's model as bytes,
+ * rt_ckpt_write_bytes, with attributes of /model). Collective. */
+typedef rt_status (*rt_ckpt_model_writer)(rt_ckpt_file *f, void *arg);
+
 /* What a checkpoint holds besides the model and optimizer slabs. */
 typedef struct rt_train_state {
-    rt_model *model;                 /* required */
+    rt_model *model;                 /* required, unless write_model is set */
+    rt_ckpt_model_writer write_model;   /* with model NULL: writes /model instead */
+    void *write_model_arg;
     rt_optimizer *optim;             /* NULL: no /optimizer group */
     const char *optimizer_type;      /* "sgd", "adam", ... (rt_optim_type_name); may be NULL */
     int64_t epoch;                   /* epoch to continue in */

@@ -24,6 +24,10 @@ extern "C" {
 /* Columns of a table named in a config (data.features, data.categorical). */
 #define RT_MAX_COLUMNS 256
 #define RT_COLUMN_NAME_MAX 128
+/* model.params of a gbdt model: scalars passed to the library as text. */
+#define RT_GBDT_MAX_PARAMS 64
+#define RT_GBDT_PARAM_KEY_MAX 64
+#define RT_GBDT_PARAM_VALUE_MAX 128
 
 typedef struct rt_config {
     char source[RT_PATH_MAX];          /* the config file read */
@@ -48,6 +52,18 @@ typedef struct rt_config {
     } scaling;
 
     rt_model_spec model;
+
+    struct {                           /* model.arch = "gbdt" (rtrain/gbdt.h) */
+        char library[16];              /* model.library: "xgboost" | "lightgbm" */
+        char objective[64];            /* model.objective: the library's own name */
+        int num_rounds;                /* model.num_rounds: boosting rounds in all */
+        int num_class;                 /* model.num_class: classes (0: from the data) */
+        /* model.params, in file order, values as text */
+        char param_keys[RT_GBDT_MAX_PARAMS][RT_GBDT_PARAM_KEY_MAX];
+        char param_values[RT_GBDT_MAX_PARAMS][RT_GBDT_PARAM_VALUE_MAX];
+        int num_params;
+        char lightgbm_library[RT_PATH_MAX];   /* gbdt.lightgbm_library: lib_lightgbm.so */
+    } gbdt;
 
     struct {
         char format[16];               /* "idx" | "hdf5" | "csv" */

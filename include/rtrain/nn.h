@@ -206,7 +206,11 @@ rt_status rt_layer_create(rt_layer **out, const rt_layer_spec *spec, const char 
 void rt_layer_free(rt_layer *l);
 
 /* ---- models --------------------------------------------------------------- */
-typedef enum rt_arch { RT_ARCH_SEQUENTIAL = 0, RT_ARCH_MLP, RT_ARCH_RESNET18 } rt_arch;
+/* RT_ARCH_GBDT: gradient-boosted trees, trained by the gbdt module
+ * (rtrain/gbdt.h) through a boosting library; rt_model_create refuses it. */
+typedef enum rt_arch {
+    RT_ARCH_SEQUENTIAL = 0, RT_ARCH_MLP, RT_ARCH_RESNET18, RT_ARCH_GBDT
+} rt_arch;
 
 typedef struct rt_model_spec {
     rt_arch arch;

@@ -15,5 +15,6 @@
 #include "rtrain/run.h"
 #include "rtrain/train.h"
 #include "rtrain/tune.h"
+#include "rtrain/gbdt.h"
 
 #endif

@@ -43,4 +43,8 @@ rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t spa
 rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
                           int64_t *shape);
 
+/* As h5_open_dataset, for a float32 dataset (bytes 0) or a uint8 one (1). */
+rt_status h5_open_typed(rt_ckpt_file *f, const char *name, int bytes, hid_t *dset, int *ndim,
+                        int64_t *shape);
+
 #endif

@@ -39,8 +39,25 @@ static herr_t collect_cb(hid_t g, const char *name, const H5L_info_t *info, void
     return 0;
 }
 
+/* 1 if dataset `name` holds bytes (uint8), the model of a library
+ * (rt_ckpt_write_bytes), which tensor listings skip. */
+static int is_bytes(rt_ckpt_file *f, const char *name)
+{
+    hid_t dset = H5Dopen2(f->fid, name, H5P_DEFAULT);
+    hid_t type = dset < 0 ? -1 : H5Dget_type(dset);
+    int bytes = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1;
+    if (type >= 0)
+        H5Tclose(type);
+    if (dset >= 0)
+        H5Dclose(dset);
+    return bytes;
+}
+
+/* Calls fn for every float32 dataset under group (bytes 0; a dataset of
+ * another type is an error, byte datasets are skipped) or every byte
+ * dataset (bytes 1). */
 static rt_status visit_group(rt_ckpt_file *f, const char *group, rt_ckpt_tensor_fn fn, void *arg,
-                             int depth)
+                             int depth, int bytes)
 {
     if (depth > 16)
         return RT_ERROR(RT_ERR_FORMAT, "%s: groups nested deeper than 16 levels at %s",
@@ -70,12 +87,12 @@ static rt_status visit_group(rt_ckpt_file *f, const char *group, rt_ckpt_tensor_
         H5I_type_t kind = H5Iget_type(oid);
         H5Oclose(oid);
         if (kind == H5I_GROUP) {
-            st = visit_group(f, full, fn, arg, depth + 1);
-        } else if (kind == H5I_DATASET) {
+            st = visit_group(f, full, fn, arg, depth + 1, bytes);
+        } else if (kind == H5I_DATASET && is_bytes(f, full) == bytes) {
             hid_t dset = -1;
             int nd = 0;
             int64_t shape[RT_CKPT_MAX_NDIM];
-            st = h5_open_dataset(f, full, &dset, &nd, shape);
+            st = h5_open_typed(f, full, bytes, &dset, &nd, shape);
             if (dset >= 0)
                 H5Dclose(dset);
             if (st == RT_OK)
@@ -92,7 +109,14 @@ rt_status rt_ckpt_foreach_tensor(rt_ckpt_file *f, const char *under, rt_ckpt_ten
     if (f->comm != NULL)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_foreach_tensor needs a file opened "
                         "without a communicator (%s)", f->path);
-    RT_CHECK(visit_group(f, under, fn, arg, 0));
+    RT_CHECK(visit_group(f, under, fn, arg, 0, 0));
+    return RT_OK;
+}
+
+rt_status ckpt_foreach_bytes(rt_ckpt_file *f, const char *under, rt_ckpt_tensor_fn fn,
+                             void *arg)
+{
+    RT_CHECK(visit_group(f, under, fn, arg, 0, 1));
     return RT_OK;
 }
 

@@ -93,7 +93,7 @@ static rt_status gather_rows(const rt_ckpt_file *f, const tensor_geom *g, float 
 /* ---- tensors ------------------------------------------------------------------------ */
 
 static rt_status create_dataset(rt_ckpt_file *f, const char *name, const tensor_geom *g,
-                                hid_t *dset, hid_t *space)
+                                hid_t type, hid_t *dset, hid_t *space)
 {
     *space = g->ndim ? H5Screate_simple(g->ndim, g->dims, NULL) : H5Screate(H5S_SCALAR);
     if (*space < 0)
@@ -105,7 +105,7 @@ static rt_status create_dataset(rt_ckpt_file *f, const char *name, const tensor_
             H5Pclose(dcpl);
         return h5_fail(f->path, RT_ERR_IO, "cannot set the creation properties of %s", name);
     }
-    *dset = H5Dcreate2(f->fid, name, H5T_IEEE_F32LE, *space, f->lcpl, dcpl, H5P_DEFAULT);
+    *dset = H5Dcreate2(f->fid, name, type, *space, f->lcpl, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     if (*dset < 0)
         return h5_fail(f->path, RT_ERR_IO, "cannot create dataset %s", name);
@@ -128,23 +128,23 @@ static rt_status set_checksum(rt_ckpt_file *f, hid_t dset, const char *name, uin
     return RT_OK;
 }
 
-rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
-                               const int64_t *shape, const float *data)
+/* Each rank writes its slice of rows of data (elem bytes per value, the
+ * whole replica on every rank), then the checksum of all of it. */
+static rt_status write_dataset(rt_ckpt_file *f, const char *name, const tensor_geom *g,
+                               const void *data, hid_t file_type, hid_t mem_type, size_t elem)
 {
-    tensor_geom g;
-    RT_CHECK(geom_init(&g, f, name, ndim, shape));   /* same arguments on every rank */
     static const float empty_buf[1];
     if (!data)
         data = empty_buf;
     hid_t dset = -1, space = -1, mem = -1;
-    rt_status st = create_dataset(f, name, &g, &dset, &space);
+    rt_status st = create_dataset(f, name, g, file_type, &dset, &space);
     st = ckpt_agree(f->comm, st);
     if (st == RT_OK) {
         uint64_t off = 0;
-        st = select_slice(f, &g, space, &mem, &off);
+        st = select_slice(f, g, space, &mem, &off);
         /* Every rank calls H5Dwrite, also with an empty selection. */
-        if (st == RT_OK && H5Dwrite(dset, H5T_NATIVE_FLOAT, mem, space, f->dxpl,
-                                    data + off) < 0)
+        if (st == RT_OK && H5Dwrite(dset, mem_type, mem, space, f->dxpl,
+                                    (const char *)data + off * elem) < 0)
             st = h5_fail(f->path, RT_ERR_IO, "cannot write dataset %s (disk full?)", name);
         if (st == RT_OK && ckpt_fault_active("ckpt_fail_write", f->rank))
             st = RT_ERROR(RT_ERR_IO, "%s: cannot write dataset %s: injected failure "
@@ -153,7 +153,7 @@ rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
     }
     if (st == RT_OK)
         st = ckpt_agree(f->comm, set_checksum(f, dset, name,
-                                              XXH3_64bits(data, (size_t)g.count * 4)));
+                                              XXH3_64bits(data, (size_t)g->count * elem)));
     return h5_write_done(f, name, dset, space, mem, st);
 }
 
@@ -168,6 +168,22 @@ rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t spa
         st = h5_fail(f->path, RT_ERR_IO, "cannot close dataset %s", name);
     RT_CHECK(ckpt_agree(f->comm, st));
     return RT_OK;
+}
+
+rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
+                               const int64_t *shape, const float *data)
+{
+    tensor_geom g;
+    RT_CHECK(geom_init(&g, f, name, ndim, shape));   /* same arguments on every rank */
+    return write_dataset(f, name, &g, data, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float));
+}
+
+rt_status rt_ckpt_write_bytes(rt_ckpt_file *f, const char *name, const void *data, size_t len)
+{
+    tensor_geom g;
+    int64_t shape = (int64_t)len;
+    RT_CHECK(geom_init(&g, f, name, 1, &shape));
+    return write_dataset(f, name, &g, data, H5T_STD_U8LE, H5T_NATIVE_UINT8, 1);
 }
 
 /* 1 if every component of an absolute path exists (H5Lexists needs the
@@ -206,9 +222,9 @@ rt_status rt_ckpt_exists(rt_ckpt_file *f, const char *name, int *exists)
     return RT_OK;
 }
 
-/* Opens float dataset name and reads its shape (local step). */
-rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
-                          int64_t *shape)
+/* Opens dataset name, float32 or (bytes) uint8, and reads its shape (local step). */
+rt_status h5_open_typed(rt_ckpt_file *f, const char *name, int bytes, hid_t *dset, int *ndim,
+                        int64_t *shape)
 {
     int exists = 0;
     RT_CHECK(h5_path_exists(f, name, &exists));
@@ -218,11 +234,13 @@ rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *n
     if (*dset < 0)
         return h5_fail(f->path, RT_ERR_FORMAT, "%s is not a readable dataset", name);
     hid_t type = H5Dget_type(*dset);
-    int ok_type = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+    int ok_type = type >= 0 && H5Tget_class(type) == (bytes ? H5T_INTEGER : H5T_FLOAT) &&
+                  H5Tget_size(type) == (bytes ? 1 : 4);
     if (type >= 0)
         H5Tclose(type);
     if (!ok_type)
-        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s is not float32", f->path, name);
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s is not %s", f->path, name,
+                        bytes ? "bytes (uint8)" : "float32");
     hid_t space = H5Dget_space(*dset);
     int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
     hsize_t dims[H5S_MAX_RANK];
@@ -239,6 +257,12 @@ rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *n
     for (int i = 0; i < nd; i++)
         shape[i] = (int64_t)dims[i];
     return RT_OK;
+}
+
+rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,
+                          int64_t *shape)
+{
+    return h5_open_typed(f, name, 0, dset, ndim, shape);
 }
 
 rt_status rt_ckpt_tensor_shape(rt_ckpt_file *f, const char *name, int *ndim,
@@ -268,7 +292,7 @@ static rt_status check_shape(const rt_ckpt_file *f, const char *name, int nd, co
 }
 
 static rt_status verify_checksum(rt_ckpt_file *f, hid_t dset, const char *name,
-                                 const float *data, uint64_t count)
+                                 const void *data, uint64_t bytes)
 {
     uint64_t stored = 0;
     htri_t has = H5Aexists(dset, CHECKSUM_ATTR);
@@ -283,7 +307,7 @@ static rt_status verify_checksum(rt_ckpt_file *f, hid_t dset, const char *name,
         H5Aclose(attr);
     if (rc < 0)
         return h5_fail(f->path, RT_ERR_FORMAT, "cannot read the checksum of %s", name);
-    uint64_t sum = XXH3_64bits(data, (size_t)count * 4);
+    uint64_t sum = XXH3_64bits(data, (size_t)bytes);
     if (sum != stored)
         return RT_ERROR(RT_ERR_FORMAT,
                         "%s: checksum mismatch in dataset %s (stored %016llx, computed "
@@ -318,7 +342,7 @@ rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
     if (st == RT_OK)
         st = gather_rows(f, &g, data);
     if (st == RT_OK)   /* identical replicas: every rank reaches the same verdict */
-        st = verify_checksum(f, dset, name, data, g.count);
+        st = verify_checksum(f, dset, name, data, g.count * 4);
     if (mem >= 0)
         H5Sclose(mem);
     if (space >= 0)
@@ -327,4 +351,45 @@ rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
         H5Dclose(dset);
     RT_CHECK(ckpt_agree(f->comm, st));
     return RT_OK;
+}
+
+/* ---- byte datasets ------------------------------------------------------------------ */
+
+/* Opens byte dataset name and allocates its size (local step). */
+static rt_status open_bytes(rt_ckpt_file *f, const char *name, hid_t *dset, char **data,
+                            size_t *len)
+{
+    int nd = 0;
+    int64_t shape[RT_CKPT_MAX_NDIM];
+    RT_CHECK(h5_open_typed(f, name, 1, dset, &nd, shape));
+    if (nd != 1 || shape[0] > ckpt_file_size(f))
+        return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s is not a byte string that fits in the "
+                        "file: the file is corrupt", f->path, name);
+    *len = (size_t)shape[0];
+    return rt_alloc(data, *len + 1, 1, name);
+}
+
+/* Every rank reads all of it (a model's bytes are small next to tensors),
+ * in one collective read, and checks it. */
+rt_status rt_ckpt_read_bytes(rt_ckpt_file *f, const char *name, char **data, size_t *len)
+{
+    hid_t dset = -1;
+    *data = NULL;
+    *len = 0;
+    rt_status st = ckpt_agree(f->comm, open_bytes(f, name, &dset, data, len));
+    if (st == RT_OK) {
+        if (H5Dread(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, f->dxpl, *data) < 0)
+            st = h5_fail(f->path, RT_ERR_FORMAT, "cannot read dataset %s", name);
+        if (st == RT_OK)
+            st = verify_checksum(f, dset, name, *data, (uint64_t)*len);
+        st = ckpt_agree(f->comm, st);
+    }
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (st != RT_OK) {
+        rt_free(*data);
+        *data = NULL;
+        *len = 0;
+    }
+    return st;
 }

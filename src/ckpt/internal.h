@@ -42,6 +42,10 @@ int64_t ckpt_file_size(const rt_ckpt_file *f);
 int ckpt_file_rank(const rt_ckpt_file *f);
 /* Root attributes "metric.<name>" into info's metrics. Collective. */
 rt_status ckpt_read_metrics(rt_ckpt_file *f, rt_ckpt_info *info);
+/* As rt_ckpt_foreach_tensor, for the byte datasets (rt_ckpt_write_bytes)
+ * it skips; ndim is 1, shape[0] their length. Not collective. */
+rt_status ckpt_foreach_bytes(rt_ckpt_file *f, const char *under, rt_ckpt_tensor_fn fn,
+                             void *arg);
 /* Number of links in group (which must exist). Collective. */
 rt_status ckpt_group_count(rt_ckpt_file *f, const char *group, int64_t *count);
 

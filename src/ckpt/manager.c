@@ -230,8 +230,9 @@ rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
                                  const rt_ckpt_metric *metrics, int num_metrics,
                                  const rt_ckpt_policy *policy)
 {
-    if (!run_dir || !run_dir[0] || !s || !s->model)
-        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save needs a run directory and a model");
+    if (!run_dir || !run_dir[0] || !s || (!s->model && !s->write_model))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save needs a run directory and a model "
+                        "(or a model writer)");
     if (s->training_iteration < 1)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
                         "counts reports and must be >= 1", (long long)s->training_iteration);

@@ -193,6 +193,54 @@ static rt_status set_string_list(const rt_key *k, void *base, const config_setti
     return RT_OK;
 }
 
+/* model.params: a group of scalars, each kept as text for the library
+ * (numbers with %.17g: they read back as the same double). */
+static rt_status param_text(const config_setting_t *m, const char *ovr, const char *label,
+                            char *out, size_t size)
+{
+    int n = 0;
+    switch (config_setting_type(m)) {
+    case CONFIG_TYPE_INT: n = snprintf(out, size, "%d", config_setting_get_int(m)); break;
+    case CONFIG_TYPE_INT64:
+        n = snprintf(out, size, "%lld", config_setting_get_int64(m));
+        break;
+    case CONFIG_TYPE_FLOAT: n = snprintf(out, size, "%.17g", config_setting_get_float(m)); break;
+    case CONFIG_TYPE_BOOL:
+        n = snprintf(out, size, "%s", config_setting_get_bool(m) ? "true" : "false");
+        break;
+    case CONFIG_TYPE_STRING: n = snprintf(out, size, "%s", config_setting_get_string(m)); break;
+    default:
+        return wrong_type(m, ovr, label, "a number, a string or a boolean");
+    }
+    if (n < 0 || (size_t)n >= size)
+        return rt_config_fail(m, ovr, "%s is longer than %zu characters", label, size - 1);
+    return RT_OK;
+}
+
+static rt_status set_params(const rt_key *k, rt_config *cfg, const config_setting_t *s,
+                            const char *ovr)
+{
+    if (!config_setting_is_group(s))
+        return wrong_type(s, ovr, k->path, "a group like { max_depth = 6; eta = 0.3; }");
+    int n = config_setting_length(s);
+    if (n > (int)k->size)
+        return rt_config_fail(s, ovr, "%s has %d entries, at most %zu are allowed", k->path, n,
+                              k->size);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+        const char *name = config_setting_name(m);
+        char label[160];
+        snprintf(label, sizeof label, "%s.%s", k->path, name ? name : "?");
+        if (!name || strlen(name) >= RT_GBDT_PARAM_KEY_MAX)
+            return rt_config_fail(m, ovr, "%s: a parameter name has at most %d characters",
+                                  label, RT_GBDT_PARAM_KEY_MAX - 1);
+        snprintf(cfg->gbdt.param_keys[i], RT_GBDT_PARAM_KEY_MAX, "%s", name);
+        RT_CHECK(param_text(m, ovr, label, cfg->gbdt.param_values[i], RT_GBDT_PARAM_VALUE_MAX));
+    }
+    cfg->gbdt.num_params = n;
+    return RT_OK;
+}
+
 /* One number for every channel, or a list with one per channel. */
 static rt_status set_channels(const rt_key *k, void *base, const config_setting_t *s,
                               const char *ovr, const char *label)
@@ -287,7 +335,8 @@ static rt_status set_value(const rt_key *k, void *base, const config_setting_t *
         else
             return wrong_type(s, ovr, label, "false or a group { mean = M; std = S; }");
         return RT_OK;
-    case RT_KEY_LAYERS: break;
+    case RT_KEY_LAYERS:
+    case RT_KEY_PARAMS: break;
     }
     return RT_ERROR(RT_ERR_INTERNAL, "config key %s: unhandled type %d", k->path, (int)k->type);
 }
@@ -417,6 +466,8 @@ rt_status rt_config_apply(rt_config *cfg, const rt_cfg_assign *a)
     const rt_key *k = a->key;
     if (k->type == RT_KEY_LAYERS)
         return set_layers(k, cfg, a->setting, a->override);
+    if (k->type == RT_KEY_PARAMS)
+        return set_params(k, cfg, a->setting, a->override);
     RT_CHECK(set_value(k, cfg, a->setting, a->override, k->path));
     if (k->flags & RT_KEYF_NORMALIZE_PART)
         cfg->data.transform.normalize = 1;

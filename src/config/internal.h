@@ -29,7 +29,8 @@ typedef enum rt_key_type {
     RT_KEY_NORMALIZE,  /* false, or a group { mean; std; }: rt_transform.normalize */
     RT_KEY_LAYERS,     /* list of layer groups: rt_model_spec.layers / num_layers */
     RT_KEY_STRING_LIST,/* char[size][RT_COLUMN_NAME_MAX], element count in the int at aux */
-    RT_KEY_CHANNELS    /* a number or a list of up to size numbers: float[size], count at aux */
+    RT_KEY_CHANNELS,   /* a number or a list of up to size numbers: float[size], count at aux */
+    RT_KEY_PARAMS      /* a group of scalars kept as text: rt_config.gbdt.param_* */
 } rt_key_type;
 
 enum {

@@ -71,6 +71,13 @@ static json_t *key_json(const rt_config *cfg, const rt_key *k)
     }
     case RT_KEY_CHANNELS:
         return channel_values((const float *)p, *(const int *)((const char *)cfg + k->aux));
+    case RT_KEY_PARAMS: {
+        json_t *o = json_object();
+        for (int i = 0; i < cfg->gbdt.num_params; i++)
+            json_object_set_new(o, cfg->gbdt.param_keys[i],
+                                json_string(cfg->gbdt.param_values[i]));
+        return o;
+    }
     case RT_KEY_STRING_LIST: {
         json_t *a = json_array();
         int n = *(const int *)((const char *)cfg + k->aux);

@@ -37,7 +37,8 @@ static int backend_count(void) { return rt_backend_count() + 1; }
 
 /* nn.h has no name functions for rt_arch: the names are listed here, in
  * enum order (value = index). */
-static const char *const arch_names[] = {"sequential", "mlp", "resnet18", NULL};
+static const char *const arch_names[] = {"sequential", "mlp", "resnet18", "gbdt", NULL};
+static const char *const gbdt_library_names[] = {"xgboost", "lightgbm", NULL};
 static const char *const resume_names[] = {"auto", "never", NULL};
 static const char *const order_names[] = {"max", "min", NULL};
 static const char *const fill_names[] = {"none", "zero", "mean", NULL};   /* rt_fill_policy */
@@ -165,7 +166,8 @@ static const rt_key keys[] = {
      .has_default = 1, .def = RT_ARCH_MLP, .reset = reset_model, .flags = RT_KEYF_SELECTOR,
      .help = "mlp: Flatten, Linear+ReLU per model.hidden size, Linear to num_classes; "
              "resnet18: torchvision's ResNet-18 with a configurable first convolution; "
-             "sequential: the layers of model.layers."},
+             "sequential: the layers of model.layers; gbdt: gradient-boosted trees trained "
+             "by model.library (docs/gbdt.md)."},
     /* The config's default (0) differs from the module's (10): the trainer
      * takes the number from the data. */
     INT_D("model.num_classes", model.num_classes, 0, 1 << 20, 0,
@@ -192,6 +194,32 @@ static const rt_key keys[] = {
      .help = "sequential: list of layer groups, e.g. ( { type = \"conv2d\"; out = 32; "
              "kernel = 3; padding = 1; }, { type = \"relu\"; } ). Fields per type are "
              "listed below; at most 64 layers."},
+
+    {.path = "model.library", .type = RT_KEY_ENUM, .offset = OFF(gbdt.library),
+     .size = FSIZE(gbdt.library), .names = gbdt_library_names, .has_default = 1,
+     .def_text = "xgboost", .only_for = "gbdt",
+     .help = "gbdt: the boosting library: xgboost (linked when ./configure finds "
+             "libxgboost-dev) or lightgbm (loaded at run time, gbdt.lightgbm_library)."},
+    {.path = "model.objective", .type = RT_KEY_STRING, .offset = OFF(gbdt.objective),
+     .size = FSIZE(gbdt.objective), .has_default = 1, .def_text = "", .only_for = "gbdt",
+     .help = "gbdt: the library's objective, e.g. binary:logistic, multi:softprob, "
+             "reg:squarederror (xgboost) or binary, multiclass, regression (lightgbm); "
+             "required."},
+    {.path = "model.num_rounds", .type = RT_KEY_INT, .offset = OFF(gbdt.num_rounds),
+     .min = 1, .max = 10000000, .has_default = 1, .def = 100, .only_for = "gbdt",
+     .help = "gbdt: boosting rounds in all (a resumed run continues up to it)."},
+    {.path = "model.num_class", .type = RT_KEY_INT, .offset = OFF(gbdt.num_class),
+     .min = 0, .max = 1 << 20, .has_default = 1, .def = 0, .only_for = "gbdt",
+     .help = "gbdt: classes of a multiclass objective; 0: from the data (largest label + 1)."},
+    {.path = "model.params", .type = RT_KEY_PARAMS, .offset = OFF(gbdt.param_keys),
+     .size = RT_GBDT_MAX_PARAMS, .aux = OFF(gbdt.num_params), .only_for = "gbdt",
+     .help = "gbdt: the library's own parameters, a group of numbers, strings and "
+             "booleans passed as text, e.g. { max_depth = 6; eta = 0.3; } (at most 64). "
+             "rtrain sets the threads (scaling.threads_per_worker), the seed (train.seed) "
+             "and the distribution itself."},
+    STR_D("gbdt.lightgbm_library", gbdt.lightgbm_library, "",
+          "Path of lib_lightgbm.so for model.library = \"lightgbm\"; \"\": found next to an "
+          "installed Python lightgbm package."),
 
     /* ---- data ---- */
     {.path = "data.format", .type = RT_KEY_ENUM, .offset = OFF(data.format),
@@ -507,6 +535,7 @@ static void store_default(const rt_key *k, rt_config *cfg)
     case RT_KEY_DOUBLE: *(double *)p = k->def; break;
     case RT_KEY_MEGABYTES: *(long long *)p = (long long)k->def; break;
     case RT_KEY_STRING: snprintf(p, k->size, "%s", k->def_text); break;
+    case RT_KEY_PARAMS: *(int *)((char *)cfg + k->aux) = 0; break;
     case RT_KEY_ENUM:
         if (k->size > 0)
             snprintf(p, k->size, "%s", k->def_text);
@@ -708,6 +737,16 @@ void rt_config_format_value(const rt_key *k, const void *base, char *buf, size_t
         }
         break;
     }
+    case RT_KEY_PARAMS: {
+        const rt_config *c = base;
+        size_t used = (size_t)snprintf(buf, n, "{");
+        for (int i = 0; i < c->gbdt.num_params && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, " %s = \"%s\";",
+                                     c->gbdt.param_keys[i], c->gbdt.param_values[i]);
+        if (used < n)
+            snprintf(buf + used, n - used, " }");
+        break;
+    }
     case RT_KEY_STRING_LIST: {
         int count = *(const int *)((const char *)base + k->aux);
         const char (*names)[RT_COLUMN_NAME_MAX] = (const void *)p;
@@ -757,6 +796,7 @@ void rt_config_describe_type(const rt_key *k, char *buf, size_t n)
     case RT_KEY_STRING_LIST:
         snprintf(buf, n, "list of up to %zu names (strings)", k->size);
         break;
+    case RT_KEY_PARAMS: snprintf(buf, n, "group of up to %zu scalars", k->size); break;
     case RT_KEY_CHANNELS:
         snprintf(buf, n, "number in %s..%s, or a list of up to %zu (one per channel)", lo, hi,
                  k->size);

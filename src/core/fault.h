@@ -7,8 +7,8 @@
  *   alloc:WHAT            rt_alloc of the buffer named WHAT fails (NOMEM)
  *   kernel_fail:N         linear/conv2d kernels fail from call N on (train)
  *   device_memory         the backend's memory is treated as a GPU's (train)
- *   kill_at_step:N[,M]    SIGKILL after optimizer step N (train)
- *   usr1_at_step:N[,M]    SIGUSR1 after optimizer step N (train)
+ *   kill_at_step:N[,M]    SIGKILL after optimizer step N (train; gbdt: round N)
+ *   usr1_at_step:N[,M]    SIGUSR1 after optimizer step N (train; gbdt: round N)
  *   ddp_bucket_fail       the first gradient bucket cannot be started (comm)
  *   ckpt_before_write, ckpt_during_write, ckpt_before_commit,
  *   ckpt_before_index     SIGKILL in that phase of rt_ckpt_save (ckpt)
@@ -24,5 +24,11 @@
  * RTRAIN_FAULT_RANK equals rank, or, unset, rank == default_rank (any rank
  * when default_rank < 0). NULL otherwise. */
 const char *rt_fault_arg(const char *name, int rank, int default_rank);
+
+/* kill_at_step / usr1_at_step: raises the signal when `step` is listed
+ * and the fault applies to `rank` (default rank 0). With RTRAIN_FAULT_DIR
+ * set, each step fires once: DIR/fault.N is created first, and an
+ * existing one disarms it (a retried attempt passing step N goes on). */
+void rt_fault_after_step(int rank, long long step);
 
 #endif

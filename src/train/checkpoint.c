@@ -99,9 +99,13 @@ static rt_status report_and_save(rt_session *s, rt_run *run, const rt_metric *me
                                  char *committed_dir, size_t committed_dir_size)
 {
     rt_status st = RT_OK;
-    if (!run || !state || !state->model || count < 0 || (count > 0 && !metrics))
+    if (!run || !state || (!state->model && !state->write_model) || count < 0 ||
+        (count > 0 && !metrics))
         st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_report_checkpoint: run, state (with its model) "
                       "and metrics are required");
+    else if (w && !state->model)
+        st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_report_checkpoint_async: a model writer is "
+                      "written synchronously; use rt_report_checkpoint");
     else if (count > RT_CKPT_MAX_METRICS)
         st = RT_ERROR(RT_ERR_INVALID_ARG, "rt_report_checkpoint: %d metrics, a checkpoint "
                       "stores at most %d", count, RT_CKPT_MAX_METRICS);

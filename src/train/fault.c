@@ -16,58 +16,14 @@
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
  *                                        that passes step N again goes on. */
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include "trainer.h"
 #include "backend/backends.h"
 #include "core/fault.h"
 
-static int step_listed(const char *list, long long step)
-{
-    const char *p = list;
-    while (*p) {
-        char *end;
-        long long n = strtoll(p, &end, 10);
-        if (end == p)
-            return 0;
-        if (n == step)
-            return 1;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return 0;
-}
-
-static const struct { const char *name; int sig; } faults[] = {
-    {"kill_at_step", SIGKILL},
-    {"usr1_at_step", SIGUSR1},
-};
-
 void trainer_fault_after_step(const trainer *t)
 {
-    int sig = 0;
-    const char *steps = NULL;
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0] && !sig; i++)
-        if ((steps = rt_fault_arg(faults[i].name, t->ctx->world_rank, 0)) != NULL)
-            sig = faults[i].sig;
-    if (!sig || !step_listed(steps, t->step))
-        return;
-    const char *dir = getenv("RTRAIN_FAULT_DIR");
-    if (dir) {
-        char marker[RT_PATH_MAX];
-        snprintf(marker, sizeof marker, "%s/fault.%lld", dir, (long long)t->step);
-        int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0644);
-        if (fd < 0)
-            return;   /* fired before: disarmed */
-        close(fd);
-    }
-    fprintf(stderr, "rtrain: test fault: rank %d raises %s after step %lld\n",
-            t->ctx->world_rank, strsignal(sig), (long long)t->step);
-    fflush(stderr);
-    raise(sig);
+    rt_fault_after_step(t->ctx->world_rank, (long long)t->step);
 }
 
 const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)

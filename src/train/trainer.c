@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "trainer.h"
+#include "rtrain/gbdt.h"
 
 rt_status trainer_pick_loss(trainer *t)
 {
@@ -101,34 +102,29 @@ rt_status trainer_resolve_batch(trainer *t)
     return RT_OK;
 }
 
-/* Where the two splits are: idx files name two files each; hdf5 and csv
- * one file each, or the last data.test_fraction of the training file's
- * rows for evaluation. Columns and policies are the same for both. */
-static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source *test)
+rt_status trainer_data_sources(const rt_config *c, rt_target_kind target,
+                               const char **features, const char **categorical,
+                               const rt_node_memory *node_memory, rt_data_source *train,
+                               rt_data_source *test)
 {
-    const rt_config *c = t->cfg;
     if (!strcmp(c->data.format, "idx")) {
         *train = (rt_data_source){.x = c->data.train_images, .y = c->data.train_labels};
         *test = (rt_data_source){.x = c->data.test_images, .y = c->data.test_labels};
         return RT_OK;
     }
     for (int i = 0; i < c->data.num_features; i++)
-        t->features[i] = c->data.features[i];
+        features[i] = c->data.features[i];
     for (int i = 0; i < c->data.num_categorical; i++)
-        t->categorical[i] = c->data.categorical[i];
+        categorical[i] = c->data.categorical[i];
     *train = (rt_data_source){
         .file = c->data.train_file, .x = c->data.train_x, .y = c->data.train_y,
-        .target = rt_loss_target(t->loss), .target_column = c->data.target,
-        .features = t->features, .num_features = c->data.num_features,
-        .categorical = t->categorical, .num_categorical = c->data.num_categorical,
+        .target = target, .target_column = c->data.target,
+        .features = features, .num_features = c->data.num_features,
+        .categorical = categorical, .num_categorical = c->data.num_categorical,
         .fill_missing = (rt_fill_policy)rt_config_fill_policy(c),
         .cache = (rt_cache_policy)rt_config_cache_policy(c),
-        .node_memory = t->comm ? &t->node_memory : NULL,
+        .node_memory = node_memory,
     };
-    if (t->comm)
-        t->node_memory = rt_comm_node_memory(t->comm);   /* data.cache = "node" */
-    if (t->check_only)   /* rtrain --check: shapes and targets, the inputs stay in the file */
-        train->cache = RT_CACHE_NONE;
     if (!train->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "data.format = \"%s\" needs data.train.file (the "
                         "training %s file)", c->data.format, c->data.format);
@@ -147,6 +143,20 @@ static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source 
     train->last = 1.0 - c->data.test_fraction;
     test->first = train->last;
     test->last = 1.0;
+    return RT_OK;
+}
+
+/* The splits of the config for the loss's targets (data.cache = "node":
+ * shared memory on t->comm). */
+static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source *test)
+{
+    if (t->comm)
+        t->node_memory = rt_comm_node_memory(t->comm);   /* data.cache = "node" */
+    RT_CHECK(trainer_data_sources(t->cfg, rt_loss_target(t->loss), t->features,
+                                  t->categorical, t->comm ? &t->node_memory : NULL, train,
+                                  test));
+    if (t->check_only)   /* rtrain --check: shapes and targets, the inputs stay in the file */
+        train->cache = test->cache = RT_CACHE_NONE;
     return RT_OK;
 }
 
@@ -658,6 +668,8 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
                  .comm = rt_session_comm(s), .last_ckpt_step = -1};
     if (hook)   /* else the session's own hook, if any (a trial of rt_tune_run) */
         rt_session_set_report_hook(s, hook, arg);
+    if (cfg->model.arch == RT_ARCH_GBDT)   /* trees: the gbdt module's own loop */
+        return rt_gbdt_run(s, cfg);
     rt_comm_set_step(t.comm, -1);
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
     t.threads = threads;

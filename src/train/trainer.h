@@ -128,6 +128,18 @@ rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
 /* Frees everything t holds. */
 void trainer_free(trainer *t);
 
+/* Where the two splits of c's data are (trainer.c): idx files name two
+ * files each; hdf5 and csv one file each, or the last data.test_fraction
+ * of the training file's rows for evaluation. Columns and policies are
+ * the same for both; targets of kind `target`. features and categorical
+ * (RT_MAX_COLUMNS pointers each) and node_memory must outlive the
+ * sources, which point to them. Not collective. The gbdt trainer opens
+ * its tables through it too. */
+rt_status trainer_data_sources(const rt_config *c, rt_target_kind target,
+                               const char **features, const char **categorical,
+                               const rt_node_memory *node_memory, rt_data_source *train,
+                               rt_data_source *test);
+
 /* profile.c. Collective: the profile when run.profile asks for one (its
  * clock starts now). */
 rt_status trainer_profile_open(trainer *t);
@@ -186,6 +198,9 @@ rt_status eval_sums_add(eval_sums *e, trainer *t, const rt_batch *b);
  * values under the same names when e is NULL (no evaluation this epoch). */
 void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count);
 
+/* trainer_ckpt.c: the checkpoint.* retention policy (score_attribute
+ * points into c). */
+rt_ckpt_policy trainer_retention(const rt_config *c);
 /* trainer.c: the evaluation loop over t->test_loader in its order, the
  * model in eval mode; e (may be NULL) receives the all-reduced sums. A
  * hook (may be NULL) sees every batch: `batch` on this rank after its

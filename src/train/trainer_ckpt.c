@@ -29,9 +29,8 @@ static rt_train_state train_state(trainer *t)
     return s;
 }
 
-static rt_ckpt_policy retention(const trainer *t)
+rt_ckpt_policy trainer_retention(const rt_config *c)
 {
-    const rt_config *c = t->cfg;
     return (rt_ckpt_policy){
         .num_to_keep = c->checkpoint.num_to_keep,
         .score_attribute = c->checkpoint.score_attribute,
@@ -43,7 +42,7 @@ static rt_ckpt_policy retention(const trainer *t)
 rt_status trainer_report_checkpoint(trainer *t, const rt_metric *metrics, int count)
 {
     rt_train_state s = train_state(t);
-    rt_ckpt_policy policy = retention(t);
+    rt_ckpt_policy policy = trainer_retention(t->cfg);
     char committed[RT_CKPT_PATH_MAX];
     double t0 = rt_time_now();
     RT_CHECK(rt_report_checkpoint_async(t->session, t->run, metrics, count, &s, &policy,
@@ -60,7 +59,7 @@ static rt_status checkpoint_without_report(trainer *t, const rt_ckpt_metric *met
                                            char *base, size_t size)
 {
     rt_train_state s = train_state(t);
-    rt_ckpt_policy policy = retention(t);
+    rt_ckpt_policy policy = trainer_retention(t->cfg);
     char committed[RT_CKPT_PATH_MAX];
     double t0 = rt_time_now();
     RT_CHECK(rt_ckpt_async_wait(t->async));   /* numbered after the one in flight */
