@@ -10,6 +10,8 @@
 #ifndef RTRAIN_GBDT_H
 #define RTRAIN_GBDT_H
 
+#include <stdio.h>
+
 #include "rtrain/config.h"
 #include "rtrain/run.h"
 
@@ -36,4 +38,11 @@ rt_status rt_gbdt_run(rt_session *s, const rt_config *cfg);
 #ifdef __cplusplus
 }
 #endif
+/* Not collective, no MPI: rtrain --check for model.arch = "gbdt". Loads
+ * model.library, opens both splits (their inputs stay in the file), checks
+ * the storage path and prints the resolved configuration, the library and
+ * its version, the splits and each of world_size ranks' rows to out; the
+ * errors are those rt_gbdt_run gives at its set-up. */
+rt_status rt_gbdt_check(const rt_config *cfg, int world_size, FILE *out);
+
 #endif

@@ -41,6 +41,15 @@ typedef struct gbdt_trainer {
     size_t resume_len;
 } gbdt_trainer;
 
+/* trainer.c. Local: model.library found and loaded, the objective's task
+ * and the parameters in g (the caller agrees on the outcome). */
+rt_status gbdt_open_library(gbdt_trainer *g);
+
+/* shard.c. Local: both splits of the config opened (node_memory: for
+ * data.cache = "node", or NULL; check_only: leave the inputs in the file),
+ * their features checked against each other. */
+rt_status gbdt_open_splits(const gbdt_trainer *g, const rt_node_memory *node_memory,
+                           int check_only, rt_dataset **train, rt_dataset **test);
 /* shard.c. Collective: this rank's rows [r*N/P, (r+1)*N/P) of the training
  * and evaluation splits, and the labels checked against the task. */
 rt_status gbdt_load_shards(gbdt_trainer *g);

@@ -4,7 +4,7 @@
 # backend with its rabit tracker, built when ./configure finds libxgboost.
 rtraininclude_HEADERS += include/rtrain/gbdt.h
 noinst_HEADERS += src/gbdt/library.h src/gbdt/internal.h src/gbdt/rabit_tracker.h
-src_librtrain_la_SOURCES += src/gbdt/library.c src/gbdt/trainer.c src/gbdt/shard.c \
+src_librtrain_la_SOURCES += src/gbdt/library.c src/gbdt/trainer.c src/gbdt/shard.c src/gbdt/check.c \
 	src/gbdt/metrics.c src/gbdt/checkpoint.c
 if HAVE_XGBOOST
 src_librtrain_la_SOURCES += src/gbdt/xgboost.c src/gbdt/rabit_tracker.c

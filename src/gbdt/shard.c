@@ -73,29 +73,43 @@ static rt_status check_labels(const gbdt_trainer *g, const gbdt_rows *r, const c
     return RT_OK;
 }
 
-/* Opens both splits and keeps this rank's rows (local; the caller agrees). */
-static rt_status load_local(gbdt_trainer *g)
+rt_status gbdt_open_splits(const gbdt_trainer *g, const rt_node_memory *nm, int check_only,
+                           rt_dataset **tr, rt_dataset **te)
 {
     const rt_config *c = g->cfg;
     const char *features[RT_MAX_COLUMNS], *categorical[RT_MAX_COLUMNS];
-    rt_node_memory nm = rt_comm_node_memory(g->comm);
     rt_data_source train, test;
     int classes = g->task == RT_GBDT_TASK_BINARY || g->task == RT_GBDT_TASK_MULTICLASS;
+    *tr = *te = NULL;
     RT_CHECK(trainer_data_sources(c, classes ? RT_TARGET_CLASS : RT_TARGET_VECTOR, features,
-                                  categorical, &nm, &train, &test));
-    rt_dataset *tr = NULL, *te = NULL;
-    rt_status st = rt_dataset_open(&tr, c->data.format, &train, NULL);
+                                  categorical, nm, &train, &test));
+    if (check_only)   /* rtrain --check: shapes and targets, the inputs stay in the file */
+        train.cache = test.cache = RT_CACHE_NONE;
+    rt_status st = rt_dataset_open(tr, c->data.format, &train, NULL);
     if (st == RT_OK) {
-        test.encoding = rt_dataset_encoding(tr);
-        st = rt_dataset_open(&te, c->data.format, &test, NULL);
+        test.encoding = rt_dataset_encoding(*tr);
+        st = rt_dataset_open(te, c->data.format, &test, NULL);
     }
-    if (st == RT_OK && rt_sample_input_size(rt_dataset_desc(tr)) !=
-                       rt_sample_input_size(rt_dataset_desc(te)))
+    if (st == RT_OK && rt_sample_input_size(rt_dataset_desc(*tr)) !=
+                       rt_sample_input_size(rt_dataset_desc(*te)))
         st = RT_ERROR(RT_ERR_CONFIG, "the evaluation data has %zu features per row, the "
-                      "training data %zu: check data.test", rt_sample_input_size(rt_dataset_desc(te)),
-                      rt_sample_input_size(rt_dataset_desc(tr)));
-    if (st == RT_OK)
-        st = read_rows(g, tr, &g->train, "training");
+                      "training data %zu: check data.test", rt_sample_input_size(rt_dataset_desc(*te)),
+                      rt_sample_input_size(rt_dataset_desc(*tr)));
+    if (st != RT_OK) {
+        rt_dataset_free(*tr);
+        rt_dataset_free(*te);
+        *tr = *te = NULL;
+    }
+    return st;
+}
+
+/* Opens both splits and keeps this rank's rows (local; the caller agrees). */
+static rt_status load_local(gbdt_trainer *g)
+{
+    rt_node_memory nm = rt_comm_node_memory(g->comm);
+    rt_dataset *tr, *te;
+    RT_CHECK(gbdt_open_splits(g, &nm, 0, &tr, &te));
+    rt_status st = read_rows(g, tr, &g->train, "training");
     if (st == RT_OK)
         st = read_rows(g, te, &g->valid, "evaluation");
     rt_dataset_free(tr);

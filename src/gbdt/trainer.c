@@ -29,7 +29,7 @@ static rt_status pick_library(gbdt_trainer *g)
     return RT_ERROR(RT_ERR_UNSUPPORTED, "model.library = \"%s\" is not part of this build", name);
 }
 
-static rt_status open_library(gbdt_trainer *g)
+rt_status gbdt_open_library(gbdt_trainer *g)
 {
     const rt_config *c = g->cfg;
     RT_CHECK(pick_library(g));
@@ -66,7 +66,7 @@ static rt_status create_booster(gbdt_trainer *g)
 
 static rt_status setup(gbdt_trainer *g)
 {
-    RT_CHECK(rt_session_agree(g->session, open_library(g)));
+    RT_CHECK(rt_session_agree(g->session, gbdt_open_library(g)));
     RT_CHECK(gbdt_load_shards(g));
     RT_CHECK(rt_session_agree(g->session, gbdt_digests(g)));
     RT_CHECK(rt_run_open(&g->run, g->session, g->cfg));

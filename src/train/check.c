@@ -23,6 +23,7 @@
  *   - nothing is written: no run directory, no resume decision. */
 #include <stdio.h>
 #include <string.h>
+#include "rtrain/gbdt.h"
 #include "trainer.h"
 
 static const char *dtype_name(rt_input_dtype d)
@@ -39,7 +40,7 @@ static size_t held_bytes_per_sample(const rt_sample_desc *d)
            rt_sample_target_bytes(d);
 }
 
-static void print_split(FILE *f, const char *what, const rt_dataset *ds)
+void trainer_print_split(FILE *f, const char *what, const rt_dataset *ds)
 {
     const rt_sample_desc *d = rt_dataset_desc(ds);
     char shape[128];
@@ -207,6 +208,8 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
     if (world_size < 1)
         return RT_ERROR(RT_ERR_CONFIG, "--world-size %d: give a number of ranks >= 1",
                         world_size);
+    if (cfg->model.arch == RT_ARCH_GBDT)   /* trees: the gbdt module's own set-up */
+        return rt_gbdt_check(cfg, world_size, out);
     rt_context ctx = {.world_rank = 0, .world_size = world_size, .local_size = 1,
                       .num_nodes = 1};
     trainer t = {.cfg = cfg, .ctx = &ctx, .last_ckpt_step = -1, .check_only = 1};
@@ -223,8 +226,8 @@ rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out)
     }
     if (st == RT_OK) {
         fprintf(out, "\nData (data.format \"%s\"):\n", cfg->data.format);
-        print_split(out, "training", t.train_set);
-        print_split(out, "evaluation", t.test_set);
+        trainer_print_split(out, "training", t.train_set);
+        trainer_print_split(out, "evaluation", t.test_set);
         print_batches(out, &t, &test_opts);
         fprintf(out, "\nModel (built for %d samples per rank):\n",
                 rt_model_max_batch(t.model));

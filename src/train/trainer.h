@@ -128,6 +128,10 @@ rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
 /* Frees everything t holds. */
 void trainer_free(trainer *t);
 
+/* check.c: rtrain --check's line describing a split (the gbdt module's
+ * check prints its splits with it too). */
+void trainer_print_split(FILE *f, const char *what, const rt_dataset *ds);
+
 /* Where the two splits of c's data are (trainer.c): idx files name two
  * files each; hdf5 and csv one file each, or the last data.test_fraction
  * of the training file's rows for evaluation. Columns and policies are
