@@ -12,7 +12,8 @@ packages="build-essential autoconf automake libtool pkg-config make
   libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libdnnl-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules
-  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
+  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn
+  python3-pip python3-scipy libgomp1"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -25,8 +26,33 @@ packages="build-essential autoconf automake libtool pkg-config make
 # cancer) are the real-data examples and its least squares the regression
 # reference of the tests.
 # clang: make fuzz (libFuzzer targets of the parsers, fuzz/).
+# python3-pip, python3-scipy, libgomp1: LightGBM (below).
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $packages
+
+# LightGBM (model.library = "lightgbm") is not packaged in Debian: rtrain
+# loads lib_lightgbm.so from PyPI's wheel with dlopen at run time (no build
+# dependency). The wheel is unpacked, not installed: the library (it needs
+# libgomp1) and VERSION.txt are linked into $lightgbm_dir, where rtrain
+# looks first, and python/ holds the Python package with its one pure-Python
+# dependency (narwhals; numpy and scipy are Debian's) for the reference peer
+# of tests/mpi/gbdt_lightgbm.test, LightGBM's own socket-based distributed
+# training (PYTHONPATH=$lightgbm_dir/python). Nothing imports Python at run
+# time.
+lightgbm_version=4.7.0
+narwhals_version=2.29.0
+lightgbm_dir=/usr/local/lib/rtrain-lightgbm
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+/usr/bin/python3 -m pip download -q --no-deps --only-binary :all: -d "$wheels" \
+  "lightgbm==$lightgbm_version" "narwhals==$narwhals_version"
+rm -rf "$lightgbm_dir"
+mkdir -p "$lightgbm_dir/python"
+for w in "$wheels"/*.whl; do
+  /usr/bin/python3 -m zipfile -e "$w" "$lightgbm_dir/python"
+done
+ln -s python/lightgbm/lib/lib_lightgbm.so "$lightgbm_dir/lib_lightgbm.so"
+ln -s python/lightgbm/VERSION.txt "$lightgbm_dir/VERSION.txt"
