@@ -71,7 +71,8 @@
 #endif
 #define LGBM_SONAME "lib_lightgbm.so"
 #define LGBM_GET_IT "get it with `python3 -m pip download lightgbm==4.7.0 --no-deps` and " \
-    "`unzip -j lightgbm-4.7.0-*.whl lightgbm/lib/lib_lightgbm.so -d DIR`, then set " \
+    "`unzip -j lightgbm-4.7.0-*.whl lightgbm/lib/lib_lightgbm.so lightgbm/VERSION.txt " \
+    "-d DIR`, then set " \
     "gbdt.lightgbm_library = \"DIR/" LGBM_SONAME "\" (or RTRAIN_LIGHTGBM_LIBRARY); " \
     "scripts/install-deps.sh unpacks it into " RT_LIGHTGBM_DIR
 
@@ -160,7 +161,12 @@ static struct {
 /* LightGBM's message for the failed call `what`. */
 static rt_status lgbm_fail(rt_status code, const char *what)
 {
-    return RT_ERROR(code, "LightGBM %s: %s", what, lib.api.GetLastError());
+    char text[1024];
+    snprintf(text, sizeof text, "%s", lib.api.GetLastError());
+    size_t n = strlen(text);
+    while (n > 0 && strchr(" .\r\n", text[n - 1]))   /* "... line 375 .\n" */
+        text[--n] = '\0';
+    return RT_ERROR(code, "LightGBM %s: %s", what, text);
 }
 
 #define LGBM_TRY(code, call, what) \
@@ -619,11 +625,34 @@ static rt_status check_param(json_t *names, const rt_gbdt_param *p, const char *
     return RT_OK;
 }
 
+/* 1 when LightGBM draws random numbers while boosting with this setting
+ * (row or feature sampling, DART, GOSS, extra trees): its random state
+ * starts anew in a continued booster, so the trees after a resume are not
+ * those of an uninterrupted run (the same holds for LightGBM's own
+ * init_model). */
+static int draws_randomly(const char *name, const char *value)
+{
+    static const char *fractions[] = {"bagging_fraction", "pos_bagging_fraction",
+                                      "neg_bagging_fraction", "feature_fraction",
+                                      "feature_fraction_bynode"};
+    for (size_t i = 0; i < sizeof fractions / sizeof fractions[0]; i++)
+        if (!strcmp(name, fractions[i]))
+            return atof(value) < 1.0;
+    if (!strcmp(name, "extra_trees"))
+        return !strcmp(value, "true") || atoi(value) != 0;
+    if (!strcmp(name, "boosting"))
+        return strcmp(value, "gbdt") && strcmp(value, "gbrt");
+    if (!strcmp(name, "data_sample_strategy"))
+        return !strcmp(value, "goss");
+    return 0;
+}
+
 /* The parameter string of the datasets and the booster ("key=value ...",
  * malloc'ed): what rtrain sets, its defaults for determinism unless the
  * user chose (deterministic, force_col_wise), then model.params. machines
- * = P for the real network, 1 for the local check. */
-static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out)
+ * = P for the real network, 1 for the local check. *random (when not
+ * NULL): whether a setting draws random numbers (draws_randomly). */
+static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out, int *random)
 {
     json_t *names = NULL;
     RT_CHECK(param_names(&names));
@@ -643,6 +672,8 @@ static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out)
             user_learner |= !strcmp(m, "tree_learner");
             user_determinism |= !strcmp(m, "deterministic") || !strcmp(m, "force_col_wise")
                 || !strcmp(m, "force_row_wise");
+            if (random && draws_randomly(m, s->params[i].value))
+                *random = 1;
         }
     }
     free(mains);
@@ -713,6 +744,9 @@ static rt_status check_shard(const rt_gbdt_setup *s, const rt_gbdt_shard *d, con
         return RT_ERROR(RT_ERR_CONFIG, "the %s table has %lld features, the training table "
                         "%lld", name, (long long)d->cols, (long long)cols);
     rt_gbdt_task task = lgbm_task(s->objective);
+    if (task == RT_GBDT_TASK_MULTICLASS && s->num_class < 2)
+        return RT_ERROR(RT_ERR_CONFIG, "model.objective = \"%s\" needs model.num_class of 2 or "
+                        "more (it is %d)", s->objective, s->num_class);
     for (int64_t i = 0; i < d->rows; i++)
         RT_CHECK(check_label(d->label[i], task, s->num_class, name, d->first_row + i));
     return RT_OK;
@@ -734,14 +768,16 @@ static rt_status check_locally(const rt_gbdt_setup *s, const char *params)
     rt_status st = LGBM_TRY(RT_ERR_CONFIG, lib.api.DatasetCreateFromCSR(
                                 indptr, LGBM_DTYPE_INT32, &index, &value, LGBM_DTYPE_FLOAT32,
                                 t->rows + 1, 0, t->cols, params, NULL, &d),
-                            "rejected the parameters");
+                            "rejected the parameters (model.objective, "
+                            "model.num_class, model.params)");
     if (st == RT_OK)
         st = LGBM_TRY(RT_ERR_CONFIG, lib.api.DatasetSetField(d, "label", t->label,
                                                              (int)t->rows, LGBM_DTYPE_FLOAT32),
                       "rejected the labels");
     if (st == RT_OK)
         st = LGBM_TRY(RT_ERR_CONFIG, lib.api.BoosterCreate(d, params, &b),
-                      "rejected the objective, parameters or labels");
+                      "rejected the objective, parameters or "
+                      "labels");
     log_quiet = 0;
     if (b)
         lib.api.BoosterFree(b);
@@ -826,8 +862,10 @@ static rt_status set_fields(lgbm_handle d, const rt_gbdt_shard *shard, const dou
  * inside it: the job ends (the input was checked before). */
 static void collective_ok(rt_comm *comm, int rc, const char *what)
 {
-    if (rc != 0)
-        rt_comm_abort(comm, "LightGBM %s failed: %s", what, lib.api.GetLastError());
+    if (rc != 0) {
+        lgbm_fail(RT_ERR_INTERNAL, what);
+        rt_comm_abort(comm, "%s", rt_error_message());
+    }
 }
 
 static void lgbm_free(rt_gbdt_booster *b);
@@ -841,7 +879,7 @@ static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
     char *params = NULL, *local_params = NULL;
     lgbm_handle model = NULL;
     double *train_score = NULL;
-    int network = 0;
+    int network = 0, random = 0;
 
     /* 1. Everything that depends on this rank's input, checked locally. */
     rt_status st = b ? RT_OK : RT_ERROR(RT_ERR_NOMEM, "a LightGBM booster");
@@ -862,16 +900,20 @@ static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
         snprintf(b->predict_params, sizeof b->predict_params, "num_threads=%d",
                  s->threads > 0 ? s->threads : 1);
         lib.api.RegisterLogCallback(log_callback);
-        st = build_params(s, size, &params);
+        st = build_params(s, size, &params, &random);
     }
     if (st == RT_OK)
-        st = build_params(s, 1, &local_params);
+        st = build_params(s, 1, &local_params, NULL);
     if (st == RT_OK)
         st = check_locally(s, local_params);
     if (st == RT_OK && s->model)
         st = load_model(s, b, &model, &train_score);
     free(local_params);
     st = rt_comm_agree(comm, st);
+    if (st == RT_OK && s->model && random && rt_comm_rank(comm) == 0)
+        rt_warn("LightGBM: continuing from a saved model with row or feature sampling, DART, "
+                "GOSS or extra trees: LightGBM's random state starts anew, so the trees from "
+                "here differ from those of an uninterrupted run");
 
     /* 2. The network; the training dataset, whose bins the ranks build
      *    together; the local fields; then the booster. */

@@ -9,5 +9,5 @@ src_librtrain_la_SOURCES += src/gbdt/lightgbm.c
 check_PROGRAMS += tests/mpi/test_gbdt_lightgbm
 GBDT_LIGHTGBM_TESTS = tests/mpi/gbdt_lightgbm.test
 TESTS += $(GBDT_LIGHTGBM_TESTS)
-EXTRA_DIST += $(GBDT_LIGHTGBM_TESTS) tests/mpi/gbdt_lightgbm_ref.py
+EXTRA_DIST += $(GBDT_LIGHTGBM_TESTS) tests/mpi/gbdt_lightgbm_ref.py docs/gbdt-lightgbm.md
 tests_mpi_test_gbdt_lightgbm_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/unit

@@ -16,11 +16,13 @@
  *       a missing library (exit code 2, how to get it), unknown, reserved
  *       and malformed parameters, an unknown objective, labels invalid for
  *       the objective on one rank only and a NaN label: one clear error on
- *       every rank, no hang, and a booster created after them trains.
+ *       every rank, no hang, and a booster created after them trains; the
+ *       warning that a resume with row sampling cannot be exact.
  *
  * The library is found as rtrain finds it (RTRAIN_LIGHTGBM_LIBRARY, the
  * install directory, a Python package). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +277,35 @@ static int run_errors(rt_comm *comm, table *t)
         CHECK_MESSAGE("one per process");
         L->free(b);
     }
+
+    /* Continuing with row sampling: trees differ from an uninterrupted run
+     * (LightGBM's random state starts anew), which rank 0 warns of. */
+    rt_gbdt_param bagging[] = {{"bagging_fraction", "0.8"}, {"bagging_freq", "1"}};
+    s.params = bagging;
+    s.n_params = 2;
+    char *model = NULL;
+    size_t model_len = 0;
+    b = NULL;
+    CHECK_OK(L->create(&b, &s));
+    if (b) {
+        CHECK_OK(L->update(b));
+        CHECK_OK(L->save(b, &model, &model_len));
+        L->free(b);
+    }
+    char *log = NULL;
+    size_t log_len = 0;
+    FILE *f = open_memstream(&log, &log_len);
+    rt_log_set_file(f);
+    s.model = model;
+    s.model_len = model_len;
+    b = NULL;
+    CHECK_OK(L->create(&b, &s));
+    rt_log_set_file(NULL);
+    fclose(f);
+    CHECK_MSG((strstr(log, "random state starts anew") != NULL) == (rank == 0), "log: %s", log);
+    L->free(b);
+    free(log);
+    free(model);
     return 0;
 }
 
