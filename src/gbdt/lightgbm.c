@@ -499,6 +499,7 @@ static void net_allgather(char *in, lgbm_size in_bytes, const lgbm_size *block_s
 static rt_status net_open(rt_comm *comm)
 {
     int size = rt_comm_size(comm);
+    net.comm = comm;   /* from here on net_close tidies up */
     net.counts = calloc((size_t)size, sizeof *net.counts);
     net.displs = calloc((size_t)size, sizeof *net.displs);
     rt_status st = net.counts && net.displs ? RT_OK
@@ -507,13 +508,15 @@ static rt_status net_open(rt_comm *comm)
     int rc = MPI_Comm_dup(rt_comm_mpi(comm), &net.mpi);
     if (rc == MPI_SUCCESS)
         rc = MPI_Op_create(net_reduce_op, 1, &net.op);
-    net.comm = comm;
     st = rc == MPI_SUCCESS ? RT_OK : RT_ERROR(RT_ERR_MPI, "MPI_Comm_dup/MPI_Op_create for "
                                               "LightGBM's network failed (code %d)", rc);
+    /* The types LightGBM calls them through. */
+    lgbm_reduce_scatter reduce_scatter = net_reduce_scatter;
+    lgbm_allgather allgather = net_allgather;
     if (st == RT_OK)
         st = LGBM_TRY(RT_ERR_INTERNAL, lib.api.NetworkInitWithFunctions(
-                          size, rt_comm_rank(comm), (void *)net_reduce_scatter,
-                          (void *)net_allgather), "LGBM_NetworkInitWithFunctions");
+                          size, rt_comm_rank(comm), (void *)reduce_scatter, (void *)allgather),
+                      "LGBM_NetworkInitWithFunctions");
     return rt_comm_agree(comm, st);
 }
 
@@ -732,6 +735,8 @@ static rt_status check_label(float y, rt_gbdt_task task, int num_class, const ch
     return RT_OK;
 }
 
+/* A shard LightGBM can take, with labels the objective accepts; cols: the
+ * training table's features (0 when d is the training shard). */
 static rt_status check_shard(const rt_gbdt_setup *s, const rt_gbdt_shard *d, const char *name,
                              int64_t cols)
 {
@@ -740,6 +745,10 @@ static rt_status check_shard(const rt_gbdt_setup *s, const rt_gbdt_shard *d, con
         return RT_ERROR(RT_ERR_INVALID_ARG, "the %s shard (%lld rows x %lld columns) cannot be "
                         "given to LightGBM (at most 2^31 - 1 rows per rank)", name,
                         d ? (long long)d->rows : -1LL, d ? (long long)d->cols : -1LL);
+    if (cols == 0 && d->rows == 0)
+        return RT_ERROR(RT_ERR_CONFIG, "this rank's shard of the training table is empty: "
+                        "LightGBM needs rows on every rank (%lld rows for %d ranks)",
+                        (long long)d->global_rows, rt_comm_size(s->comm));
     if (cols > 0 && d->cols != cols)
         return RT_ERROR(RT_ERR_CONFIG, "the %s table has %lld features, the training table "
                         "%lld", name, (long long)d->cols, (long long)cols);

@@ -143,7 +143,10 @@ static int run_train(rt_comm *comm, const table *t, const char *objective, int n
     CHECK_OK(L->predict(b, &valid, pred));
     L->free(b);
 
-    /* Resumed: half the rounds from the model saved half-way. */
+    /* Resumed: half the rounds from the model saved half-way. With a
+     * deadline, so that LightGBM's collectives go through rt_comm_wait's
+     * polling (the straight run above waited without one). */
+    rt_comm_set_timeout(comm, 120);
     rt_gbdt_setup r = s;
     r.model = mid;
     r.model_len = mid_len;
@@ -263,6 +266,13 @@ static int run_errors(rt_comm *comm, table *t)
     CHECK_MESSAGE("[rank 1 ", "label of training row", "finite");
     if (rank == 1)
         ((float *)train.label)[0] = keep;
+
+    /* A rank without training rows (more ranks than rows). */
+    rt_gbdt_shard empty = train;
+    if (rank == 1)
+        empty.rows = 0;
+    CHECK(create_with(comm, "binary", &empty, NULL, NULL) == RT_ERR_CONFIG);
+    CHECK_MESSAGE("[rank 1 ", "shard of the training table is empty");
 
     /* Nothing was left behind: a booster trains. */
     rt_gbdt_setup s = setup_for(comm, "binary", 1, &train);
