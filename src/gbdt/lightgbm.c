@@ -34,8 +34,18 @@
  * rows, each rank for a share of the features, and all-gathers them while
  * the training dataset is built (over the network above), so every rank
  * bins with the same boundaries, as in LightGBM's own socket-based
- * training. Validation rows are not given to LightGBM: the trainer's
- * metrics come from predict, which needs no dataset.
+ * training. The validation shard becomes a dataset binned with the
+ * training set's boundaries (its reference), added to the booster, so
+ * LightGBM keeps its scores up to date round by round.
+ *
+ * Predictions. predict on the validation shard given to create (the same
+ * rt_gbdt_shard object, its rows unchanged) reads those scores
+ * (LGBM_BoosterGetPredict): the sum of the trees in the same order as
+ * predicting from scratch, so the same bits (the test checks it), at the
+ * cost of one pass over the rows instead of one per tree. Other rows, and
+ * boosting types whose scores are not that plain sum (random forests'
+ * average, DART's rescaled trees, linear trees), are predicted with
+ * LGBM_BoosterPredictForMat.
  *
  * Errors. LightGBM reports errors through LGBM_GetLastError; some of its
  * calls are collective, and a rank that fails inside one would leave the
@@ -50,8 +60,8 @@
  * that ends the job through rt_comm_abort with LightGBM's message.
  *
  * Resume. A saved model is continued as LightGBM's Python init_model
- * does: its raw predictions on the training shard become its
- * init_score, and it is merged (LGBM_BoosterMerge) into the new
+ * does: its raw predictions on the training and validation shards
+ * become their init_score, and it is merged (LGBM_BoosterMerge) into the new
  * booster as its first trees, so N + M rounds give the trees of N + M
  * straight rounds. */
 #include <dlfcn.h>
@@ -122,6 +132,9 @@ typedef struct lgbm_api {
     int (*BoosterLoadModelFromString)(const char *model, int *out_iterations,
                                       lgbm_handle *out);
     int (*BoosterMerge)(lgbm_handle booster, lgbm_handle other);
+    int (*BoosterAddValidData)(lgbm_handle booster, lgbm_handle valid);
+    int (*BoosterGetPredict)(lgbm_handle booster, int data_idx, int64_t *out_len,
+                             double *out);
     int (*BoosterUpdateOneIter)(lgbm_handle booster, int *is_finished);
     int (*BoosterGetCurrentIteration)(lgbm_handle booster, int *out);
     int (*BoosterGetNumClasses)(lgbm_handle booster, int *out);
@@ -144,6 +157,7 @@ static const struct { const char *symbol; size_t offset; } lgbm_symbols[] = {
     LGBM_SYMBOL(DatasetCreateFromMat), LGBM_SYMBOL(DatasetCreateFromCSR),
     LGBM_SYMBOL(DatasetSetField), LGBM_SYMBOL(DatasetFree), LGBM_SYMBOL(BoosterCreate),
     LGBM_SYMBOL(BoosterLoadModelFromString), LGBM_SYMBOL(BoosterMerge),
+    LGBM_SYMBOL(BoosterAddValidData), LGBM_SYMBOL(BoosterGetPredict),
     LGBM_SYMBOL(BoosterUpdateOneIter),
     LGBM_SYMBOL(BoosterGetCurrentIteration), LGBM_SYMBOL(BoosterGetNumClasses),
     LGBM_SYMBOL(BoosterCalcNumPredict), LGBM_SYMBOL(BoosterPredictForMat),
@@ -650,13 +664,20 @@ static int draws_randomly(const char *name, const char *value)
     return 0;
 }
 
+/* What the parameters imply beyond the string. */
+typedef struct param_facts {
+    int random;        /* a setting draws random numbers (draws_randomly) */
+    int plain_sum;     /* scores are the plain sum of the trees: boosting gbdt, no linear trees */
+} param_facts;
+
 /* The parameter string of the datasets and the booster ("key=value ...",
  * malloc'ed): what rtrain sets, its defaults for determinism unless the
  * user chose (deterministic, force_col_wise), then model.params. machines
- * = P for the real network, 1 for the local check. *random (when not
- * NULL): whether a setting draws random numbers (draws_randomly). */
-static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out, int *random)
+ * = P for the real network, 1 for the local check. */
+static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out,
+                              param_facts *facts)
 {
+    *facts = (param_facts){.plain_sum = 1};
     json_t *names = NULL;
     RT_CHECK(param_names(&names));
     int user_learner = 0, user_determinism = 0;
@@ -675,8 +696,11 @@ static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out, 
             user_learner |= !strcmp(m, "tree_learner");
             user_determinism |= !strcmp(m, "deterministic") || !strcmp(m, "force_col_wise")
                 || !strcmp(m, "force_row_wise");
-            if (random && draws_randomly(m, s->params[i].value))
-                *random = 1;
+            const char *v = s->params[i].value;
+            facts->random |= draws_randomly(m, v);
+            if ((!strcmp(m, "boosting") && strcmp(v, "gbdt") && strcmp(v, "gbrt"))
+                || (!strcmp(m, "linear_tree") && (!strcmp(v, "true") || atoi(v) != 0)))
+                facts->plain_sum = 0;
         }
     }
     free(mains);
@@ -712,7 +736,10 @@ static rt_status build_params(const rt_gbdt_setup *s, int machines, char **out, 
 
 struct rt_gbdt_booster {
     lgbm_handle booster;
-    lgbm_handle train;          /* the training shard's dataset */
+    lgbm_handle train, valid;   /* the shards' datasets; valid may be NULL */
+    const rt_gbdt_shard *valid_shard;   /* as given to create, for incremental predictions */
+    const float *valid_x;
+    int64_t valid_rows;
     int outputs;                /* predictions per row */
     char predict_params[64];
 };
@@ -827,9 +854,9 @@ static rt_status init_score(lgbm_handle model, const rt_gbdt_shard *d, int outpu
 }
 
 /* Local: the saved model to continue from, and the init scores of the
- * training shard. */
+ * shards (valid_score stays NULL without validation rows). */
 static rt_status load_model(const rt_gbdt_setup *s, const rt_gbdt_booster *b,
-                            lgbm_handle *model, double **train_score)
+                            lgbm_handle *model, double **train_score, double **valid_score)
 {
     char *text = malloc(s->model_len + 1);
     if (!text)
@@ -849,6 +876,8 @@ static rt_status load_model(const rt_gbdt_setup *s, const rt_gbdt_booster *b,
                       "model.num_class is %d", classes, s->num_class);
     if (st == RT_OK)
         st = init_score(*model, s->train, b->outputs, b->predict_params, train_score);
+    if (st == RT_OK && s->valid && s->valid->rows > 0)
+        st = init_score(*model, s->valid, b->outputs, b->predict_params, valid_score);
     return st;
 }
 
@@ -877,6 +906,26 @@ static void collective_ok(rt_comm *comm, int rc, const char *what)
     }
 }
 
+/* Local: the validation dataset (the training set's bins), added to the
+ * booster; predict reads its scores when plain_sum. */
+static rt_status add_valid(rt_gbdt_booster *b, const rt_gbdt_shard *v, const double *score,
+                           const char *params, int plain_sum)
+{
+    RT_CHECK(LGBM_TRY(RT_ERR_CONFIG, lib.api.DatasetCreateFromMat(
+                          v->x, LGBM_DTYPE_FLOAT32, (int32_t)v->rows, (int32_t)v->cols,
+                          LGBM_ROW_MAJOR, params, b->train, &b->valid),
+                      "LGBM_DatasetCreateFromMat (validation set)"));
+    RT_CHECK(set_fields(b->valid, v, score, b->outputs));
+    RT_CHECK(LGBM_TRY(RT_ERR_INTERNAL, lib.api.BoosterAddValidData(b->booster, b->valid),
+                      "LGBM_BoosterAddValidData"));
+    if (plain_sum) {
+        b->valid_shard = v;
+        b->valid_x = v->x;
+        b->valid_rows = v->rows;
+    }
+    return RT_OK;
+}
+
 static void lgbm_free(rt_gbdt_booster *b);
 
 static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
@@ -887,8 +936,9 @@ static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
     rt_gbdt_booster *b = calloc(1, sizeof *b);
     char *params = NULL, *local_params = NULL;
     lgbm_handle model = NULL;
-    double *train_score = NULL;
-    int network = 0, random = 0;
+    double *train_score = NULL, *valid_score = NULL;
+    param_facts facts = {0}, local_facts;
+    int network = 0;
 
     /* 1. Everything that depends on this rank's input, checked locally. */
     rt_status st = b ? RT_OK : RT_ERROR(RT_ERR_NOMEM, "a LightGBM booster");
@@ -909,23 +959,24 @@ static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
         snprintf(b->predict_params, sizeof b->predict_params, "num_threads=%d",
                  s->threads > 0 ? s->threads : 1);
         lib.api.RegisterLogCallback(log_callback);
-        st = build_params(s, size, &params, &random);
+        st = build_params(s, size, &params, &facts);
     }
     if (st == RT_OK)
-        st = build_params(s, 1, &local_params, NULL);
+        st = build_params(s, 1, &local_params, &local_facts);
     if (st == RT_OK)
         st = check_locally(s, local_params);
     if (st == RT_OK && s->model)
-        st = load_model(s, b, &model, &train_score);
+        st = load_model(s, b, &model, &train_score, &valid_score);
     free(local_params);
     st = rt_comm_agree(comm, st);
-    if (st == RT_OK && s->model && random && rt_comm_rank(comm) == 0)
+    if (st == RT_OK && s->model && facts.random && rt_comm_rank(comm) == 0)
         rt_warn("LightGBM: continuing from a saved model with row or feature sampling, DART, "
                 "GOSS or extra trees: LightGBM's random state starts anew, so the trees from "
                 "here differ from those of an uninterrupted run");
 
     /* 2. The network; the training dataset, whose bins the ranks build
-     *    together; the local fields; then the booster. */
+     *    together; its local fields; the booster; the validation dataset
+     *    (local: the training set's bins). */
     if (st == RT_OK) {
         st = net_open(comm);
         network = 1;
@@ -946,12 +997,15 @@ static rt_status lgbm_create(rt_gbdt_booster **out, const rt_gbdt_setup *s)
         if (model)
             st = LGBM_TRY(RT_ERR_INTERNAL, lib.api.BoosterMerge(b->booster, model),
                           "LGBM_BoosterMerge");
+        if (st == RT_OK && s->valid && s->valid->rows > 0)
+            st = add_valid(b, s->valid, valid_score, params, facts.plain_sum);
         st = rt_comm_agree(comm, st);
     }
 
     if (model)
         lib.api.BoosterFree(model);
     free(train_score);
+    free(valid_score);
     free(params);
     if (st != RT_OK) {
         if (network)
@@ -996,12 +1050,26 @@ static rt_status lgbm_predict(rt_gbdt_booster *b, const rt_gbdt_shard *rows, flo
     double *p = malloc((size_t)n * sizeof *p);
     if (!p)
         return RT_ERROR(RT_ERR_NOMEM, "LightGBM's predictions (%lld values)", (long long)n);
-    rt_status st = LGBM_TRY(RT_ERR_INTERNAL, lib.api.BoosterPredictForMat(
-                                b->booster, rows->x, LGBM_DTYPE_FLOAT32, (int32_t)rows->rows,
-                                (int32_t)rows->cols, LGBM_ROW_MAJOR, LGBM_PREDICT_NORMAL, 0, -1,
-                                b->predict_params, &n, p), "LGBM_BoosterPredictForMat");
-    for (int64_t i = 0; st == RT_OK && i < n; i++)
-        out[i] = (float)p[i];
+    rt_status st;
+    if (rows == b->valid_shard && rows->x == b->valid_x && rows->rows == b->valid_rows) {
+        /* The validation set's scores, [outputs][rows] (class-major). */
+        int64_t len = 0;
+        st = LGBM_TRY(RT_ERR_INTERNAL, lib.api.BoosterGetPredict(b->booster, 1, &len, p),
+                      "LGBM_BoosterGetPredict");
+        if (st == RT_OK && len != n)
+            st = RT_ERROR(RT_ERR_INTERNAL, "LightGBM gives %lld validation scores, expected "
+                          "%lld", (long long)len, (long long)n);
+        for (int64_t i = 0; st == RT_OK && i < rows->rows; i++)
+            for (int j = 0; j < b->outputs; j++)
+                out[i * b->outputs + j] = (float)p[(int64_t)j * rows->rows + i];
+    } else {
+        st = LGBM_TRY(RT_ERR_INTERNAL, lib.api.BoosterPredictForMat(
+                          b->booster, rows->x, LGBM_DTYPE_FLOAT32, (int32_t)rows->rows,
+                          (int32_t)rows->cols, LGBM_ROW_MAJOR, LGBM_PREDICT_NORMAL, 0, -1,
+                          b->predict_params, &n, p), "LGBM_BoosterPredictForMat");
+        for (int64_t i = 0; st == RT_OK && i < n; i++)
+            out[i] = (float)p[i];
+    }
     free(p);
     return st;
 }
@@ -1036,6 +1104,8 @@ static void lgbm_free(rt_gbdt_booster *b)
         return;
     if (b->booster)
         lib.api.BoosterFree(b->booster);
+    if (b->valid)
+        lib.api.DatasetFree(b->valid);
     if (b->train)
         lib.api.DatasetFree(b->train);
     net_close();

@@ -8,7 +8,9 @@
  *       [r n / P, (r + 1) n / P)); checks that both ranks hold the same
  *       model; continues a second booster from the model saved after
  *       ROUNDS / 2 rounds for the other half and checks that it ends with
- *       the same model text (resume exactly); writes OUT.rank<r> (the model
+ *       the same model text (resume exactly); that the predictions of the
+ *       validation shard (LightGBM's running scores) equal predictions from
+ *       scratch, bit for bit; writes OUT.rank<r> (the model
  *       text) and OUT.rank<r>.pred (float32 predictions of this rank's
  *       validation shard), which gbdt_lightgbm.test compares with
  *       LightGBM's own socket-based distributed training.
@@ -102,6 +104,21 @@ static int same_on_all_ranks(rt_comm *comm, const char *text, size_t len)
     return all;
 }
 
+/* 1 when pred, the predictions of the validation shard given to create
+ * (LightGBM's running scores), has the bits of predicting those rows from
+ * scratch (another shard object over the same rows). */
+static int same_as_from_scratch(rt_gbdt_booster *b, const rt_gbdt_shard *valid,
+                                const float *pred, int outputs)
+{
+    rt_gbdt_shard copy = *valid;
+    size_t n = (size_t)(valid->rows * outputs);
+    float *scratch = calloc(n ? n : 1, sizeof *scratch);
+    int same = scratch && L->predict(b, &copy, scratch) == RT_OK &&
+        !memcmp(scratch, pred, n * sizeof *pred);
+    free(scratch);
+    return same;
+}
+
 static int write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -141,6 +158,7 @@ static int run_train(rt_comm *comm, const table *t, const char *objective, int n
     int outputs = num_class > 1 ? num_class : 1;
     float *pred = calloc((size_t)(valid.rows * outputs), sizeof *pred);
     CHECK_OK(L->predict(b, &valid, pred));
+    CHECK_MSG(same_as_from_scratch(b, &valid, pred, outputs), "straight run");
     L->free(b);
 
     /* Resumed: half the rounds from the model saved half-way. With a
@@ -164,6 +182,7 @@ static int run_train(rt_comm *comm, const table *t, const char *objective, int n
         float *pred2 = calloc((size_t)(valid.rows * outputs), sizeof *pred2);
         CHECK_OK(L->predict(c, &valid, pred2));
         CHECK(!memcmp(pred, pred2, (size_t)(valid.rows * outputs) * sizeof *pred));
+        CHECK_MSG(same_as_from_scratch(c, &valid, pred2, outputs), "resumed run");
         free(pred2);
         free(again);
         L->free(c);
