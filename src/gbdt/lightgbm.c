@@ -216,23 +216,24 @@ static void read_version(const char *path, char *out, size_t n)
     }
 }
 
-/* The installed Python packages' copy, or "" (first match wins). */
+/* The installed Python packages' copy, or "" (the first match). */
 static void python_package_path(char *out, size_t n)
 {
     const char *home = getenv("HOME");
     char user[4096];
-    snprintf(user, sizeof user, "%s/.local/lib/python3*/site-packages", home ? home : "/nonexistent");
+    snprintf(user, sizeof user, "%s/.local/lib/python3*/site-packages",
+             home ? home : "/nonexistent");
     const char *roots[] = {"/usr/local/lib/python3*/dist-packages",
                            "/usr/local/lib/python3*/site-packages",
                            "/usr/lib/python3*/dist-packages", "/usr/lib/python3*/site-packages",
-                           "/usr/lib/python3/dist-packages", user};
+                           user};
     out[0] = '\0';
     for (size_t i = 0; i < sizeof roots / sizeof roots[0] && !out[0]; i++) {
         char pattern[4300];
         glob_t g;
         snprintf(pattern, sizeof pattern, "%s/lightgbm/lib/" LGBM_SONAME, roots[i]);
         if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0)
-            snprintf(out, n, "%s", g.gl_pathv[g.gl_pathc - 1]);   /* the newest python3.x */
+            snprintf(out, n, "%s", g.gl_pathv[0]);
         globfree(&g);
     }
 }
@@ -284,8 +285,15 @@ static rt_status find_library(const char *given, void **out, char *path, size_t 
                     LGBM_SONAME, why, RT_LIGHTGBM_DIR, LGBM_GET_IT);
 }
 
+/* Loads the library once per process (it is never unloaded); a later open
+ * that names another file is refused. */
 static rt_status lgbm_open(const char *path, char *version, size_t version_len)
 {
+    const char *env = getenv("RTRAIN_LIGHTGBM_LIBRARY");
+    const char *wanted = path && path[0] ? path : env && env[0] ? env : NULL;
+    if (lib.handle && wanted && strcmp(wanted, lib.path) != 0)
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "LightGBM is already loaded from %s in this "
+                        "process; it cannot also be loaded from %s", lib.path, wanted);
     if (!lib.handle) {
         void *h = NULL;
         char found[4096];

@@ -246,6 +246,11 @@ static int run_errors(rt_comm *comm, table *t)
     free(saved);
     CHECK_OK(L->open(NULL, version, sizeof version));
     CHECK_MSG(!strcmp(version, "4.7.0"), "version %s", version);
+    /* Loaded once per process: another file is refused, none is fine. */
+    CHECK(L->open("/other/lib_lightgbm.so", version, sizeof version) == RT_ERR_UNSUPPORTED);
+    CHECK_MESSAGE("already loaded from", "/other/lib_lightgbm.so");
+    unsetenv("RTRAIN_LIGHTGBM_LIBRARY");
+    CHECK_OK(L->open(NULL, version, sizeof version));
 
     rt_gbdt_shard train = shard_of(t, 0, t->rows, rank, size);
     /* Parameters: unknown (with the closest name), set by rtrain,
