@@ -820,8 +820,7 @@ static rt_status check_locally(const rt_gbdt_setup *s, const char *params)
                       "rejected the labels");
     if (st == RT_OK)
         st = LGBM_TRY(RT_ERR_CONFIG, lib.api.BoosterCreate(d, params, &b),
-                      "rejected the objective, parameters or "
-                      "labels");
+                      "rejected the objective, parameters or labels");
     log_quiet = 0;
     if (b)
         lib.api.BoosterFree(b);

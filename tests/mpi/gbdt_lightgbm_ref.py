@@ -15,7 +15,9 @@
                                      training rows; writes the model string to
                                      OUT and the transformed predictions of
                                      its validation shard (float64) to
-                                     OUT.pred
+                                     OUT.pred. PORTS "single": one process on
+                                     all rows (num_machines=1, tree_learner=
+                                     serial), RANK 0.
 
 The split and the shards are those of the C test (test_gbdt_lightgbm.c):
 training rows are the first floor(0.8 * rows), validation rows the rest;
@@ -65,19 +67,26 @@ def train(path, objective, num_class, rounds, rank, ports, out):
     import lightgbm as lgb
 
     x, y = read_table(path)
+    size = 1 if ports == "single" else 2
     n_train = int(0.8 * len(y))
-    s = shard(n_train, rank, 2)
-    v = shard(len(y) - n_train, rank, 2)
+    s = shard(n_train, rank, size)
+    v = shard(len(y) - n_train, rank, size)
     xv = x[n_train:][v]
-    ports = [int(p) for p in ports.split(",")]
+    if size == 1:
+        network = {"num_machines": 1, "tree_learner": "serial"}
+    else:
+        ports = [int(p) for p in ports.split(",")]
+        network = {
+            "num_machines": 2,
+            "machines": ",".join(f"127.0.0.1:{p}" for p in ports),
+            "local_listen_port": ports[rank],
+            "time_out": 1,
+            "tree_learner": "data",
+        }
     params = {
         "objective": objective,
         "num_class": num_class,
-        "num_machines": 2,
-        "machines": ",".join(f"127.0.0.1:{p}" for p in ports),
-        "local_listen_port": ports[rank],
-        "time_out": 1,
-        "tree_learner": "data",
+        **network,
         "pre_partition": True,
         "num_threads": 1,
         "seed": 7,
