@@ -14,7 +14,7 @@ packages="build-essential autoconf automake libtool pkg-config make
   slurm-wlm munge libpmix-dev environment-modules bash-completion
   lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn
-  libxgboost-dev python3-xgboost"
+  libxgboost-dev python3-xgboost python3-pip python3-scipy libgomp1"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -34,6 +34,7 @@ packages="build-essential autoconf automake libtool pkg-config make
 # (optional: ./configure links it when found). python3-xgboost: XGBoost's
 # own distributed training (RabitTracker), the reference the gbdt test
 # compares rtrain's trees with, and the peer of bench/gbdt_xgboost.sh.
+# python3-pip, python3-scipy, libgomp1: LightGBM (below).
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -58,3 +59,27 @@ if [ ! -x /opt/lmod/usr/share/lmod/lmod/libexec/lmod ]; then
   rm -rf /opt/lmod && mv /opt/lmod.new /opt/lmod
   rm -rf "$lmod_tmp"
 fi
+
+# LightGBM (model.library = "lightgbm") is not packaged in Debian: rtrain
+# loads lib_lightgbm.so from PyPI's wheel with dlopen at run time (no build
+# dependency). The wheel is unpacked, not installed: the library (it needs
+# libgomp1) and VERSION.txt are linked into $lightgbm_dir, where rtrain
+# looks first, and python/ holds the Python package with its one pure-Python
+# dependency (narwhals; numpy and scipy are Debian's) for the reference peer
+# of tests/mpi/gbdt_lightgbm.test, LightGBM's own socket-based distributed
+# training (PYTHONPATH=$lightgbm_dir/python). Nothing imports Python at run
+# time.
+lightgbm_version=4.7.0
+narwhals_version=2.29.0
+lightgbm_dir=/usr/local/lib/rtrain-lightgbm
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+/usr/bin/python3 -m pip download -q --no-deps --only-binary :all: -d "$wheels" \
+  "lightgbm==$lightgbm_version" "narwhals==$narwhals_version"
+rm -rf "$lightgbm_dir"
+mkdir -p "$lightgbm_dir/python"
+for w in "$wheels"/*.whl; do
+  /usr/bin/python3 -m zipfile -e "$w" "$lightgbm_dir/python"
+done
+ln -s python/lightgbm/lib/lib_lightgbm.so "$lightgbm_dir/lib_lightgbm.so"
+ln -s python/lightgbm/VERSION.txt "$lightgbm_dir/VERSION.txt"

@@ -16,6 +16,13 @@ extern "C" {
  * MPI communicator it was bootstrapped from). Valid while c lives. */
 MPI_Comm rt_comm_mpi(const rt_comm *c);
 
+/* Not collective: a request for rt_comm_wait (its deadline and watchdog)
+ * over an MPI request started on a communicator over the same processes
+ * as the rt_comm it is waited on with (a library's collective that
+ * rt_comm does not wrap, such as LightGBM's reduce-scatter with its own
+ * reduction). */
+rt_comm_req rt_comm_mpi_request(MPI_Request r);
+
 /* Collective over comm: an rt_comm over a duplicate of comm (the caller
  * keeps comm). */
 rt_status rt_comm_from_mpi(MPI_Comm comm, rt_comm **out);

@@ -460,6 +460,13 @@ rt_status rt_comm_world(rt_comm **out)
 
 MPI_Comm rt_comm_mpi(const rt_comm *c) { return comm_of(c); }
 
+rt_comm_req rt_comm_mpi_request(MPI_Request r)
+{
+    rt_comm_req q;
+    put_req(&q, r);
+    return q;
+}
+
 rt_status rt_comm_mpi_init(int *argc, char ***argv, int *owned)
 {
     *owned = 0;
