@@ -9,10 +9,10 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libdnnl-dev clang
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libisal-dev libdnnl-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules
-  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn"
+  python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn python3-pip"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -25,8 +25,22 @@ packages="build-essential autoconf automake libtool pkg-config make
 # cancer) are the real-data examples and its least squares the regression
 # reference of the tests.
 # clang: make fuzz (libFuzzer targets of the parsers, fuzz/).
+# libisal-dev: Intel ISA-L's CRC32C for the records of TensorBoard event
+# files (src/run/tfevents.c); neither zlib nor any other base library has
+# the Castagnoli CRC.
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $packages
+
+# Test-only Python packages from PyPI, for /usr/bin/python3 (Debian has
+# neither): tensorboard, whose own event reader checks the events files
+# rtrain writes (tests/e2e/tensorboard.test), and safetensors, which moves
+# weights between rtrain and PyTorch (tests/e2e/safetensors_torch.test).
+# They go into a directory of their own that only the tests put on
+# PYTHONPATH, with --no-deps so that Debian's numpy and torch stay the ones
+# used; absl-py and protobuf are what tensorboard's reader imports.
+RTRAIN_TEST_PYTHONPATH=${RTRAIN_TEST_PYTHONPATH:-/usr/local/lib/rtrain-test-python}
+/usr/bin/python3 -m pip install -q --no-deps --upgrade --target "$RTRAIN_TEST_PYTHONPATH" \
+  tensorboard==2.21.0 protobuf==7.36.2 absl-py==2.5.1 safetensors==0.8.0

@@ -155,7 +155,7 @@ static rt_status continue_from(trainer *t, const char *dir)
                               .train_time = info_metric(&info, partial_names[2])};
     rt_info("resuming from %s: epoch %lld, global batch %lld, step %lld", dir,
             (long long)t->epoch + 1, (long long)t->next_batch, (long long)t->step);
-    return rt_run_resume_at(t->run, (int)s.training_iteration);
+    return rt_run_resume_at_step(t->run, (int)s.training_iteration, (long long)s.step);
 }
 
 rt_status trainer_resume(trainer *t)

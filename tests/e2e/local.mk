@@ -24,6 +24,7 @@ E2E_TESTS = \
 	tests/e2e/error_data_inputs.test \
 	tests/e2e/resume_data.test \
 	tests/e2e/fashion_hdf5.test \
-	tests/e2e/data_tool.test
+	tests/e2e/data_tool.test \
+	tests/e2e/tensorboard.test
 TESTS += $(E2E_TESTS)
-EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)
+EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS) tests/e2e/tensorboard_check.py
