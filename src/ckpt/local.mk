@@ -7,3 +7,9 @@ src_librtrain_la_SOURCES += src/ckpt/agree.c src/ckpt/listing.c src/ckpt/h5file.
 # Checkpoint write/read benchmark (bench/run workload ckpt; `make bench`).
 EXTRA_PROGRAMS += bench/bench_ckpt
 bench_programs += bench/bench_ckpt
+
+# safetensors files and starting weights (model.init_from), no MPI.
+check_PROGRAMS += tests/unit/test_safetensors
+TESTS += tests/unit/test_safetensors
+# The logits helper of tests/e2e/safetensors_torch.test.
+check_PROGRAMS += tests/unit/st_logits

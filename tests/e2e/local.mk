@@ -25,6 +25,7 @@ E2E_TESTS = \
 	tests/e2e/resume_data.test \
 	tests/e2e/fashion_hdf5.test \
 	tests/e2e/data_tool.test \
-	tests/e2e/tensorboard.test
+	tests/e2e/tensorboard.test \
+	tests/e2e/safetensors_torch.test
 TESTS += $(E2E_TESTS)
-EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS) tests/e2e/tensorboard_check.py
+EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS) tests/e2e/tensorboard_check.py tests/e2e/safetensors_torch.py
