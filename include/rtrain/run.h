@@ -169,8 +169,9 @@ rt_status rt_report(rt_run *r, const rt_metric *metrics, int count,
                     const char *checkpoint_dir);
 
 /* TensorBoard (run.tensorboard, on by default): rank 0 writes
- * events.out.tfevents.<time>.<host>.<pid> in the run directory (one file per
- * process; TensorBoard reads them all as one run). Every rt_report adds its
+ * events.out.tfevents.<time>.<host>.<pid>.<n> in the run directory (a new
+ * file each time a process opens or resumes the run; TensorBoard reads
+ * them all as one run). Every rt_report adds its
  * numeric fields at step = training_iteration, tagged with their names
  * (training_iteration, timestamp and time_total_s left out, as Ray's
  * logger does; NaN/Inf left out, as they are null in result.json), as

@@ -1,6 +1,7 @@
 /* TensorBoard event files (run.tensorboard): rank 0 appends scalars to
- * events.out.tfevents.<time>.<host>.<pid> in the run directory, one file
- * per process (TensorBoard reads every file of a directory as one run).
+ * events.out.tfevents.<time>.<host>.<pid>.<n> in the run directory, a new
+ * file for each process and each time it opens or resumes the run
+ * (TensorBoard reads every file of a directory as one run).
  *
  * What is written, as Ray Tune's TBXLogger does for a trainable's results:
  *   - every report (rt_report): one Event at step = training_iteration with
@@ -208,10 +209,13 @@ static double wall_clock(void)
 /* This process's events file, created with its file_version event. */
 static rt_status open_events(rt_run *r)
 {
+    /* Numbered within the process, as TensorFlow's writer does: a process
+     * may open several runs, or the same run again, within one second. */
+    static _Atomic int files_opened;
     char path[RT_PATH_MAX + 128];
     double now = wall_clock();
-    RT_CHECK(rt_fs_path(path, sizeof path, "%s/" EVENTS_PREFIX "%lld.%s.%ld", r->dir,
-                        (long long)now, r->host, (long)getpid()));
+    RT_CHECK(rt_fs_path(path, sizeof path, "%s/" EVENTS_PREFIX "%lld.%s.%ld.%d", r->dir,
+                        (long long)now, r->host, (long)getpid(), files_opened++));
     int fd;
     RT_CHECK(rt_fs_open_write(&fd, path, O_APPEND | O_EXCL, RT_RUN_FILE_MODE,
                               "run.tensorboard = false turns TensorBoard files off"));
