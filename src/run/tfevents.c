@@ -136,24 +136,27 @@ static void pb_len(pb *b, int field, const void *data, size_t n)
     pb_bytes(b, data, n);
 }
 
+/* A fixed-size field: wire type 1 (8 bytes) or 5 (4 bytes), little-endian. */
+static void pb_fixed(pb *b, int field, uint64_t bits, int bytes)
+{
+    uint8_t le[8];
+    put_le(le, bits, bytes);
+    pb_key(b, field, bytes == 8 ? 1 : 5);
+    pb_bytes(b, le, (size_t)bytes);
+}
+
 static void pb_double(pb *b, int field, double v)
 {
     uint64_t bits;
-    uint8_t le[8];
     memcpy(&bits, &v, sizeof bits);
-    put_le(le, bits, 8);
-    pb_key(b, field, 1);
-    pb_bytes(b, le, 8);
+    pb_fixed(b, field, bits, 8);
 }
 
 static void pb_float(pb *b, int field, float v)
 {
     uint32_t bits;
-    uint8_t le[4];
     memcpy(&bits, &v, sizeof bits);
-    put_le(le, bits, 4);
-    pb_key(b, field, 5);
-    pb_bytes(b, le, 4);
+    pb_fixed(b, field, bits, 4);
 }
 
 /* Appends one framed record holding data[0..n) to out. */
