@@ -40,52 +40,56 @@ static float from_f16(uint16_t h)
     return (h & 0x8000) ? -v : v;
 }
 
-static float convert(const char *dtype, const unsigned char *p)
+/* Each converter reads one little-endian element at p. */
+static uint64_t le_bits(const unsigned char *p, int bytes)
 {
     uint64_t u = 0;
-    if (!strcmp(dtype, "BOOL") || !strcmp(dtype, "U8"))
-        return (float)p[0];
-    if (!strcmp(dtype, "I8"))
-        return (float)(int8_t)p[0];
-    for (int i = 0; i < 8; i++)
-        u |= (uint64_t)p[i] << (8 * i);   /* callers pass 8 readable bytes */
-    if (!strcmp(dtype, "F32")) {
-        uint32_t b = (uint32_t)u;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    if (!strcmp(dtype, "F64")) {
-        double d;
-        memcpy(&d, &u, 8);
-        return (float)d;
-    }
-    if (!strcmp(dtype, "F16"))
-        return from_f16((uint16_t)u);
-    if (!strcmp(dtype, "BF16")) {
-        uint32_t b = (uint32_t)(uint16_t)u << 16;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    if (!strcmp(dtype, "I16"))
-        return (float)(int16_t)(uint16_t)u;
-    if (!strcmp(dtype, "I32"))
-        return (float)(int32_t)(uint32_t)u;
-    return (float)(int64_t)u;   /* I64 */
+    for (int i = 0; i < bytes; i++)
+        u |= (uint64_t)p[i] << (8 * i);
+    return u;
 }
 
-/* Bytes per element of the dtypes rtrain reads (0: not one). */
-static int dtype_size(const char *dtype)
+static float bits_f32(uint32_t b)
 {
-    static const struct { const char *name; int size; } table[] = {
-        {"F32", 4}, {"F64", 8}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
-        {"I16", 2}, {"I8", 1}, {"U8", 1}, {"BOOL", 1},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (!strcmp(table[i].name, dtype))
-            return table[i].size;
-    return 0;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static float cv_f32(const unsigned char *p) { return bits_f32((uint32_t)le_bits(p, 4)); }
+static float cv_f64(const unsigned char *p)
+{
+    uint64_t u = le_bits(p, 8);
+    double d;
+    memcpy(&d, &u, 8);
+    return (float)d;
+}
+static float cv_f16(const unsigned char *p) { return from_f16((uint16_t)le_bits(p, 2)); }
+static float cv_bf16(const unsigned char *p) { return bits_f32((uint32_t)le_bits(p, 2) << 16); }
+static float cv_i64(const unsigned char *p) { return (float)(int64_t)le_bits(p, 8); }
+static float cv_i32(const unsigned char *p) { return (float)(int32_t)(uint32_t)le_bits(p, 4); }
+static float cv_i16(const unsigned char *p) { return (float)(int16_t)(uint16_t)le_bits(p, 2); }
+static float cv_i8(const unsigned char *p) { return (float)(int8_t)p[0]; }
+static float cv_u8(const unsigned char *p) { return (float)p[0]; }
+
+/* The dtypes rtrain reads: bytes per element and the conversion. */
+typedef struct dtype_kind {
+    const char *name;
+    int size;
+    float (*convert)(const unsigned char *p);
+} dtype_kind;
+static const dtype_kind dtypes[] = {
+    {"F32", 4, cv_f32}, {"F64", 8, cv_f64}, {"F16", 2, cv_f16}, {"BF16", 2, cv_bf16},
+    {"I64", 8, cv_i64}, {"I32", 4, cv_i32}, {"I16", 2, cv_i16}, {"I8", 1, cv_i8},
+    {"U8", 1, cv_u8}, {"BOOL", 1, cv_u8},
+};
+
+static const dtype_kind *dtype_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (!strcmp(dtypes[i].name, name))
+            return &dtypes[i];
+    return NULL;
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
@@ -150,8 +154,8 @@ static rt_status parse_entry(rt_safetensors *f, const char *name, json_t *e, int
         return bad(f, name, "needs \"dtype\" (a string), \"shape\" (a list) and "
                    "\"data_offsets\" ([begin, end])");
     t->dtype = json_string_value(dtype);
-    int size = dtype_size(t->dtype);
-    if (size == 0)
+    const dtype_kind *kind = dtype_find(t->dtype);
+    if (!kind)
         return RT_ERROR(RT_ERR_FORMAT, "%s: tensor \"%s\" has dtype %s, which rtrain does not "
                         "read (F32, F64, F16, BF16, I64, I32, I16, I8, U8, BOOL)", f->path, name,
                         t->dtype);
@@ -175,7 +179,8 @@ static rt_status parse_entry(rt_safetensors *f, const char *name, json_t *e, int
         json_integer_value(end) < json_integer_value(b) ||
         (uint64_t)json_integer_value(end) > f->data_size)
         return bad(f, name, "has data_offsets outside the file's data");
-    if ((uint64_t)(json_integer_value(end) - json_integer_value(b)) != count * (uint64_t)size)
+    if ((uint64_t)(json_integer_value(end) - json_integer_value(b)) !=
+        count * (uint64_t)kind->size)
         return bad(f, name, "has data_offsets whose size does not match its shape and dtype");
     f->begin[i] = (uint64_t)json_integer_value(b);
     return RT_OK;
@@ -290,20 +295,20 @@ rt_status rt_safetensors_read(rt_safetensors *f, int i, float *out)
     const rt_safetensors_tensor *t = rt_safetensors_get(f, i);
     if (!t)
         return RT_ERROR(RT_ERR_INVALID_ARG, "%s has no tensor %d", f->path, i);
-    size_t size = (size_t)dtype_size(t->dtype);
+    const dtype_kind *kind = dtype_find(t->dtype);   /* known: checked at open */
+    size_t size = (size_t)kind->size;
     uint64_t at = f->data_start + f->begin[i];
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (!strcmp(t->dtype, "F32"))   /* the host's own layout */
         return read_at(f, out, t->count * 4, at);
 #endif
-    unsigned char chunk[4096 + 8];
+    unsigned char chunk[4096];
     uint64_t per = 4096 / size;
     for (uint64_t k = 0; k < t->count; k += per) {
         uint64_t m = t->count - k < per ? t->count - k : per;
         RT_CHECK(read_at(f, chunk, m * size, at + k * size));
-        memset(chunk + m * size, 0, 8);
         for (uint64_t j = 0; j < m; j++)
-            out[k + j] = convert(t->dtype, chunk + j * size);
+            out[k + j] = kind->convert(chunk + j * size);
     }
     return RT_OK;
 }
