@@ -11,13 +11,17 @@ packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libisal-dev libdnnl-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
-  slurm-wlm munge libpmix-dev environment-modules
+  slurm-wlm munge libpmix-dev environment-modules bash-completion
+  lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn python3-pip"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
 # libpmix.so, which nothing else pulls in. environment-modules: the install
-# test loads the installed modulefile (module use/load). python3-h5py: the
+# test loads the installed Tcl modulefile (module use/load). lua5.3 and
+# the lua-* libraries: Lmod, with which the install test loads the Lua
+# modulefile (see below). bash-completion: the install test completes the
+# programs' options through its loader, as an interactive shell does. python3-h5py: the
 # checkpoint interoperability test reads checkpoints without rtrain;
 # python3-torch(vision): the PyTorch peers of bench/ (their quick mode runs
 # in make check) and tests/gen_fixtures.py, which writes the committed
@@ -33,6 +37,25 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $packages
+
+# Lmod, for the install test's Lua modulefile. Debian's lmod package
+# conflicts with environment-modules (each defines `module` for login
+# shells), so its files are unpacked into /opt/lmod instead, outside the
+# package database and the login shells, and the package's own paths in its
+# scripts (/usr/share/lmod, /usr/lib/lmod) are pointed there; its
+# dependencies are in the list above. tests/install/install.test sources
+# /opt/lmod/usr/share/lmod/lmod/init/sh.
+if [ ! -x /opt/lmod/usr/share/lmod/lmod/libexec/lmod ]; then
+  lmod_tmp=$(mktemp -d)
+  chown _apt "$lmod_tmp" 2>/dev/null || true   # apt-get download fetches as _apt
+  (cd "$lmod_tmp" && apt-get download -qq lmod)
+  rm -rf /opt/lmod.new && mkdir -p /opt/lmod.new
+  dpkg-deb -x "$lmod_tmp"/lmod_*.deb /opt/lmod.new
+  grep -rlI -e /usr/share/lmod -e /usr/lib/lmod /opt/lmod.new/usr | xargs sed -i \
+    -e 's|/usr/share/lmod|/opt/lmod/usr/share/lmod|g' -e 's|/usr/lib/lmod|/opt/lmod/usr/lib/lmod|g'
+  rm -rf /opt/lmod && mv /opt/lmod.new /opt/lmod
+  rm -rf "$lmod_tmp"
+fi
 
 # Test-only Python packages from PyPI, for /usr/bin/python3 (Debian has
 # neither): tensorboard, whose own event reader checks the events files

@@ -36,3 +36,8 @@ tools_rtrain_run_LDFLAGS = -static
 # like rtrain-ckpt (its idx and csv readers, the HDF5 error helpers).
 bin_PROGRAMS += tools/rtrain-data
 tools_rtrain_data_SOURCES = tools/rtrain-data.c
+
+# rtrain-predict: predictions of a trained model on N ranks into one file
+# (a thin main over rt_predict; mpirun, or one rank without it).
+bin_PROGRAMS += tools/rtrain-predict
+tools_rtrain_predict_SOURCES = tools/rtrain-predict.c

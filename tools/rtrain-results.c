@@ -323,7 +323,7 @@ static void value_text(char *out, size_t size, const json_t *v, int csv)
 static void short_text(char *out, size_t size, const json_t *v)
 {
     if (json_is_real(v))
-        snprintf(out, size, "%.4g", json_real_value(v));
+        rt_runfiles_format_short(out, size, json_real_value(v));
     else
         value_text(out, size, v, 0);
 }
@@ -1126,8 +1126,12 @@ static void trial_cells(table *tb, int row, const experiment *x, int t, const ch
         v[0] = trial_score(r, x->metric, &scopes[0], x->maximize);
         v[1] = trial_score(r, x->metric, &scopes[2], x->maximize);
     }
-    for (int i = 0; i < 2; i++)
-        snprintf(cell(tb, row, nk + 4 + i), 64, isnan(v[i]) ? "-" : "%.4g", v[i]);
+    for (int i = 0; i < 2; i++) {
+        if (isnan(v[i]))
+            snprintf(cell(tb, row, nk + 4 + i), 64, "-");
+        else
+            rt_runfiles_format_short(cell(tb, row, nk + 4 + i), 64, v[i]);
+    }
 }
 
 static void print_trials(const experiment *x)

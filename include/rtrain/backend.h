@@ -245,6 +245,16 @@ const rt_backend *rt_backend_at(int i);
 const char *rt_backend_name_at(int i);
 /* Names of the backends of this build, "cpu, naive" into buf. */
 void rt_backend_list(char *buf, size_t size);
+/* For a program's main, first thing (not collective; rtrain and
+ * rtrain-predict call it, so that both compute with the same kernels).
+ * OpenBLAS reads OPENBLAS_CORETYPE when it is loaded, before main, and its
+ * 0.3.21 release runs AVX-512 CPUs it does not know (AMD Zen 4) on its
+ * AVX2 (Haswell) kernels; its SkylakeX kernels were measured 40% faster
+ * there on ResNet18. When the CPU has the AVX-512 subsets those kernels use
+ * and neither OPENBLAS_CORETYPE nor RTRAIN_NO_BLAS_SELECT is set, this sets
+ * it and executes the program (argv) again; it returns when nothing is to
+ * do or the exec failed (the kernels already loaded then stay). */
+void rt_backend_select_blas(char **argv);
 
 /* ---- the GPU of this process (the "cuda" backend) ------------------------------------
  * One process drives one GPU: rt_gpu_open makes `device` (an index among

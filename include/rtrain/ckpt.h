@@ -87,6 +87,17 @@ rt_status rt_ckpt_tensor_shape(rt_ckpt_file *f, const char *name, int *ndim,
 rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
                               const int64_t *shape, float *data);
 
+/* Tables written in pieces (rtrain-predict's output): dataset `name` of
+ * shape [rows] (cols 0) or [rows, cols], float32 or int64
+ * (RT_DTYPE_FLOAT32, RT_DTYPE_INT64), created with every rank passing the
+ * same arguments; then each rank writes its own n consecutive rows from
+ * `first` (n may be 0; blocks of different ranks must not overlap) from
+ * data[n][cols]. No checksum is stored. Both collective. */
+rt_status rt_ckpt_create_rows(rt_ckpt_file *f, const char *name, rt_dtype dtype, int64_t rows,
+                              int64_t cols);
+rt_status rt_ckpt_write_rows(rt_ckpt_file *f, const char *name, rt_dtype dtype, int64_t first,
+                             int64_t n, const void *data);
+
 /* Attributes of object `obj` ("/" or a group path; set creates missing
  * groups, replaces an existing attribute). Every rank passes the same
  * value. Collective. Strings are variable-length UTF-8 (str in h5py). */

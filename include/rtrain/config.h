@@ -171,6 +171,20 @@ rt_status rt_config_load_trial(rt_config *cfg, const char *path, int noverrides,
 int rt_config_domain_index(const char *name);
 const char *rt_config_domain_name(int i);
 
+/* Reads a run's params.json (what rt_config_write_json wrote, with the
+ * run's "preprocessing" member, which is skipped) back into cfg: the
+ * configuration the run trained with, e.g. to rebuild its model from a
+ * checkpoint. Unknown keys and wrong types are errors naming the file;
+ * the checks across keys are not run again. Not collective. */
+rt_status rt_config_load_params(rt_config *cfg, const char *path);
+
+/* rt_config_write_json into memory: *text (free()) of *len bytes. */
+rt_status rt_config_json_text(const rt_config *cfg, char **text, size_t *len);
+
+/* "xxh3:<16 hex digits>" of cfg's JSON (rt_config_write_json): the digest
+ * a checkpoint records of the configuration it was saved with. */
+rt_status rt_config_digest(const rt_config *cfg, char *out, size_t size);
+
 /* Writes the fully resolved configuration as one JSON object. */
 rt_status rt_config_write_json(const rt_config *cfg, FILE *f);
 

@@ -228,6 +228,12 @@ typedef struct rt_data_source {
      * are taken from it instead of being learned. NULL for the training
      * split itself. */
     const char *encoding;
+    /* The file holds no targets (inputs to predict): idx needs no labels
+     * file, hdf5 no y dataset, csv no target column (it takes the target's
+     * kind and classes from `encoding`). Fetch then writes zero targets
+     * (class 0, or 0.0 for each of target_size values); a class target's
+     * num_classes is the encoding's, else 1. */
+    int no_target;
 } rt_data_source;
 
 /* The encoding a format learned from its rows (JSON text, owned by the
@@ -291,6 +297,12 @@ typedef struct rt_loader_opts {
     int prefetch;          /* batches prepared ahead by the loader thread (0: none;
                             * always 0 for a dataset without RT_DATASET_THREAD_SAFE) */
     rt_augment augment;    /* random changes to each sample (zero: none) */
+    int64_t rank_block;    /* > 0: rank r takes positions [r*rank_block, (r+1)*rank_block)
+                            * of each global batch (clipped to it; global_batch must be
+                            * world_size * rank_block) instead of an even split: each rank's
+                            * batches are those one rank with global batch rank_block reads,
+                            * so the computed rows are the same bits on any number of ranks
+                            * (prediction). 0: the even split */
 } rt_loader_opts;
 
 typedef struct rt_batch {
@@ -300,6 +312,7 @@ typedef struct rt_batch {
     int n;                 /* this rank's samples (may be 0 for a tiny last batch) */
     int64_t global_n;      /* samples in the global batch */
     int64_t index;         /* global batch index within the epoch */
+    int64_t first;         /* position of this rank's first sample in the epoch's order */
 } rt_batch;
 
 typedef struct rt_loader rt_loader;
@@ -327,6 +340,8 @@ void rt_sample_order_blocks(uint32_t *perm, int64_t count, int64_t block, uint64
                             int64_t epoch, uint32_t *scratch);
 /* This rank's [begin, end) positions within a global batch of size g. */
 void rt_batch_split(int64_t g, int rank, int world_size, int64_t *begin, int64_t *end);
+/* The same for a loader's options (o->rank_block's blocks, or the even split). */
+void rt_loader_split(const rt_loader_opts *o, int64_t g, int64_t *begin, int64_t *end);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #ifndef RTRAIN_NN_H
 #define RTRAIN_NN_H
 
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "rtrain/core.h"
@@ -233,8 +234,29 @@ typedef struct rt_model rt_model;
  * every run and every backend). */
 rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
                           rt_shape in, int max_batch, uint64_t seed);
+/* The same model planned, not allocated: its layers are built (names,
+ * output shapes, tensors, the sizes of every slab) but no backend memory is
+ * taken and no parameter is initialised, so that a large model can be
+ * checked on a login node (rtrain --check). Only the accessors below that
+ * read sizes, shapes and the tensor table, rt_model_memory_use, the
+ * summaries and rt_model_free may be called on it. Not collective. */
+rt_status rt_model_plan(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                        rt_shape in, int max_batch);
 void rt_model_free(rt_model *m);
 const rt_backend *rt_model_backend(const rt_model *m);
+
+/* Bytes of backend memory a model holds (or, planned, would hold), from
+ * the sizes its allocations use: the parameter, gradient and buffer
+ * (BatchNorm running statistics) slabs; the layers' saved state for
+ * backward (at max_batch); the layers' largest scratch request; and the
+ * activations: each top-level layer's output and the model's input at
+ * max_batch, the two input-gradient buffers, the loss gradient and the
+ * loss targets. Not collective. */
+typedef struct rt_model_memory {
+    size_t params, grads, buffers;
+    size_t saved, scratch, activations;
+} rt_model_memory;
+void rt_model_memory_use(const rt_model *m, rt_model_memory *out);
 
 /* Runs the layers on x[n][in] (host memory: it is uploaded into the
  * model's input buffer, so the caller may reuse its batch at once);
@@ -273,8 +295,11 @@ size_t rt_model_layer_param_offset(const rt_model *m, int i);
  * caller can start communicating gradients that are final. Not called for
  * the layers after one whose backward failed. */
 void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer), void *arg);
-/* Writes a one-line-per-layer summary (name, type, output shape, params). */
+/* Writes a one-line-per-layer summary (name, type, output shape, params)
+ * to the log (rt_info). */
 void rt_model_print_summary(const rt_model *m);
+/* The same summary as a table on f, with the total. */
+void rt_model_write_summary(const rt_model *m, FILE *f);
 
 /* ---- per-layer timing (profiles) ------------------------------------------ */
 /* Wall time (CLOCK_MONOTONIC) of each layer's calls, for a profile such as

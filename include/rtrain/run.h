@@ -125,6 +125,12 @@ typedef struct rt_run rt_run;
  * params.json; the outcome and the directory are agreed. Also sets the log
  * level from run.verbose and opens rank_N.log when run.log_per_rank. */
 rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg);
+/* Not collective, writes nothing: the run directory rt_run_open would
+ * make for cfg (into dir), after the same checks of the storage path (a
+ * run name with '/', a storage path another user owns or anybody may
+ * rewrite), with the same messages; *exists = 1 when it is there already
+ * (a resume). For rtrain --check. */
+rt_status rt_run_check_dir(const rt_config *cfg, char *dir, size_t size, int *exists);
 /* Collective. Rank 0 rewrites params.json as the configuration plus a
  * "preprocessing" member holding `json` (what was fitted on the training
  * data: the dataset's encoding, standardisation); the outcome is agreed. */

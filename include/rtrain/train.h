@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "rtrain/core.h"
 #include "rtrain/nn.h"
 #include "rtrain/data.h"
@@ -140,6 +141,18 @@ rt_status rt_report_checkpoint_async(rt_session *s, rt_run *run, const rt_metric
  * run directory. */
 rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
 
+/* Not collective; needs no MPI (MPI need not be initialised): checks what
+ * rt_trainer_run would set up for cfg on world_size ranks without
+ * training (rtrain --check): the loss, the batch split, both datasets
+ * (their files, shapes and targets; an HDF5 file's inputs are not read),
+ * the epochs and the model (planned, rt_model_plan: no memory taken).
+ * Prints to `out` the resolved configuration, the data, how the global
+ * batch splits over the ranks, the model's layers with their parameters,
+ * and the memory each rank needs. Returns the status a run would fail
+ * with at set-up (the same message), or RT_OK. Nothing is written to the
+ * run directory. */
+rt_status rt_trainer_check(const rt_config *cfg, int world_size, FILE *out);
+
 /* rt_trainer_run with a report hook (rtrain/run.h): installed on the
  * session for the run's reports (NULL: the session's own hook stays, if
  * any, as with rt_trainer_run); training ends after the report
@@ -147,6 +160,36 @@ rt_status rt_trainer_run(rt_session *s, const rt_config *cfg);
  * run ends TERMINATED with the reports so far. */
 rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hook hook,
                               void *arg);
+
+/* ---- using a trained model ------------------------------------------------------------ */
+/* What rt_predict reads and writes (rtrain-predict's options). */
+typedef struct rt_predict_opts {
+    const char *checkpoint;   /* a checkpoint directory RUN/checkpoint_NNNNNN, or its .h5 */
+    const char *input;        /* the data (idx: the images file) */
+    const char *output;       /* predictions.h5 or predictions.csv (by the extension) */
+    const char *format;       /* "idx" | "hdf5" | "csv"; NULL: by the input's extension,
+                               * else the run's data.format */
+    const char *x;            /* hdf5: the inputs' dataset (NULL: the run's data.test.x) */
+    const char *label;        /* the targets: hdf5 dataset, csv column, idx labels file;
+                               * "none": the data has none; NULL: the run's (idx: none) */
+    int batch_size;           /* samples per rank and batch, >= 1 */
+    int threads;              /* compute threads per rank; 0: as rtrain sets them */
+    FILE *report;             /* rank 0's summary (NULL: stdout) */
+} rt_predict_opts;
+
+/* Collective over the session's communicator: predictions of the model of
+ * checkpoint o->checkpoint on every row of o->input, written to one file
+ * o->output by all ranks (of every global batch of batch_size x ranks rows
+ * in file order, rank r predicts and writes the block [r*batch_size,
+ * (r+1)*batch_size): a one-rank run's batches, so the same bits on any
+ * number of ranks), with the model, the input transforms, the
+ * encoding, the standardisation and the class names the run recorded
+ * (params.json of the checkpoint's run directory, the checkpoint's
+ * preprocessing). With targets in the data, rank 0 also prints the
+ * evaluation's metrics next to those the checkpoint recorded. The output
+ * appears whole or not at all (a temporary renamed at the end). Returns an
+ * agreed status. Formats: docs/predict.md. */
+rt_status rt_predict(rt_session *s, const rt_predict_opts *o);
 
 #ifdef __cplusplus
 }

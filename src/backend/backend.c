@@ -1,6 +1,8 @@
 /* The backends of this build, by name, and the geometry every backend
  * shares (output sizes of convolution and pooling). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include "backend/backends.h"
 #include "config.h"
@@ -79,4 +81,17 @@ int rt_pool_geom_init(rt_pool_geom *g, int c, int h, int w, int kernel, int stri
                          .oh = (h + 2 * pad - kernel) / stride + 1,
                          .ow = (w + 2 * pad - kernel) / stride + 1 };
     return 1;
+}
+
+void rt_backend_select_blas(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("RTRAIN_NO_BLAS_SELECT"))
+        return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
+        return;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the kernels already loaded. */
 }

@@ -32,6 +32,12 @@ void h5_quiet(void);
 /* 1 if every component of the absolute path name exists (local step). */
 rt_status h5_path_exists(rt_ckpt_file *f, const char *name, int *exists);
 
+/* The end of a collective write of dataset `name`: closes the memory and
+ * file spaces and the dataset (each when >= 0; a failed close is an
+ * error unless st already is one) and agrees on the outcome. */
+rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t space, hid_t mem,
+                        rt_status st);
+
 /* Opens float32 dataset name and reads its shape (local step); RT_ERR_FORMAT
  * naming the file when it is missing or not float32. */
 rt_status h5_open_dataset(rt_ckpt_file *f, const char *name, hid_t *dset, int *ndim,

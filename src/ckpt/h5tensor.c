@@ -154,6 +154,12 @@ rt_status rt_ckpt_write_tensor(rt_ckpt_file *f, const char *name, int ndim,
     if (st == RT_OK)
         st = ckpt_agree(f->comm, set_checksum(f, dset, name,
                                               XXH3_64bits(data, (size_t)g.count * 4)));
+    return h5_write_done(f, name, dset, space, mem, st);
+}
+
+rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t space, hid_t mem,
+                        rt_status st)
+{
     if (mem >= 0)
         H5Sclose(mem);
     if (space >= 0)

@@ -1,7 +1,7 @@
 # ckpt: parallel HDF5 checkpoints (format, commit protocol, retention, resume).
 rtraininclude_HEADERS += include/rtrain/ckpt.h
 noinst_HEADERS += src/ckpt/internal.h src/ckpt/h5internal.h
-src_librtrain_la_SOURCES += src/ckpt/agree.c src/ckpt/listing.c src/ckpt/h5file.c src/ckpt/h5tensor.c src/ckpt/h5attr.c src/ckpt/h5list.c \
+src_librtrain_la_SOURCES += src/ckpt/agree.c src/ckpt/listing.c src/ckpt/h5file.c src/ckpt/h5tensor.c src/ckpt/h5rows.c src/ckpt/h5attr.c src/ckpt/h5list.c \
 	src/ckpt/state.c src/ckpt/index.c src/ckpt/retention.c src/ckpt/manager.c \
 	src/ckpt/async.c src/ckpt/safetensors.c src/ckpt/weights.c
 # Checkpoint write/read benchmark (bench/run workload ckpt; `make bench`).

@@ -13,6 +13,8 @@
  *    `rtrain x.cfg data.batch_size=128` works on a file that sets
  *    global_batch_size. Both given by the same source is an error. */
 #include <ctype.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -527,4 +529,111 @@ rt_status rt_config_load_trial(rt_config *cfg, const char *path, int noverrides,
                                char *const *overrides)
 {
     return load(cfg, path, noverrides, overrides, 1);
+}
+
+/* ---- a run's params.json ----------------------------------------------------------- */
+/* params.json is the resolved configuration as JSON (json.c), every key
+ * present. It is read back by turning the JSON into the libconfig tree a
+ * file would have given (objects -> groups, arrays -> lists, numbers,
+ * strings, booleans) and applying it with the same assignments as a file.
+ * The cross-key checks are not run again: they held when the run started,
+ * and a resolved configuration names keys of every variant (momentum under
+ * Adam) and both batch sizes. The "preprocessing" member is the run's, not
+ * configuration, and is skipped. */
+static int json_setting(config_setting_t *parent, const char *name, json_t *v);
+
+static int json_members(config_setting_t *group, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+        if (!json_setting(group, key, v))
+            return 0;
+    return 1;
+}
+
+static int json_setting(config_setting_t *parent, const char *name, json_t *v)
+{
+    config_setting_t *s = NULL;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        s = config_setting_add(parent, name, CONFIG_TYPE_GROUP);
+        return s && json_members(s, v);
+    case JSON_ARRAY: {
+        s = config_setting_add(parent, name, CONFIG_TYPE_LIST);
+        for (size_t i = 0; s && i < json_array_size(v); i++)
+            if (!json_setting(s, NULL, json_array_get(v, i)))
+                return 0;
+        return s != NULL;
+    }
+    case JSON_STRING:
+        s = config_setting_add(parent, name, CONFIG_TYPE_STRING);
+        return s && config_setting_set_string(s, json_string_value(v));
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        int wide = i > INT32_MAX || i < INT32_MIN;
+        s = config_setting_add(parent, name, wide ? CONFIG_TYPE_INT64 : CONFIG_TYPE_INT);
+        return s && (wide ? config_setting_set_int64(s, (long long)i)
+                          : config_setting_set_int(s, (int)i));
+    }
+    case JSON_REAL:
+        s = config_setting_add(parent, name, CONFIG_TYPE_FLOAT);
+        return s && config_setting_set_float(s, json_real_value(v));
+    case JSON_TRUE:
+    case JSON_FALSE:
+        s = config_setting_add(parent, name, CONFIG_TYPE_BOOL);
+        return s && config_setting_set_bool(s, json_is_true(v));
+    case JSON_NULL: break;
+    }
+    return 0;
+}
+
+static rt_status params_tree(config_t *cf, const char *path)
+{
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return RT_ERROR(RT_ERR_CONFIG, "%s: not a run's params.json (%s, line %d)", path,
+                        root ? "not a JSON object" : err.text, err.line);
+    }
+    json_object_del(root, "preprocessing");
+    int ok = json_members(config_root_setting(cf), root);
+    json_decref(root);
+    if (!ok)
+        return RT_ERROR(RT_ERR_CONFIG, "%s: a value of the run's params.json is not "
+                        "configuration (null, or a name libconfig does not take)", path);
+    return RT_OK;
+}
+
+rt_status rt_config_load_params(rt_config *cfg, const char *path)
+{
+    if (!cfg || !path)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_config_load_params: missing config or path");
+    rt_config_defaults(cfg);
+    snprintf(cfg->source, sizeof cfg->source, "%s", path);
+    int nkeys = rt_config_num_keys();
+    load_ctx c = {.cap = nkeys};
+    const rt_cfg_assign **last = NULL;
+    config_t tree;
+    config_init(&tree);
+    rt_status s = params_tree(&tree, path);
+    if (s == RT_OK)
+        s = rt_alloc(&c.assign, (size_t)c.cap, sizeof *c.assign, "config values");
+    if (s == RT_OK)
+        s = rt_alloc(&last, (size_t)nkeys, sizeof *last, "config values");
+    if (s == RT_OK)
+        s = collect_members(&c, "", config_root_setting(&tree), NULL);
+    if (s == RT_OK)
+        s = apply_all(cfg, &c, last);
+    if (s != RT_OK && rt_error_message()[0] == '(') {   /* "(config):0: ..." names no file */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", rt_error_message());
+        rt_error_clear();
+        s = RT_ERROR(s, "%s: %s", path, strstr(msg, ": ") ? strstr(msg, ": ") + 2 : msg);
+    }
+    config_destroy(&tree);
+    rt_free(c.assign);
+    rt_free(last);
+    return s;
 }

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 #include "config/internal.h"
 
 /* A float as the double nearest its shortest decimal text, so that it
@@ -149,5 +150,31 @@ rt_status rt_config_write_json(const rt_config *cfg, FILE *f)
     json_decref(root);
     if (rc != 0 || fputc('\n', f) == EOF || ferror(f))
         return RT_ERROR(RT_ERR_IO, "cannot write the configuration as JSON (disk full?)");
+    return RT_OK;
+}
+
+rt_status rt_config_json_text(const rt_config *cfg, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    FILE *f = open_memstream(text, len);
+    if (!f)
+        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing the configuration as JSON");
+    rt_status st = rt_config_write_json(cfg, f);
+    fclose(f);
+    if (st != RT_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
+}
+
+rt_status rt_config_digest(const rt_config *cfg, char *out, size_t size)
+{
+    char *text = NULL;
+    size_t len = 0;
+    RT_CHECK(rt_config_json_text(cfg, &text, &len));
+    snprintf(out, size, "xxh3:%016llx", (unsigned long long)XXH3_64bits(text, len));
+    free(text);
     return RT_OK;
 }

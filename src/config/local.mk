@@ -8,7 +8,7 @@ check_PROGRAMS += tests/unit/test_config
 TESTS += tests/unit/test_config
 
 # The examples double as documentation; the fixtures are the error-case inputs.
-EXTRA_DIST += examples/fashion_mnist_mlp.cfg examples/mnist_mlp.cfg \
+EXTRA_DIST += examples/fashion_mnist_mlp.cfg examples/fashion_mnist_quickstart.cfg examples/mnist_mlp.cfg \
 	examples/fashion_mnist_resnet18.cfg examples/fashion_mnist_cnn.cfg \
 	tests/fixtures/config/unknown_group.cfg tests/fixtures/config/unknown_key.cfg \
 	tests/fixtures/config/wrong_type.cfg tests/fixtures/config/out_of_range.cfg \

@@ -391,7 +391,9 @@ static rt_status plan_resolve(csv_reader *r)
     csv_plan *p = &r->plan;
     if (!(r->roles = calloc((size_t)r->ncols, sizeof *r->roles)))
         return out_of_memory(r, "columns");
-    RT_CHECK(column_of(r, p->target, "data.target", &p->target_column));
+    p->target_column = -1;   /* no_target: the file need not have it; not read */
+    if (!r->src->no_target)
+        RT_CHECK(column_of(r, p->target, "data.target", &p->target_column));
     for (int i = 0; i < p->nfeatures; i++) {
         csv_feature *f = &p->features[i];
         RT_CHECK(column_of(r, f->name, r->src->encoding ? "the training split's encoding"
@@ -407,9 +409,10 @@ static rt_status plan_resolve(csv_reader *r)
                                : (csv_role){ROLE_NUMBER, 0, p->nnum++};
         f->slot = role->slot;
     }
-    r->roles[p->target_column] = p->kind == RT_TARGET_CLASS
-                                     ? (csv_role){ROLE_TEXT, 1, p->ntext++}
-                                     : (csv_role){ROLE_NUMBER, 1, p->nnum++};
+    if (p->target_column >= 0)
+        r->roles[p->target_column] = p->kind == RT_TARGET_CLASS
+                                         ? (csv_role){ROLE_TEXT, 1, p->ntext++}
+                                         : (csv_role){ROLE_NUMBER, 1, p->nnum++};
     return RT_OK;
 }
 
@@ -1145,11 +1148,13 @@ static rt_status build_samples(const csv_reader *r, int64_t begin, int64_t end, 
     RT_CHECK_GOTO(s, rt_alloc(&d->x, (size_t)(n * p->inputs), sizeof(float), "csv inputs"),
                   fail);
     RT_CHECK_GOTO(s, rt_alloc(&d->y, (size_t)n, 4, "csv targets"), fail);
-    int tslot = r->roles[p->target_column].slot;
+    int tslot = p->target_column >= 0 ? r->roles[p->target_column].slot : -1;
     for (int64_t i = 0; i < n; i++) {
         float *x = d->x + i * p->inputs;
         for (int f = 0; f < p->nfeatures; f++)
             RT_CHECK_GOTO(s, write_feature(r, &p->features[f], begin + i, x), fail);
+        if (tslot < 0)
+            continue;   /* no_target: the targets stay 0 */
         if (p->kind == RT_TARGET_CLASS)
             RT_CHECK_GOTO(s, write_class(r, begin + i, (int32_t *)d->y + i), fail);
         else
@@ -1246,6 +1251,10 @@ rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
         return RT_ERROR(RT_ERR_UNSUPPORTED, "csv file '%s': train.loss takes %s targets; a "
                         "csv target is a class or a number", src->file,
                         rt_target_kind_name(src->target));
+    if (src->no_target && !src->encoding)
+        return RT_ERROR(RT_ERR_CONFIG, "csv file '%s': a table without its target column is "
+                        "read with the encoding a training split learned (its columns and "
+                        "classes)", src->file);
     csv_reader r = {.src = src, .path = src->file, .line = 1};
     rt_status s = RT_OK;
     if (!(r.c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)))

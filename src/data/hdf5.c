@@ -287,6 +287,13 @@ static rt_status read_targets(h5open *o, h5data *h, int64_t rows, int64_t nx,
     hsize_t dims[RT_SAMPLE_MAX_NDIM + 1];
     H5T_class_t cls;
     int u8;
+    if (src->no_target) {   /* zero targets: one class 0 or one value 0.0 per sample */
+        desc->target = src->target == RT_TARGET_CLASS ? RT_TARGET_CLASS : RT_TARGET_VECTOR;
+        desc->num_classes = 1;
+        desc->target_size = 1;
+        h->target_size = 1;
+        return alloc_named(&h->y, (size_t)rows, 4, src->file, "(no targets)");
+    }
     RT_CHECK(open_dataset(o, src->y, "y", &o->y));
     RT_CHECK(dataset_shape(o, o->y, src->y, &ndim, dims));
     RT_CHECK(numeric_type(o, o->y, src->y, &cls, &u8));

@@ -351,7 +351,7 @@ static rt_status idx_fetch(void *impl, int64_t index, float *x, void *target)
     const uint8_t *p = d->pixels + (size_t)index * d->sample_size;
     for (size_t i = 0; i < d->sample_size; i++)
         x[i] = (float)p[i];
-    *(int32_t *)target = d->labels[index];
+    *(int32_t *)target = d->labels ? d->labels[index] : 0;   /* no_target: class 0 */
     return RT_OK;
 }
 
@@ -375,7 +375,7 @@ rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src)
 {
     *out = NULL;
     const char *images_path = src ? src->x : NULL, *labels_path = src ? src->y : NULL;
-    if (!images_path || !labels_path)
+    if (!images_path || (!labels_path && !src->no_target))
         return RT_ERROR(RT_ERR_CONFIG, "the idx format needs an images file and a labels file "
                         "(data.train_images, data.train_labels, data.test_images, "
                         "data.test_labels)");
@@ -385,8 +385,10 @@ rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src)
     uint32_t idims[3], ldims[1];
     RT_CHECK_GOTO(s, idx_load_shared(images_path, "images", IDX_MAGIC_IMAGES, 3, idims,
                                      &d->pixels), fail);
-    RT_CHECK_GOTO(s, idx_load_shared(labels_path, "labels", IDX_MAGIC_LABELS, 1, ldims,
-                                     &d->labels), fail);
+    ldims[0] = idims[0];
+    if (!src->no_target)
+        RT_CHECK_GOTO(s, idx_load_shared(labels_path, "labels", IDX_MAGIC_LABELS, 1, ldims,
+                                         &d->labels), fail);
     if (idims[0] != ldims[0]) {
         s = RT_ERROR(RT_ERR_FORMAT, "images file '%s' holds %u images but labels file '%s' "
                      "holds %u labels; they must come from the same split", images_path,
@@ -395,7 +397,7 @@ rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src)
     }
     /* Labels are bytes, so at most 256 classes; count those present. */
     int max_label = 0;
-    for (uint32_t i = 0; i < ldims[0]; i++)
+    for (uint32_t i = 0; d->labels && i < ldims[0]; i++)
         max_label = d->labels[i] > max_label ? d->labels[i] : max_label;
     d->sample_size = (size_t)idims[1] * idims[2];
     rt_sample_desc desc = {.ndim = 3, .shape = {1, idims[1], idims[2]}, .dtype = RT_INPUT_U8,

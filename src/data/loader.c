@@ -35,7 +35,7 @@ typedef struct loader_slot {
     float *x;          /* [max_local][sample_size] */
     char *target;      /* [max_local][target_bytes] */
     int n;
-    int64_t global_n, index;
+    int64_t global_n, index, first;
     rt_status status;  /* fill failure, re-raised by rt_loader_next */
     char error[1024];  /* its message, carried across threads */
 } loader_slot;
@@ -82,7 +82,7 @@ static rt_status loader_fill(rt_loader *l, int64_t k, loader_slot *s, uint64_t g
     int64_t g0 = k * l->o.global_batch;
     int64_t gn = l->count - g0 < l->o.global_batch ? l->count - g0 : l->o.global_batch;
     int64_t b, e;
-    rt_batch_split(gn, l->o.rank, l->o.world_size, &b, &e);
+    rt_loader_split(&l->o, gn, &b, &e);
     for (int64_t i = b; i < e; i++) {
         if (atomic_load_explicit(&l->gen, memory_order_relaxed) != gen)
             return RT_OK;   /* cancelled: the slot is discarded */
@@ -97,6 +97,7 @@ static rt_status loader_fill(rt_loader *l, int64_t k, loader_slot *s, uint64_t g
     s->n = (int)(e - b);
     s->global_n = gn;
     s->index = k;
+    s->first = g0 + b;
     return RT_OK;
 }
 
@@ -174,6 +175,11 @@ static rt_status loader_check_opts(const rt_dataset *ds, const rt_loader_opts *o
     if (o->shuffle_block < 0)
         return RT_ERROR(RT_ERR_CONFIG, "loader: data.shuffle_block must be >= 0 (got %lld)",
                         (long long)o->shuffle_block);
+    if (o->rank_block < 0 || (o->rank_block > 0 &&
+                              o->global_batch != o->rank_block * o->world_size))
+        return RT_ERROR(RT_ERR_INVALID_ARG, "loader: rank_block %lld needs a global batch of "
+                        "rank_block x %d ranks (got %lld)", (long long)o->rank_block,
+                        o->world_size, (long long)o->global_batch);
     if ((uint64_t)n > UINT32_MAX)   /* the order is a uint32_t permutation */
         return RT_ERROR(RT_ERR_UNSUPPORTED, "loader: dataset of %lld samples; the loader "
                         "handles at most %u", (long long)n, UINT32_MAX);
@@ -222,6 +228,8 @@ rt_status rt_loader_create(rt_loader **out, rt_dataset *ds, const rt_loader_opts
                               : (l->count + o->global_batch - 1) / o->global_batch;
     int64_t largest = o->global_batch < l->count ? o->global_batch : l->count;
     l->max_local = (int)((largest + o->world_size - 1) / o->world_size);
+    if (o->rank_block > 0)
+        l->max_local = (int)(o->rank_block < l->count ? o->rank_block : l->count);
     const rt_sample_desc *desc = rt_dataset_desc(ds);
     l->sample_size = rt_sample_input_size(desc);
     l->target_bytes = rt_sample_target_bytes(desc);
@@ -310,6 +318,7 @@ static void batch_from_slot(const rt_loader *l, rt_batch *b, const loader_slot *
     b->n = s->n;
     b->global_n = s->global_n;
     b->index = s->index;
+    b->first = s->first;
 }
 
 /* prefetch 0: the caller's thread fills the only slot. */

@@ -64,3 +64,14 @@ void rt_batch_split(int64_t g, int rank, int world_size, int64_t *begin, int64_t
     *begin = rank * base + (rank < extra ? rank : extra);
     *end = *begin + base + (rank < extra ? 1 : 0);
 }
+
+void rt_loader_split(const rt_loader_opts *o, int64_t g, int64_t *begin, int64_t *end)
+{
+    if (o->rank_block <= 0) {
+        rt_batch_split(g, o->rank, o->world_size, begin, end);
+        return;
+    }
+    int64_t b = (int64_t)o->rank * o->rank_block;
+    *begin = b < g ? b : g;
+    *end = b + o->rank_block < g ? b + o->rank_block : g;
+}

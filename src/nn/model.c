@@ -10,7 +10,12 @@
  * gradients ping-pong between two buffers as large as the largest layer
  * input; layer 0 gets din = NULL because nobody needs d(loss)/d(x). The
  * loss writes d(loss)/d(output) into out_grad, where backward starts when
- * the caller passes no gradient of its own. */
+ * the caller passes no gradient of its own.
+ *
+ * Every size is worked out first (plan_model, the sizes struct), then
+ * allocated from those numbers: a planned model (rt_model_plan) stops
+ * before the allocation, so the memory it reports is what a built one
+ * takes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +48,15 @@ struct rt_model {
     void *targets;              /* [max_batch][max(1, out)] x 4 bytes: the loss's targets
                                  * (int32 class labels or float vectors) */
     size_t num_params, num_buffers;
+    /* Floats of each backend allocation but the three slabs. */
+    struct {
+        size_t arena, scratch;
+        size_t act;            /* the model's input and every layer's output, x max_batch */
+        size_t grad_buf;       /* one of the two input-gradient buffers */
+        size_t out_grad;
+        size_t targets;        /* 4-byte values */
+    } sizes;
+    int planned;                /* rt_model_plan: sizes only, no backend memory */
     rt_tensor_info *tensors;    /* parameters (slab order), then buffers */
     int num_tensors;
     int last_n;                 /* batch size of the last forward call */
@@ -127,7 +141,8 @@ static rt_status collect_tensors(rt_model *m, const rt_builder *b)
     return RT_OK;
 }
 
-static rt_status alloc_activations(rt_model *m)
+/* The sizes of the activation buffers (m->sizes). */
+static rt_status plan_activations(rt_model *m)
 {
     size_t total = align16(rt_shape_size(m->in)), grad_max = 1;
     for (int i = 0; i < m->num_layers; i++) {
@@ -139,14 +154,24 @@ static rt_status alloc_activations(rt_model *m)
     if (total > ((size_t)1 << 34) / mb)
         return RT_ERROR(RT_ERR_CONFIG, "activations of %zu floats per sample x %d samples "
                         "are too large; reduce the batch size", total, m->max_batch);
-    RT_CHECK(rt_alloc(&m->act, (size_t)m->num_layers + 1, sizeof *m->act, "activation table"));
-    RT_CHECK(be_alloc(m->be, &m->act_slab, total * mb, "activations"));
-    RT_CHECK(be_alloc(m->be, &m->grad_slab, 2 * align16(grad_max * mb), "activation gradients"));
-    RT_CHECK(be_alloc(m->be, &m->out_grad, rt_shape_size(m->out) * mb, "output gradient"));
     size_t per_sample = rt_shape_size(m->out) > 1 ? rt_shape_size(m->out) : 1;
-    RT_CHECK(m->be->alloc(&m->targets, mb * per_sample * 4, "loss targets"));
+    m->sizes.act = total * mb;
+    m->sizes.grad_buf = align16(grad_max * mb);
+    m->sizes.out_grad = rt_shape_size(m->out) * mb;
+    m->sizes.targets = mb * per_sample;
+    return RT_OK;
+}
+
+static rt_status alloc_activations(rt_model *m)
+{
+    size_t mb = (size_t)m->max_batch;
+    RT_CHECK(rt_alloc(&m->act, (size_t)m->num_layers + 1, sizeof *m->act, "activation table"));
+    RT_CHECK(be_alloc(m->be, &m->act_slab, m->sizes.act, "activations"));
+    RT_CHECK(be_alloc(m->be, &m->grad_slab, 2 * m->sizes.grad_buf, "activation gradients"));
+    RT_CHECK(be_alloc(m->be, &m->out_grad, m->sizes.out_grad, "output gradient"));
+    RT_CHECK(m->be->alloc(&m->targets, m->sizes.targets * 4, "loss targets"));
     m->grad_buf[0] = m->grad_slab;
-    m->grad_buf[1] = m->grad_slab + align16(grad_max * mb);
+    m->grad_buf[1] = m->grad_slab + m->sizes.grad_buf;
     float *p = m->act_slab;
     m->act[0] = p;
     p += align16(rt_shape_size(m->in)) * mb;
@@ -175,7 +200,8 @@ static rt_status init_values(rt_model *m, const rt_builder *b, uint64_t seed)
     return st;
 }
 
-static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
+/* The layers built and every size known; nothing allocated yet. */
+static rt_status plan_model(rt_model *m, rt_builder *b)
 {
     if (!m->layers)   /* custom models (custom.c) come with their layers */
         RT_CHECK(rt_arch_layers(&m->spec, m->in, &m->layers, &m->num_layers));
@@ -183,12 +209,22 @@ static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
     RT_CHECK(build_layers(m, b));
     m->num_params = b->param_floats;
     m->num_buffers = b->buffer_floats;
+    m->sizes.arena = b->arena_floats;
+    m->sizes.scratch = b->scratch_floats;
+    RT_CHECK(collect_tensors(m, b));
+    return plan_activations(m);
+}
+
+static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
+{
+    RT_CHECK(plan_model(m, b));
+    if (m->planned)
+        return RT_OK;
     RT_CHECK(be_alloc(m->be, &m->params, m->num_params, "parameter slab"));
     RT_CHECK(be_alloc(m->be, &m->grads, m->num_params, "gradient slab"));
     RT_CHECK(be_alloc(m->be, &m->buffers, m->num_buffers, "buffer slab"));
-    RT_CHECK(be_alloc(m->be, &m->arena, b->arena_floats, "saved-state arena"));
-    RT_CHECK(be_alloc(m->be, &m->scratch, b->scratch_floats, "scratch area"));
-    RT_CHECK(collect_tensors(m, b));
+    RT_CHECK(be_alloc(m->be, &m->arena, m->sizes.arena, "saved-state arena"));
+    RT_CHECK(be_alloc(m->be, &m->scratch, m->sizes.scratch, "scratch area"));
     RT_CHECK(alloc_activations(m));
     rt_builder_fill(b, m->params, m->grads, m->buffers, m->arena, m->scratch);
     return init_values(m, b, seed);
@@ -236,6 +272,28 @@ rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_s
     RT_CHECK(model_new(&m, be, in, max_batch));
     m->spec = *spec;
     return build_model(out, m, seed);
+}
+
+rt_status rt_model_plan(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                        rt_shape in, int max_batch)
+{
+    rt_model *m = NULL;
+    RT_CHECK(model_new(&m, be, in, max_batch));
+    m->spec = *spec;
+    m->planned = 1;
+    return build_model(out, m, 0);
+}
+
+void rt_model_memory_use(const rt_model *m, rt_model_memory *out)
+{
+    const size_t f = sizeof(float);
+    *out = (rt_model_memory){
+        .params = m->num_params * f, .grads = m->num_params * f,
+        .buffers = m->num_buffers * f, .saved = m->sizes.arena * f,
+        .scratch = m->sizes.scratch * f,
+        .activations = (m->sizes.act + 2 * m->sizes.grad_buf + m->sizes.out_grad +
+                        m->sizes.targets) * f,
+    };
 }
 
 /* A model of the caller's own top-level layers (src/nn/custom.c checks them
@@ -301,6 +359,9 @@ rt_status rt_model_forward(rt_model *m, const rt_nn_ctx *ctx, const float *x, in
 {
     if (out)
         *out = NULL;
+    if (m->planned)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_forward: the model was only planned "
+                        "(rt_model_plan); build it with rt_model_create");
     if (!x || n < 1 || n > m->max_batch)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_forward: batch of %d samples (model "
                         "built for 1..%d)", n, m->max_batch);
@@ -360,6 +421,9 @@ rt_status rt_model_backward(rt_model *m, const rt_nn_ctx *ctx, const float *dout
 
 rt_status rt_model_zero_grad(rt_model *m)
 {
+    if (m->planned)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_zero_grad: the model was only planned "
+                        "(rt_model_plan)");
     return m->be->fill(m->grads, 0.0f, m->num_params);
 }
 
@@ -439,18 +503,54 @@ void rt_layer_times_free(rt_layer_times *t)
     rt_free(t);
 }
 
+/* The width of the summary's name column: the longest top-level name. */
+static int summary_name_width(const rt_model *m)
+{
+    int width = 16;
+    for (int i = 0; i < m->num_layers; i++)
+        if ((int)strlen(m->layers[i]->name) > width)
+            width = (int)strlen(m->layers[i]->name);
+    return width;
+}
+
+/* Row i of the summary table (-1: the header; num_layers: the totals). */
+static void summary_row(const rt_model *m, int i, int width, char *line, size_t size)
+{
+    if (i < 0) {
+        snprintf(line, size, "%-*s %-12s %-18s %12s", width, "layer", "type", "output",
+                 "params");
+        return;
+    }
+    if (i == m->num_layers) {
+        snprintf(line, size, "input [%d, %d, %d]; %zu parameters, %zu buffer values, %d "
+                 "tensors; backend %s", m->in.c, m->in.h, m->in.w, m->num_params,
+                 m->num_buffers, m->num_tensors, m->be->name);
+        return;
+    }
+    const rt_layer *l = m->layers[i];
+    char shape[48];
+    snprintf(shape, sizeof shape, "[%d, %d, %d]", l->out_shape.c, l->out_shape.h,
+             l->out_shape.w);
+    size_t count = rt_model_layer_param_offset(m, i + 1) - m->param_off[i];
+    snprintf(line, size, "%-*s %-12s %-18s %12zu", width, l->name, l->ops->type, shape, count);
+}
+
 void rt_model_print_summary(const rt_model *m)
 {
-    rt_info("%-16s %-12s %-18s %12s", "layer", "type", "output", "params");
-    for (int i = 0; i < m->num_layers; i++) {
-        const rt_layer *l = m->layers[i];
-        char shape[48];
-        snprintf(shape, sizeof shape, "[%d, %d, %d]", l->out_shape.c, l->out_shape.h,
-                 l->out_shape.w);
-        size_t count = rt_model_layer_param_offset(m, i + 1) - m->param_off[i];
-        rt_info("%-16s %-12s %-18s %12zu", l->name, l->ops->type, shape, count);
+    char line[512];
+    int width = summary_name_width(m);
+    for (int i = -1; i <= m->num_layers; i++) {
+        summary_row(m, i, width, line, sizeof line);
+        rt_info("%s", line);
     }
-    rt_info("input [%d, %d, %d]; %zu parameters, %zu buffer values, %d tensors; backend %s",
-            m->in.c, m->in.h, m->in.w, m->num_params, m->num_buffers, m->num_tensors,
-            m->be->name);
+}
+
+void rt_model_write_summary(const rt_model *m, FILE *f)
+{
+    char line[512];
+    int width = summary_name_width(m);
+    for (int i = -1; i <= m->num_layers; i++) {
+        summary_row(m, i, width, line, sizeof line);
+        fprintf(f, "  %s\n", line);
+    }
 }

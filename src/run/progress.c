@@ -102,7 +102,8 @@ void rt_run_progress_step(rt_run *r, long long done, double loss)
             eta_s, loss);
 }
 
-/* "name 0.1234 | ..." of the caller's metrics, epoch shown as E/N. */
+/* "name 0.1234 | ..." of the caller's metrics (rt_runfiles_format_short:
+ * step 10320, samples_per_s 24140), epoch shown as E/N. */
 void rt_progress_print_report(rt_run *r, const rt_metric *m, int count, double iter_time)
 {
     if (!shows_progress(r))
@@ -114,9 +115,12 @@ void rt_progress_print_report(rt_run *r, const rt_metric *m, int count, double i
         if (!strcmp(m[i].name, "epoch") && r->progress.epochs > 0)
             len += (size_t)snprintf(line + len, sizeof line - len, " epoch %.0f/%lld |",
                                     m[i].value, r->progress.epochs);
-        else
-            len += (size_t)snprintf(line + len, sizeof line - len, " %s %.4g |", m[i].name,
-                                    m[i].value);
+        else {
+            char value[48];
+            rt_runfiles_format_short(value, sizeof value, m[i].value);
+            len += (size_t)snprintf(line + len, sizeof line - len, " %s %s |", m[i].name,
+                                    value);
+        }
     }
     if (len < sizeof line)
         snprintf(line + len, sizeof line - len, " %.2f s", iter_time);
@@ -143,7 +147,7 @@ static void value_text(char *out, size_t size, const json_t *v)
     else if (json_is_integer(v))
         snprintf(out, size, "%lld", (long long)json_integer_value(v));
     else if (json_is_number(v))
-        snprintf(out, size, "%.4g", json_number_value(v));
+        rt_runfiles_format_short(out, size, json_number_value(v));
     else
         snprintf(out, size, "-");
 }
@@ -192,9 +196,12 @@ static void print_checkpoints(const rt_run *r)
         printf("Checkpoints: none\n");
     } else {
         printf("Latest checkpoint: %s/%s\n", r->dir, list.items[list.latest].dir);
-        if (list.metric[0] && !isnan(list.items[0].score))
-            printf("Best checkpoint: %s/%s (%s %.4g)\n", r->dir, list.items[0].dir,
-                   list.metric, list.items[0].score);
+        if (list.metric[0] && !isnan(list.items[0].score)) {
+            char score[48];
+            rt_runfiles_format_short(score, sizeof score, list.items[0].score);
+            printf("Best checkpoint: %s/%s (%s %s)\n", r->dir, list.items[0].dir,
+                   list.metric, score);
+        }
     }
     rt_runfiles_free_checkpoints(&list);
     json_decref(index);

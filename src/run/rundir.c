@@ -148,11 +148,7 @@ static rt_status rewrite_params(const rt_run *r, const rt_config *cfg, const cha
 {
     char *config_text = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&config_text, &size);
-    if (!mem)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory writing params.json");
-    rt_status st = rt_config_write_json(cfg, mem);
-    fclose(mem);
+    rt_status st = rt_config_json_text(cfg, &config_text, &size);
     json_t *root = st == RT_OK ? json_loads(config_text, 0, NULL) : NULL;
     json_t *pre = json_loads(preprocessing, 0, NULL);
     free(config_text);
@@ -194,11 +190,20 @@ rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const cha
     return rt_session_agree(r->session, r->rank == 0 ? rewrite_params(r, cfg, json) : RT_OK);
 }
 
-static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
+rt_status rt_run_check_dir(const rt_config *cfg, char *dir, size_t size, int *exists)
 {
     const char *storage = resolve_storage(cfg);
-    RT_CHECK(resolve_dir(r->dir, sizeof r->dir, storage, cfg));
-    RT_CHECK(check_storage(storage, r->dir));
+    RT_CHECK(resolve_dir(dir, size, storage, cfg));
+    RT_CHECK(check_storage(storage, dir));
+    struct stat st;
+    *exists = stat(dir, &st) == 0;
+    return RT_OK;
+}
+
+static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
+{
+    int exists;
+    RT_CHECK(rt_run_check_dir(cfg, r->dir, sizeof r->dir, &exists));
     RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
                            "check run.storage_path and its permissions"));
     return write_params(r->dir, cfg);

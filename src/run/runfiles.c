@@ -36,6 +36,39 @@ void rt_runfiles_format_number(char *out, size_t size, double v)
         strncat(out, ".0", size - strlen(out) - 1);
 }
 
+void rt_runfiles_format_short(char *out, size_t size, double v)
+{
+    if (isnan(v)) {
+        snprintf(out, size, "nan");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(out, size, v > 0 ? "inf" : "-inf");
+        return;
+    }
+    /* Whole numbers (steps, epochs, samples) and values of 1000 or more
+     * (rates) as integers; 2^53 and beyond are not counts any more. */
+    if (fabs(v) < 9007199254740992.0 && (v == floor(v) || fabs(v) >= 999.5)) {
+        snprintf(out, size, "%.0f", v);
+        return;
+    }
+    if (fabs(v) >= 9007199254740992.0 || fabs(v) < 1e-4) {
+        snprintf(out, size, "%.4g", v);
+        return;
+    }
+    /* 4 significant digits, positional, without trailing zeros. */
+    int exp = (int)floor(log10(fabs(v)));
+    int decimals = 3 - exp;
+    snprintf(out, size, "%.*f", decimals > 0 ? decimals : 0, v);
+    if (strchr(out, '.')) {
+        size_t n = strlen(out);
+        while (n > 0 && out[n - 1] == '0')
+            out[--n] = '\0';
+        if (n > 0 && out[n - 1] == '.')
+            out[--n] = '\0';
+    }
+}
+
 static rt_status join_path(char *out, size_t size, const char *dir, const char *name)
 {
     int n = snprintf(out, size, "%s/%s", dir, name);

@@ -25,6 +25,12 @@
  * Inf give "" (the caller writes null or an empty cell). */
 void rt_runfiles_format_number(char *out, size_t size, double v);
 
+/* A metric for people (console lines, summary tables): whole numbers
+ * (steps, epochs, samples) and values of 1000 or more (rates: 24140) as
+ * integers, others with 4 significant digits (0.8812, 2.303, 0.0001234),
+ * NaN and Inf as "nan", "inf". result.json keeps the full values. */
+void rt_runfiles_format_short(char *out, size_t size, double v);
+
 typedef struct rt_run_rows {
     json_t *rows;          /* JSON array of the report objects, in file order */
     long lines;            /* lines read */

@@ -159,7 +159,8 @@ rt_status trainer_apply_standardization(trainer *t)
         .y_mean = p->ny ? p->stats + p->nx : NULL,
         .y_std = p->ny ? p->stats + width + p->nx : NULL,
     };
-    RT_CHECK(rt_dataset_set_standardization(t->train_set, &s));
+    if (t->train_set)   /* none when predicting */
+        RT_CHECK(rt_dataset_set_standardization(t->train_set, &s));
     return rt_dataset_set_standardization(t->test_set, &s);
 }
 
@@ -200,6 +201,12 @@ rt_status trainer_preprocessing_json(const trainer *t, char **out)
     json_object_set_new(root, "standardize", stats_object(p->stats, p->stats + width, p->nx));
     json_object_set_new(root, "standardize_target",
                         stats_object(p->stats + p->nx, p->stats + width + p->nx, p->ny));
+    /* What the model takes and gives (rtrain-predict checks data against
+     * it and builds the model with it). */
+    rt_shape in = rt_model_input_shape(t->model);
+    json_object_set_new(root, "input_shape", json_pack("[iii]", in.c, in.h, in.w));
+    json_object_set_new(root, "outputs",
+                        json_integer((json_int_t)rt_shape_size(rt_model_output_shape(t->model))));
     /* 9 significant digits read every float back exactly. */
     *out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(root);
@@ -256,6 +263,8 @@ static rt_status take_stats(trainer *t, json_t *root, const char *where)
  * columns, so it is refused. */
 static rt_status same_encoding(const trainer *t, json_t *root, const char *where)
 {
+    if (!t->train_set)   /* predicting: the data was opened with this encoding */
+        return RT_OK;
     const char *mine = rt_dataset_encoding(t->train_set);
     json_t *now = mine ? json_loads(mine, 0, NULL) : json_null();
     json_t *then = json_object_get(root, "encoding");

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include "trainer.h"
 
-static rt_status pick_loss(trainer *t)
+rt_status trainer_pick_loss(trainer *t)
 {
     t->loss = rt_loss_find(t->cfg->train.loss);
     if (!t->loss)
@@ -40,27 +40,47 @@ static rt_status check_backend_choice(const rt_config *c)
     return RT_OK;
 }
 
+const char *trainer_backend_name(const rt_config *c)
+{
+    const char *name = c->scaling.backend;
+    if (c->scaling.use_gpu)
+        return "cuda";
+    return !name[0] || !strcmp(name, "auto") ? rt_backend_default()->name : name;
+}
+
+static rt_status not_in_build(const char *name)
+{
+    char list[128];
+    rt_backend_list(list, sizeof list);
+    return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has %s)",
+                    name, list);
+}
+
+rt_status trainer_backend_in_build(const rt_config *c, const char **name)
+{
+    RT_CHECK(check_backend_choice(c));
+    *name = trainer_backend_name(c);
+    for (int i = 0; i < rt_backend_count(); i++)
+        if (!strcmp(rt_backend_name_at(i), *name))
+            return RT_OK;
+    return not_in_build(*name);
+}
+
 /* scaling.backend: "auto" is the default backend (cpu), or cuda with
  * scaling.use_gpu. */
 static rt_status pick_backend(const trainer *t, const rt_backend **be)
 {
-    const char *name = t->cfg->scaling.backend;
-    RT_CHECK(check_backend_choice(t->cfg));
-    if (t->cfg->scaling.use_gpu)
-        name = "cuda";
-    *be = !name[0] || !strcmp(name, "auto") ? rt_backend_default() : rt_backend_find(name);
-    if (!*be) {
-        char list[128];
-        rt_backend_list(list, sizeof list);
-        return RT_ERROR(RT_ERR_CONFIG, "scaling.backend = \"%s\" is not in this build (it has "
-                        "%s)", name, list);
-    }
+    const char *name;
+    RT_CHECK(trainer_backend_in_build(t->cfg, &name));
+    *be = rt_backend_find(name);
+    if (!*be)   /* the CUDA library did not load */
+        return not_in_build(name);
     *be = trainer_fault_backend(t, *be);
     return RT_OK;
 }
 
 /* Global batch: data.global_batch_size, or data.batch_size per worker. */
-static rt_status resolve_batch(trainer *t)
+rt_status trainer_resolve_batch(trainer *t)
 {
     const rt_config *c = t->cfg;
     int world = t->ctx->world_size;
@@ -103,9 +123,12 @@ static rt_status data_sources(trainer *t, rt_data_source *train, rt_data_source 
         .categorical = t->categorical, .num_categorical = c->data.num_categorical,
         .fill_missing = (rt_fill_policy)rt_config_fill_policy(c),
         .cache = (rt_cache_policy)rt_config_cache_policy(c),
-        .node_memory = &t->node_memory,
+        .node_memory = t->comm ? &t->node_memory : NULL,
     };
-    t->node_memory = rt_comm_node_memory(t->comm);   /* data.cache = "node" */
+    if (t->comm)
+        t->node_memory = rt_comm_node_memory(t->comm);   /* data.cache = "node" */
+    if (t->check_only)   /* rtrain --check: shapes and targets, the inputs stay in the file */
+        train->cache = RT_CACHE_NONE;
     if (!train->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "data.format = \"%s\" needs data.train.file (the "
                         "training %s file)", c->data.format, c->data.format);
@@ -149,7 +172,7 @@ static rt_status check_splits_match(const trainer *t)
 /* The training and test splits in data.format (the test split takes the
  * encoding the training split learned), and a loss that takes the targets
  * they have. */
-static rt_status open_datasets(trainer *t)
+rt_status trainer_open_datasets(trainer *t)
 {
     const rt_config *c = t->cfg;
     rt_data_source train, test;
@@ -187,31 +210,39 @@ static int prefetch_of(const trainer *t)
     return (long)ranks * t->threads < cores ? 2 : 0;
 }
 
-/* This rank's loaders of the training set (shuffled, data.* options) and
- * of the test set (in order, every sample once). Collective. */
-static rt_status prepare_loaders(trainer *t)
+void trainer_loader_opts(const trainer *t, rt_loader_opts *train, rt_loader_opts *test)
 {
     const rt_config *c = t->cfg;
-    rt_loader_opts lo = {
+    *train = (rt_loader_opts){
         .global_batch = t->global_batch, .shuffle = c->data.shuffle,
         .shuffle_block = c->data.shuffle_block >= 0 ? c->data.shuffle_block
                                                      : rt_dataset_block_rows(t->train_set),
         .seed = (uint64_t)c->train.seed, .drop_last = c->data.drop_last,
-        .prefetch = prefetch_of(t), .augment = c->data.augment,
+        .prefetch = t->check_only ? 0 : prefetch_of(t), .augment = c->data.augment,
     };
-    rt_debug("data: prefetch %d, shuffle_block %lld", lo.prefetch, (long long)lo.shuffle_block);
-    RT_CHECK(rt_prepare_data_loader(t->session, t->train_set, &lo, &t->train_loader));
-    lo.augment = (rt_augment){0};   /* evaluation sees the images as they are */
+    *test = *train;
+    test->augment = (rt_augment){0};   /* evaluation sees the images as they are */
     int eval_batch = c->data.eval_batch_size > 0 ? c->data.eval_batch_size
                                                  : (int)(t->global_batch / t->ctx->world_size);
-    lo.global_batch = (int64_t)eval_batch * t->ctx->world_size;
-    lo.shuffle = 0;
-    lo.drop_last = 0;
-    return rt_prepare_data_loader(t->session, t->test_set, &lo, &t->test_loader);
+    test->global_batch = (int64_t)eval_batch * t->ctx->world_size;
+    test->shuffle = 0;
+    test->drop_last = 0;
+}
+
+/* This rank's loaders of the training set (shuffled, data.* options) and
+ * of the test set (in order, every sample once). Collective. */
+static rt_status prepare_loaders(trainer *t)
+{
+    rt_loader_opts train, test;
+    trainer_loader_opts(t, &train, &test);
+    rt_debug("data: prefetch %d, shuffle_block %lld", train.prefetch,
+             (long long)train.shuffle_block);
+    RT_CHECK(rt_prepare_data_loader(t->session, t->train_set, &train, &t->train_loader));
+    return rt_prepare_data_loader(t->session, t->test_set, &test, &t->test_loader);
 }
 
 /* Optimizer steps per epoch, and the batch splits that cannot work. */
-static rt_status plan_epochs(trainer *t)
+rt_status trainer_plan_epochs(trainer *t)
 {
     const rt_config *c = t->cfg;
     /* Synchronised BatchNorm reduces inside every forward: each rank must
@@ -235,17 +266,13 @@ static rt_status plan_epochs(trainer *t)
     return RT_OK;
 }
 
-/* The model on the configured backend, its optimizer, and the buffer
- * snapshot a stop signal restores. */
-static rt_status build_model(trainer *t)
+rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only)
 {
     const rt_config *c = t->cfg;
     int max_batch = rt_loader_max_local_batch(t->train_loader);
     int eval_max = rt_loader_max_local_batch(t->test_loader);
     if (eval_max > max_batch)
         max_batch = eval_max;
-    const rt_backend *be = NULL;
-    RT_CHECK(pick_backend(t, &be));
     rt_shape in;
     const rt_sample_desc *d = rt_dataset_desc(t->train_set);
     RT_CHECK(rt_sample_model_shape(d, &in));
@@ -256,8 +283,11 @@ static rt_status build_model(trainer *t)
     t->model_spec = c->model;
     if (t->model_spec.num_classes == 0)   /* from the data */
         t->model_spec.num_classes = wanted;
-    RT_CHECK(rt_model_create(&t->model, be, &t->model_spec, in, max_batch,
-                             (uint64_t)c->train.seed));
+    if (plan_only)
+        RT_CHECK(rt_model_plan(&t->model, be, &t->model_spec, in, max_batch));
+    else
+        RT_CHECK(rt_model_create(&t->model, be, &t->model_spec, in, max_batch,
+                                 (uint64_t)c->train.seed));
     int outputs = (int)rt_shape_size(rt_model_output_shape(t->model));
     if (d->target == RT_TARGET_CLASS && outputs < wanted)
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but the dataset has %d "
@@ -267,6 +297,17 @@ static rt_status build_model(trainer *t)
         return RT_ERROR(RT_ERR_CONFIG, "the model outputs %d values but each target has %d: "
                         "set model.num_classes = %d (or 0: from the data), or end "
                         "model.layers with %d outputs", outputs, wanted, wanted, wanted);
+    return RT_OK;
+}
+
+/* The model on the configured backend, its optimizer, and the buffer
+ * snapshot a stop signal restores. */
+static rt_status build_model(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    const rt_backend *be = NULL;
+    RT_CHECK(pick_backend(t, &be));
+    RT_CHECK(trainer_create_model(t, be, 0));
     void *snapshot = NULL;
     RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
                        "buffer snapshot"));
@@ -288,17 +329,17 @@ static rt_status record_preprocessing(trainer *t)
  * helpers agree on their own). */
 static rt_status setup(trainer *t)
 {
-    RT_CHECK(rt_session_agree(t->session, pick_loss(t)));
-    RT_CHECK(rt_session_agree(t->session, resolve_batch(t)));
+    RT_CHECK(rt_session_agree(t->session, trainer_pick_loss(t)));
+    RT_CHECK(rt_session_agree(t->session, trainer_resolve_batch(t)));
     if (t->cfg->scaling.use_gpu) {
         rt_gpu_opts gpu = {.deterministic = t->cfg->gpu.deterministic,
                            .tf32 = t->cfg->gpu.tf32};
         RT_CHECK(rt_session_open_gpu(t->session, &gpu, t->cfg->comm.backend));
     }
-    RT_CHECK(rt_session_agree(t->session, open_datasets(t)));
+    RT_CHECK(rt_session_agree(t->session, trainer_open_datasets(t)));
     RT_CHECK(trainer_fit_standardization(t));
     RT_CHECK(prepare_loaders(t));
-    RT_CHECK(rt_session_agree(t->session, plan_epochs(t)));
+    RT_CHECK(rt_session_agree(t->session, trainer_plan_epochs(t)));
     RT_CHECK(rt_session_agree(t->session, build_model(t)));
     RT_CHECK(rt_session_agree(t->session, eval_sums_init(&t->eval, t)));
     RT_CHECK(rt_prepare_model(t->session, t->model, (size_t)t->cfg->comm.bucket_bytes,
@@ -316,7 +357,7 @@ static rt_status setup(trainer *t)
     return trainer_profile_open(t);
 }
 
-static void trainer_free(trainer *t)
+void trainer_free(trainer *t)
 {
     rt_ckpt_async_free(t->async);
     rt_run_close(t->run);
@@ -526,27 +567,37 @@ static rt_status train_epoch(trainer *t)
     return RT_OK;
 }
 
-/* The evaluation sums (metrics.c) over the whole test set, all-reduced:
- * each test sample is counted exactly once across ranks. */
-static rt_status evaluate(trainer *t, eval_sums *e)
+/* The evaluation sums (metrics.c, when e is not NULL) over the whole test
+ * set, all-reduced: each test sample is counted exactly once across ranks.
+ * rtrain-predict runs the same loop with a hook that takes each batch's
+ * outputs (trainer.h). */
+rt_status trainer_evaluate(trainer *t, eval_sums *e, const trainer_eval_hook *hook)
 {
-    eval_sums_clear(e);
+    if (e)
+        eval_sums_clear(e);
     RT_CHECK(rt_loader_start_epoch(t->test_loader, 0, 0));
     rt_nn_ctx nc = {.train = 0};
     for (;;) {
         rt_batch b;
         int done = 0;
         int stop_ignored;   /* a stop signal is acted on at the next training step */
+        const float *out = NULL;
         rt_status st = rt_loader_next(t->test_loader, &b, &done);
         if (st == RT_OK && !done && b.n > 0)
-            st = rt_model_forward(t->model, &nc, b.x, b.n, NULL);
-        if (st == RT_OK && !done && b.n > 0)
+            st = rt_model_forward(t->model, &nc, b.x, b.n, &out);
+        if (st == RT_OK && !done && b.n > 0 && e)
             st = eval_sums_add(e, t, &b);
+        if (st == RT_OK && !done && b.n > 0 && hook)
+            st = hook->batch(hook->arg, &b, out);
         /* Agreed after the forward: a failure on one rank ends every rank. */
         RT_CHECK(rt_session_agree_step(t->session, st, &stop_ignored));
         if (done)
             break;
+        if (hook)
+            RT_CHECK(hook->agreed(hook->arg, &b));
     }
+    if (!e)
+        return RT_OK;
     return rt_comm_allreduce(t->comm, e->v, e->count, RT_DTYPE_FLOAT64, RT_REDUCE_SUM);
 }
 
@@ -601,7 +652,7 @@ static rt_status finish_epoch(trainer *t)
     int evaluated = eval_every > 0 && ((t->epoch + 1) % eval_every == 0 || last);
     if (evaluated) {
         start = trainer_clock(t);
-        RT_CHECK(evaluate(t, &t->eval));
+        RT_CHECK(trainer_evaluate(t, &t->eval, NULL));
         trainer_time(t, PART_EVAL, start);
     }
     rt_metric m[TRAINER_MAX_METRICS];

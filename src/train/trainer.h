@@ -102,7 +102,31 @@ typedef struct trainer {
     rt_ckpt_async *async;       /* checkpoint.async: the background writer, else NULL */
     int stop_early;             /* the session's report hook ended the training */
     trainer_profile *prof;      /* run.profile, else NULL */
+    int check_only;             /* rtrain --check (check.c): no session, no communicator */
 } trainer;
+
+/* The setup stages of trainer.c that rt_trainer_check (check.c) runs too,
+ * so that a check and a run find the same errors. None is collective: the
+ * training loop agrees on each outcome. */
+rt_status trainer_pick_loss(trainer *t);
+/* t->global_batch from the config and t->ctx->world_size. */
+rt_status trainer_resolve_batch(trainer *t);
+/* Both splits, checked against each other and the loss. */
+rt_status trainer_open_datasets(trainer *t);
+/* The options of the training and the evaluation loader. */
+void trainer_loader_opts(const trainer *t, rt_loader_opts *train, rt_loader_opts *test);
+/* Optimizer steps per epoch (needs the training loader). */
+rt_status trainer_plan_epochs(trainer *t);
+/* The backend scaling.backend and scaling.use_gpu name ("cpu", "cuda"). */
+const char *trainer_backend_name(const rt_config *c);
+/* That name (*name), checked against scaling.use_gpu and this build
+ * without loading a backend's library. */
+rt_status trainer_backend_in_build(const rt_config *c, const char **name);
+/* t->model for the loaders' batches and the data's shape and classes, on
+ * backend be; plan_only: rt_model_plan (sizes, no memory). */
+rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
+/* Frees everything t holds. */
+void trainer_free(trainer *t);
 
 /* profile.c. Collective: the profile when run.profile asks for one (its
  * clock starts now). */
@@ -161,6 +185,19 @@ rt_status eval_sums_add(eval_sums *e, trainer *t, const rt_batch *b);
 /* Appends val_* metrics to m (at *count): from reduced sums, or NaN
  * values under the same names when e is NULL (no evaluation this epoch). */
 void eval_metrics(const trainer *t, const eval_sums *e, rt_metric *m, int *count);
+
+/* trainer.c: the evaluation loop over t->test_loader in its order, the
+ * model in eval mode; e (may be NULL) receives the all-reduced sums. A
+ * hook (may be NULL) sees every batch: `batch` on this rank after its
+ * forward (b->n > 0; out = the model's output [b->n][outputs] in backend
+ * memory), then, once the batch's outcome is agreed, `agreed` on every
+ * rank (also with b->n = 0), where collective writes go. Collective. */
+typedef struct trainer_eval_hook {
+    rt_status (*batch)(void *arg, const rt_batch *b, const float *out);
+    rt_status (*agreed)(void *arg, const rt_batch *b);
+    void *arg;
+} trainer_eval_hook;
+rt_status trainer_evaluate(trainer *t, eval_sums *e, const trainer_eval_hook *hook);
 
 /* trainer_ckpt.c: checkpoints and resume (all collective). */
 rt_status trainer_resume(trainer *t);

@@ -1,7 +1,7 @@
 /* Checkpoints and resume for the built-in training loop, on the helpers a
  * user loop has too (rt_get_checkpoint decides what to restore and applies
  * run.resume / run.overwrite; rt_report_checkpoint writes an epoch's report
- * and its checkpoint). What is the trainer's own: the config digest, the
+ * and its checkpoint). What is the trainer's own: the
  * current epoch's running sums carried by a checkpoint taken mid-epoch (a
  * stop signal), and restoring its position. A checkpoint is always written
  * after the report it belongs to, so a crash between the two leaves a
@@ -9,28 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "trainer.h"
 
 /* Mid-epoch checkpoints carry the epoch's running sums as these metrics. */
 static const char *const partial_names[3] = {"epoch_loss_sum", "epoch_samples",
                                              "epoch_train_time_s"};
-
-static rt_status digest_config(trainer *t)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return RT_ERROR(RT_ERR_NOMEM, "out of memory hashing the configuration");
-    rt_status st = rt_config_write_json(t->cfg, f);
-    fclose(f);
-    if (st == RT_OK)
-        snprintf(t->config_digest, sizeof t->config_digest, "xxh3:%016llx",
-                 (unsigned long long)XXH3_64bits(text, len));
-    free(text);
-    return st;
-}
 
 static rt_train_state train_state(trainer *t)
 {
@@ -188,7 +171,8 @@ rt_status trainer_resume(trainer *t)
 {
     /* Agreed: a rank that cannot hash the config must not leave the others
      * waiting in the collective calls below. */
-    RT_CHECK(rt_session_agree(t->session, digest_config(t)));
+    RT_CHECK(rt_session_agree(t->session, rt_config_digest(t->cfg, t->config_digest,
+                                                                sizeof t->config_digest)));
     char dir[RT_CKPT_PATH_MAX];
     int found = RT_RESUME_NONE;
     RT_CHECK(rt_get_checkpoint(t->session, t->run, t->cfg, dir, sizeof dir, &found));

@@ -26,8 +26,45 @@ run_rtrain() {
     cat "$TMP/out"
 }
 
+# run_check ARGS...: `rtrain --check ARGS` in one process (no mpirun);
+# sets $check_rc and $check_cpu_ms (its user + system CPU time: a loaded
+# machine stretches wall time, not work) and leaves its output in
+# $TMP/check.out.
+run_check() {
+    r=$(/usr/bin/python3 - "$RTRAIN" "$TMP/check.out" "$@" <<'PYEOF'
+import resource, subprocess, sys
+with open(sys.argv[2], "w") as out:
+    try:
+        rc = subprocess.call([sys.argv[1], "--check"] + sys.argv[3:], stdout=out,
+                             stderr=subprocess.STDOUT, timeout=60)
+    except subprocess.TimeoutExpired:
+        rc = 124
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(rc, int((u.ru_utime + u.ru_stime) * 1000))
+PYEOF
+) || fail "cannot run rtrain --check"
+    check_rc=${r% *}; check_cpu_ms=${r#* }
+}
+
+# same_as_check NP ARGS...: after a run on NP ranks that failed with $rc
+# and its message in $TMP/out, `rtrain --check -n NP ARGS` must give the
+# same exit code and the same 'rtrain: error:' line, in under 2 s of CPU.
+same_as_check() {
+    np=$1; shift
+    run_check -n "$np" "$@"
+    cat "$TMP/check.out"
+    [ "$check_rc" -eq "$rc" ] || fail "rtrain --check exited $check_rc, the run $rc: $*"
+    want=$(grep "^rtrain: error:" "$TMP/out" | head -n 1)
+    got=$(grep "^rtrain: error:" "$TMP/check.out")
+    [ "$got" = "$want" ] || fail "rtrain --check said '$got', the run '$want': $*"
+    [ "$check_cpu_ms" -lt 2000 ] || fail "rtrain --check took $check_cpu_ms ms of CPU: $*"
+}
+
 # expect_error CODE PATTERN ARGS...: rtrain on 2 ranks must exit CODE (not
 # time out) and print PATTERN (grep -E) exactly once: one clear message.
+# rtrain --check must find the same error (same_as_check) unless the caller
+# sets check_too=no (an error that only the run meets).
+check_too=yes
 expect_error() {
     code=$1; pattern=$2; shift 2
     run_rtrain 2 "$@"
@@ -38,6 +75,9 @@ expect_error() {
     n=$(grep -cE "$pattern" "$TMP/out" || true)
     [ "$n" -eq 1 ] || fail "expected exactly one message matching '$pattern', got $n"
     grep -q "rtrain: error:" "$TMP/out" || fail "no 'rtrain: error:' line"
+    if [ "$check_too" = yes ]; then
+        same_as_check 2 "$@"
+    fi
 }
 
 # json_field FILE LINE KEY: value of KEY in line LINE (1-based; -1 = last)

@@ -1,6 +1,6 @@
 # End-to-end tests of the rtrain program (shell scripts, see tests/e2e/lib.sh).
 E2E_TESTS = \
-	tests/e2e/train_mlp_accuracy.test \
+	tests/e2e/train_mlp_accuracy.test tests/e2e/quickstart.test \
 	tests/e2e/error_unknown_key.test \
 	tests/e2e/error_bad_type.test \
 	tests/e2e/error_bad_override.test \
@@ -25,7 +25,10 @@ E2E_TESTS = \
 	tests/e2e/resume_data.test \
 	tests/e2e/fashion_hdf5.test \
 	tests/e2e/data_tool.test \
+	tests/e2e/predict_fashion.test tests/e2e/predict_tables.test \
+	tests/e2e/check.test \
 	tests/e2e/tensorboard.test \
 	tests/e2e/safetensors_torch.test
 TESTS += $(E2E_TESTS)
-EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS) tests/e2e/tensorboard_check.py tests/e2e/safetensors_torch.py
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/predict_lib.sh $(E2E_TESTS) \
+	tests/e2e/tensorboard_check.py tests/e2e/safetensors_torch.py

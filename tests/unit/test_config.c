@@ -16,6 +16,7 @@
 #include "rtrain/config.h"
 
 #define FTOL 1e-6
+#define RT_CKPT_DIGEST_LEN 80   /* rtrain/ckpt.h's RT_CKPT_DIGEST_MAX */
 
 static rt_config cfg;   /* large (paths): static, not on the stack */
 
@@ -438,6 +439,73 @@ static void test_json(void)
     free(text);
 }
 
+/* params.json read back (rt_config_load_params): the same configuration,
+ * so the same JSON bytes and digest, for configs with layers, per-channel
+ * Normalize, CSV columns, an optimizer with keys of other variants and
+ * both batch sizes; the run's "preprocessing" member is skipped. An
+ * unknown key and a file that is not JSON are errors naming the file. */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_params(void)
+{
+    static rt_config back;
+    char path[] = "/tmp/rtrain-test-params-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    const char *configs[][2] = {
+        {"examples/fashion_mnist_cnn.cfg", "data.normalize={mean=[0.1,0.2];std=[0.3,0.4];}"},
+        {"examples/fashion_mnist_resnet18.cfg", "optimizer.type=\"adamw\""},
+        {"examples/diabetes_mlp.cfg", "data.categorical=[\"sex\"]"},
+        {"examples/breast_cancer.cfg", "train.seed=5000000000L"},
+        {"examples/fashion_mnist_mlp.cfg", "data.batch_size=32"},
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        char *ovr[1] = {(char *)configs[i][1]};
+        rt_error_clear();
+        CHECK_OK(rt_config_load(&cfg, src_path(configs[i][0]), 1, ovr));
+        char *text = write_json();
+        json_t *root = json_loads(text ? text : "", 0, NULL);
+        json_object_set_new(root, "preprocessing", json_pack("{s:n}", "encoding"));
+        char *params = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+        json_decref(root);
+        write_text(path, params ? params : "");
+        rt_status st = rt_config_load_params(&back, path);
+        CHECK_MSG(st == RT_OK, "%s: %s", configs[i][0], rt_error_message());
+        char *again = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&again, &len);
+        CHECK_OK(rt_config_write_json(&back, f));
+        fclose(f);
+        CHECK_MSG(text && again && strcmp(text, again) == 0, "%s: params.json reads back "
+                  "otherwise", configs[i][0]);
+        char d1[RT_CKPT_DIGEST_LEN], d2[RT_CKPT_DIGEST_LEN];
+        CHECK_OK(rt_config_digest(&cfg, d1, sizeof d1));
+        CHECK_OK(rt_config_digest(&back, d2, sizeof d2));
+        CHECK(strncmp(d1, "xxh3:", 5) == 0 && strcmp(d1, d2) == 0);
+        free(text);
+        free(again);
+        free(params);
+    }
+    write_text(path, "{\"optimizer\": {\"lr\": 0.1, \"lrr\": 2}}");
+    EXPECT_ERROR(rt_config_load_params(&back, path), path, "unknown key 'optimizer.lrr'",
+                 "optimizer.lr");
+    write_text(path, "optimizer = { lr = 0.1; };");
+    EXPECT_ERROR(rt_config_load_params(&back, path), path, "not a run's params.json");
+    write_text(path, "{\"train\": {\"epochs\": \"ten\"}}");
+    EXPECT_ERROR(rt_config_load_params(&back, path), path, "train.epochs");
+    remove(path);
+}
+
 static void test_reference(void)
 {
     char *buf = NULL;
@@ -520,6 +588,7 @@ int main(void)
     test_cross_field_errors();
     test_data_keys();
     test_json();
+    test_params();
     test_reference();
     test_enum_tables();
     return CHECK_DONE();

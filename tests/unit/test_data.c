@@ -356,6 +356,30 @@ static void test_batch_split(void)
     CHECK_MSG(bad == 0, "%d split errors", bad);
 }
 
+/* The loader's split with rank_block B: rank r takes [r*B, (r+1)*B) of a
+ * global batch of g <= w*B positions, clipped (empty past its end). */
+static void test_rank_block_split(void)
+{
+    int bad = 0;
+    for (int w = 1; w <= 4; w++)
+        for (int64_t blk = 1; blk <= 5; blk++)
+            for (int64_t g = 1; g <= w * blk; g++)
+                for (int r = 0; r < w; r++) {
+                    rt_loader_opts o = {.global_batch = w * blk, .rank = r, .world_size = w,
+                                        .rank_block = blk};
+                    int64_t b, e, want_b = r * blk < g ? r * blk : g;
+                    int64_t want_e = (r + 1) * blk < g ? (r + 1) * blk : g;
+                    rt_loader_split(&o, g, &b, &e);
+                    bad += b != want_b || e != want_e;
+                }
+    rt_loader_opts even = {.global_batch = 7, .rank = 1, .world_size = 3};
+    int64_t b, e, b2, e2;
+    rt_loader_split(&even, 7, &b, &e);
+    rt_batch_split(7, 1, 3, &b2, &e2);
+    CHECK(b == b2 && e == e2);
+    CHECK_MSG(bad == 0, "%d rank_block split errors", bad);
+}
+
 /* ---- a custom dataset: x = {index, -index}, label = index ---------------- */
 typedef struct test_ds {
     int64_t fail_at;   /* fetch of this index fails (-1: never) */
@@ -393,6 +417,40 @@ static rt_dataset *make_test_ds(int64_t count, int64_t fail_at, int delay_us)
     rt_dataset *ds = NULL;
     CHECK_OK(rt_dataset_create(&ds, &ops, t, count, &two_floats));
     return ds;
+}
+
+/* A loader with rank_block 3 on 2 ranks over 10 samples in order: rank 0
+ * reads [0,3) then [6,9), rank 1 [3,6) then [9,10) (a one-rank loader's
+ * batches 0..3), each batch's `first` its position; at most 3 per batch. */
+static void test_rank_block_loader(void)
+{
+    rt_dataset *ds = make_test_ds(10, -1, 0);
+    const int64_t want[2][2][2] = {{{0, 3}, {6, 9}}, {{3, 6}, {9, 10}}};
+    for (int r = 0; r < 2; r++) {
+        rt_loader_opts o = {.global_batch = 6, .rank = r, .world_size = 2, .rank_block = 3};
+        rt_loader *l = NULL;
+        CHECK_OK(rt_loader_create(&l, ds, &o));
+        CHECK(l && rt_loader_max_local_batch(l) == 3);
+        CHECK_OK(rt_loader_start_epoch(l, 0, 0));
+        for (int k = 0; l && k < 3; k++) {
+            rt_batch b;
+            int done = 0;
+            CHECK_OK(rt_loader_next(l, &b, &done));
+            if (k == 2) {
+                CHECK(done);
+                break;
+            }
+            CHECK(!done && b.first == want[r][k][0] && b.n == want[r][k][1] - want[r][k][0]);
+            for (int i = 0; !done && i < b.n; i++)
+                CHECK(b.y[i] == b.first + i);
+        }
+        rt_loader_free(l);
+    }
+    rt_loader_opts bad = {.global_batch = 5, .rank = 0, .world_size = 2, .rank_block = 3};
+    rt_loader *l = NULL;
+    CHECK(rt_loader_create(&l, ds, &bad) == RT_ERR_INVALID_ARG && l == NULL);
+    rt_error_clear();
+    rt_dataset_free(ds);
 }
 
 /* Runs a whole epoch and appends every label (= sample index) to seq;
@@ -932,6 +990,8 @@ int main(void)
     test_sample_order();
     test_block_order();
     test_batch_split();
+    test_rank_block_split();
+    test_rank_block_loader();
     test_world_size_independence();
     test_loader_counts();
     test_loader_prefetch_and_resume();

@@ -792,6 +792,88 @@ static void test_mlp(void)
     rt_model_free(m);
 }
 
+/* ---- planned models (rtrain --check) --------------------------------------------------- */
+/* The CPU backend with an alloc that adds up what the model asks for. */
+static size_t counted_bytes;
+static rt_status counting_alloc(void **out, size_t bytes, const char *what)
+{
+    counted_bytes += bytes;
+    return rt_backend_default()->alloc(out, bytes, what);
+}
+
+static size_t tensor_floats(const rt_model *m, rt_tensor_kind kind)
+{
+    size_t n = 0;
+    for (int i = 0; i < rt_model_num_tensors(m); i++)
+        if (rt_model_tensor(m, i)->kind == kind)
+            n += rt_model_tensor(m, i)->count;
+    return n;
+}
+
+/* A planned model has the built one's layers, tensors and sizes, takes no
+ * backend memory, and reports the memory the built one allocates. */
+static void test_model_plan(void)
+{
+    rt_backend counting = *rt_backend_default();
+    counting.alloc = counting_alloc;
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_RESNET18);
+    spec.num_classes = 10;
+    rt_shape in = {1, 28, 28};
+    rt_model *planned = NULL, *built = NULL;
+    counted_bytes = 0;
+    CHECK_OK(rt_model_plan(&planned, &counting, &spec, in, 8));
+    CHECK(counted_bytes == 0);
+    CHECK_OK(rt_model_create(&built, &counting, &spec, in, 8, 1));
+    if (!planned || !built) {
+        rt_model_free(planned);
+        rt_model_free(built);
+        return;
+    }
+    CHECK(rt_model_num_params(planned) == rt_model_num_params(built));
+    CHECK(rt_model_num_buffers(planned) == rt_model_num_buffers(built));
+    CHECK(rt_model_num_layers(planned) == rt_model_num_layers(built));
+    int same = rt_model_num_tensors(planned) == rt_model_num_tensors(built);
+    for (int i = 0; same && i < rt_model_num_tensors(built); i++) {
+        const rt_tensor_info *a = rt_model_tensor(planned, i), *b = rt_model_tensor(built, i);
+        same = !strcmp(a->name, b->name) && a->count == b->count && a->offset == b->offset;
+    }
+    CHECK(same);
+    for (int i = 0; i < rt_model_num_layers(built); i++) {
+        rt_shape a = rt_model_layer(planned, i)->out_shape, b = rt_model_layer(built, i)->out_shape;
+        CHECK(a.c == b.c && a.h == b.h && a.w == b.w);
+    }
+    rt_model_memory pm, bm;
+    rt_model_memory_use(planned, &pm);
+    rt_model_memory_use(built, &bm);
+    CHECK(memcmp(&pm, &bm, sizeof pm) == 0);
+    /* The slabs are the tensors' values; everything the model allocated
+     * is what it reports (every piece of this model is non-empty). */
+    CHECK(pm.params == 4 * tensor_floats(built, RT_TENSOR_PARAM) && pm.grads == pm.params);
+    CHECK(pm.buffers == 4 * tensor_floats(built, RT_TENSOR_BUFFER));
+    CHECK(pm.saved > 0 && pm.scratch > 0 && pm.activations > 0);
+    size_t reported = pm.params + pm.grads + pm.buffers + pm.saved + pm.scratch + pm.activations;
+    CHECK_MSG(counted_bytes == reported, "allocated %zu bytes, reported %zu", counted_bytes,
+              reported);
+    /* Activations grow with the batch: twice the samples, at least twice
+     * the layer outputs' share (here: more than the parameters). */
+    rt_model *big = NULL;
+    CHECK_OK(rt_model_plan(&big, &counting, &spec, in, 16));
+    if (big) {
+        rt_model_memory gm;
+        rt_model_memory_use(big, &gm);
+        CHECK(gm.params == pm.params && gm.activations > pm.activations);
+    }
+    rt_model_free(big);
+    /* Nothing to compute with. */
+    float x[784] = {0};
+    CHECK(rt_model_forward(planned, NULL, x, 1, NULL) == RT_ERR_INVALID_ARG);
+    CHECK(rt_model_zero_grad(planned) == RT_ERR_INVALID_ARG);
+    rt_error_clear();
+    rt_model_free(planned);
+    rt_model_free(built);
+}
+
 /* ---- configuration errors -------------------------------------------------------------- */
 static void test_config_errors(void)
 {
@@ -1032,6 +1114,7 @@ int main(void)
     test_layers_on("cpu");
     test_resnet18();
     test_mlp();
+    test_model_plan();
     test_config_errors();
     test_layers_on("naive");
     return CHECK_DONE();

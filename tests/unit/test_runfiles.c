@@ -58,6 +58,38 @@ static void test_format_number(void)
     CHECK(buf[0] == '\0');
 }
 
+/* The console's form of a metric: whole numbers and values of 1000 or
+ * more as integers, 4 significant digits below, no exponent between 1e-4
+ * and 2^53; and 4 significant digits are within half a unit of the 4th of
+ * the value (relative error < 5e-4, checked over a range of values). */
+static void test_format_short(void)
+{
+    static const struct { double v; const char *text; } cases[] = {
+        {10320.0, "10320"}, {24140.37, "24140"}, {3.0, "3"}, {0.0, "0"}, {-7.0, "-7"},
+        {999.44, "999.4"}, {999.6, "1000"}, {0.88123, "0.8812"}, {2.302585, "2.303"},
+        {0.5, "0.5"}, {-0.25, "-0.25"}, {0.001, "0.001"}, {0.00012345, "0.0001234"},
+        {1.5e-05, "1.5e-05"}, {9.9996, "10"}, {1e300, "1e+300"},
+    };
+    char buf[48];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rt_runfiles_format_short(buf, sizeof buf, cases[i].v);
+        CHECK_MSG(!strcmp(buf, cases[i].text), "%.17g -> %s, expected %s", cases[i].v, buf,
+                  cases[i].text);
+    }
+    rt_runfiles_format_short(buf, sizeof buf, NAN);
+    CHECK(!strcmp(buf, "nan"));
+    rt_runfiles_format_short(buf, sizeof buf, -INFINITY);
+    CHECK(!strcmp(buf, "-inf"));
+    int close = 1;
+    for (double v = 1.234567e-4; v < 1e6 && close; v *= 1.37) {
+        rt_runfiles_format_short(buf, sizeof buf, v);
+        close = !strchr(buf, 'e') && fabs(strtod(buf, NULL) - v) <= 5e-4 * v;
+        if (!close)
+            fprintf(stderr, "%.17g -> %s\n", v, buf);
+    }
+    CHECK(close);
+}
+
 static void test_csv_cell(void)
 {
     char buf[64];
@@ -192,6 +224,7 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     test_format_number();
+    test_format_short();
     test_csv_cell();
     test_rows();
     test_checkpoints();
