@@ -16,7 +16,9 @@ Usage: safetensors_torch.py TMPDIR TOP_BUILDDIR TOP_SRCDIR MPIRUN
 3. PyTorch -> rtrain through the rtrain program on 2 ranks: an MLP saved
    with safetensors starts a run (model.init_from) that trains one step at
    lr 0 (the weights do not move) and evaluates the whole test set:
-   val_loss and val_accuracy equal PyTorch's on the same weights.
+   val_loss and val_accuracy equal PyTorch's on the same weights; the same
+   run on a backend whose memory stands in for a GPU's
+   (RTRAIN_FAULT=device_memory) gives the same numbers.
 4. Fine-tuning a new head: the same MLP saved with a 5-class head is
    refused by a 10-class run (exit 2, one message naming both mis-shaped
    tensors), and accepted with model.init_exclude = ["linear_relu_stack.2.*"].
@@ -56,9 +58,9 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(cmd, expect=0):
+def run(cmd, expect=0, env=None):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=600)
+                       timeout=600, env=dict(os.environ, **(env or {})))
     if p.returncode != expect:
         print(p.stdout)
         raise SystemExit("FAIL: %s exited %d, expected %d" % (" ".join(cmd), p.returncode,
@@ -153,12 +155,12 @@ def mlp(classes):
         torch.nn.ReLU())})
 
 
-def rtrain_run(name, *overrides, expect=0):
+def rtrain_run(name, *overrides, expect=0, env=None):
     cfg = os.path.join(srcdir, "examples/fashion_mnist_mlp.cfg")
     return run([mpirun, "-np", "2", "--oversubscribe", "--bind-to", "none", RTRAIN, cfg,
                 "model.hidden=[64]", "train.epochs=1", "train.steps_per_epoch=1",
                 "optimizer.lr=0", "scaling.threads_per_worker=1", "run.storage_path=" + tmp,
-                "run.name=" + name] + list(overrides), expect)
+                "run.name=" + name] + list(overrides), expect, env)
 
 
 def mlp_through_rtrain():
@@ -177,6 +179,12 @@ def mlp_through_rtrain():
           % (row["val_loss"], loss, row["val_accuracy"], acc))
     check(abs(row["val_loss"] - loss) <= 1e-5 * loss, "mlp: val_loss differs")
     check(abs(row["val_accuracy"] - acc) <= 2e-4, "mlp: val_accuracy differs")
+    # The same where the model's memory is not the host's (a GPU's path:
+    # the weights are downloaded, filled and uploaded; test-only stand-in).
+    rtrain_run("mlp_device", "model.init_from=" + path, env={"RTRAIN_FAULT": "device_memory"})
+    dev = json.loads(open(os.path.join(tmp, "mlp_device/result.json")).readline())
+    check(dev["val_loss"] == row["val_loss"] and dev["val_accuracy"] == row["val_accuracy"],
+          "mlp: device-memory backend gives %r, host %r" % (dev["val_loss"], row["val_loss"]))
 
 
 def new_head():
