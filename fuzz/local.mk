@@ -21,11 +21,12 @@ FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048
 # such a crash, and its crashes are listed, not failed on; rtrain's own HDF5
 # findings are replayed as regression inputs instead (fuzz_replay).
 FUZZ_HDF5_FLAGS = $(FUZZ_FLAGS) -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1
-fuzz_names = csv idx config
+fuzz_names = csv idx config safetensors
 fuzz_replay = hdf5:hdf5-zero-sample-dim hdf5:hdf5-huge-sample-size \
 	hdf5:hdf5-inputs-alloc-message hdf5:hdf5-targets-size-overflow \
 	hdf5:hdf5-declared-rows-oom hdf5:hdf5-node-cache-size config:config-long-path-no-file
-fuzz_programs = fuzz/fuzz_csv fuzz/fuzz_hdf5 fuzz/fuzz_idx fuzz/fuzz_config
+fuzz_programs = fuzz/fuzz_csv fuzz/fuzz_hdf5 fuzz/fuzz_idx fuzz/fuzz_config \
+	fuzz/fuzz_safetensors
 fuzz_common = fuzz/fuzz.c fuzz/fuzz.h
 fuzz_compile = $(FUZZ_CC) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CPPFLAGS) \
 	`$(MPICC) --showme:compile 2>/dev/null` $(FUZZ_CFLAGS) $(PTHREAD_CFLAGS) $(FUZZ_SANITIZE)
@@ -77,6 +78,7 @@ fuzz/fuzz_csv: fuzz/fuzz_csv.c
 fuzz/fuzz_hdf5: fuzz/fuzz_hdf5.c
 fuzz/fuzz_idx: fuzz/fuzz_idx.c
 fuzz/fuzz_config: fuzz/fuzz_config.c
+fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c
 $(fuzz_programs): $(fuzz_common) fuzz/librtrain-fuzz.a
 	$(AM_V_CCLD)$(fuzz_compile) -fsanitize=fuzzer -o $@ $(srcdir)/$@.c \
 	  $(srcdir)/fuzz/fuzz.c fuzz/librtrain-fuzz.a $(fuzz_libs)
@@ -88,4 +90,4 @@ clean-fuzz:
 .PHONY: fuzz fuzz-probe clean-fuzz
 EXTRA_DIST += fuzz/README.md fuzz/run-one fuzz/make_corpus.py fuzz/.gitignore \
 	fuzz/fuzz.h fuzz/fuzz.c fuzz/fuzz_csv.c fuzz/fuzz_hdf5.c fuzz/fuzz_idx.c \
-	fuzz/fuzz_config.c fuzz/corpus fuzz/findings
+	fuzz/fuzz_config.c fuzz/fuzz_safetensors.c fuzz/corpus fuzz/findings

@@ -6,6 +6,7 @@ input layout each target's file comment describes.
     /usr/bin/python3 fuzz/make_corpus.py        (from the source tree; needs h5py)
 """
 import gzip
+import json
 import os
 import struct
 import sys
@@ -133,5 +134,32 @@ put("config", "diabetes-overrides", example("diabetes_linear.cfg")
 put("config", "resnet18", example("fashion_mnist_resnet18.cfg"))
 put("config", "empty-overrides", b"# no settings\n\0optimizer.type=sgd\0optimizer.momentum=0.9"
     b"\0schedule.type=cosine\0comm.bucket_mb=4")
+
+# ---- safetensors: the whole file (fuzz/fuzz_safetensors.c) ------------------------
+def safetensors(tensors, metadata=None):
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+put("safetensors", "mlp-f32", safetensors(
+    [("linear_relu_stack.0.weight", "F32", [2, 3], struct.pack("<6f", *range(6))),
+     ("linear_relu_stack.0.bias", "F32", [2], struct.pack("<2f", 0.5, -0.5))],
+    {"format": "pt"}))
+put("safetensors", "bn-mixed", safetensors(
+    [("1.num_batches_tracked", "I64", [], struct.pack("<q", 3)),
+     ("1.running_mean", "F16", [2], struct.pack("<2H", 0x3c00, 0xbc00)),
+     ("1.running_var", "BF16", [2], struct.pack("<2H", 0x3f80, 0x4000)),
+     ("1.weight", "F64", [2], struct.pack("<2d", 1.0, 2.0)),
+     ("mask", "BOOL", [1, 2], b"\x01\x00"),
+     ("small", "I8", [3], b"\xff\x00\x01")]))
+put("safetensors", "empty", safetensors([]))
 
 sys.exit(0)

@@ -9,12 +9,12 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libdnnl-dev clang
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libisal-dev libdnnl-dev clang
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules bash-completion
   lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn
-  libxgboost-dev python3-xgboost python3-pip python3-scipy libgomp1"
+  libxgboost-dev python3-xgboost python3-pip python3-scipy libgomp1 libisal-dev"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -35,6 +35,9 @@ packages="build-essential autoconf automake libtool pkg-config make
 # own distributed training (RabitTracker), the reference the gbdt test
 # compares rtrain's trees with, and the peer of bench/gbdt_xgboost.sh.
 # python3-pip, python3-scipy, libgomp1: LightGBM (below).
+# libisal-dev: Intel ISA-L's CRC32C for the records of TensorBoard event
+# files (src/run/tfevents.c); neither zlib nor any other base library has
+# the Castagnoli CRC.
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -83,3 +86,14 @@ for w in "$wheels"/*.whl; do
 done
 ln -s python/lightgbm/lib/lib_lightgbm.so "$lightgbm_dir/lib_lightgbm.so"
 ln -s python/lightgbm/VERSION.txt "$lightgbm_dir/VERSION.txt"
+
+# Test-only Python packages from PyPI, for /usr/bin/python3 (Debian has
+# neither): tensorboard, whose own event reader checks the events files
+# rtrain writes (tests/e2e/tensorboard.test), and safetensors, which moves
+# weights between rtrain and PyTorch (tests/e2e/safetensors_torch.test).
+# They go into a directory of their own that only the tests put on
+# PYTHONPATH, with --no-deps so that Debian's numpy and torch stay the ones
+# used; absl-py and protobuf are what tensorboard's reader imports.
+RTRAIN_TEST_PYTHONPATH=${RTRAIN_TEST_PYTHONPATH:-/usr/local/lib/rtrain-test-python}
+/usr/bin/python3 -m pip install -q --no-deps --upgrade --target "$RTRAIN_TEST_PYTHONPATH" \
+  tensorboard==2.21.0 protobuf==7.36.2 absl-py==2.5.1 safetensors==0.8.0

@@ -4,11 +4,15 @@
  *                                 size, valid/invalid, metrics
  *   rtrain-ckpt verify CKPT       structure and every checksum; exit 0 if valid
  *   rtrain-ckpt show CKPT         attributes, datasets, shapes, checksums
- *   rtrain-ckpt export CKPT OUT   model weights (and the data preprocessing they
- *                                 expect, as the root attribute "preprocessing"), one HDF5 file, plain
- *                                 state_dict names at the root (h5py, PyTorch); for
+ *   rtrain-ckpt export [--format h5|safetensors] CKPT OUT
+ *                                 model weights (and the data preprocessing they
+ *                                 expect) under plain state_dict names: one HDF5
+ *                                 file (h5py; the attribute "preprocessing"), or a
+ *                                 safetensors file (float32, run info and the
+ *                                 preprocessing in __metadata__), by --format or
+ *                                 OUT's extension .safetensors; for
  *                                 gradient-boosted trees (model.arch = "gbdt") the
- *                                 library's own model file (xgboost: JSON)
+ *                                 library's own model file (xgboost: JSON; lightgbm: text)
  *   rtrain-ckpt diff A B          per-dataset max abs difference; exit 1 if any
  *
  * CKPT is a checkpoint directory (or its checkpoint.h5). Runs as a single
@@ -17,6 +21,7 @@
  * Exit codes: 0 ok / valid / identical, 1 invalid or different, 2 usage or
  * input error. */
 #include <float.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,11 +303,22 @@ static rt_status export_tensor(void *arg, const char *name, int ndim, const int6
     return RT_OK;
 }
 
-static int cmd_export(const char *arg, const char *out_path)
+static int export_safetensors(const char *dir, const char *path, const char *out_path);
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* format: "h5", "safetensors", or NULL (by OUT's extension). */
+static int cmd_export(const char *format, const char *arg, const char *out_path)
 {
     char dir[RT_CKPT_PATH_MAX], path[RT_CKPT_PATH_MAX + 16];
     ckpt_dir_of(arg, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    if (format ? !strcmp(format, "safetensors") : ends_with(out_path, ".safetensors"))
+        return export_safetensors(dir, path, out_path);
     rt_ckpt_file *in = NULL, *out = NULL;
     if (rt_ckpt_file_open(&in, NULL, path) != RT_OK)
         return fail(NULL);
@@ -336,6 +352,146 @@ static int cmd_export(const char *arg, const char *out_path)
         return fail("export failed");
     }
     printf("exported %d model tensors from %s to %s\n", c.count, path, out_path);
+    return EXIT_OK;
+}
+
+/* ---- export as safetensors ------------------------------------------------------------ */
+
+typedef struct st_export {
+    rt_ckpt_file *in;
+    int64_t file_size;
+    rt_safetensors_entry *t;
+    char (*names)[RT_CKPT_PATH_MAX];
+    int n, cap;
+} st_export;
+
+/* Lists /model's tensors, each bounded by the file's size (a corrupt
+ * shape must not size an allocation). */
+static rt_status st_list(void *arg, const char *name, int ndim, const int64_t *shape)
+{
+    st_export *e = arg;
+    uint64_t count = 1, limit = e->file_size > 0 ? (uint64_t)e->file_size / 4 : 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] != 0 && count > limit / (uint64_t)shape[d])
+            return RT_ERROR(RT_ERR_FORMAT, "%s: dataset %s claims more data than the file "
+                            "holds: the file is corrupt", rt_ckpt_file_path(e->in), name);
+        count *= (uint64_t)shape[d];
+    }
+    if (e->n == e->cap) {
+        int cap = e->cap ? 2 * e->cap : 64;
+        void *t = realloc(e->t, (size_t)cap * sizeof *e->t);
+        if (t)
+            e->t = t;
+        void *names = t ? realloc(e->names, (size_t)cap * sizeof *e->names) : NULL;
+        if (!names)
+            return RT_ERROR(RT_ERR_NOMEM, "out of memory listing the model's tensors");
+        e->names = names;
+        e->cap = cap;
+    }
+    snprintf(e->names[e->n], sizeof e->names[0], "%s", name);
+    e->t[e->n] = (rt_safetensors_entry){.ndim = ndim};
+    memcpy(e->t[e->n].shape, shape, (size_t)ndim * sizeof *shape);
+    e->n++;
+    return RT_OK;
+}
+
+static rt_status st_fill(void *arg, int i, float *out)
+{
+    st_export *e = arg;
+    return rt_ckpt_read_tensor(e->in, e->names[i], e->t[i].ndim, e->t[i].shape, out);
+}
+
+/* __metadata__: what the checkpoint says about its run, as strings ("format"
+ * = "pt" is what PyTorch-side loaders look for). */
+#define META_MAX (16 + RT_CKPT_MAX_METRICS)
+typedef struct st_meta {
+    const char *keys[META_MAX], *values[META_MAX];
+    char text[META_MAX][2][RT_CKPT_METRIC_NAME_MAX + 16];
+    int n;
+} st_meta;
+
+static void meta_add(st_meta *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void meta_add(st_meta *m, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(m->text[m->n][0], sizeof m->text[0][0], "%s", key);
+    vsnprintf(m->text[m->n][1], sizeof m->text[0][1], fmt, ap);
+    va_end(ap);
+    m->keys[m->n] = m->text[m->n][0];
+    m->values[m->n] = m->text[m->n][1];
+    m->n++;
+}
+
+static void run_metadata(st_meta *m, const rt_ckpt_info *info)
+{
+    meta_add(m, "format", "pt");
+    meta_add(m, "producer", "rtrain %s", info->rtrain_version);
+    meta_add(m, "rtrain.training_iteration", "%lld", (long long)info->training_iteration);
+    meta_add(m, "rtrain.step", "%lld", (long long)info->step);
+    meta_add(m, "rtrain.epoch", "%lld", (long long)info->epoch);
+    meta_add(m, "rtrain.world_size", "%lld", (long long)info->world_size);
+    meta_add(m, "rtrain.seed", "%llu", (unsigned long long)info->seed);
+    meta_add(m, "rtrain.config_digest", "%s", info->config_digest);
+    for (int i = 0; i < info->num_metrics; i++) {
+        char key[RT_CKPT_METRIC_NAME_MAX + 16];
+        snprintf(key, sizeof key, "rtrain.metric.%s", info->metric_names[i]);
+        meta_add(m, key, "%.17g", info->metric_values[i]);
+    }
+}
+
+/* Mode of a file the user names: what creat(2) would give (0666 less the
+ * umask), as the HDF5 export gets from H5Fcreate. */
+static int user_file_mode(void)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    return (int)(0666 & ~mask);
+}
+
+static int export_safetensors(const char *dir, const char *path, const char *out_path)
+{
+    rt_ckpt_info info;
+    if (rt_ckpt_read_info(dir, &info) != RT_OK)
+        return fail(NULL);
+    st_export e = {0};
+    if (rt_ckpt_file_open(&e.in, NULL, path) != RT_OK)
+        return fail(NULL);
+    struct stat sb;
+    e.file_size = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    int gbdt = 0;
+    rt_status st = rt_ckpt_exists(e.in, RT_GBDT_CKPT_MODEL, &gbdt);
+    if (st == RT_OK && gbdt)
+        st = RT_ERROR(RT_ERR_CONFIG, "%s holds gradient-boosted trees, not tensors: export "
+                      "it without --format to get the library's own model file", path);
+    if (st == RT_OK)
+        st = rt_ckpt_foreach_tensor(e.in, "/model", st_list, &e);
+    for (int i = 0; i < e.n; i++)
+        e.t[i].name = e.names[i] + strlen("/model/");
+    st_meta *m = calloc(1, sizeof *m);
+    char *preprocessing = NULL;
+    if (st == RT_OK && !m)
+        st = RT_ERROR(RT_ERR_NOMEM, "out of memory for the metadata");
+    if (st == RT_OK)
+        st = rt_ckpt_attr_get_text(e.in, "/data", "preprocessing", &preprocessing);
+    if (st == RT_OK) {
+        run_metadata(m, &info);
+        if (preprocessing) {   /* any length: pointed to, not copied */
+            m->keys[m->n] = "rtrain.preprocessing";
+            m->values[m->n++] = preprocessing;
+        }
+        st = rt_safetensors_write(out_path, user_file_mode(), e.t, e.n, st_fill, &e, m->keys,
+                                  m->values, m->n);
+    }
+    free(preprocessing);
+    free(m);
+    rt_ckpt_file_close(e.in);
+    free(e.t);
+    free(e.names);
+    if (st != RT_OK)
+        return fail("export failed");
+    printf("exported %d model tensors from %s to %s (safetensors)\n", e.n, path, out_path);
     return EXIT_OK;
 }
 
@@ -455,9 +611,12 @@ static int usage(void)
             "usage: rtrain-ckpt ls RUN_DIR\n"
             "       rtrain-ckpt verify CKPT\n"
             "       rtrain-ckpt show CKPT\n"
-            "       rtrain-ckpt export CKPT OUT.h5 (gbdt: OUT.json, the library's model file)\n"
+            "       rtrain-ckpt export [--format h5|safetensors] CKPT OUT\n"
+            "         (gbdt: OUT is the library's own model file)\n"
             "       rtrain-ckpt diff CKPT_A CKPT_B\n"
-            "CKPT is a checkpoint directory (RUN_DIR/checkpoint_NNNNNN) or its checkpoint.h5.\n");
+            "CKPT is a checkpoint directory (RUN_DIR/checkpoint_NNNNNN) or its checkpoint.h5.\n"
+            "export writes HDF5 unless --format safetensors is given or OUT ends in "
+            ".safetensors.\n");
     return EXIT_ERROR;
 }
 
@@ -470,7 +629,10 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "show") == 0)
         return cmd_show(argv[2]);
     if (argc == 4 && strcmp(argv[1], "export") == 0)
-        return cmd_export(argv[2], argv[3]);
+        return cmd_export(NULL, argv[2], argv[3]);
+    if (argc == 6 && strcmp(argv[1], "export") == 0 && strcmp(argv[2], "--format") == 0 &&
+        (!strcmp(argv[3], "h5") || !strcmp(argv[3], "safetensors")))
+        return cmd_export(argv[3], argv[4], argv[5]);
     if (argc == 4 && strcmp(argv[1], "diff") == 0)
         return cmd_diff(argv[2], argv[3]);
     return usage();

@@ -327,6 +327,67 @@ void rt_ckpt_rank(const rt_ckpt_score *entries, int n, int by_score, rt_ckpt_sco
 void rt_ckpt_retention_select(const rt_ckpt_score *entries, int n,
                               const rt_ckpt_policy *policy, int *keep);
 
+/* ---- safetensors files (src/ckpt/safetensors.c) ----------------------------------
+ * The format of Hugging Face's safetensors: an 8-byte little-endian header
+ * size, a JSON header naming each tensor's dtype, shape and byte range, the
+ * tensors' bytes. Files are untrusted input: every size and offset is
+ * checked against the file before anything is read or allocated from it
+ * (RT_ERR_FORMAT naming the file and the tensor). None of these functions
+ * is collective. */
+typedef struct rt_safetensors rt_safetensors;
+typedef struct rt_safetensors_tensor {
+    const char *name;                /* valid while the file is open */
+    const char *dtype;               /* "F32", "F64", "F16", "BF16", "I64", ... */
+    int ndim;
+    int64_t shape[RT_CKPT_MAX_NDIM];
+    uint64_t count;                  /* elements */
+} rt_safetensors_tensor;
+/* Opens path and parses its header. */
+rt_status rt_safetensors_open(rt_safetensors **out, const char *path);
+void rt_safetensors_close(rt_safetensors *f);   /* NULL is a no-op */
+int rt_safetensors_count(const rt_safetensors *f);
+/* Tensor i (0..count-1) in header order, or NULL. */
+const rt_safetensors_tensor *rt_safetensors_get(const rt_safetensors *f, int i);
+int rt_safetensors_find(const rt_safetensors *f, const char *name);   /* -1: none */
+/* The __metadata__ string of key, or NULL. */
+const char *rt_safetensors_metadata(const rt_safetensors *f, const char *key);
+/* Tensor i converted to float32 into out[count] (F32, F64, F16, BF16, I64,
+ * I32, I16, I8, U8, BOOL are read). */
+rt_status rt_safetensors_read(rt_safetensors *f, int i, float *out);
+
+/* One tensor to write: name and shape; its values come from the fill
+ * callback, which writes tensor i's count floats into out. */
+typedef struct rt_safetensors_entry {
+    const char *name;
+    int ndim;
+    int64_t shape[RT_CKPT_MAX_NDIM];
+} rt_safetensors_entry;
+typedef rt_status (*rt_safetensors_fill)(void *arg, int i, float *out);
+/* Writes tensors t[0..n) as float32 little-endian, back to back in that
+ * order, with metadata keys[i] = values[i] (strings, as the format
+ * requires) under "__metadata__"; the header is padded with spaces to a
+ * multiple of 8 bytes. The file is written under a temporary name and
+ * renamed over path (a failure leaves path as it was), with `mode`. */
+rt_status rt_safetensors_write(const char *path, int mode, const rt_safetensors_entry *t, int n,
+                               rt_safetensors_fill fill, void *arg,
+                               const char *const *meta_keys, const char *const *meta_values,
+                               int nmeta);
+
+/* ---- starting weights (model.init_from; src/ckpt/weights.c) ------------------------ */
+#define RT_CKPT_MAX_EXCLUDE 32
+/* Loads m's parameters and buffers by state_dict name from path: a
+ * .safetensors file, an rtrain checkpoint directory (or its checkpoint.h5)
+ * or an `rtrain-ckpt export` HDF5 file. Tensors whose names match one of
+ * the fnmatch patterns exclude[0..nexclude) keep m's values (and are
+ * ignored in the file). Every other model tensor must be in the file with
+ * m's shape and every other file tensor must be in m; otherwise nothing is
+ * changed and one RT_ERR_CONFIG message lists every missing, unexpected
+ * and mis-shaped tensor (and every pattern that matches nothing). *loaded
+ * and *kept receive the tensors loaded and left out. Not collective: one
+ * process loads (the trainer's rank 0, which then broadcasts the model). */
+rt_status rt_ckpt_load_weights(rt_model *m, const char *path, const char *const *exclude,
+                               int nexclude, int *loaded, int *kept);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,8 @@ extern "C" {
 #define RT_GBDT_MAX_PARAMS 64
 #define RT_GBDT_PARAM_KEY_MAX 64
 #define RT_GBDT_PARAM_VALUE_MAX 128
+/* Patterns of model.init_exclude. */
+#define RT_MAX_INIT_EXCLUDE 32
 
 typedef struct rt_config {
     char source[RT_PATH_MAX];          /* the config file read */
@@ -42,6 +44,8 @@ typedef struct rt_config {
         char resume_from_checkpoint[RT_PATH_MAX];
         int overwrite;
         int profile;                   /* time the loop's parts; print and write profile.* */
+        int tensorboard;               /* rank 0 writes events.out.tfevents.* (TensorBoard) */
+        int log_every_steps;           /* TensorBoard: loss and lr every N steps; 0: never */
     } run;
 
     struct {
@@ -52,6 +56,11 @@ typedef struct rt_config {
     } scaling;
 
     rt_model_spec model;
+    struct {                           /* model.init_from / model.init_exclude */
+        char from[RT_PATH_MAX];        /* weights a new run starts from; "": none */
+        char exclude[RT_MAX_INIT_EXCLUDE][RT_COLUMN_NAME_MAX];   /* fnmatch patterns */
+        int num_exclude;
+    } init;
 
     struct {                           /* model.arch = "gbdt" (rtrain/gbdt.h) */
         char library[16];              /* model.library: "xgboost" | "lightgbm" */

@@ -151,6 +151,11 @@ int rt_run_iteration(const rt_run *r);
  * (rows of an interrupted attempt after the checkpoint resumed from are
  * dropped) and the next report is iteration + 1. */
 rt_status rt_run_resume_at(rt_run *r, int iteration);
+/* Collective. rt_run_resume_at for a loop that logs per-step scalars
+ * (rt_run_log_scalars): the TensorBoard files also lose the per-step
+ * scalars past optimizer step `step` (rt_run_resume_at keeps them all when
+ * iteration > 0 and drops them all when it is 0). */
+rt_status rt_run_resume_at_step(rt_run *r, int iteration, long long step);
 
 /* One metric of a report. NaN/Inf are written as null (empty in progress.csv). */
 typedef struct rt_metric { const char *name; double value; } rt_metric;
@@ -168,6 +173,23 @@ typedef struct rt_metric { const char *name; double value; } rt_metric;
  * also prints a one-line summary (run.verbose >= 1). */
 rt_status rt_report(rt_run *r, const rt_metric *metrics, int count,
                     const char *checkpoint_dir);
+
+/* TensorBoard (run.tensorboard, on by default): rank 0 writes
+ * events.out.tfevents.<time>.<host>.<pid>.<n> in the run directory (a new
+ * file each time a process opens or resumes the run; TensorBoard reads
+ * them all as one run). Every rt_report adds its
+ * numeric fields at step = training_iteration, tagged with their names
+ * (training_iteration, timestamp and time_total_s left out, as Ray's
+ * logger does; NaN/Inf left out, as they are null in result.json), as
+ * float32 scalars. Events are written when made (a killed run keeps them);
+ * docs/api.md describes the files and what a resume does to them. */
+#define RT_RUN_MAX_STEP_SCALARS 64
+/* Not collective: rank 0 adds metrics[0..count) (count <= 64) at optimizer
+ * step `step` under the tags "step/<name>" (NaN/Inf left out); other
+ * ranks, and runs without run.tensorboard, return RT_OK at once. The
+ * values are rank 0's: reduce them first (rt_run_reduce) for global ones.
+ * The built-in loop logs train_loss and lr every run.log_every_steps. */
+rt_status rt_run_log_scalars(rt_run *r, long long step, const rt_metric *metrics, int count);
 
 /* A scheduler's say on each report (rtrain-tune's ASHA, median stopping,
  * PBT; the C API's rt_tune_run): called on every rank by rt_report once

@@ -136,6 +136,14 @@ static const rt_key keys[] = {
            "rank 0 prints the table (mean over ranks, and the slowest rank) and writes "
            "profile.txt and profile.json in the run directory. Same results as without; "
            "`rtrain --profile` sets it."),
+    BOOL_D("run.tensorboard", run.tensorboard, 1,
+           "Rank 0 writes TensorBoard event files (events.out.tfevents.*) in the run "
+           "directory: every reported metric at step training_iteration, and the training "
+           "loss and learning rate every run.log_every_steps optimizer steps."),
+    INT_D("run.log_every_steps", run.log_every_steps, 0, 1 << 30, 50,
+          "With run.tensorboard: the training loss (mean over the step's global batch) and "
+          "the learning rate every N optimizer steps, as step/train_loss and step/lr; 0: "
+          "never."),
 
     /* ---- scaling ---- */
     INT_D("scaling.num_workers", scaling.num_workers, 0, 1 << 20, 0,
@@ -189,6 +197,15 @@ static const rt_key keys[] = {
     BOOL_M("model.sync_batchnorm", model.bn_sync,
            "BatchNorm statistics computed over the global batch (all ranks) instead of "
            "each rank's part, like torch.nn.SyncBatchNorm."),
+    STR_D("model.init_from", init.from, "",
+          "Weights a new run starts from (fine-tuning): a .safetensors file or an rtrain "
+          "checkpoint directory, tensors by state_dict name; the optimizer starts fresh. "
+          "A run that resumes from its own checkpoint ignores it. \"\": none."),
+    {.path = "model.init_exclude", .type = RT_KEY_STRING_LIST, .offset = OFF(init.exclude),
+     .size = RT_MAX_INIT_EXCLUDE, .aux = OFF(init.num_exclude),
+     .help = "With model.init_from: tensors that keep their fresh initialisation, as "
+             "shell patterns of state_dict names, e.g. [\"fc.*\"] for a new classifier "
+             "head; matching tensors of the file are ignored."},
     {.path = "model.layers", .type = RT_KEY_LAYERS, .offset = OFF(model.layers),
      .size = RT_MAX_LAYERS, .aux = OFF(model.num_layers), .only_for = "sequential",
      .help = "sequential: list of layer groups, e.g. ( { type = \"conv2d\"; out = 32; "

@@ -67,6 +67,21 @@ static rt_status check_model(const rt_config *cfg, const rt_cfg_assign *const *l
     return RT_OK;
 }
 
+/* model.init_from starts a new run from weights; run.resume_from_checkpoint
+ * does too, with the checkpoint's preprocessing: one source of weights. */
+static rt_status check_init(const rt_config *cfg, const rt_cfg_assign *const *last)
+{
+    if (cfg->init.from[0] && cfg->run.resume_from_checkpoint[0])
+        return fail_at(cfg, given(last, "model.init_from"), "model.init_from and "
+                       "run.resume_from_checkpoint both give the starting weights: keep one "
+                       "(init_from for fine-tuning, resume_from_checkpoint to continue a run "
+                       "with its data preprocessing)");
+    if (cfg->init.num_exclude > 0 && !cfg->init.from[0])
+        return fail_at(cfg, given(last, "model.init_exclude"), "model.init_exclude only "
+                       "applies with model.init_from: set it or remove model.init_exclude");
+    return RT_OK;
+}
+
 static rt_status check_data(const rt_config *cfg, const rt_cfg_assign *const *last)
 {
     const rt_cfg_assign *b = given(last, "data.batch_size");
@@ -112,6 +127,7 @@ rt_status rt_config_validate(const rt_config *cfg, const rt_cfg_assign *const *l
 {
     RT_CHECK(check_only_for(cfg, last));
     RT_CHECK(check_model(cfg, last));
+    RT_CHECK(check_init(cfg, last));
     RT_CHECK(check_data(cfg, last));
     RT_CHECK(check_optimizer(cfg, last));
     return RT_OK;

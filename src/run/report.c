@@ -382,6 +382,28 @@ static const char *relative_checkpoint(const rt_run *r, const char *ckpt)
     return ckpt;
 }
 
+/* The report's numbers (as written, so that TensorBoard shows what
+ * result.json holds) to the events file; strings and nulls are left out. */
+static rt_status tensorboard_report(rt_run *r, const field *f, int n)
+{
+    const char **names = NULL;
+    double *values = NULL;
+    rt_status st = rt_alloc(&names, (size_t)n, sizeof *names, "report names");
+    if (st == RT_OK)
+        st = rt_alloc(&values, (size_t)n, sizeof *values, "report values");
+    int kept = 0;
+    for (int i = 0; st == RT_OK && i < n; i++)
+        if (!f[i].string && f[i].value[0]) {
+            names[kept] = f[i].name;
+            values[kept++] = strtod(f[i].value, NULL);
+        }
+    if (st == RT_OK)
+        st = rt_tfevents_report(r, names, values, kept);
+    rt_free(names);
+    rt_free(values);
+    return st;
+}
+
 static rt_status record(rt_run *r, const rt_metric *m, int count, const char *ckpt, double now)
 {
     if (!r->files_checked) {
@@ -400,6 +422,8 @@ static rt_status record(rt_run *r, const rt_metric *m, int count, const char *ck
         st = append_file(r->dir, "result.json", &line);
     if (st == RT_OK)
         st = append_csv(r, f, n);
+    if (st == RT_OK && r->tensorboard)
+        st = tensorboard_report(r, f, n);
     if (st == RT_OK) {
         json_decref(r->last);
         r->last = json_loads(line.s, 0, NULL);

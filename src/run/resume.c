@@ -2,9 +2,11 @@
  * the checkpoint being resumed from (by the attempt that was interrupted)
  * are cut off, so that the rows continue with no gap and no duplicate.
  * Every report appends exactly one line to result.json and one row to
- * progress.csv (below its header), so iteration k is line k. */
+ * progress.csv (below its header), so iteration k is line k. TensorBoard's
+ * event files lose their events past the checkpoint too (tfevents.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,9 +53,18 @@ static rt_status cut_files(rt_run *r, int iteration)
 
 rt_status rt_run_resume_at(rt_run *r, int iteration)
 {
+    /* Without the step: a start over drops every per-step scalar, a
+     * continuation keeps them (a user's loop names its own steps). */
+    return rt_run_resume_at_step(r, iteration, iteration > 0 ? INT64_MAX : 0);
+}
+
+rt_status rt_run_resume_at_step(rt_run *r, int iteration, long long step)
+{
     rt_status st = RT_OK;
     if (r->rank == 0)
         st = cut_files(r, iteration);
+    if (st == RT_OK && r->rank == 0)
+        st = rt_tfevents_trim(r, iteration, step);
     RT_CHECK(rt_session_agree(r->session, st));
     r->iteration = iteration;
     /* Columns are re-read from the (possibly shorter) progress.csv. */

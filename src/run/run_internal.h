@@ -38,6 +38,9 @@ struct rt_run {
     char score_attribute[64], score_order[8];   /* checkpoint.*, for the summary */
     FILE *rank_log;             /* rank_N.log, or NULL */
     FILE *outer_log;            /* the log file before this run's: restored at close */
+    int tensorboard;            /* run.tensorboard: rank 0 writes events files */
+    int tb_fd;                  /* rank 0: this process's events file, or -1 (not yet) */
+    char tb_path[RT_PATH_MAX + 128];
     rt_progress progress;
 };
 
@@ -50,5 +53,20 @@ void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,
                               double iter_time);
 /* progress.c: clears a bar left on the current terminal line. */
 void rt_progress_clear(rt_run *r);
+
+/* tfevents.c: TensorBoard event files (rank 0; nothing elsewhere or
+ * without run.tensorboard). One Event at step `step` with the scalars
+ * values[i] tagged prefix + tags[i], written at once; the file is created
+ * on the first call. */
+rt_status rt_tfevents_write(rt_run *r, int64_t step, const char *prefix,
+                            const char *const *tags, const float *values, int n);
+/* The numeric fields of a report (names[i], values[i]) at step
+ * r->iteration, without those TensorBoard is not given (tfevents.c). */
+rt_status rt_tfevents_report(rt_run *r, const char *const *names, const double *values, int n);
+/* Resuming: earlier events files lose the report events past `iteration`
+ * and the "step/" events past `step` (files left without scalars are
+ * removed); this process's file, if open, is closed. Rank 0 only. */
+rt_status rt_tfevents_trim(rt_run *r, int64_t iteration, int64_t step);
+void rt_tfevents_close(rt_run *r);
 
 #endif

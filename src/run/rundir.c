@@ -258,6 +258,8 @@ static void init_fields(rt_run *r, rt_session *s, const rt_config *cfg)
     r->progress.tty = stdout_is_terminal();
     r->progress.verbose = cfg->run.verbose;
     r->progress.log_every_s = cfg->run.log_every_s;
+    r->tensorboard = cfg->run.tensorboard;
+    r->tb_fd = -1;
     static const rt_log_level levels[] = {RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG};
     int v = cfg->run.verbose < 0 ? 0 : cfg->run.verbose > 2 ? 2 : cfg->run.verbose;
     rt_log_set_level(levels[v]);
@@ -291,6 +293,7 @@ void rt_run_close(rt_run *r)
     if (!r)
         return;
     rt_progress_clear(r);
+    rt_tfevents_close(r);
     if (r->rank_log) {
         rt_log_set_file(r->outer_log);
         fclose(r->rank_log);

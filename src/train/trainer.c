@@ -512,6 +512,27 @@ static void wait_checkpoint_copy(trainer *t)
     trainer_time(t, PART_CKPT_COPY, start);
 }
 
+/* TensorBoard's per-step scalars (run.log_every_steps): after every N-th
+ * optimizer step, the step's training loss (the mean over its global
+ * batch: one all-reduce of two numbers, on every rank) and the learning
+ * rate it used, written by rank 0. A failure to write is rank 0's pending
+ * status, agreed at the next step. */
+static rt_status log_step(trainer *t, const epoch_stats *step_start, float lr)
+{
+    const rt_config *c = t->cfg;
+    if (!c->run.tensorboard || c->run.log_every_steps <= 0 ||
+        t->step % c->run.log_every_steps != 0)
+        return RT_OK;
+    double sums[2] = {t->es.loss_sum - step_start->loss_sum,
+                      t->es.samples - step_start->samples};
+    RT_CHECK(rt_comm_allreduce(t->comm, sums, 2, RT_DTYPE_FLOAT64, RT_REDUCE_SUM));
+    rt_metric m[2] = {{"train_loss", sums[1] > 0 ? sums[0] / sums[1] : NAN}, {"lr", lr}};
+    rt_status st = rt_run_log_scalars(t->run, (long long)t->step, m, 2);
+    if (st != RT_OK && t->pending == RT_OK)
+        t->pending = st;
+    return RT_OK;
+}
+
 /* Trains the rest of epoch t->epoch from t->next_batch. */
 static rt_status train_epoch(trainer *t)
 {
@@ -521,6 +542,7 @@ static rt_status train_epoch(trainer *t)
     rt_run_progress_epoch(t->run, t->epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
     for (int64_t s = t->next_batch / accumulate; s < t->steps_per_epoch; s++) {
         double t0 = rt_time_now();
+        epoch_stats step_start = t->es;
         rt_comm_set_step(t->comm, (long long)t->step + 1);   /* named by the watchdog */
         for (int micro = 0; micro < accumulate; micro++) {
             int stop = 0;
@@ -535,9 +557,10 @@ static rt_status train_epoch(trainer *t)
          * first (checkpoint.async). */
         wait_checkpoint_copy(t);
         double start = trainer_clock(t);
+        float lr = current_lr(t);
         if (t->pending == RT_OK)
             t->pending = rt_optim_step(t->optim, rt_model_params(t->model),
-                                       rt_model_grads(t->model), current_lr(t));
+                                       rt_model_grads(t->model), lr);
         trainer_time(t, PART_OPTIMIZER, start);
         start = trainer_clock(t);
         if (t->pending == RT_OK)
@@ -545,6 +568,7 @@ static rt_status train_epoch(trainer *t)
         trainer_time(t, PART_ZERO_GRAD, start);
         t->step++;
         t->es.train_time += rt_time_now() - t0;
+        RT_CHECK(log_step(t, &step_start, lr));
         trainer_fault_after_step(t);
         /* Rank 0's running loss: display only, no collective per step. */
         rt_run_progress_step(t->run, s + 1,

@@ -137,7 +137,33 @@ static rt_status continue_from(trainer *t, const char *dir)
                               .train_time = info_metric(&info, partial_names[2])};
     rt_info("resuming from %s: epoch %lld, global batch %lld, step %lld", dir,
             (long long)t->epoch + 1, (long long)t->next_batch, (long long)t->step);
-    return rt_run_resume_at(t->run, (int)s.training_iteration);
+    return rt_run_resume_at_step(t->run, (int)s.training_iteration, (long long)s.step);
+}
+
+_Static_assert(RT_MAX_INIT_EXCLUDE <= RT_CKPT_MAX_EXCLUDE,
+               "model.init_exclude holds no more patterns than rt_ckpt_load_weights takes");
+
+/* model.init_from: a new run's weights (fine-tuning). Rank 0 reads the
+ * file into its model, the outcome is agreed, and the model is broadcast
+ * from rank 0 (as rt_prepare_model did with the fresh one). The optimizer
+ * state stays fresh; the data's preprocessing is fitted on this run's data. */
+static rt_status init_from(trainer *t)
+{
+    const rt_config *c = t->cfg;
+    const char *exclude[RT_MAX_INIT_EXCLUDE];
+    for (int i = 0; i < c->init.num_exclude; i++)
+        exclude[i] = c->init.exclude[i];
+    int loaded = 0, kept = 0;
+    rt_status st = RT_OK;
+    if (t->ctx->world_rank == 0)
+        st = rt_ckpt_load_weights(t->model, c->init.from, exclude, c->init.num_exclude,
+                                  &loaded, &kept);
+    RT_CHECK(rt_session_agree(t->session, st));
+    RT_CHECK(rt_comm_broadcast_model(rt_session_tensor_comm(t->session), t->model));
+    if (t->ctx->world_rank == 0)
+        rt_info("initialised the model from %s: %d tensors loaded, %d kept their fresh "
+                "initialisation (model.init_exclude)", c->init.from, loaded, kept);
+    return RT_OK;
 }
 
 rt_status trainer_resume(trainer *t)
@@ -157,5 +183,8 @@ rt_status trainer_resume(trainer *t)
         RT_CHECK(rt_ckpt_load(t->comm, dir, &s, RT_CKPT_LOAD_MODEL, NULL));
         rt_info("initialised the model from %s", dir);
     }
+    /* A run that continues from its own checkpoint has its weights already. */
+    if (found == RT_RESUME_NONE && t->cfg->init.from[0])
+        return init_from(t);
     return RT_OK;
 }

@@ -358,6 +358,17 @@ static void test_cross_field_errors(void)
         strcat(many, i ? ",{type=\"relu\";}" : "{type=\"relu\";}");
     strcat(many, ")");
     EXPECT_ERROR(load(minimal, 2, "model.arch=sequential", many), "65 layers, at most 64");
+    /* Starting weights: one source, and exclusions only with it. */
+    EXPECT_ERROR(load(minimal, 2, "model.init_from=\"w.safetensors\"",
+                      "run.resume_from_checkpoint=\"runs/a/checkpoint_000001\""),
+                 "override 'model.init_from=", "both give the starting weights");
+    EXPECT_ERROR(load(minimal, 1, "model.init_exclude=[\"fc.*\"]"),
+                 "model.init_exclude only applies with model.init_from");
+    CHECK_OK(load(minimal, 2, "model.init_from=\"w.safetensors\"",
+                  "model.init_exclude=[\"fc.*\", \"bn1.*\"]"));
+    CHECK(!strcmp(cfg.init.from, "w.safetensors") && cfg.init.num_exclude == 2 &&
+          !strcmp(cfg.init.exclude[1], "bn1.*"));
+    CHECK(cfg.run.tensorboard == 1 && cfg.run.log_every_steps == 50);   /* the defaults */
 }
 
 /* ---- JSON and reference ----------------------------------------------------------- */
