@@ -5,8 +5,9 @@
  * splits opened as the run opens them (the inputs stay in the file), the
  * storage path. A typo in the config or a missing library fails here in a
  * second instead of after the queue. What only the run can find: labels
- * the objective refuses (the run reads every row) and parameters the
- * library rejects (it sees them when the booster is created). */
+ * the objective refuses (the run reads every row), and an objective or
+ * parameters the library rejects (it sees them when the booster is
+ * created). */
 #include <stdio.h>
 #include "internal.h"
 #include "../train/trainer.h"
@@ -43,9 +44,9 @@ static void print_report(FILE *out, const gbdt_trainer *g, rt_dataset *tr, rt_da
     fprintf(out, "\nRun directory: %s (%s)\n", dir,
             exists ? "exists already: run.resume and run.overwrite say what a run does"
                    : "new");
-    fprintf(out, "\nNot checked: the labels against the objective and model.params against "
-            "%s, which the run checks when it reads the rows and creates the booster.\n",
-            g->lib->name);
+    fprintf(out, "\nNot checked: the labels against the objective, and the objective and "
+            "model.params against %s, which the run checks when it reads the rows and "
+            "creates the booster.\n", g->lib->name);
     fprintf(out, "\nrtrain --check: OK for %d rank(s)\n", g->world);
 }
 
