@@ -161,6 +161,10 @@ typedef struct rt_ckpt_policy {
     int num_to_keep;
     const char *score_attribute;
     rt_ckpt_score_order score_order;
+    /* Bound on one save: past timeout_s plus 1 s per 10 MB of checkpoint
+     * the job ends through rt_abort (HDF5 I/O on a failing file system has
+     * no timeout of its own); 0: none. */
+    double timeout_s;
 } rt_ckpt_policy;
 
 /* Saves state and metrics as run_dir/checkpoint_%06d, numbered in commit

@@ -105,6 +105,7 @@ typedef struct rt_config {
     struct {
         int max_failures;              /* -1: unlimited */
         double step_timeout_s;         /* 0: no watchdog */
+        double checkpoint_timeout_s;   /* bound on one checkpoint save; 0: none */
     } failure;
 
     struct {

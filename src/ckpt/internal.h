@@ -87,8 +87,18 @@ rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
 rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
                                const rt_ckpt_metric *metrics, int num_metrics,
                                const rt_ckpt_policy *policy);
-/* Step 1 (rank 0): the run directory and a fresh temporary directory. */
-rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir);
+/* Bytes a checkpoint of s takes on disk, with room for HDF5's metadata
+ * (at least CKPT_SPACE_SLACK more than the tensors). */
+#define CKPT_SPACE_SLACK ((int64_t)512 * 1024)
+int64_t ckpt_state_bytes(const rt_train_state *s);
+/* Arms the deadline of one save by policy->timeout_s (rt_deadline_arm's
+ * handle, -1 for none). */
+int ckpt_deadline_arm(const rt_ckpt_policy *policy, const rt_train_state *s, int rank,
+                      const char *final_dir);
+/* Step 1 (rank 0): the run directory and a fresh temporary directory,
+ * after checking that the file system has need_bytes free (0: no check). */
+rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir,
+                            int64_t need_bytes);
 /* Step 2: path written from h (world_size as recorded), then fsynced. */
 rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                           const ckpt_host_slabs *h, int world_size,

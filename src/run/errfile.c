@@ -64,6 +64,23 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
     return err;
 }
 
+void rt_run_abort_hook(void *arg, int exit_code)
+{
+    (void)exit_code;
+    const rt_run *r = arg;
+    const char *msg = rt_abort_message();
+    rt_status st = strstr(msg, "did not complete within") ? RT_ERR_TIMEOUT : RT_ERR_INTERNAL;
+    int err = write_error_file(r, st, -1, msg);
+    if (err) {   /* said on stderr in one write: the process is on its way out */
+        char line[RT_PATH_MAX + 128];
+        int n = snprintf(line, sizeof line, "rtrain: could not write %s/error.txt: %s\n",
+                         r->dir, strerror(err));
+        ssize_t unused = write(STDERR_FILENO, line, n > 0 && (size_t)n < sizeof line
+                                                         ? (size_t)n : strlen(line));
+        (void)unused;
+    }
+}
+
 rt_status rt_run_fail(rt_run *r, rt_status st, long long step)
 {
     if (!r || r->rank != 0 || st == RT_OK || st == RT_STOPPED)

@@ -38,6 +38,7 @@ struct rt_run {
     char score_attribute[64], score_order[8];   /* checkpoint.*, for the summary */
     FILE *rank_log;             /* rank_N.log, or NULL */
     FILE *outer_log;            /* the log file before this run's: restored at close */
+    int abort_hook;             /* rank 0: rt_abort_hook_add's handle (error.txt), or -1 */
     rt_progress progress;
 };
 
@@ -48,6 +49,10 @@ int rt_session_ask_report_hook(rt_session *s, const rt_metric *metrics, int coun
 /* progress.c: rank 0's one-line summary of a report just recorded. */
 void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,
                               double iter_time);
+/* errfile.c: rank 0's abort hook, which writes the abort's message into
+ * error.txt (a watchdog or a deadline that ends the job). */
+void rt_run_abort_hook(void *arg, int exit_code);
+
 /* progress.c: clears a bar left on the current terminal line. */
 void rt_progress_clear(rt_run *r);
 

@@ -243,6 +243,7 @@ static void init_fields(rt_run *r, rt_session *s, const rt_config *cfg)
 {
     const rt_context *ctx = rt_session_context(s);
     r->session = s;
+    r->abort_hook = -1;
     r->rank = ctx->world_rank;
     r->world_size = ctx->world_size;
     snprintf(r->host, sizeof r->host, "%s", ctx->host);
@@ -277,6 +278,8 @@ rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg)
         rt_run_close(r);
         return st;
     }
+    if (r->rank == 0)
+        r->abort_hook = rt_abort_hook_add(rt_run_abort_hook, r);
     *out = r;
     return RT_OK;
 }
@@ -286,6 +289,7 @@ void rt_run_close(rt_run *r)
     if (!r)
         return;
     rt_progress_clear(r);
+    rt_abort_hook_remove(r->abort_hook);
     if (r->rank_log) {
         rt_log_set_file(r->outer_log);
         fclose(r->rank_log);

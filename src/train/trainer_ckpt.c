@@ -54,6 +54,7 @@ static rt_ckpt_policy retention(const trainer *t)
         .score_attribute = c->checkpoint.score_attribute,
         .score_order = strcmp(c->checkpoint.score_order, "min") ? RT_CKPT_SCORE_MAX
                                                                  : RT_CKPT_SCORE_MIN,
+        .timeout_s = c->failure.checkpoint_timeout_s,
     };
 }
 
