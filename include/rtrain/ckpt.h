@@ -89,7 +89,9 @@ rt_status rt_ckpt_read_tensor(rt_ckpt_file *f, const char *name, int ndim,
 
 /* Attributes of object `obj` ("/" or a group path; set creates missing
  * groups, replaces an existing attribute). Every rank passes the same
- * value. Collective. Strings are variable-length UTF-8 (str in h5py). */
+ * value. Collective. Strings are fixed-length, NUL-terminated UTF-8 (bytes
+ * in h5py: .decode()); variable-length ones, which files before format
+ * 1's manifest checksum held, are read as well. */
 rt_status rt_ckpt_attr_set_int(rt_ckpt_file *f, const char *obj, const char *attr, int64_t v);
 rt_status rt_ckpt_attr_set_uint(rt_ckpt_file *f, const char *obj, const char *attr, uint64_t v);
 rt_status rt_ckpt_attr_set_double(rt_ckpt_file *f, const char *obj, const char *attr, double v);

@@ -52,10 +52,21 @@ typedef struct ckpt_entry {
     int num_metrics;
     char metric_names[RT_CKPT_MAX_METRICS][RT_CKPT_METRIC_NAME_MAX];
     double metric_values[RT_CKPT_MAX_METRICS];
+    int has_file_sum;                  /* the manifest has file_bytes and file_xxh3_64 */
+    int64_t file_bytes;
+    uint64_t file_sum;
 } ckpt_entry;
 
+/* Size and XXH3-64 of the whole file at path (a regular file). */
+rt_status ckpt_file_digest(const char *path, int64_t *bytes, uint64_t *sum);
+/* Checks checkpoint file `file` against the manifest.json beside it (size
+ * and XXH3-64 of the whole file) before anything parses it: RT_ERR_FORMAT
+ * when they differ. No manifest, or one from before it carried the sum:
+ * nothing to check. Not collective. */
+rt_status ckpt_check_file(const char *file);
 rt_status ckpt_manifest_write(const char *dir, const rt_train_state *s, int world_size,
-                              const rt_ckpt_metric *metrics, int num_metrics);
+                              const rt_ckpt_metric *metrics, int num_metrics,
+                              int64_t file_bytes, uint64_t file_sum);
 rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e);
 /* Rewrites run_dir's index (atomically) listing entries[i] with keep[i]. */
 rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const int *keep,

@@ -155,7 +155,10 @@ rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_st
                           int world, const rt_ckpt_metric *metrics, int num_metrics)
 {
     char manifest[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics));
+    int64_t bytes = 0;
+    uint64_t sum = 0;
+    RT_CHECK(ckpt_file_digest(file, &bytes, &sum));   /* as synced: what readers will check */
+    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics, bytes, sum));
     RT_CHECK(rt_fs_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
     if (chmod(file, 0440) != 0 || chmod(manifest, 0440) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot make the files in %s read-only: %s", tmp_dir,

@@ -247,12 +247,33 @@ rt_status rt_fs_remove_tree(const char *path)
     return RT_OK;
 }
 
+rt_status rt_fs_open_regular(int *fd, const char *path, const char *what)
+{
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    int flags = fcntl(*fd, F_GETFL);
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flags < 0 ||
+        fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_FORMAT, "%s is not a regular file (a FIFO, device or "
+                        "directory?): it cannot be the %s; remove it", path, what);
+    }
+    return RT_OK;
+}
+
 rt_status rt_fs_read_small(const char *path, size_t max_bytes, const char *what, char **text)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd;
+    RT_CHECK(rt_fs_open_regular(&fd, path, what));
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
     char *buf = NULL;
     rt_status st = rt_alloc(&buf, max_bytes + 1, 1, what);
     if (st != RT_OK) {
