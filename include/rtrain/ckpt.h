@@ -129,7 +129,7 @@ typedef struct rt_train_state {
     int64_t epoch;                   /* epoch to continue in */
     int64_t next_batch;              /* next global batch index within that epoch */
     int64_t step;                    /* optimizer steps done (also the scheduler's step) */
-    int64_t training_iteration;      /* reports so far, >= 1; checkpoint index = this - 1 */
+    int64_t training_iteration;      /* reports so far: 0 for a stop checkpoint before the first report */
     uint64_t seed;                   /* the run's seed (the RNG is counter-based) */
     char config_digest[RT_CKPT_DIGEST_MAX];   /* of the resolved configuration */
     /* What was fitted on the training data (JSON text: a dataset's

@@ -283,9 +283,10 @@ rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
 {
     if (!run_dir || !run_dir[0] || !s || !s->model)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save needs a run directory and a model");
-    if (s->training_iteration < 1)
+    /* 0: before the first report (a stop signal in the first epoch). */
+    if (s->training_iteration < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
-                        "counts reports and must be >= 1", (long long)s->training_iteration);
+                        "counts reports and must be >= 0", (long long)s->training_iteration);
     if (policy && policy->num_to_keep < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "checkpoint num_to_keep is %d (0 keeps all)",
                         policy->num_to_keep);
