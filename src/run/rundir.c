@@ -201,6 +201,7 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
     RT_CHECK(check_storage(storage, r->dir));
     RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
                            "check run.storage_path and its permissions"));
+    RT_CHECK(rt_run_lock(r));   /* before anything in the run is written */
     return write_params(r->dir, cfg);
 }
 
@@ -290,6 +291,7 @@ void rt_run_close(rt_run *r)
         return;
     rt_progress_clear(r);
     rt_abort_hook_remove(r->abort_hook);
+    rt_run_unlock(r);
     if (r->rank_log) {
         rt_log_set_file(r->outer_log);
         fclose(r->rank_log);
