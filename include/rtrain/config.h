@@ -106,6 +106,7 @@ typedef struct rt_config {
         int max_failures;              /* -1: unlimited */
         double step_timeout_s;         /* 0: no watchdog */
         double checkpoint_timeout_s;   /* bound on one checkpoint save; 0: none */
+        double setup_timeout_s;        /* deadline of the start-up's collectives; 0: none */
     } failure;
 
     struct {
