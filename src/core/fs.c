@@ -54,10 +54,29 @@ rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
 rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint)
 {
     int trunc = (flags & O_APPEND) ? 0 : O_TRUNC;
-    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | trunc | flags, (mode_t)mode);
+    /* Never through a symbolic link (one planted in a run directory would
+     * make rtrain overwrite or chmod the file it points to), never into a
+     * FIFO or device (which would block or mislead): O_NOFOLLOW, and
+     * O_NONBLOCK until fstat has seen a regular file. O_TRUNC of a
+     * non-regular file does nothing. */
+    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | trunc | flags,
+               (mode_t)mode);
+    if (*fd < 0 && errno == ELOOP)
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: it is a symbolic link, and rtrain does not "
+                        "write through links (one planted there would overwrite the file it "
+                        "points to): remove it", path);
     if (*fd < 0)
         return RT_ERROR(RT_ERR_IO, "cannot write %s: %s%s%s%s", path, strerror(errno),
                         hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    struct stat sb;
+    int fl = fcntl(*fd, F_GETFL);
+    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode) || fl < 0 ||
+        fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: it is not a regular file (a FIFO, device "
+                        "or directory?): remove it", path);
+    }
     /* open() applied the umask; fchmod() does not. */
     if (fchmod(*fd, (mode_t)mode) != 0) {
         int err = errno;

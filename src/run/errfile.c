@@ -46,9 +46,19 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
     snprintf(path, sizeof path, "%s/error.txt", r->dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, RT_RUN_FILE_MODE);
+    /* Not through a planted symbolic link, not into a FIFO (see
+     * rt_fs_open_write; plain calls here, see above). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                  RT_RUN_FILE_MODE);
     if (fd < 0)
         return errno;
+    struct stat sb;
+    int fl = fcntl(fd, F_GETFL);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || fl < 0 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || ftruncate(fd, 0) != 0) {
+        close(fd);
+        return EINVAL;
+    }
     int err = fchmod(fd, RT_RUN_FILE_MODE) != 0 ? errno : 0;
     for (const char *p = text; !err && n > 0;) {
         ssize_t w = write(fd, p, (size_t)n);

@@ -50,6 +50,23 @@ static rt_status check_dir_safe(const char *path, const struct stat *st, int own
     return RT_OK;
 }
 
+/* A symbolic link at path (the storage path or the run directory) that
+ * another user made: in a shared sticky directory (/tmp) anyone may plant
+ * one, and following it would write this user's results where that user
+ * chose (and let them be read or replaced). The user's own links are
+ * fine. */
+static rt_status check_not_foreign_link(const char *path)
+{
+    struct stat ls;
+    char who[64];
+    if (lstat(path, &ls) != 0 || !S_ISLNK(ls.st_mode) || ls.st_uid == geteuid())
+        return RT_OK;
+    return RT_ERROR(RT_ERR_CONFIG, "%s is a symbolic link made by user %s (uid %u), not by you: "
+                    "rtrain does not follow another user's link (it could send your results "
+                    "anywhere); remove it, or choose another run.name or run.storage_path",
+                    path, user_name(ls.st_uid, who, sizeof who), (unsigned)ls.st_uid);
+}
+
 /* The storage path if it exists (owner and mode checked), else its deepest
  * existing ancestor (mode checked: we will own what we create below it);
  * then the run directory itself when it exists already. */
@@ -74,6 +91,8 @@ static rt_status check_storage(const char *storage, const char *dir)
     }
     if (!S_ISDIR(st.st_mode))
         return RT_ERROR(RT_ERR_CONFIG, "run.storage_path: %s is not a directory", buf);
+    RT_CHECK(check_not_foreign_link(buf));
+    RT_CHECK(check_not_foreign_link(dir));
     RT_CHECK(check_dir_safe(buf, &st, own_check));
     if (stat(dir, &st) == 0)
         RT_CHECK(check_dir_safe(dir, &st, 1));
