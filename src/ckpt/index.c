@@ -13,11 +13,13 @@
  * damaged byte there can crash HDF5 or make it loop. Manifests without
  * these keys (older checkpoints) are read without the check. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <xxhash.h>
@@ -44,6 +46,18 @@ static rt_status dump_json(json_t *root, const char *what, char **text)
     json_decref(root);
     if (!*text)
         return RT_ERROR(RT_ERR_NOMEM, "out of memory writing %s", what);
+    return RT_OK;
+}
+
+rt_status ckpt_check_progress(const char *path, const char *key, int64_t v)
+{
+    /* Reports and epochs count in int elsewhere (a resume cuts result.json
+     * at the report count); steps are bounded where a double still counts
+     * them exactly. */
+    int64_t max = !strcmp(key, "step") ? CKPT_MAX_STEP : CKPT_MAX_COUNT;
+    if (v < 0 || v > max)
+        return RT_ERROR(RT_ERR_FORMAT, "%s: %s = %lld is out of range (0 to %lld): the "
+                        "checkpoint is damaged", path, key, (long long)v, (long long)max);
     return RT_OK;
 }
 
@@ -125,7 +139,7 @@ static rt_status get_int(json_t *root, const char *key, const char *path, int64_
     if (!json_is_integer(j))
         return RT_ERROR(RT_ERR_FORMAT, "%s: \"%s\" is missing or not an integer", path, key);
     *v = (int64_t)json_integer_value(j);
-    return RT_OK;
+    return ckpt_check_progress(path, key, *v);
 }
 
 /* "file_bytes" and "file_xxh3_64", both or neither. */
@@ -208,6 +222,18 @@ rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e)
 
 rt_status ckpt_check_file(const char *file)
 {
+    /* A FIFO (or device) under the file's name would block HDF5's open for
+     * ever: only a regular file is handed to HDF5. A missing one is left
+     * to HDF5's own message. */
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat sb;
+        int regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+        close(fd);
+        if (!regular)
+            return RT_ERROR(RT_ERR_FORMAT, "%s is not a regular file (a FIFO, device or "
+                            "directory?): it cannot be a checkpoint; remove it", file);
+    }
     char manifest[RT_CKPT_PATH_MAX];
     const char *slash = strrchr(file, '/');
     int dir_len = slash ? (int)(slash - file) : 1;

@@ -57,6 +57,12 @@ typedef struct ckpt_entry {
     uint64_t file_sum;
 } ckpt_entry;
 
+/* Progress counters read from a checkpoint (training_iteration, epoch,
+ * next_batch, step, the optimizer's step): RT_ERR_FORMAT naming path and
+ * key unless 0 <= v <= CKPT_MAX_COUNT (CKPT_MAX_STEP for "step"). */
+#define CKPT_MAX_COUNT ((int64_t)INT32_MAX - 1)
+#define CKPT_MAX_STEP ((int64_t)1 << 53)
+rt_status ckpt_check_progress(const char *path, const char *key, int64_t v);
 /* Size and XXH3-64 of the whole file at path (a regular file). */
 rt_status ckpt_file_digest(const char *path, int64_t *bytes, uint64_t *sum);
 /* Checks checkpoint file `file` against the manifest.json beside it (size
