@@ -213,6 +213,29 @@ rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const cha
     return rt_session_agree(r->session, r->rank == 0 ? rewrite_params(r, cfg, json) : RT_OK);
 }
 
+/* error.txt of an earlier attempt is kept aside as error.<k>.txt (the
+ * first free k): error.txt then always belongs to this attempt, so a run
+ * that recovered is not shown as failed, and every failure is kept. */
+static rt_status set_aside_error(const rt_run *r)
+{
+    char from[RT_PATH_MAX + 32], to[RT_PATH_MAX + 48];
+    struct stat sb;
+    RT_CHECK(rt_fs_path(from, sizeof from, "%s/error.txt", r->dir));
+    if (lstat(from, &sb) != 0)
+        return RT_OK;
+    for (int k = 1; k < 100000; k++) {
+        RT_CHECK(rt_fs_path(to, sizeof to, "%s/error.%d.txt", r->dir, k));
+        if (lstat(to, &sb) == 0)
+            continue;
+        if (rename(from, to) != 0)
+            return RT_ERROR(RT_ERR_IO, "cannot keep %s aside as %s: %s", from, to,
+                            strerror(errno));
+        return RT_OK;
+    }
+    return RT_ERROR(RT_ERR_IO, "%s: 100000 earlier errors are kept already; remove some",
+                    r->dir);
+}
+
 static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
 {
     const char *storage = resolve_storage(cfg);
@@ -221,6 +244,7 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
     RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
                            "check run.storage_path and its permissions"));
     RT_CHECK(rt_run_lock(r));   /* before anything in the run is written */
+    RT_CHECK(set_aside_error(r));
     return write_params(r->dir, cfg);
 }
 
