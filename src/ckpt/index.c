@@ -227,8 +227,7 @@ rt_status ckpt_check_file(const char *file)
      * to HDF5's own message. */
     int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {
-        struct stat sb;
-        int regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+        int regular = rt_fs_regular_blocking(fd);
         close(fd);
         if (!regular)
             return RT_ERROR(RT_ERR_FORMAT, "%s is not a regular file (a FIFO, device or "

@@ -51,6 +51,14 @@ rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
     return RT_OK;
 }
 
+int rt_fs_regular_blocking(int fd)
+{
+    struct stat sb;
+    int fl = fcntl(fd, F_GETFL);
+    return fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fl >= 0 &&
+           fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+}
+
 rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint)
 {
     int trunc = (flags & O_APPEND) ? 0 : O_TRUNC;
@@ -68,10 +76,7 @@ rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const
     if (*fd < 0)
         return RT_ERROR(RT_ERR_IO, "cannot write %s: %s%s%s%s", path, strerror(errno),
                         hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
-    struct stat sb;
-    int fl = fcntl(*fd, F_GETFL);
-    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode) || fl < 0 ||
-        fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    if (!rt_fs_regular_blocking(*fd)) {
         close(*fd);
         *fd = -1;
         return RT_ERROR(RT_ERR_IO, "cannot write %s: it is not a regular file (a FIFO, device "
@@ -271,10 +276,7 @@ rt_status rt_fs_open_regular(int *fd, const char *path, const char *what)
     *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (*fd < 0)
         return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    int flags = fcntl(*fd, F_GETFL);
-    if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flags < 0 ||
-        fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    if (!rt_fs_regular_blocking(*fd)) {
         close(*fd);
         *fd = -1;
         return RT_ERROR(RT_ERR_FORMAT, "%s is not a regular file (a FIFO, device or "

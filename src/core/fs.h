@@ -58,6 +58,9 @@ rt_status rt_fs_temp_path(char *buf, size_t size, const char *path);
  * checkpoints) are made writable first. */
 rt_status rt_fs_remove_tree(const char *path);
 
+/* 1 when fd (opened O_NONBLOCK, so that a FIFO did not block the open) is
+ * a regular file, and then made blocking; 0 otherwise. No error record. */
+int rt_fs_regular_blocking(int fd);
 /* Opens path for reading, refusing anything but a regular file (a FIFO,
  * device or directory planted under a checkpoint's name would block or
  * mislead the reader): opened with O_NONBLOCK, checked with fstat, then

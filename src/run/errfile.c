@@ -52,10 +52,7 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
                   RT_RUN_FILE_MODE);
     if (fd < 0)
         return errno;
-    struct stat sb;
-    int fl = fcntl(fd, F_GETFL);
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || fl < 0 ||
-        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || ftruncate(fd, 0) != 0) {
+    if (!rt_fs_regular_blocking(fd) || ftruncate(fd, 0) != 0) {
         close(fd);
         return EINVAL;
     }

@@ -44,16 +44,23 @@ typedef struct lock_owner {
     long long pid, start;
 } lock_owner;
 
+/* The start of file path into buf (NUL-terminated; "" if unreadable), with
+ * plain stdio: no error record (see rt_run_unlock). */
+static void read_start(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+}
+
 /* Field 22 of /proc/pid/stat (start time in clock ticks); -1 if unknown. */
 static long long process_start(long long pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
+    read_start(path, buf, sizeof buf);
     char *p = strrchr(buf, ')');   /* the command name may hold spaces */
     long long start = -1;
     for (int field = 2; p && *p; p++)
@@ -198,11 +205,7 @@ void rt_run_unlock(rt_run *r)
      * belongs to its new owner. Plain stdio: the error record may hold the
      * run's failure, which must reach the exit message unchanged. */
     char held[RUN_LOCK_MAX_BYTES + 1];
-    FILE *f = fopen(r->lock_path, "r");
-    size_t n = f ? fread(held, 1, RUN_LOCK_MAX_BYTES, f) : 0;
-    if (f)
-        fclose(f);
-    held[n] = '\0';
+    read_start(r->lock_path, held, sizeof held);
     lock_owner o;
     parse_owner(held, &o);
     if (o.pid == (long long)getpid() && !strcmp(o.host, r->host))
