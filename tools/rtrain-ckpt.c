@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "rtrain/ckpt.h"
 #include "rtrain/gbdt.h"
 #include "core/fs.h"
@@ -328,6 +329,14 @@ static int cmd_export(const char *format, const char *arg, const char *out_path)
         rt_ckpt_file_close(in);
         return gst == RT_OK ? EXIT_OK : fail("export failed");
     }
+    /* The output gets the mode of the files rtrain writes (0640, whatever
+     * the umask) and is never written through a symbolic link. */
+    int fd = -1;
+    if (rt_fs_open_write(&fd, out_path, 0, 0640, NULL) != RT_OK) {
+        rt_ckpt_file_close(in);
+        return fail(NULL);
+    }
+    close(fd);
     if (rt_ckpt_file_create(&out, NULL, out_path) != RT_OK) {
         rt_ckpt_file_close(in);
         return fail(NULL);

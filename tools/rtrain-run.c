@@ -339,6 +339,8 @@ static int plan_argv(plan *p, const options *o)
         p->argv[k++] = "none";
         p->argv[k++] = "-x";   /* to the ranks on other nodes too */
         p->argv[k++] = "OMP_WAIT_POLICY";
+        p->argv[k++] = "-x";
+        p->argv[k++] = "RTRAIN_LAUNCH_ID";
     }
     if (k + 3 + o->noverrides >= MAX_ARGS)
         return -1;
@@ -642,6 +644,13 @@ int main(int argc, char **argv)
      * is loaded, so the launcher sets it for the ranks (a value already set
      * is kept). */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    /* The attempts are one job: each may take over the run directory's
+     * lock that an earlier one left (src/run/lock.c), wherever it ran. */
+    char launch_id[128], host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(launch_id, sizeof launch_id, "rtrain-run-%s-%d-%lld", host, (int)getpid(),
+             (long long)time(NULL));
+    setenv("RTRAIN_LAUNCH_ID", launch_id, 0);
     if (plan_argv(&p, &o) != 0) {
         fprintf(stderr, "rtrain-run: error: too many arguments (at most %d)\n", MAX_ARGS - 40);
         return RT_EXIT_INPUT;

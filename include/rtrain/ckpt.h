@@ -110,7 +110,9 @@ rt_status rt_ckpt_write_rows(rt_ckpt_file *f, const char *name, rt_dtype dtype, 
 
 /* Attributes of object `obj` ("/" or a group path; set creates missing
  * groups, replaces an existing attribute). Every rank passes the same
- * value. Collective. Strings are variable-length UTF-8 (str in h5py). */
+ * value. Collective. Strings are fixed-length, NUL-terminated UTF-8 (bytes
+ * in h5py: .decode()); variable-length ones, which files before format
+ * 1's manifest checksum held, are read as well. */
 rt_status rt_ckpt_attr_set_int(rt_ckpt_file *f, const char *obj, const char *attr, int64_t v);
 rt_status rt_ckpt_attr_set_uint(rt_ckpt_file *f, const char *obj, const char *attr, uint64_t v);
 rt_status rt_ckpt_attr_set_double(rt_ckpt_file *f, const char *obj, const char *attr, double v);
@@ -155,7 +157,7 @@ typedef struct rt_train_state {
     int64_t epoch;                   /* epoch to continue in */
     int64_t next_batch;              /* next global batch index within that epoch */
     int64_t step;                    /* optimizer steps done (also the scheduler's step) */
-    int64_t training_iteration;      /* reports so far, >= 1; checkpoint index = this - 1 */
+    int64_t training_iteration;      /* reports so far: 0 for a stop checkpoint before the first report */
     uint64_t seed;                   /* the run's seed (the RNG is counter-based) */
     char config_digest[RT_CKPT_DIGEST_MAX];   /* of the resolved configuration */
     /* What was fitted on the training data (JSON text: a dataset's
@@ -189,6 +191,10 @@ typedef struct rt_ckpt_policy {
     int num_to_keep;
     const char *score_attribute;
     rt_ckpt_score_order score_order;
+    /* Bound on one save: past timeout_s plus 1 s per 10 MB of checkpoint
+     * the job ends through rt_abort (HDF5 I/O on a failing file system has
+     * no timeout of its own); 0: none. */
+    double timeout_s;
 } rt_ckpt_policy;
 
 /* Saves state and metrics as run_dir/checkpoint_%06d, numbered in commit

@@ -130,6 +130,8 @@ typedef struct rt_config {
     struct {
         int max_failures;              /* -1: unlimited */
         double step_timeout_s;         /* 0: no watchdog */
+        double checkpoint_timeout_s;   /* bound on one checkpoint save; 0: none */
+        double setup_timeout_s;        /* deadline of the start-up's collectives; 0: none */
     } failure;
 
     struct {

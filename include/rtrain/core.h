@@ -126,6 +126,21 @@ void rt_abort_hook_remove(int handle);
  * once. Never returns. */
 void rt_abort(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* The message of the rt_abort under way ("" before one): for an abort hook
+ * that records it (rank 0's error.txt). */
+const char *rt_abort_message(void);
+
+/* ---- deadlines ------------------------------------------------------------ */
+/* A bound on a phase that can block inside a library with no timeout of its
+ * own (HDF5 I/O on a full or failing disk; collectives go through
+ * rt_comm_wait's deadline instead). A thread of the process watches the
+ * armed deadlines; past one it ends the job through rt_abort, naming `what`
+ * ("checkpoint 3 in runs/a"). seconds <= 0 arms nothing. Returns a handle
+ * for rt_deadline_disarm, or -1 when nothing was armed (disarming -1 does
+ * nothing). Thread-safe; not collective. */
+int rt_deadline_arm(double seconds, const char *what);
+void rt_deadline_disarm(int handle);
+
 /* ---- allocation --------------------------------------------------------- */
 /* 64-byte aligned, zero-filled. On failure records RT_ERR_NOMEM naming
  * what (e.g. "parameter slab") and the size. */

@@ -32,6 +32,14 @@ int ckpt_fault_active(const char *phase, int rank)
 
 void ckpt_fault_point(const char *phase, int rank)
 {
+    const char *arg = rt_fault_arg(phase, rank, -1);
+    if (arg && !strcmp(arg, "stop")) {   /* a rank that freezes (a stalled file system) */
+        fprintf(stderr, "rtrain: RTRAIN_FAULT=%s:stop: rank %d stops itself (test only)\n",
+                phase, rank);
+        fflush(stderr);
+        raise(SIGSTOP);
+        return;
+    }
     if (ckpt_fault_active(phase, rank)) {
         fprintf(stderr, "rtrain: RTRAIN_FAULT=%s: rank %d kills itself (test only)\n", phase,
                 rank);

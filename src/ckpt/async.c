@@ -105,9 +105,11 @@ static void *write_job(void *arg)
 {
     rt_ckpt_async *w = arg;
     const rt_ckpt_policy *policy = w->has_policy ? &w->policy : NULL;
+    int deadline = ckpt_deadline_arm(policy, &w->state, 0, w->final_dir);
     rt_status st = take_deferred_copy(w);
     if (st == RT_OK)
-        st = ckpt_prepare_dirs(w->run_dir, w->tmp_dir, w->final_dir);
+        st = ckpt_prepare_dirs(w->run_dir, w->tmp_dir, w->final_dir,
+                               ckpt_state_bytes(&w->state));
     ckpt_fault_point("ckpt_before_write", 0);
     if (st == RT_OK)
         st = ckpt_write_file(NULL, w->file, &w->state, &w->copy, w->world, w->metrics,
@@ -126,6 +128,7 @@ static void *write_job(void *arg)
     snprintf(w->message, sizeof w->message, "%s", st == RT_OK ? "" : rt_error_message());
     rt_error_clear();
     ckpt_host_slabs_free(&w->copy);
+    rt_deadline_disarm(deadline);
     return NULL;
 }
 

@@ -1,5 +1,9 @@
-/* Attributes of a checkpoint file: integers, doubles and variable-length
- * UTF-8 strings on the root or on groups (created when missing). */
+/* Attributes of a checkpoint file: integers, doubles and UTF-8 strings on
+ * the root or on groups (created when missing). Strings are written with
+ * a fixed length (the text's bytes and a NUL): a variable-length string
+ * lives in HDF5's global heap, which has no checksum, so a damaged byte
+ * there could crash or hang a reader. Both kinds are read (checkpoints
+ * written before stored variable-length strings). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,14 +84,27 @@ static hid_t vlen_string_type(void)
     return t;
 }
 
+static hid_t fixed_string_type(size_t bytes)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t >= 0 && (H5Tset_size(t, bytes) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
+                   H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+        H5Tclose(t);
+        t = -1;
+    }
+    return t;
+}
+
 rt_status rt_ckpt_attr_set_string(rt_ckpt_file *f, const char *obj, const char *attr,
                                   const char *v)
 {
-    hid_t t = vlen_string_type();
+    if (!v)
+        v = "";
+    hid_t t = fixed_string_type(strlen(v) + 1);
     rt_status st = t < 0 ? h5_fail(f->path, RT_ERR_IO, "cannot create a string type") : RT_OK;
     st = ckpt_agree(f->comm, st);
     if (st == RT_OK)
-        st = attr_write(f, obj, attr, t, t, &v);
+        st = attr_write(f, obj, attr, t, t, v);
     if (t >= 0)
         H5Tclose(t);
     RT_CHECK(st);
@@ -163,9 +180,11 @@ static rt_status read_string_copy(rt_ckpt_file *f, hid_t aid, const char *obj,
     hid_t ftype = H5Aget_type(aid);
     htri_t is_vlen = ftype < 0 ? -1 : H5Tis_variable_str(ftype);
     size_t fixed = ftype < 0 ? 0 : H5Tget_size(ftype);
+    /* A fixed-length string is read as stored (HDF5 has no conversion
+     * between ASCII and UTF-8 strings). */
+    hid_t mtype = is_vlen > 0 ? vlen_string_type() : ftype < 0 ? -1 : H5Tcopy(ftype);
     if (ftype >= 0)
         H5Tclose(ftype);
-    hid_t mtype = is_vlen > 0 ? vlen_string_type() : H5Tcopy(H5T_C_S1);
     char *vlen = NULL;
     int ok = mtype >= 0 && is_vlen >= 0;
     if (ok && is_vlen) {

@@ -157,6 +157,11 @@ static rt_status make_props(rt_ckpt_file *f, hid_t *fapl_out)
  * released here on failure. */
 static rt_status file_start(rt_ckpt_file **out, rt_comm *comm, const char *path, int create)
 {
+    *out = NULL;
+    /* An existing file is checked against its manifest before HDF5 parses
+     * a byte of it (rank 0 reads it; the others learn the outcome). */
+    if (!create)
+        RT_CHECK(ckpt_agree(comm, ckpt_rank(comm) == 0 ? ckpt_check_file(path) : RT_OK));
     rt_hdf5_lock();
     rt_status st = file_open_locked(out, comm, path, create);
     if (st != RT_OK)

@@ -56,10 +56,27 @@ typedef struct ckpt_entry {
     int num_metrics;
     char metric_names[RT_CKPT_MAX_METRICS][RT_CKPT_METRIC_NAME_MAX];
     double metric_values[RT_CKPT_MAX_METRICS];
+    int has_file_sum;                  /* the manifest has file_bytes and file_xxh3_64 */
+    int64_t file_bytes;
+    uint64_t file_sum;
 } ckpt_entry;
 
+/* Progress counters read from a checkpoint (training_iteration, epoch,
+ * next_batch, step, the optimizer's step): RT_ERR_FORMAT naming path and
+ * key unless 0 <= v <= CKPT_MAX_COUNT (CKPT_MAX_STEP for "step"). */
+#define CKPT_MAX_COUNT ((int64_t)INT32_MAX - 1)
+#define CKPT_MAX_STEP ((int64_t)1 << 53)
+rt_status ckpt_check_progress(const char *path, const char *key, int64_t v);
+/* Size and XXH3-64 of the whole file at path (a regular file). */
+rt_status ckpt_file_digest(const char *path, int64_t *bytes, uint64_t *sum);
+/* Checks checkpoint file `file` against the manifest.json beside it (size
+ * and XXH3-64 of the whole file) before anything parses it: RT_ERR_FORMAT
+ * when they differ. No manifest, or one from before it carried the sum:
+ * nothing to check. Not collective. */
+rt_status ckpt_check_file(const char *file);
 rt_status ckpt_manifest_write(const char *dir, const rt_train_state *s, int world_size,
-                              const rt_ckpt_metric *metrics, int num_metrics);
+                              const rt_ckpt_metric *metrics, int num_metrics,
+                              int64_t file_bytes, uint64_t file_sum);
 rt_status ckpt_manifest_read(const char *ckpt_dir, ckpt_entry *e);
 /* Rewrites run_dir's index (atomically) listing entries[i] with keep[i]. */
 rt_status ckpt_index_write(const char *run_dir, const ckpt_entry *entries, const int *keep,
@@ -91,8 +108,18 @@ rt_status ckpt_check_metrics(const rt_ckpt_metric *metrics, int num_metrics);
 rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
                                const rt_ckpt_metric *metrics, int num_metrics,
                                const rt_ckpt_policy *policy);
-/* Step 1 (rank 0): the run directory and a fresh temporary directory. */
-rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir);
+/* Bytes a checkpoint of s takes on disk, with room for HDF5's metadata
+ * (at least CKPT_SPACE_SLACK more than the tensors). */
+#define CKPT_SPACE_SLACK ((int64_t)512 * 1024)
+int64_t ckpt_state_bytes(const rt_train_state *s);
+/* Arms the deadline of one save by policy->timeout_s (rt_deadline_arm's
+ * handle, -1 for none). */
+int ckpt_deadline_arm(const rt_ckpt_policy *policy, const rt_train_state *s, int rank,
+                      const char *final_dir);
+/* Step 1 (rank 0): the run directory and a fresh temporary directory,
+ * after checking that the file system has need_bytes free (0: no check). */
+rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir,
+                            int64_t need_bytes);
 /* Step 2: path written from h (world_size as recorded), then fsynced. */
 rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                           const ckpt_host_slabs *h, int world_size,

@@ -85,7 +85,8 @@ rt_status rt_ckpt_list(const char *run_dir, int64_t **indices, int *count)
         rt_free(list);
         return st;
     }
-    qsort(list, (size_t)n, sizeof *list, cmp_i64);
+    if (n > 1)   /* list is NULL when empty: qsort's pointer must not be */
+        qsort(list, (size_t)n, sizeof *list, cmp_i64);
     *indices = list;
     *count = n;
     return RT_OK;

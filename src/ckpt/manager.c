@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -51,7 +52,40 @@ static rt_status shared_list(rt_comm *comm, const char *run_dir, int64_t **idx, 
 
 /* ---- step 1 ------------------------------------------------------------------- */
 
-rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir)
+int64_t ckpt_state_bytes(const rt_train_state *s)
+{
+    size_t params = rt_model_num_params(s->model);
+    size_t floats = params + rt_model_num_buffers(s->model) +
+                    (s->optim ? params * (size_t)rt_optim_state_slots(s->optim) : 0);
+    int64_t data = (int64_t)(floats * sizeof(float));
+    /* HDF5's object headers, attributes and checksums: measured at under
+     * 1 KiB per dataset; a fixed allowance plus 1/32 covers them. */
+    return data + data / 32 + CKPT_SPACE_SLACK;
+}
+
+/* The space a file system offers this user, or -1 when it cannot say.
+ * Checked before the collective create because HDF5 cannot fail cleanly
+ * there: a rank whose metadata write at H5Fclose finds the disk full
+ * leaves the others in a different barrier for ever. */
+static rt_status check_space(const char *run_dir, int64_t need)
+{
+    struct statvfs vfs;
+    if (need <= 0 || statvfs(run_dir, &vfs) != 0 || vfs.f_frsize == 0)
+        return RT_OK;   /* unknown: the write's own errors (and the deadline) remain */
+    if (ckpt_fault_active("ckpt_no_space_check", 0))
+        return RT_OK;
+    double free_b = (double)vfs.f_bavail * (double)vfs.f_frsize;
+    if (free_b >= (double)need)
+        return RT_OK;
+    return RT_ERROR(RT_ERR_IO, "not enough free space for a checkpoint in %s: it needs about "
+                    "%.1f MiB and the file system has %.1f MiB free (disk full or quota "
+                    "reached): free space, lower checkpoint.num_to_keep or move "
+                    "run.storage_path; the checkpoints committed before are intact",
+                    run_dir, (double)need / 1048576.0, free_b / 1048576.0);
+}
+
+rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir,
+                            int64_t need_bytes)
 {
     struct stat sb;
     if (mkdir(run_dir, 0750) != 0 && errno != EEXIST)
@@ -64,12 +98,24 @@ rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char
                         "(is another run writing to %s, or was training_iteration not "
                         "restored on resume?)", final_dir, run_dir);
     RT_CHECK(rt_fs_remove_tree(tmp_dir));
+    RT_CHECK(check_space(run_dir, need_bytes));
     if (mkdir(tmp_dir, 0750) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot create %s: %s", tmp_dir, strerror(errno));
     return RT_OK;
 }
 
 /* ---- steps 2 and 3 ---------------------------------------------------------------- */
+
+/* A write failed (agreed, so no rank writes any more): the file will be
+ * removed, so its data is dropped now. On a full disk this frees the space
+ * the close needs for HDF5's metadata, so that H5Fclose succeeds on every
+ * rank alike instead of failing on some and leaving the others in its
+ * barriers (and HDF5 with a half-closed file that crashes at exit). */
+static void discard_data(const char *path)
+{
+    if (truncate(path, 0) != 0 && errno != ENOENT)
+        rt_warn("cannot truncate %s after a failed write: %s", path, strerror(errno));
+}
 
 rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                           const ckpt_host_slabs *h, int world_size,
@@ -78,7 +124,9 @@ rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state 
     rt_ckpt_file *f = NULL;
     rt_status st = rt_ckpt_file_create(&f, comm, path);
     if (st == RT_OK) {
-        st = ckpt_state_write(f, s, h, world_size, metrics, num_metrics);
+        st = ckpt_state_write(f, s, h, world_size, metrics, num_metrics);   /* agreed */
+        if (st != RT_OK && ckpt_rank(comm) == 0)
+            discard_data(path);
         rt_status cst = rt_ckpt_file_close(f);
         if (st == RT_OK)
             st = cst;
@@ -107,7 +155,10 @@ rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_st
                           int world, const rt_ckpt_metric *metrics, int num_metrics)
 {
     char manifest[RT_CKPT_PATH_MAX];
-    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics));
+    int64_t bytes = 0;
+    uint64_t sum = 0;
+    RT_CHECK(ckpt_file_digest(file, &bytes, &sum));   /* as synced: what readers will check */
+    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics, bytes, sum));
     RT_CHECK(rt_fs_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
     if (chmod(file, 0440) != 0 || chmod(manifest, 0440) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot make the files in %s read-only: %s", tmp_dir,
@@ -233,9 +284,10 @@ rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
     if (!run_dir || !run_dir[0] || !s || (!s->model && !s->write_model))
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save needs a run directory and a model "
                         "(or a model writer)");
-    if (s->training_iteration < 1)
+    /* 0: before the first report (a stop signal in the first epoch). */
+    if (s->training_iteration < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "rt_ckpt_save: training_iteration is %lld; it "
-                        "counts reports and must be >= 1", (long long)s->training_iteration);
+                        "counts reports and must be >= 0", (long long)s->training_iteration);
     if (policy && policy->num_to_keep < 0)
         return RT_ERROR(RT_ERR_INVALID_ARG, "checkpoint num_to_keep is %d (0 keeps all)",
                         policy->num_to_keep);
@@ -243,10 +295,42 @@ rt_status ckpt_check_save_args(const char *run_dir, const rt_train_state *s,
     return RT_OK;
 }
 
+int ckpt_deadline_arm(const rt_ckpt_policy *policy, const rt_train_state *s, int rank,
+                      const char *final_dir)
+{
+    if (!policy || !(policy->timeout_s > 0))
+        return -1;
+    double seconds = policy->timeout_s + (double)ckpt_state_bytes(s) / 10e6;
+    /* The other ranks wait a little longer, so that rank 0, which writes
+     * error.txt in its abort, is normally the one that ends the job. */
+    if (rank != 0)
+        seconds += 5 + seconds / 10;
+    char what[RT_CKPT_PATH_MAX + 32];
+    snprintf(what, sizeof what, "the checkpoint save of %s", final_dir);
+    return rt_deadline_arm(seconds, what);
+}
+
+static rt_status save(rt_comm *comm, const char *run_dir, const rt_train_state *s,
+                      const rt_ckpt_metric *metrics, int num_metrics,
+                      const rt_ckpt_policy *policy, char *committed_dir,
+                      size_t committed_dir_size, int *deadline);
+
 rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state *s,
                        const rt_ckpt_metric *metrics, int num_metrics,
                        const rt_ckpt_policy *policy, char *committed_dir,
                        size_t committed_dir_size)
+{
+    int deadline = -1;
+    rt_status st = save(comm, run_dir, s, metrics, num_metrics, policy, committed_dir,
+                        committed_dir_size, &deadline);
+    rt_deadline_disarm(deadline);
+    return st;
+}
+
+static rt_status save(rt_comm *comm, const char *run_dir, const rt_train_state *s,
+                      const rt_ckpt_metric *metrics, int num_metrics,
+                      const rt_ckpt_policy *policy, char *committed_dir,
+                      size_t committed_dir_size, int *deadline)
 {
     int rank = ckpt_rank(comm), world = ckpt_world(comm);
     RT_CHECK(ckpt_check_save_args(run_dir, s, metrics, num_metrics, policy));   /* same on all ranks */
@@ -259,8 +343,10 @@ rt_status rt_ckpt_save(rt_comm *comm, const char *run_dir, const rt_train_state 
     RT_CHECK(rt_fs_path(file, sizeof file, "%s/%s", tmp_dir, CKPT_FILE_NAME));
     if (committed_dir && committed_dir_size)
         committed_dir[0] = '\0';
+    *deadline = ckpt_deadline_arm(policy, s, rank, final_dir);
 
-    RT_CHECK(ckpt_agree(comm, rank == 0 ? ckpt_prepare_dirs(run_dir, tmp_dir, final_dir)
+    RT_CHECK(ckpt_agree(comm, rank == 0 ? ckpt_prepare_dirs(run_dir, tmp_dir, final_dir,
+                                                            ckpt_state_bytes(s))
                                         : RT_OK));
     ckpt_fault_point("ckpt_before_write", rank);
     rt_status st = write_file(comm, file, s, metrics, num_metrics);
@@ -320,7 +406,7 @@ rt_status rt_ckpt_import(const char *run_dir, const char *src_dir, char *committ
                         (long long)next));
     RT_CHECK(rt_fs_path(final_dir, sizeof final_dir, "%s/" CKPT_DIR_PREFIX "%06lld", run_dir,
                         (long long)next));
-    RT_CHECK(ckpt_prepare_dirs(run_dir, tmp_dir, final_dir));
+    RT_CHECK(ckpt_prepare_dirs(run_dir, tmp_dir, final_dir, 0));
     static const char *const files[] = {CKPT_FILE_NAME, CKPT_MANIFEST_NAME};
     rt_status st = RT_OK;
     for (int i = 0; st == RT_OK && i < 2; i++) {

@@ -223,6 +223,11 @@ rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info)
     int64_t sched_step = 0, data_epoch = 0;
     RT_CHECK(rt_ckpt_attr_get_int(f, "/scheduler", "step", &sched_step));
     RT_CHECK(rt_ckpt_attr_get_int(f, "/data", "epoch", &data_epoch));
+    static const char *const keys[] = {"step", "epoch", "training_iteration", "next_batch"};
+    const int64_t values[] = {info->step, info->epoch, info->training_iteration,
+                              info->next_batch};
+    for (int i = 0; i < 4; i++)
+        RT_CHECK(ckpt_check_progress(rt_ckpt_file_path(f), keys[i], values[i]));
     if (sched_step != info->step || data_epoch != info->epoch)
         return RT_ERROR(RT_ERR_FORMAT, "%s: /scheduler step or /data epoch disagrees with "
                         "the root attributes: the file is inconsistent", rt_ckpt_file_path(f));
@@ -231,6 +236,7 @@ rt_status ckpt_info_read(rt_ckpt_file *f, rt_ckpt_info *info)
         RT_CHECK(rt_ckpt_attr_get_string(f, "/optimizer", "type", info->optimizer_type,
                                          sizeof info->optimizer_type));
         RT_CHECK(rt_ckpt_attr_get_int(f, "/optimizer", "step", &info->optimizer_step));
+        RT_CHECK(ckpt_check_progress(rt_ckpt_file_path(f), "step", info->optimizer_step));
     }
     RT_CHECK(ckpt_read_metrics(f, info));
     return RT_OK;

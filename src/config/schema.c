@@ -440,6 +440,13 @@ static const rt_key keys[] = {
           "Restarts from the last checkpoint after a failure (-1: unlimited)."),
     DOUBLE_D("failure.step_timeout_s", failure.step_timeout_s, 0, 1e7, 0,
              "Abort when one training step takes longer (hung collective); 0: no watchdog."),
+    DOUBLE_D("failure.setup_timeout_s", failure.setup_timeout_s, 0, 1e7, 1800,
+             "Abort when a collective of the start-up (data, model, run directory, the "
+             "resume and its checkpoint reads) waits longer: a rank frozen before training; "
+             "0: no bound."),
+    DOUBLE_D("failure.checkpoint_timeout_s", failure.checkpoint_timeout_s, 0, 1e7, 600,
+             "Abort when one checkpoint save takes longer than this plus 1 s per 10 MB of "
+             "checkpoint (a full or failing file system); 0: no bound."),
 
     /* ---- tune (rtrain-tune; rtrain ignores these) ---- */
     INT_D("tune.num_samples", tune.num_samples, 1, 1 << 20, 1,

@@ -22,6 +22,9 @@ static struct {
 } hooks[ABORT_MAX_HOOKS];
 static unsigned long next_seq = 1;
 static volatile sig_atomic_t aborting = 0;
+static char abort_message[4096];
+
+const char *rt_abort_message(void) { return abort_message; }
 
 int rt_abort_hook_add(rt_abort_hook_fn fn, void *arg)
 {
@@ -50,6 +53,7 @@ static void print_message(const char *fmt, va_list ap)
                                 rt_log_host());
     if (len < sizeof line)
         vsnprintf(line + len, sizeof line - len, fmt, ap);
+    snprintf(abort_message, sizeof abort_message, "%s", line + strlen("rtrain: error: "));
     len = strlen(line);
     if (len > sizeof line - 2)
         len = sizeof line - 2;

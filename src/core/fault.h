@@ -12,7 +12,11 @@
  *   ddp_bucket_fail       the first gradient bucket cannot be started (comm)
  *   ckpt_before_write, ckpt_during_write, ckpt_before_commit,
  *   ckpt_before_index     SIGKILL in that phase of rt_ckpt_save (ckpt)
+ *   ckpt_before_write:stop, ...  the same phases with SIGSTOP: the rank
+ *                         freezes (a stalled file system; the save's deadline)
  *   ckpt_fail_write       the rank's dataset write fails (ckpt)
+ *   ckpt_no_space_check   rank 0 skips the free-space check before a save, so
+ *                         that a full disk fails inside HDF5's writes (ckpt)
  *
  * Only the first fault named applies; each caller says which rank it
  * takes when RTRAIN_FAULT_RANK is unset. */

@@ -51,13 +51,37 @@ rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
     return RT_OK;
 }
 
+int rt_fs_regular_blocking(int fd)
+{
+    struct stat sb;
+    int fl = fcntl(fd, F_GETFL);
+    return fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && fl >= 0 &&
+           fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+}
+
 rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint)
 {
     int trunc = (flags & O_APPEND) ? 0 : O_TRUNC;
-    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | trunc | flags, (mode_t)mode);
+    /* Never through a symbolic link (one planted in a run directory would
+     * make rtrain overwrite or chmod the file it points to), never into a
+     * FIFO or device (which would block or mislead): O_NOFOLLOW, and
+     * O_NONBLOCK until fstat has seen a regular file. O_TRUNC of a
+     * non-regular file does nothing. */
+    *fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | trunc | flags,
+               (mode_t)mode);
+    if (*fd < 0 && errno == ELOOP)
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: it is a symbolic link, and rtrain does not "
+                        "write through links (one planted there would overwrite the file it "
+                        "points to): remove it", path);
     if (*fd < 0)
         return RT_ERROR(RT_ERR_IO, "cannot write %s: %s%s%s%s", path, strerror(errno),
                         hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    if (!rt_fs_regular_blocking(*fd)) {
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_IO, "cannot write %s: it is not a regular file (a FIFO, device "
+                        "or directory?): remove it", path);
+    }
     /* open() applied the umask; fchmod() does not. */
     if (fchmod(*fd, (mode_t)mode) != 0) {
         int err = errno;
@@ -247,12 +271,30 @@ rt_status rt_fs_remove_tree(const char *path)
     return RT_OK;
 }
 
+rt_status rt_fs_open_regular(int *fd, const char *path, const char *what)
+{
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (!rt_fs_regular_blocking(*fd)) {
+        close(*fd);
+        *fd = -1;
+        return RT_ERROR(RT_ERR_FORMAT, "%s is not a regular file (a FIFO, device or "
+                        "directory?): it cannot be the %s; remove it", path, what);
+    }
+    return RT_OK;
+}
+
 rt_status rt_fs_read_small(const char *path, size_t max_bytes, const char *what, char **text)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd;
+    RT_CHECK(rt_fs_open_regular(&fd, path, what));
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
     char *buf = NULL;
     rt_status st = rt_alloc(&buf, max_bytes + 1, 1, what);
     if (st != RT_OK) {

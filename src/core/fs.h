@@ -58,6 +58,15 @@ rt_status rt_fs_temp_path(char *buf, size_t size, const char *path);
  * checkpoints) are made writable first. */
 rt_status rt_fs_remove_tree(const char *path);
 
+/* 1 when fd (opened O_NONBLOCK, so that a FIFO did not block the open) is
+ * a regular file, and then made blocking; 0 otherwise. No error record. */
+int rt_fs_regular_blocking(int fd);
+/* Opens path for reading, refusing anything but a regular file (a FIFO,
+ * device or directory planted under a checkpoint's name would block or
+ * mislead the reader): opened with O_NONBLOCK, checked with fstat, then
+ * set blocking again. what names the file in messages. */
+rt_status rt_fs_open_regular(int *fd, const char *path, const char *what);
+
 /* Reads a whole small file of at most max_bytes into *text (NUL-terminated,
  * freed with rt_free). Larger is RT_ERR_FORMAT naming what it should be. */
 rt_status rt_fs_read_small(const char *path, size_t max_bytes, const char *what, char **text);

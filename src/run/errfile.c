@@ -46,9 +46,16 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
     snprintf(path, sizeof path, "%s/error.txt", r->dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, RT_RUN_FILE_MODE);
+    /* Not through a planted symbolic link, not into a FIFO (see
+     * rt_fs_open_write; plain calls here, see above). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                  RT_RUN_FILE_MODE);
     if (fd < 0)
         return errno;
+    if (!rt_fs_regular_blocking(fd) || ftruncate(fd, 0) != 0) {
+        close(fd);
+        return EINVAL;
+    }
     int err = fchmod(fd, RT_RUN_FILE_MODE) != 0 ? errno : 0;
     for (const char *p = text; !err && n > 0;) {
         ssize_t w = write(fd, p, (size_t)n);
@@ -62,6 +69,23 @@ static int write_error_file(const rt_run *r, rt_status st, long long step, const
     if (close(fd) != 0 && !err)
         err = errno;
     return err;
+}
+
+void rt_run_abort_hook(void *arg, int exit_code)
+{
+    (void)exit_code;
+    const rt_run *r = arg;
+    const char *msg = rt_abort_message();
+    rt_status st = strstr(msg, "did not complete within") ? RT_ERR_TIMEOUT : RT_ERR_INTERNAL;
+    int err = write_error_file(r, st, -1, msg);
+    if (err) {   /* said on stderr in one write: the process is on its way out */
+        char line[RT_PATH_MAX + 128];
+        int n = snprintf(line, sizeof line, "rtrain: could not write %s/error.txt: %s\n",
+                         r->dir, strerror(err));
+        ssize_t unused = write(STDERR_FILENO, line, n > 0 && (size_t)n < sizeof line
+                                                         ? (size_t)n : strlen(line));
+        (void)unused;
+    }
 }
 
 rt_status rt_run_fail(rt_run *r, rt_status st, long long step)

@@ -194,7 +194,7 @@ static rt_status trim_torn_tail(const char *dir, const char *name)
 {
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? RT_OK
                                : RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));

@@ -19,10 +19,18 @@ static rt_status keep_lines(const char *dir, const char *name, long long lines, 
     char path[RT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     *have = 0;
-    FILE *f = fopen(path, "r+");
-    if (!f)
-        return errno == ENOENT ? RT_OK
-                               : RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    /* Not through a planted symbolic link: truncating would cut the file
+     * it points to. */
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    FILE *f = fd >= 0 ? fdopen(fd, "r+") : NULL;
+    if (!f) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return err == ENOENT ? RT_OK
+                             : RT_ERROR(RT_ERR_IO, "cannot open %s: %s%s", path, strerror(err),
+                                        err == ELOOP ? " (a symbolic link: remove it)" : "");
+    }
     long long seen = 0;
     long offset = 0;
     int c;

@@ -5,6 +5,7 @@
 #define RTRAIN_RUN_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include "rtrain/run.h"
 #include "core/fs.h"
 
@@ -41,6 +42,14 @@ struct rt_run {
     int tensorboard;            /* run.tensorboard: rank 0 writes events files */
     int tb_fd;                  /* rank 0: this process's events file, or -1 (not yet) */
     char tb_path[RT_PATH_MAX + 128];
+    /* rank 0: the run directory's lock (lock.c); locked 2: with its
+     * refresh thread */
+    int locked, lock_stop;
+    char lock_path[RT_PATH_MAX + 16];
+    pthread_t lock_thread;
+    pthread_mutex_t lock_mutex;
+    pthread_cond_t lock_cv;
+    int abort_hook;             /* rank 0: rt_abort_hook_add's handle (error.txt), or -1 */
     rt_progress progress;
 };
 
@@ -51,6 +60,15 @@ int rt_session_ask_report_hook(rt_session *s, const rt_metric *metrics, int coun
 /* progress.c: rank 0's one-line summary of a report just recorded. */
 void rt_progress_print_report(rt_run *r, const rt_metric *metrics, int count,
                               double iter_time);
+/* lock.c (rank 0): takes RUN/.lock for the life of the run (RT_ERR_CONFIG
+ * when another live job holds it), and releases it. */
+rt_status rt_run_lock(rt_run *r);
+void rt_run_unlock(rt_run *r);
+
+/* errfile.c: rank 0's abort hook, which writes the abort's message into
+ * error.txt (a watchdog or a deadline that ends the job). */
+void rt_run_abort_hook(void *arg, int exit_code);
+
 /* progress.c: clears a bar left on the current terminal line. */
 void rt_progress_clear(rt_run *r);
 

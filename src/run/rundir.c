@@ -50,6 +50,23 @@ static rt_status check_dir_safe(const char *path, const struct stat *st, int own
     return RT_OK;
 }
 
+/* A symbolic link at path (the storage path or the run directory) that
+ * another user made: in a shared sticky directory (/tmp) anyone may plant
+ * one, and following it would write this user's results where that user
+ * chose (and let them be read or replaced). The user's own links are
+ * fine. */
+static rt_status check_not_foreign_link(const char *path)
+{
+    struct stat ls;
+    char who[64];
+    if (lstat(path, &ls) != 0 || !S_ISLNK(ls.st_mode) || ls.st_uid == geteuid())
+        return RT_OK;
+    return RT_ERROR(RT_ERR_CONFIG, "%s is a symbolic link made by user %s (uid %u), not by you: "
+                    "rtrain does not follow another user's link (it could send your results "
+                    "anywhere); remove it, or choose another run.name or run.storage_path",
+                    path, user_name(ls.st_uid, who, sizeof who), (unsigned)ls.st_uid);
+}
+
 /* The storage path if it exists (owner and mode checked), else its deepest
  * existing ancestor (mode checked: we will own what we create below it);
  * then the run directory itself when it exists already. */
@@ -74,6 +91,8 @@ static rt_status check_storage(const char *storage, const char *dir)
     }
     if (!S_ISDIR(st.st_mode))
         return RT_ERROR(RT_ERR_CONFIG, "run.storage_path: %s is not a directory", buf);
+    RT_CHECK(check_not_foreign_link(buf));
+    RT_CHECK(check_not_foreign_link(dir));
     RT_CHECK(check_dir_safe(buf, &st, own_check));
     if (stat(dir, &st) == 0)
         RT_CHECK(check_dir_safe(dir, &st, 1));
@@ -190,6 +209,29 @@ rt_status rt_run_record_preprocessing(rt_run *r, const rt_config *cfg, const cha
     return rt_session_agree(r->session, r->rank == 0 ? rewrite_params(r, cfg, json) : RT_OK);
 }
 
+/* error.txt of an earlier attempt is kept aside as error.<k>.txt (the
+ * first free k): error.txt then always belongs to this attempt, so a run
+ * that recovered is not shown as failed, and every failure is kept. */
+static rt_status set_aside_error(const rt_run *r)
+{
+    char from[RT_PATH_MAX + 32], to[RT_PATH_MAX + 48];
+    struct stat sb;
+    RT_CHECK(rt_fs_path(from, sizeof from, "%s/error.txt", r->dir));
+    if (lstat(from, &sb) != 0)
+        return RT_OK;
+    for (int k = 1; k < 100000; k++) {
+        RT_CHECK(rt_fs_path(to, sizeof to, "%s/error.%d.txt", r->dir, k));
+        if (lstat(to, &sb) == 0)
+            continue;
+        if (rename(from, to) != 0)
+            return RT_ERROR(RT_ERR_IO, "cannot keep %s aside as %s: %s", from, to,
+                            strerror(errno));
+        return RT_OK;
+    }
+    return RT_ERROR(RT_ERR_IO, "%s: 100000 earlier errors are kept already; remove some",
+                    r->dir);
+}
+
 rt_status rt_run_check_dir(const rt_config *cfg, char *dir, size_t size, int *exists)
 {
     const char *storage = resolve_storage(cfg);
@@ -206,6 +248,8 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
     RT_CHECK(rt_run_check_dir(cfg, r->dir, sizeof r->dir, &exists));
     RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
                            "check run.storage_path and its permissions"));
+    RT_CHECK(rt_run_lock(r));   /* before anything in the run is written */
+    RT_CHECK(set_aside_error(r));
     return write_params(r->dir, cfg);
 }
 
@@ -248,6 +292,7 @@ static void init_fields(rt_run *r, rt_session *s, const rt_config *cfg)
 {
     const rt_context *ctx = rt_session_context(s);
     r->session = s;
+    r->abort_hook = -1;
     r->rank = ctx->world_rank;
     r->world_size = ctx->world_size;
     snprintf(r->host, sizeof r->host, "%s", ctx->host);
@@ -284,6 +329,8 @@ rt_status rt_run_open(rt_run **out, rt_session *s, const rt_config *cfg)
         rt_run_close(r);
         return st;
     }
+    if (r->rank == 0)
+        r->abort_hook = rt_abort_hook_add(rt_run_abort_hook, r);
     *out = r;
     return RT_OK;
 }
@@ -294,6 +341,8 @@ void rt_run_close(rt_run *r)
         return;
     rt_progress_clear(r);
     rt_tfevents_close(r);
+    rt_abort_hook_remove(r->abort_hook);
+    rt_run_unlock(r);
     if (r->rank_log) {
         rt_log_set_file(r->outer_log);
         fclose(r->rank_log);

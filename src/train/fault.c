@@ -12,6 +12,9 @@
  *                                        RTRAIN_FAULT_RANK) keeps its tensors
  *                                        as if on a GPU (rt_backend_as_device):
  *                                        the GPU paths without a GPU
+ *   RTRAIN_FAULT=stop_at:PHASE          the same rank freezes (SIGSTOP) at
+ *                                        the start of PHASE: setup (before
+ *                                        the data is opened) or resume
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
@@ -24,6 +27,17 @@
 void trainer_fault_after_step(const trainer *t)
 {
     rt_fault_after_step(t->ctx->world_rank, (long long)t->step);
+}
+
+void trainer_fault_stop_at(const trainer *t, const char *phase)
+{
+    const char *at = rt_fault_arg("stop_at", t->ctx->world_rank, 0);
+    if (!at || strcmp(at, phase) != 0)
+        return;
+    fprintf(stderr, "rtrain: test fault: rank %d stops itself at %s\n", t->ctx->world_rank,
+            phase);
+    fflush(stderr);
+    raise(SIGSTOP);
 }
 
 const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)

@@ -357,14 +357,17 @@ static rt_status setup(trainer *t)
     RT_CHECK(rt_run_open(&t->run, t->session, t->cfg));
     if (t->cfg->checkpoint.async)
         RT_CHECK(rt_session_agree(t->session, rt_ckpt_async_create(&t->async, t->comm)));
-    rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
     rt_session_catch_stop_signals(t->session);
     /* params.json holds the preprocessing from the start (so a resume that
      * fails leaves it there), and the checkpoint's once a resume took it. */
     RT_CHECK(record_preprocessing(t));
+    trainer_fault_stop_at(t, "resume");
     RT_CHECK(trainer_resume(t));
     RT_CHECK(record_preprocessing(t));
-    return trainer_profile_open(t);
+    RT_CHECK(trainer_profile_open(t));
+    /* From here every collective waits at most the step's deadline. */
+    rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
+    return RT_OK;
 }
 
 void trainer_free(trainer *t)
@@ -697,6 +700,11 @@ rt_status rt_trainer_run_with(rt_session *s, const rt_config *cfg, rt_report_hoo
     rt_comm_set_step(t.comm, -1);
     int threads = rt_session_set_threads(s, cfg->scaling.threads_per_worker);
     t.threads = threads;
+    /* The watchdog covers the start-up too: its collectives (each rank's
+     * data, the model, the run directory, the resume's checkpoint reads)
+     * wait at most failure.setup_timeout_s for a rank that froze. */
+    rt_session_set_step_timeout(s, cfg->failure.setup_timeout_s);
+    trainer_fault_stop_at(&t, "setup");
     rt_status st = setup(&t);
     if (st == RT_OK) {
         const rt_backend *be = rt_model_backend(t.model);

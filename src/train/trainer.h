@@ -227,6 +227,9 @@ rt_status trainer_stop(trainer *t);
 
 /* fault.c: test-only fault injection (see fault.c). */
 void trainer_fault_after_step(const trainer *t);
+/* RTRAIN_FAULT=stop_at:PHASE (setup, resume): the rank (RTRAIN_FAULT_RANK,
+ * default 0) freezes with SIGSTOP there. */
+void trainer_fault_stop_at(const trainer *t, const char *phase);
 /* The backend to build the model on: be, or a test-only wrapper of it
  * whose kernels fail (RTRAIN_FAULT=kernel_fail:N on this rank). */
 const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be);

@@ -36,6 +36,7 @@ rt_ckpt_policy trainer_retention(const rt_config *c)
         .score_attribute = c->checkpoint.score_attribute,
         .score_order = strcmp(c->checkpoint.score_order, "min") ? RT_CKPT_SCORE_MAX
                                                                  : RT_CKPT_SCORE_MIN,
+        .timeout_s = c->failure.checkpoint_timeout_s,
     };
 }
 

@@ -38,6 +38,12 @@ slabs = {"params": raw("params"), "buffers": raw("buffers")}
 slab_of_slot = {s: raw(s) for s in slots}
 
 
+def text(v):
+    """A string attribute: rtrain writes fixed-length UTF-8, which h5py
+    gives as bytes (variable-length strings, as str, are accepted too)."""
+    return v.decode("utf-8") if isinstance(v, bytes) else v
+
+
 def same_bits(ds, ref, shape, what):
     check(ds.dtype == np.dtype("<f4"), "%s: dtype %s" % (what, ds.dtype))
     check(ds.shape == shape, "%s: shape %s, expected %s" % (what, ds.shape, shape))
@@ -47,18 +53,18 @@ def same_bits(ds, ref, shape, what):
 
 with h5py.File(ckpt_path, "r") as f:
     it, step, epoch, next_batch, seed, digest = attrs
-    check(f.attrs["format"] == "rtrain-checkpoint", "format attribute")
+    check(text(f.attrs["format"]) == "rtrain-checkpoint", "format attribute")
     check(int(f.attrs["format_version"]) == 1, "format_version")
     check(int(f.attrs["training_iteration"]) == int(it), "training_iteration")
     check(int(f.attrs["step"]) == int(step), "step")
     check(int(f.attrs["epoch"]) == int(epoch), "epoch")
     check(int(f.attrs["world_size"]) == 2, "world_size")
-    check(f.attrs["config_digest"] == digest, "config_digest")
+    check(text(f.attrs["config_digest"]) == digest, "config_digest")
     check(int(f["data"].attrs["next_batch"]) == int(next_batch), "next_batch")
     check(int(f["data"].attrs["epoch"]) == int(epoch), "/data epoch")
     check(int(f["rng"].attrs["seed"]) == int(seed), "seed")
     check(int(f["scheduler"].attrs["step"]) == int(step), "scheduler step")
-    check(f["optimizer"].attrs["type"] == "adam", "optimizer type")
+    check(text(f["optimizer"].attrs["type"]) == "adam", "optimizer type")
     check(int(f["optimizer"].attrs["step"]) == int(step), "optimizer step")
     check(abs(float(f.attrs["metric.loss"]) - 1.0 / int(it)) < 1e-15, "metric.loss")
     check(sorted(f["model"].keys()) == sorted(t[0] for t in tensors), "model tensor names")

@@ -567,6 +567,14 @@ static void test_relu_add(void)
     for (int i = 0; i < 64; i++)
         ok &= y[i] == (x[i] > 0 ? x[i] : 0.0f);
     CHECK_MSG(ok, "relu forward");
+    /* NaN propagates (PyTorch's relu(nan) is nan): a NaN weight must reach
+     * the non-finite-loss check, not vanish as 0; infinities keep their
+     * rule. */
+    float special[4] = {NAN, INFINITY, -INFINITY, -0.0f}, out[4];
+    CHECK_OK(be->relu_forward(out, special, 4));
+    CHECK_MSG(isnan(out[0]) && out[1] == INFINITY && out[2] == 0.0f && out[3] == 0.0f &&
+              !signbit(out[3]), "relu(nan, inf, -inf, -0) = %g %g %g %g", out[0], out[1],
+              out[2], out[3]);
     CHECK_OK(be->relu_backward(dx, dy, y, 64));
     CHECK(dx[0] == 0.0f);
     ok = 1;

@@ -19,14 +19,16 @@ static void ew_run(rt_par_fn fn, float *out, const float *a, const float *b, siz
     rt_par_for(count, rt_par_threads(count, RT_PAR_MIN_FLOATS), fn, &j);
 }
 
-/* out may alias a or b (in place): same index only, so no restrict. */
+/* out may alias a or b (in place): same index only, so no restrict.
+ * ReLU keeps NaN as PyTorch does (!(x <= 0) holds for NaN), so that the
+ * non-finite check downstream sees it; -0 and 0 give +0. */
 static void relu_forward_piece(void *arg, size_t lo, size_t hi)
 {
     const ew_job *j = arg;
     float *y = j->out;
     const float *x = j->a;
     for (size_t i = lo; i < hi; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = !(x[i] <= 0.0f) ? x[i] : 0.0f;
 }
 
 static void relu_backward_piece(void *arg, size_t lo, size_t hi)

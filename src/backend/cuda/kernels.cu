@@ -62,7 +62,7 @@ rt_status rt_cuda_bias_rows(float *y, const float *b, int n, int cols)
 static __global__ void relu_forward_kernel(float *y, const float *x, size_t count)
 {
     RT_CUDA_GRID_STRIDE(i, count)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = !(x[i] <= 0.0f) ? x[i] : 0.0f;   /* NaN stays NaN, as in PyTorch */
 }
 
 rt_status rt_cuda_relu_forward(float *y, const float *x, size_t count)

@@ -151,7 +151,7 @@ static rt_status naive_conv2d_backward(const rt_conv_plan *p, float *dx, float *
 static rt_status naive_relu_forward(float *y, const float *x, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = !(x[i] <= 0.0f) ? x[i] : 0.0f;   /* NaN stays NaN, as in PyTorch */
     return RT_OK;
 }
 
