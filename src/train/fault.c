@@ -19,7 +19,10 @@
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
  *                                        that passes step N again goes on. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "trainer.h"
 #include "backend/backends.h"
 #include "core/fault.h"
