@@ -152,6 +152,7 @@ typedef struct rt_train_state {
     rt_model *model;                 /* required, unless write_model is set */
     rt_ckpt_model_writer write_model;   /* with model NULL: writes /model instead */
     void *write_model_arg;
+    int64_t write_model_bytes;       /* with write_model: about how many bytes it writes */
     rt_optimizer *optim;             /* NULL: no /optimizer group */
     const char *optimizer_type;      /* "sgd", "adam", ... (rt_optim_type_name); may be NULL */
     int64_t epoch;                   /* epoch to continue in */

@@ -54,10 +54,13 @@ static rt_status shared_list(rt_comm *comm, const char *run_dir, int64_t **idx, 
 
 int64_t ckpt_state_bytes(const rt_train_state *s)
 {
-    size_t params = rt_model_num_params(s->model);
-    size_t floats = params + rt_model_num_buffers(s->model) +
-                    (s->optim ? params * (size_t)rt_optim_state_slots(s->optim) : 0);
-    int64_t data = (int64_t)(floats * sizeof(float));
+    int64_t data = s->write_model_bytes;   /* a model written by write_model */
+    if (s->model) {
+        size_t params = rt_model_num_params(s->model);
+        size_t floats = params + rt_model_num_buffers(s->model) +
+                        (s->optim ? params * (size_t)rt_optim_state_slots(s->optim) : 0);
+        data = (int64_t)(floats * sizeof(float));
+    }
     /* HDF5's object headers, attributes and checksums: measured at under
      * 1 KiB per dataset; a fixed allowance plus 1/32 covers them. */
     return data + data / 32 + CKPT_SPACE_SLACK;

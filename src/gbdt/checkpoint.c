@@ -78,6 +78,7 @@ static rt_status agreed_model(gbdt_trainer *g, model_bytes *mb)
 static rt_train_state train_state(gbdt_trainer *g, model_bytes *mb)
 {
     rt_train_state s = {.write_model = write_model, .write_model_arg = mb,
+                        .write_model_bytes = (int64_t)mb->len,
                         .step = mb->rounds, .seed = (uint64_t)g->cfg->train.seed,
                         .training_iteration = rt_run_iteration(g->run)};
     snprintf(s.config_digest, sizeof s.config_digest, "%s", g->config_digest);
