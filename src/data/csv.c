@@ -212,15 +212,69 @@ static int is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
+/* Clinger's fast path: a plain decimal (optional sign, digits with an
+ * optional point, optional exponent) whose digits fit in 2^53 and whose
+ * power of ten is at most 10^22 is m * 10^e or m / 10^-e in one rounding,
+ * both operands exact, so the double is the correctly rounded one that
+ * strtod returns. 0 = read into *out and *end, 1 = not such a number
+ * (strtod decides). */
+static int fast_decimal(const char *s, double *out, const char **end)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (FLT_EVAL_METHOD != 0)   /* the division must round once, in double */
+        return 1;
+    const char *p = s;
+    int neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    uint64_t m = 0;
+    int digits = 0, scale = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        if ((m = m * 10 + (uint64_t)(*p - '0')) > (UINT64_C(1) << 53))
+            return 1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, scale--)
+            if ((m = m * 10 + (uint64_t)(*p - '0')) > (UINT64_C(1) << 53))
+                return 1;
+    if (digits == 0)
+        return 1;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        int eneg = *p == '-', e = 0;
+        if (*p == '-' || *p == '+')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return 1;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if ((e = e * 10 + (*p - '0')) > 1000)
+                return 1;
+        scale += eneg ? -e : e;
+    }
+    if (scale < -22 || scale > 22 || !(*p == '\0' || is_blank(*p)))
+        return 1;   /* "0x10", "1e5x": strtod reads them (or not) */
+    double v = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
+    *out = neg ? -v : v;
+    *end = p;
+    return 0;
+}
+
 /* Reads a whole cell as a number in the C locale (surrounding blanks
  * allowed, as in a quoted " 1.5 "): 0 = read, 1 = not a number, 2 = a
- * number but not a finite float32 (nan, inf, 1e39). */
+ * number but not a finite float32 (nan, inf, 1e39). The same double as
+ * strtod_l, most cells without it (fast_decimal). */
 static int read_number(const char *text, locale_t loc, double *out)
 {
     while (is_blank(*text))
         text++;
-    char *end;
-    double v = strtod_l(text, &end, loc);
+    const char *end;
+    double v;
+    if (fast_decimal(text, &v, &end) != 0) {
+        char *e;
+        v = strtod_l(text, &e, loc);
+        end = e;
+    }
     if (end == text)
         return 1;
     while (is_blank(*end))

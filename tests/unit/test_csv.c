@@ -397,6 +397,51 @@ static void test_fill(void)
     expect_error(RT_ERR_FORMAT, open_csv(&ds, &src), at_line(no_target, 3), "\"y\"", "target");
 }
 
+/* Every cell reads as (float)strtod of its text, bit for bit: random
+ * decimals of 1 to 20 digits, the point anywhere or absent, exponents of
+ * -30 to 15 (all finite float32), leading zeros and signs (the reader's fast path for
+ * short decimals and strtod for the rest must agree). */
+static void test_numbers_as_strtod(void)
+{
+    enum { N = 3000 };
+    static char text[N * 48 + 16];
+    static float want[N];
+    rt_rng rng;
+    rt_rng_init(&rng, rt_rng_key(42, 11, 0, 0));
+    int len = snprintf(text, sizeof text, "x,y\n");
+    for (int i = 0; i < N; i++) {
+        char cell[40];
+        int n = 0, digits = 1 + (int)rt_rng_below(&rng, 20);
+        int point = (int)rt_rng_below(&rng, (uint32_t)digits + 2) - 1;  /* -1: none */
+        if (rt_rng_below(&rng, 3) == 0)
+            cell[n++] = rt_rng_below(&rng, 2) ? '-' : '+';
+        for (int d = 0; d < digits; d++) {
+            if (d == point)
+                cell[n++] = '.';
+            cell[n++] = (char)('0' + rt_rng_below(&rng, d == 0 && i % 2 ? 1 : 10));
+        }
+        if (point == digits)
+            cell[n++] = '.';
+        if (rt_rng_below(&rng, 2))
+            n += snprintf(cell + n, sizeof cell - (size_t)n, "e%d",
+                          (int)rt_rng_below(&rng, 46) - 30);
+        cell[n] = '\0';
+        want[i] = (float)strtod(cell, NULL);
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s,%d\n", cell, i);
+    }
+    rt_data_source src = {.file = write_csv("numbers.csv", text), .target = RT_TARGET_VECTOR,
+                          .target_column = "y"};
+    rt_dataset *ds = NULL;
+    CHECK_OK(open_csv(&ds, &src));
+    for (int64_t i = 0; ds && i < N; i++) {
+        float x, y;
+        CHECK_OK(rt_dataset_fetch(ds, i, &x, &y));
+        CHECK_MSG(memcmp(&x, &want[i], sizeof x) == 0, "row %lld: %a, strtod %a",
+                  (long long)i, (double)x, (double)want[i]);
+    }
+    rt_dataset_free(ds);
+}
+
 /* ---- errors ------------------------------------------------------------------------- */
 
 static rt_status open_vector(const char *path, const char *target, const char *const *feats,
@@ -641,6 +686,7 @@ int main(void)
     test_splits();
     test_integer_labels_at_evaluation();
     test_fill();
+    test_numbers_as_strtod();
     test_cell_errors();
     test_column_errors();
     test_label_errors();
