@@ -1295,9 +1295,9 @@ static rt_status finish(csv_reader *r, rt_dataset **out)
     return s;
 }
 
-rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
+/* The checks of a source before reading (rt_csv_open). */
+static rt_status check_source(const rt_data_source *src)
 {
-    *out = NULL;
     if (!src || !src->file || !src->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "the csv format reads one file: set data.train.file "
                         "(and data.test.file, or data.test_fraction)");
@@ -1309,16 +1309,54 @@ rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
         return RT_ERROR(RT_ERR_CONFIG, "csv file '%s': a table without its target column is "
                         "read with the encoding a training split learned (its columns and "
                         "classes)", src->file);
-    csv_reader r = {.src = src, .path = src->file, .line = 1};
-    rt_status s = RT_OK;
-    if (!(r.c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)))
-        s = out_of_memory(&r, "C locale");
-    if (s == RT_OK && src->encoding)
-        s = plan_from_encoding(&r);
-    if (s == RT_OK)
-        s = read_file(&r);
+    return RT_OK;
+}
+
+/* The file read into r (its plan from src's encoding, or from src). */
+static rt_status read_source(csv_reader *r, const rt_data_source *src)
+{
+    *r = (csv_reader){.src = src, .path = src->file, .line = 1};
+    RT_CHECK(check_source(src));
+    if (!(r->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)))
+        return out_of_memory(r, "C locale");
+    if (src->encoding)
+        RT_CHECK(plan_from_encoding(r));
+    return read_file(r);
+}
+
+rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
+{
+    *out = NULL;
+    csv_reader r;
+    rt_status s = read_source(&r, src);
     if (s == RT_OK)
         s = finish(&r, out);
+    reader_free(&r);
+    return s;
+}
+
+/* The plan learned from tr's rows is the plan the encoding it writes gives
+ * back (the fill values' JSON keeps 17 digits), so te's rows are encoded
+ * as rt_csv_open of te with that encoding would. */
+rt_status rt_csv_open_splits(rt_dataset **train, rt_dataset **test, const rt_data_source *tr,
+                             const rt_data_source *te)
+{
+    *train = *test = NULL;
+    csv_reader r;
+    int64_t begin, end;
+    rt_status s = read_source(&r, tr);
+    if (s == RT_OK)
+        s = finish(&r, train);
+    if (s == RT_OK) {
+        r.src = te;
+        s = rt_data_source_rows(te, r.table.rows, &begin, &end);
+    }
+    if (s == RT_OK)
+        s = make_dataset(&r, begin, end, rt_dataset_encoding(*train), test);
+    if (s != RT_OK) {
+        rt_dataset_free(*train);
+        *train = NULL;
+    }
     reader_free(&r);
     return s;
 }

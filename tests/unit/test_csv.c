@@ -325,6 +325,78 @@ static void test_splits(void)
     rt_dataset_free(train);
 }
 
+/* rt_dataset_open_splits reads a file once for both splits of
+ * data.test_fraction: the same datasets, encoding and errors as opening the
+ * training split and then the evaluation split with its encoding. */
+static void same_splits(const char *path, rt_target_kind kind, rt_fill_policy fill,
+                        const char *const *cats, int ncats)
+{
+    rt_data_source tr = {.file = path, .target = kind, .target_column = "label",
+                         .categorical = cats, .num_categorical = ncats, .fill_missing = fill,
+                         .first = 0, .last = 0.6};
+    rt_data_source te = tr;
+    te.first = 0.6;
+    te.last = 1;
+    rt_dataset *a = NULL, *b = NULL, *pa = NULL, *pb = NULL;
+    rt_status want = open_csv(&a, &tr);
+    if (want == RT_OK) {
+        te.encoding = rt_dataset_encoding(a);
+        want = open_csv(&b, &te);
+        te.encoding = NULL;
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", want == RT_OK ? "" : rt_error_message());
+    rt_error_clear();
+    rt_status got = rt_dataset_open_splits(&pa, &pb, "csv", &tr, &te, NULL);
+    CHECK_MSG(got == want, "%s: open_splits returned %d, one by one %d", path, (int)got,
+              (int)want);
+    CHECK_MSG(got == RT_OK ? pa && pb : !pa && !pb, "%s: datasets on failure", path);
+    if (got != RT_OK)
+        CHECK_MSG(strcmp(msg, rt_error_message()) == 0, "%s: '%s' instead of '%s'", path,
+                  rt_error_message(), msg);
+    rt_error_clear();
+    rt_dataset *one[2] = {a, b}, *two[2] = {pa, pb};
+    for (int k = 0; got == RT_OK && want == RT_OK && k < 2; k++) {
+        CHECK(rt_dataset_count(one[k]) == rt_dataset_count(two[k]));
+        CHECK(strcmp(rt_dataset_encoding(one[k]), rt_dataset_encoding(two[k])) == 0);
+        size_t n = rt_sample_input_size(rt_dataset_desc(one[k]));
+        CHECK(n == rt_sample_input_size(rt_dataset_desc(two[k])) && n <= 16);
+        for (int64_t i = 0; n <= 16 && i < rt_dataset_count(one[k]); i++) {
+            float x[16], y[16];
+            int32_t t, u;
+            CHECK_OK(rt_dataset_fetch(one[k], i, x, &t));
+            CHECK_OK(rt_dataset_fetch(two[k], i, y, &u));
+            CHECK_MSG(memcmp(x, y, n * sizeof *x) == 0 && t == u, "%s: split %d row %lld "
+                      "differs", path, k, (long long)i);
+        }
+    }
+    rt_dataset_free(a);
+    rt_dataset_free(b);
+    rt_dataset_free(pa);
+    rt_dataset_free(pb);
+}
+
+static void test_open_splits(void)
+{
+    static const char *const cats[] = {"city"};
+    const char *t = write_csv("splits.csv", "city,temp,label\nparis,1,cold\nrome,,hot\n"
+                                            "oslo,2,cold\nrome,4.25,hot\nparis,,cold\n"
+                                            "oslo,6,cold\nrome,7,hot\nparis,8,cold\n"
+                                            "rome,,hot\noslo,1e-3,cold\n");
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_MEAN, cats, 1);   /* mean 13.251/6 */
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_ZERO, cats, 1);
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_NONE, cats, 1);   /* an empty cell: an error */
+    const char *n = write_csv("splits_n.csv", "a,b,label\n1,2,0.5\n3,,1.5\n5,6,2\n7,8,3\n"
+                                              "9,1,4\n");
+    same_splits(n, RT_TARGET_VECTOR, RT_FILL_MEAN, NULL, 0);
+    const char *i = write_csv("splits_i.csv", "a,b,label\n1,2,0\n3,4,2\n5,6,1\n7,8,3\n"
+                                              "9,1,1\n");
+    same_splits(i, RT_TARGET_CLASS, RT_FILL_NONE, NULL, 0);   /* 3 at evaluation: unseen */
+    const char *u = write_csv("splits_u.csv", "city,temp,label\nparis,1,a\nrome,2,b\n"
+                                              "oslo,3,a\nrome,4,b\nberlin,5,a\n");
+    same_splits(u, RT_TARGET_CLASS, RT_FILL_NONE, cats, 1);   /* berlin: unseen */
+}
+
 static void test_integer_labels_at_evaluation(void)
 {
     const char *path = write_csv("ints.csv", "x,y\n1,0\n2,2\n3,1\n4,3\n");
@@ -684,6 +756,7 @@ int main(void)
     test_categorical();
     test_text_classes();
     test_splits();
+    test_open_splits();
     test_integer_labels_at_evaluation();
     test_fill();
     test_numbers_as_strtod();
