@@ -28,7 +28,8 @@
  * the file as it arrives; what is learned or looked up (categories,
  * classes, means) uses only the rows of this split, [first, last) of the
  * file (rt_data_source_rows). All rows are staged until the file ends,
- * because the row range depends on the row count. */
+ * because the row range depends on the row count; rt_csv_open_splits
+ * builds both splits of data.test_fraction from one staging. */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
