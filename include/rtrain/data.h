@@ -254,6 +254,15 @@ rt_status rt_dataset_set_block_rows(rt_dataset *ds, int64_t rows);
  * format is RT_ERR_CONFIG listing the known ones. */
 rt_status rt_dataset_open(rt_dataset **out, const char *format, const rt_data_source *src,
                           const rt_transform *t);
+/* Both splits of one dataset in `format`, each with the transforms t:
+ * *train from train_src, then *test from test_src with the encoding the
+ * training split learned (test_src->encoding is not read). The same
+ * datasets as rt_dataset_open of one and then the other; a csv file both
+ * read with the same columns (data.test_fraction) is parsed once. Local.
+ * On failure both are NULL. */
+rt_status rt_dataset_open_splits(rt_dataset **train, rt_dataset **test, const char *format,
+                                 const rt_data_source *train_src,
+                                 const rt_data_source *test_src, const rt_transform *t);
 /* The formats of this build, in order: 0 <= i < rt_dataset_format_count(). */
 int rt_dataset_format_count(void);
 const char *rt_dataset_format_name(int i);

@@ -241,6 +241,25 @@ static rt_status set_params(const rt_key *k, rt_config *cfg, const config_settin
     return RT_OK;
 }
 
+/* model.params.NAME=VALUE: replaces NAME's value, or adds NAME. */
+static rt_status set_param(const rt_key *k, rt_config *cfg, const char *name,
+                           const config_setting_t *s, const char *ovr)
+{
+    char label[160];
+    snprintf(label, sizeof label, "%s.%s", k->path, name);
+    int i = 0;
+    while (i < cfg->gbdt.num_params && strcmp(cfg->gbdt.param_keys[i], name))
+        i++;
+    if (i == (int)k->size)
+        return rt_config_fail(s, ovr, "%s would be entry %d of %s, at most %zu are allowed",
+                              label, i + 1, k->path, k->size);
+    RT_CHECK(param_text(s, ovr, label, cfg->gbdt.param_values[i], RT_GBDT_PARAM_VALUE_MAX));
+    snprintf(cfg->gbdt.param_keys[i], RT_GBDT_PARAM_KEY_MAX, "%s", name);
+    if (i == cfg->gbdt.num_params)
+        cfg->gbdt.num_params++;
+    return RT_OK;
+}
+
 /* One number for every channel, or a list with one per channel. */
 static rt_status set_channels(const rt_key *k, void *base, const config_setting_t *s,
                               const char *ovr, const char *label)
@@ -466,6 +485,8 @@ rt_status rt_config_apply(rt_config *cfg, const rt_cfg_assign *a)
     const rt_key *k = a->key;
     if (k->type == RT_KEY_LAYERS)
         return set_layers(k, cfg, a->setting, a->override);
+    if (k->type == RT_KEY_PARAMS && a->param[0])
+        return set_param(k, cfg, a->param, a->setting, a->override);
     if (k->type == RT_KEY_PARAMS)
         return set_params(k, cfg, a->setting, a->override);
     RT_CHECK(set_value(k, cfg, a->setting, a->override, k->path));

@@ -362,6 +362,22 @@ static int parse_value(config_t *cf, const char *v, size_t n, int quoted)
     return config_read_string(cf, buf) == CONFIG_TRUE;
 }
 
+/* "model.params.NAME" (a key of the RT_KEY_PARAMS group): NAME, pointing
+ * into the override's text, and *k the group's key; NULL otherwise. */
+static const char *param_name(const char *key, const rt_key **k)
+{
+    const char *dot = strrchr(key, '.');
+    if (*k || !dot || dot[1] == '\0')
+        return NULL;
+    char group[KEY_MAX];
+    snprintf(group, sizeof group, "%.*s", (int)(dot - key), key);
+    const rt_key *g = rt_config_find_key(group);
+    if (!g || g->type != RT_KEY_PARAMS)
+        return NULL;
+    *k = g;
+    return dot + 1;
+}
+
 static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
 {
     const char *eq = strchr(text, '=');
@@ -375,8 +391,15 @@ static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
         return RT_ERROR(RT_ERR_CONFIG, "override '%.80s...': key too long", text);
     snprintf(key, sizeof key, "%.*s", (int)(ke - kb), kb);
     const rt_key *k = rt_config_find_key(key);
+    const char *param = param_name(key, &k);
     if (!k && !rt_config_is_group(key))
         return unknown_key(key, NULL, text);
+    if (param && (strlen(param) >= RT_GBDT_PARAM_KEY_MAX ||
+                  strspn(param, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789_-") != strlen(param)))
+        return RT_ERROR(RT_ERR_CONFIG, "override '%s': a parameter name has letters, digits, "
+                        "'_' and '-' only, at most %d of them", text,
+                        RT_GBDT_PARAM_KEY_MAX - 1);
 
     const char *vb = eq + 1, *ve = eq + strlen(eq);
     rt_config_trim(&vb, &ve);
@@ -405,6 +428,11 @@ static rt_status parse_override(load_ctx *c, config_t *cf, const char *text)
     config_setting_t *root = config_root_setting(cf);
     if (config_setting_length(root) != 1)
         return RT_ERROR(RT_ERR_CONFIG, "override '%s': give exactly one value (no ';')", text);
+    if (param) {   /* one parameter of the group: added, or replacing the file's */
+        RT_CHECK(add_assign(c, k, config_setting_get_elem(root, 0), text));
+        snprintf(c->assign[c->n - 1].param, sizeof c->assign[c->n - 1].param, "%s", param);
+        return RT_OK;
+    }
     return collect(c, key, config_setting_get_elem(root, 0), text);
 }
 

@@ -112,6 +112,8 @@ typedef struct rt_cfg_assign {
     const config_setting_t *setting;
     const char *override;  /* the override text; NULL when from the file */
     int skip;              /* dropped by the batch-size rule */
+    /* model.params.NAME=VALUE: NAME, one parameter added or replaced ("": the key's value) */
+    char param[RT_GBDT_PARAM_KEY_MAX];
 } rt_cfg_assign;
 
 /* The key path "PATH.NAME" of member m of the group at path (at the top,

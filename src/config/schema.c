@@ -231,7 +231,8 @@ static const rt_key keys[] = {
     {.path = "model.params", .type = RT_KEY_PARAMS, .offset = OFF(gbdt.param_keys),
      .size = RT_GBDT_MAX_PARAMS, .aux = OFF(gbdt.num_params), .only_for = "gbdt",
      .help = "gbdt: the library's own parameters, a group of numbers, strings and "
-             "booleans passed as text, e.g. { max_depth = 6; eta = 0.3; } (at most 64). "
+             "booleans passed as text, e.g. { max_depth = 6; eta = 0.3; } (at most 64); "
+             "the override model.params.NAME=VALUE adds or replaces one. "
              "rtrain sets the threads (scaling.threads_per_worker), the seed (train.seed) "
              "and the distribution itself."},
     STR_D("gbdt.lightgbm_library", gbdt.lightgbm_library, "",

@@ -28,7 +28,8 @@
  * the file as it arrives; what is learned or looked up (categories,
  * classes, means) uses only the rows of this split, [first, last) of the
  * file (rt_data_source_rows). All rows are staged until the file ends,
- * because the row range depends on the row count. */
+ * because the row range depends on the row count; rt_csv_open_splits
+ * builds both splits of data.test_fraction from one staging. */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -212,15 +213,69 @@ static int is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
+/* Clinger's fast path: a plain decimal (optional sign, digits with an
+ * optional point, optional exponent) whose digits fit in 2^53 and whose
+ * power of ten is at most 10^22 is m * 10^e or m / 10^-e in one rounding,
+ * both operands exact, so the double is the correctly rounded one that
+ * strtod returns. 0 = read into *out and *end, 1 = not such a number
+ * (strtod decides). */
+static int fast_decimal(const char *s, double *out, const char **end)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (FLT_EVAL_METHOD != 0)   /* the division must round once, in double */
+        return 1;
+    const char *p = s;
+    int neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    uint64_t m = 0;
+    int digits = 0, scale = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        if ((m = m * 10 + (uint64_t)(*p - '0')) > (UINT64_C(1) << 53))
+            return 1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, scale--)
+            if ((m = m * 10 + (uint64_t)(*p - '0')) > (UINT64_C(1) << 53))
+                return 1;
+    if (digits == 0)
+        return 1;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        int eneg = *p == '-', e = 0;
+        if (*p == '-' || *p == '+')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return 1;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if ((e = e * 10 + (*p - '0')) > 1000)
+                return 1;
+        scale += eneg ? -e : e;
+    }
+    if (scale < -22 || scale > 22 || !(*p == '\0' || is_blank(*p)))
+        return 1;   /* "0x10", "1e5x": strtod reads them (or not) */
+    double v = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
+    *out = neg ? -v : v;
+    *end = p;
+    return 0;
+}
+
 /* Reads a whole cell as a number in the C locale (surrounding blanks
  * allowed, as in a quoted " 1.5 "): 0 = read, 1 = not a number, 2 = a
- * number but not a finite float32 (nan, inf, 1e39). */
+ * number but not a finite float32 (nan, inf, 1e39). The same double as
+ * strtod_l, most cells without it (fast_decimal). */
 static int read_number(const char *text, locale_t loc, double *out)
 {
     while (is_blank(*text))
         text++;
-    char *end;
-    double v = strtod_l(text, &end, loc);
+    const char *end;
+    double v;
+    if (fast_decimal(text, &v, &end) != 0) {
+        char *e;
+        v = strtod_l(text, &e, loc);
+        end = e;
+    }
     if (end == text)
         return 1;
     while (is_blank(*end))
@@ -1241,9 +1296,9 @@ static rt_status finish(csv_reader *r, rt_dataset **out)
     return s;
 }
 
-rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
+/* The checks of a source before reading (rt_csv_open). */
+static rt_status check_source(const rt_data_source *src)
 {
-    *out = NULL;
     if (!src || !src->file || !src->file[0])
         return RT_ERROR(RT_ERR_CONFIG, "the csv format reads one file: set data.train.file "
                         "(and data.test.file, or data.test_fraction)");
@@ -1255,16 +1310,54 @@ rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
         return RT_ERROR(RT_ERR_CONFIG, "csv file '%s': a table without its target column is "
                         "read with the encoding a training split learned (its columns and "
                         "classes)", src->file);
-    csv_reader r = {.src = src, .path = src->file, .line = 1};
-    rt_status s = RT_OK;
-    if (!(r.c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)))
-        s = out_of_memory(&r, "C locale");
-    if (s == RT_OK && src->encoding)
-        s = plan_from_encoding(&r);
-    if (s == RT_OK)
-        s = read_file(&r);
+    return RT_OK;
+}
+
+/* The file read into r (its plan from src's encoding, or from src). */
+static rt_status read_source(csv_reader *r, const rt_data_source *src)
+{
+    *r = (csv_reader){.src = src, .path = src->file, .line = 1};
+    RT_CHECK(check_source(src));
+    if (!(r->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0)))
+        return out_of_memory(r, "C locale");
+    if (src->encoding)
+        RT_CHECK(plan_from_encoding(r));
+    return read_file(r);
+}
+
+rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src)
+{
+    *out = NULL;
+    csv_reader r;
+    rt_status s = read_source(&r, src);
     if (s == RT_OK)
         s = finish(&r, out);
+    reader_free(&r);
+    return s;
+}
+
+/* The plan learned from tr's rows is the plan the encoding it writes gives
+ * back (the fill values' JSON keeps 17 digits), so te's rows are encoded
+ * as rt_csv_open of te with that encoding would. */
+rt_status rt_csv_open_splits(rt_dataset **train, rt_dataset **test, const rt_data_source *tr,
+                             const rt_data_source *te)
+{
+    *train = *test = NULL;
+    csv_reader r;
+    int64_t begin, end;
+    rt_status s = read_source(&r, tr);
+    if (s == RT_OK)
+        s = finish(&r, train);
+    if (s == RT_OK) {
+        r.src = te;
+        s = rt_data_source_rows(te, r.table.rows, &begin, &end);
+    }
+    if (s == RT_OK)
+        s = make_dataset(&r, begin, end, rt_dataset_encoding(*train), test);
+    if (s != RT_OK) {
+        rt_dataset_free(*train);
+        *train = NULL;
+    }
     reader_free(&r);
     return s;
 }

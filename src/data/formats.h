@@ -11,6 +11,11 @@ rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src);
 rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src);
 /* csv.c: a table with a header row; columns chosen by name. */
 rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src);
+/* Both splits of one csv file from one parse: train learns the encoding,
+ * test (rows te->first..te->last of the same file, the same columns) is
+ * encoded with it, as rt_csv_open with that encoding would. */
+rt_status rt_csv_open_splits(rt_dataset **train, rt_dataset **test, const rt_data_source *tr,
+                             const rt_data_source *te);
 
 /* The rows [*begin, *end) of a file of `rows` rows that src selects
  * (rt_data_source.first/last); RT_ERR_CONFIG naming `file` when the

@@ -85,11 +85,7 @@ rt_status gbdt_open_splits(const gbdt_trainer *g, const rt_node_memory *nm, int 
                                   categorical, nm, &train, &test));
     if (check_only)   /* rtrain --check: shapes and targets, the inputs stay in the file */
         train.cache = test.cache = RT_CACHE_NONE;
-    rt_status st = rt_dataset_open(tr, c->data.format, &train, NULL);
-    if (st == RT_OK) {
-        test.encoding = rt_dataset_encoding(*tr);
-        st = rt_dataset_open(te, c->data.format, &test, NULL);
-    }
+    rt_status st = rt_dataset_open_splits(tr, te, c->data.format, &train, &test, NULL);
     if (st == RT_OK && rt_sample_input_size(rt_dataset_desc(*tr)) !=
                        rt_sample_input_size(rt_dataset_desc(*te)))
         st = RT_ERROR(RT_ERR_CONFIG, "the evaluation data has %zu features per row, the "

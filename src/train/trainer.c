@@ -187,9 +187,8 @@ rt_status trainer_open_datasets(trainer *t)
     const rt_config *c = t->cfg;
     rt_data_source train, test;
     RT_CHECK(data_sources(t, &train, &test));
-    RT_CHECK(rt_dataset_open(&t->train_set, c->data.format, &train, &c->data.transform));
-    test.encoding = rt_dataset_encoding(t->train_set);
-    RT_CHECK(rt_dataset_open(&t->test_set, c->data.format, &test, &c->data.transform));
+    RT_CHECK(rt_dataset_open_splits(&t->train_set, &t->test_set, c->data.format, &train, &test,
+                                    &c->data.transform));
     RT_CHECK(check_splits_match(t));
     /* Per-value standardisation is tied to pixel positions that a random
      * crop moves. */

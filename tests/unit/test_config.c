@@ -242,6 +242,43 @@ static void test_overrides(void)
     CHECK(cfg.model.layers[1].out == 10 && cfg.model.layers[1].bias == 0);
 }
 
+/* The value of one gbdt parameter from the command line. */
+static const char *param_of(const char *name)
+{
+    for (int i = 0; i < cfg.gbdt.num_params; i++)
+        if (strcmp(cfg.gbdt.param_keys[i], name) == 0)
+            return cfg.gbdt.param_values[i];
+    return NULL;
+}
+
+/* model.params.NAME=VALUE replaces the file's NAME or adds it, keeping the
+ * file's others; a whole model.params= override still replaces the group. */
+static void test_param_overrides(void)
+{
+    const char *gbdt = "examples/gbdt_xgboost.cfg";
+    CHECK_OK(load(gbdt, 0));
+    int n = cfg.gbdt.num_params;
+    CHECK(n >= 2 && param_of("max_depth") && strcmp(param_of("max_depth"), "4") == 0);
+    CHECK(param_of("subsample") == NULL);
+    CHECK_OK(load(gbdt, 3, "model.params.max_depth=6", "model.params.subsample=0.5",
+                  "model.params.grow_policy=lossguide"));
+    CHECK(cfg.gbdt.num_params == n + 2);
+    CHECK(param_of("max_depth") && strcmp(param_of("max_depth"), "6") == 0);
+    CHECK(param_of("subsample") && strcmp(param_of("subsample"), "0.5") == 0);
+    CHECK(param_of("grow_policy") && strcmp(param_of("grow_policy"), "lossguide") == 0);
+    CHECK(param_of("tree_method") && strcmp(param_of("tree_method"), "hist") == 0);
+    /* In order: the whole group, then one of it; later overrides win. */
+    CHECK_OK(load(gbdt, 3, "model.params={ eta = \"0.1\"; }", "model.params.max_depth=2",
+                  "model.params.max_depth=3"));
+    CHECK(cfg.gbdt.num_params == 2 && strcmp(param_of("eta"), "0.1") == 0);
+    CHECK(param_of("max_depth") && strcmp(param_of("max_depth"), "3") == 0);
+    EXPECT_ERROR(load(gbdt, 1, "model.params.max_depth=[1,2]"), "model.params.max_depth",
+                 "a number, a string or a boolean");
+    EXPECT_ERROR(load(gbdt, 1, "model.params.a/b=1"), "override 'model.params.a/b=1'",
+                 "parameter name");
+    EXPECT_ERROR(load(gbdt, 1, "model.paramz.max_depth=1"), "unknown key");
+}
+
 static void test_paths(void)
 {
     char cwd[RT_PATH_MAX], want[RT_PATH_MAX + 64];
@@ -589,6 +626,7 @@ int main(void)
     test_data_keys();
     test_json();
     test_params();
+    test_param_overrides();
     test_reference();
     test_enum_tables();
     return CHECK_DONE();

@@ -325,6 +325,78 @@ static void test_splits(void)
     rt_dataset_free(train);
 }
 
+/* rt_dataset_open_splits reads a file once for both splits of
+ * data.test_fraction: the same datasets, encoding and errors as opening the
+ * training split and then the evaluation split with its encoding. */
+static void same_splits(const char *path, rt_target_kind kind, rt_fill_policy fill,
+                        const char *const *cats, int ncats)
+{
+    rt_data_source tr = {.file = path, .target = kind, .target_column = "label",
+                         .categorical = cats, .num_categorical = ncats, .fill_missing = fill,
+                         .first = 0, .last = 0.6};
+    rt_data_source te = tr;
+    te.first = 0.6;
+    te.last = 1;
+    rt_dataset *a = NULL, *b = NULL, *pa = NULL, *pb = NULL;
+    rt_status want = open_csv(&a, &tr);
+    if (want == RT_OK) {
+        te.encoding = rt_dataset_encoding(a);
+        want = open_csv(&b, &te);
+        te.encoding = NULL;
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", want == RT_OK ? "" : rt_error_message());
+    rt_error_clear();
+    rt_status got = rt_dataset_open_splits(&pa, &pb, "csv", &tr, &te, NULL);
+    CHECK_MSG(got == want, "%s: open_splits returned %d, one by one %d", path, (int)got,
+              (int)want);
+    CHECK_MSG(got == RT_OK ? pa && pb : !pa && !pb, "%s: datasets on failure", path);
+    if (got != RT_OK)
+        CHECK_MSG(strcmp(msg, rt_error_message()) == 0, "%s: '%s' instead of '%s'", path,
+                  rt_error_message(), msg);
+    rt_error_clear();
+    rt_dataset *one[2] = {a, b}, *two[2] = {pa, pb};
+    for (int k = 0; got == RT_OK && want == RT_OK && k < 2; k++) {
+        CHECK(rt_dataset_count(one[k]) == rt_dataset_count(two[k]));
+        CHECK(strcmp(rt_dataset_encoding(one[k]), rt_dataset_encoding(two[k])) == 0);
+        size_t n = rt_sample_input_size(rt_dataset_desc(one[k]));
+        CHECK(n == rt_sample_input_size(rt_dataset_desc(two[k])) && n <= 16);
+        for (int64_t i = 0; n <= 16 && i < rt_dataset_count(one[k]); i++) {
+            float x[16], y[16];
+            int32_t t, u;
+            CHECK_OK(rt_dataset_fetch(one[k], i, x, &t));
+            CHECK_OK(rt_dataset_fetch(two[k], i, y, &u));
+            CHECK_MSG(memcmp(x, y, n * sizeof *x) == 0 && t == u, "%s: split %d row %lld "
+                      "differs", path, k, (long long)i);
+        }
+    }
+    rt_dataset_free(a);
+    rt_dataset_free(b);
+    rt_dataset_free(pa);
+    rt_dataset_free(pb);
+}
+
+static void test_open_splits(void)
+{
+    static const char *const cats[] = {"city"};
+    const char *t = write_csv("splits.csv", "city,temp,label\nparis,1,cold\nrome,,hot\n"
+                                            "oslo,2,cold\nrome,4.25,hot\nparis,,cold\n"
+                                            "oslo,6,cold\nrome,7,hot\nparis,8,cold\n"
+                                            "rome,,hot\noslo,1e-3,cold\n");
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_MEAN, cats, 1);   /* mean 13.251/6 */
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_ZERO, cats, 1);
+    same_splits(t, RT_TARGET_CLASS, RT_FILL_NONE, cats, 1);   /* an empty cell: an error */
+    const char *n = write_csv("splits_n.csv", "a,b,label\n1,2,0.5\n3,,1.5\n5,6,2\n7,8,3\n"
+                                              "9,1,4\n");
+    same_splits(n, RT_TARGET_VECTOR, RT_FILL_MEAN, NULL, 0);
+    const char *i = write_csv("splits_i.csv", "a,b,label\n1,2,0\n3,4,2\n5,6,1\n7,8,3\n"
+                                              "9,1,1\n");
+    same_splits(i, RT_TARGET_CLASS, RT_FILL_NONE, NULL, 0);   /* 3 at evaluation: unseen */
+    const char *u = write_csv("splits_u.csv", "city,temp,label\nparis,1,a\nrome,2,b\n"
+                                              "oslo,3,a\nrome,4,b\nberlin,5,a\n");
+    same_splits(u, RT_TARGET_CLASS, RT_FILL_NONE, cats, 1);   /* berlin: unseen */
+}
+
 static void test_integer_labels_at_evaluation(void)
 {
     const char *path = write_csv("ints.csv", "x,y\n1,0\n2,2\n3,1\n4,3\n");
@@ -395,6 +467,51 @@ static void test_fill(void)
     src = (rt_data_source){.file = no_target, .target = RT_TARGET_VECTOR, .target_column = "y",
                            .fill_missing = RT_FILL_MEAN};
     expect_error(RT_ERR_FORMAT, open_csv(&ds, &src), at_line(no_target, 3), "\"y\"", "target");
+}
+
+/* Every cell reads as (float)strtod of its text, bit for bit: random
+ * decimals of 1 to 20 digits, the point anywhere or absent, exponents of
+ * -30 to 15 (all finite float32), leading zeros and signs (the reader's fast path for
+ * short decimals and strtod for the rest must agree). */
+static void test_numbers_as_strtod(void)
+{
+    enum { N = 3000 };
+    static char text[N * 48 + 16];
+    static float want[N];
+    rt_rng rng;
+    rt_rng_init(&rng, rt_rng_key(42, 11, 0, 0));
+    int len = snprintf(text, sizeof text, "x,y\n");
+    for (int i = 0; i < N; i++) {
+        char cell[40];
+        int n = 0, digits = 1 + (int)rt_rng_below(&rng, 20);
+        int point = (int)rt_rng_below(&rng, (uint32_t)digits + 2) - 1;  /* -1: none */
+        if (rt_rng_below(&rng, 3) == 0)
+            cell[n++] = rt_rng_below(&rng, 2) ? '-' : '+';
+        for (int d = 0; d < digits; d++) {
+            if (d == point)
+                cell[n++] = '.';
+            cell[n++] = (char)('0' + rt_rng_below(&rng, d == 0 && i % 2 ? 1 : 10));
+        }
+        if (point == digits)
+            cell[n++] = '.';
+        if (rt_rng_below(&rng, 2))
+            n += snprintf(cell + n, sizeof cell - (size_t)n, "e%d",
+                          (int)rt_rng_below(&rng, 46) - 30);
+        cell[n] = '\0';
+        want[i] = (float)strtod(cell, NULL);
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s,%d\n", cell, i);
+    }
+    rt_data_source src = {.file = write_csv("numbers.csv", text), .target = RT_TARGET_VECTOR,
+                          .target_column = "y"};
+    rt_dataset *ds = NULL;
+    CHECK_OK(open_csv(&ds, &src));
+    for (int64_t i = 0; ds && i < N; i++) {
+        float x, y;
+        CHECK_OK(rt_dataset_fetch(ds, i, &x, &y));
+        CHECK_MSG(memcmp(&x, &want[i], sizeof x) == 0, "row %lld: %a, strtod %a",
+                  (long long)i, (double)x, (double)want[i]);
+    }
+    rt_dataset_free(ds);
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
@@ -639,8 +756,10 @@ int main(void)
     test_categorical();
     test_text_classes();
     test_splits();
+    test_open_splits();
     test_integer_labels_at_evaluation();
     test_fill();
+    test_numbers_as_strtod();
     test_cell_errors();
     test_column_errors();
     test_label_errors();
