@@ -176,7 +176,10 @@ static rt_status setup(loop *L)
 {
     const rt_context *ctx = rt_session_context(L->s);
     RT_CHECK(rt_run_open(&L->run, L->s, &L->cfg));
-    rt_session_set_step_timeout(L->s, L->cfg.failure.step_timeout_s);
+    /* failure.step_timeout_s < 0 is automatic: this loop does not measure its
+     * steps (the built-in one does), so it takes the automatic floor. */
+    double timeout = L->cfg.failure.step_timeout_s;
+    rt_session_set_step_timeout(L->s, timeout < 0 ? L->cfg.failure.step_timeout_min_s : timeout);
     RT_CHECK(rt_session_agree(L->s, rt_dataset_create(&L->ds, &blobs_ops, NULL, SAMPLES,
                                                       &blobs_desc)));
     int64_t global_batch = L->cfg.data.global_batch_size > 0

@@ -129,7 +129,8 @@ typedef struct rt_config {
 
     struct {
         int max_failures;              /* -1: unlimited */
-        double step_timeout_s;         /* 0: no watchdog */
+        double step_timeout_s;         /* 0: no watchdog; < 0: automatic (rtrain/run.h) */
+        double step_timeout_min_s;     /* the automatic timeout's floor */
         double checkpoint_timeout_s;   /* bound on one checkpoint save; 0: none */
         double setup_timeout_s;        /* deadline of the start-up's collectives; 0: none */
     } failure;

@@ -47,8 +47,8 @@ void rt_optim_free(rt_optimizer *o);
  * in backend memory). The step count advances only when it succeeds. */
 rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr);
 /* State slab: state_slots(o) arrays of num_params floats, named by
- * rt_optim_state_name (SGD: "momentum_buffer"; Adam: "exp_avg",
- * "exp_avg_sq"), plus the step count. */
+ * rt_optim_state_name (SGD: "momentum_buffer", none when momentum is 0;
+ * Adam: "exp_avg", "exp_avg_sq"), plus the step count. */
 int rt_optim_state_slots(const rt_optimizer *o);
 const char *rt_optim_state_name(const rt_optimizer *o, int slot);
 float *rt_optim_state(rt_optimizer *o, int slot);   /* backend memory */

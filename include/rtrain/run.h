@@ -94,6 +94,12 @@ void rt_session_request_stop(rt_session *s);
  * value. Not collective. */
 void rt_session_set_step_timeout(rt_session *s, double seconds);
 double rt_session_step_timeout(const rt_session *s);
+/* The automatic step timeout (failure.step_timeout_s < 0): the larger of
+ * min_s and RT_STEP_TIMEOUT_AUTO_FACTOR times the median of the n step
+ * times step_s[] (seconds; n > 0; the array is reordered). Not collective. */
+#define RT_STEP_TIMEOUT_AUTO_FACTOR 20.0
+#define RT_STEP_TIMEOUT_AUTO_STEPS 10   /* steps measured, after the first */
+double rt_session_step_timeout_auto(double *step_s, int n, double min_s);
 
 /* Collective, once per step: agrees on `local` as rt_session_agree does and
  * sets *stop on every rank when any rank has caught a stop signal or been

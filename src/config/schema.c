@@ -439,8 +439,13 @@ static const rt_key keys[] = {
     /* ---- failure ---- */
     INT_D("failure.max_failures", failure.max_failures, -1, 1 << 20, 0,
           "Restarts from the last checkpoint after a failure (-1: unlimited)."),
-    DOUBLE_D("failure.step_timeout_s", failure.step_timeout_s, 0, 1e7, 0,
-             "Abort when one training step takes longer (hung collective); 0: no watchdog."),
+    DOUBLE_D("failure.step_timeout_s", failure.step_timeout_s, -1, 1e7, -1,
+             "Abort when a rank waits longer than this in one training step's collectives "
+             "(a hung or stopped rank); -1: automatic, failure.step_timeout_min_s or 20 times "
+             "the median step time once 10 steps are measured, whichever is larger (the "
+             "start-up's bound, failure.setup_timeout_s, until then); 0: no watchdog."),
+    DOUBLE_D("failure.step_timeout_min_s", failure.step_timeout_min_s, 0, 1e7, 300,
+             "The smallest automatic step timeout (failure.step_timeout_s = -1)."),
     DOUBLE_D("failure.setup_timeout_s", failure.setup_timeout_s, 0, 1e7, 1800,
              "Abort when a collective of the start-up (data, model, run directory, the "
              "resume and its checkpoint reads) waits longer: a rank frozen before training; "

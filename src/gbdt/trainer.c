@@ -70,7 +70,10 @@ static rt_status setup(gbdt_trainer *g)
     RT_CHECK(gbdt_load_shards(g));
     RT_CHECK(rt_session_agree(g->session, gbdt_digests(g)));
     RT_CHECK(rt_run_open(&g->run, g->session, g->cfg));
-    rt_session_set_step_timeout(g->session, g->cfg->failure.step_timeout_s);
+    /* Automatic (< 0): its floor; boosting rounds are not measured. */
+    double timeout = g->cfg->failure.step_timeout_s;
+    rt_session_set_step_timeout(g->session, timeout < 0 ? g->cfg->failure.step_timeout_min_s
+                                                        : timeout);
     rt_session_catch_stop_signals(g->session);
     RT_CHECK(gbdt_resume(g));
     return create_booster(g);   /* agreed by the library */

@@ -19,7 +19,8 @@ struct rt_optimizer {
     rt_optim_opts opts;
     size_t n;          /* parameters */
     int64_t steps;     /* updates done so far (PyTorch's state['step']) */
-    float *slab;       /* [kind->slots][n] */
+    int slots;         /* state arrays held: kind->slots, 0 for SGD without momentum */
+    float *slab;       /* [slots][n] */
 };
 
 /* One row per optimizer type. `step` performs update number o->steps + 1. */
@@ -129,8 +130,11 @@ rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_opt
     o->be = be ? be : rt_backend_default();
     o->opts = *opts;
     o->n = num_params;
+    /* SGD without momentum keeps no momentum buffer (torch.optim stores
+     * none either), so its checkpoints hold the parameters only. */
+    o->slots = k->type == RT_OPTIM_SGD && opts->momentum == 0.0f ? 0 : k->slots;
     void *slab = NULL;
-    size_t floats = (size_t)k->slots * num_params;
+    size_t floats = (size_t)o->slots * num_params;
     rt_status s = o->be->alloc(&slab, (floats ? floats : 1) * sizeof(float),
                                "optimizer state slab");
     o->slab = slab;
@@ -158,16 +162,16 @@ rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, floa
     return RT_OK;
 }
 
-int rt_optim_state_slots(const rt_optimizer *o) { return o->kind->slots; }
+int rt_optim_state_slots(const rt_optimizer *o) { return o->slots; }
 
 const char *rt_optim_state_name(const rt_optimizer *o, int slot)
 {
-    return slot >= 0 && slot < o->kind->slots ? o->kind->slot_names[slot] : NULL;
+    return slot >= 0 && slot < o->slots ? o->kind->slot_names[slot] : NULL;
 }
 
 float *rt_optim_state(rt_optimizer *o, int slot)
 {
-    return slot >= 0 && slot < o->kind->slots ? o->slab + (size_t)slot * o->n : NULL;
+    return slot >= 0 && slot < o->slots ? o->slab + (size_t)slot * o->n : NULL;
 }
 
 int64_t rt_optim_step_count(const rt_optimizer *o) { return o->steps; }

@@ -254,6 +254,20 @@ void rt_session_set_step_timeout(rt_session *s, double seconds)
 
 double rt_session_step_timeout(const rt_session *s) { return rt_comm_timeout(s->comm); }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double rt_session_step_timeout_auto(double *step_s, int n, double min_s)
+{
+    qsort(step_s, (size_t)n, sizeof *step_s, cmp_double);
+    double median = n % 2 ? step_s[n / 2] : 0.5 * (step_s[n / 2 - 1] + step_s[n / 2]);
+    double t = RT_STEP_TIMEOUT_AUTO_FACTOR * median;
+    return t > min_s ? t : min_s;
+}
+
 rt_status rt_session_agree_step(rt_session *s, rt_status local, int *stop)
 {
     return rt_comm_agree_flag(s->comm, local, stop_signal || s->stop_requested, stop);

@@ -364,8 +364,12 @@ static rt_status setup(trainer *t)
     RT_CHECK(trainer_resume(t));
     RT_CHECK(record_preprocessing(t));
     RT_CHECK(trainer_profile_open(t));
-    /* From here every collective waits at most the step's deadline. */
-    rt_session_set_step_timeout(t->session, t->cfg->failure.step_timeout_s);
+    /* From here every collective waits at most the step's deadline; an
+     * automatic one is measured first (auto_step_timeout). */
+    double timeout = t->cfg->failure.step_timeout_s;
+    t->steps_timed = timeout < 0 ? 0 : -1;
+    rt_session_set_step_timeout(t->session, timeout < 0 ? t->cfg->failure.setup_timeout_s
+                                                        : timeout);
     return RT_OK;
 }
 
@@ -536,6 +540,28 @@ static rt_status log_step(trainer *t, const epoch_stats *step_start, float lr)
 }
 
 /* Trains the rest of epoch t->epoch from t->next_batch. */
+/* failure.step_timeout_s < 0: after this process's first step (a warm-up)
+ * and RT_STEP_TIMEOUT_AUTO_STEPS more, the step timeout becomes the
+ * automatic one, the largest of the ranks' (one all-reduce, the same step
+ * on every rank) so that every rank sets the same value. */
+static rt_status auto_step_timeout(trainer *t, double seconds)
+{
+    if (t->steps_timed < 0 || t->steps_timed++ == 0)
+        return RT_OK;
+    t->step_s[t->steps_timed - 2] = seconds;
+    if (t->steps_timed - 1 < RT_STEP_TIMEOUT_AUTO_STEPS)
+        return RT_OK;
+    t->steps_timed = -1;
+    double timeout = rt_session_step_timeout_auto(t->step_s, RT_STEP_TIMEOUT_AUTO_STEPS,
+                                                  t->cfg->failure.step_timeout_min_s);
+    RT_CHECK(rt_comm_allreduce(t->comm, &timeout, 1, RT_DTYPE_FLOAT64, RT_REDUCE_MAX));
+    rt_session_set_step_timeout(t->session, timeout);
+    if (t->ctx->world_rank == 0)
+        rt_info("step timeout: %.1f s (automatic: failure.step_timeout_min_s or %g x the "
+                "median step time)", timeout, RT_STEP_TIMEOUT_AUTO_FACTOR);
+    return RT_OK;
+}
+
 static rt_status train_epoch(trainer *t)
 {
     int accumulate = t->cfg->train.accumulate_steps;
@@ -570,6 +596,7 @@ static rt_status train_epoch(trainer *t)
         trainer_time(t, PART_ZERO_GRAD, start);
         t->step++;
         t->es.train_time += rt_time_now() - t0;
+        RT_CHECK(auto_step_timeout(t, rt_time_now() - t0));
         RT_CHECK(log_step(t, &step_start, lr));
         trainer_fault_after_step(t);
         /* Rank 0's running loss: display only, no collective per step. */

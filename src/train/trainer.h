@@ -96,6 +96,10 @@ typedef struct trainer {
     int64_t epoch;              /* epoch in progress (0-based) */
     int64_t next_batch;         /* global batch to continue from in that epoch */
     int64_t step;               /* optimizer steps done */
+    /* failure.step_timeout_s < 0: the step times measured so far (this
+     * process's first step is not: it warms up), until the timeout is set. */
+    double step_s[RT_STEP_TIMEOUT_AUTO_STEPS];
+    int steps_timed;            /* -1: not measuring */
     epoch_stats es;
     char config_digest[RT_CKPT_DIGEST_MAX];
     int64_t last_ckpt_step;     /* step of the newest checkpoint written (-1: none) */

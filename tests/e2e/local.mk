@@ -22,7 +22,7 @@ E2E_TESTS = \
 	tests/e2e/data_formats.test \
 	tests/e2e/tables_sklearn.test \
 	tests/e2e/error_data_inputs.test \
-	tests/e2e/resume_data.test \
+	tests/e2e/resume_data.test tests/e2e/sgd_no_momentum.test tests/e2e/preempt_mpirun.test \
 	tests/e2e/fashion_hdf5.test \
 	tests/e2e/data_tool.test \
 	tests/e2e/predict_fashion.test tests/e2e/predict_tables.test \

@@ -313,6 +313,20 @@ static void test_empty_and_state_layout(void)
         CHECK(rt_optim_state(opt, -1) == NULL);
         rt_optim_free(opt);
     }
+    /* SGD without momentum keeps no state (its checkpoints hold no buffer). */
+    rt_optim_opts o;
+    rt_optim_opts_default(&o, RT_OPTIM_SGD);
+    rt_optimizer *opt = NULL;
+    CHECK_OK(rt_optim_create(&opt, be, &o, 10));
+    if (opt) {
+        CHECK(rt_optim_state_slots(opt) == 0);
+        CHECK(rt_optim_state_name(opt, 0) == NULL);
+        CHECK(rt_optim_state(opt, 0) == NULL);
+        float p[10] = {0}, g[10] = {1};
+        CHECK_OK(rt_optim_step(opt, p, g, 0.5f));
+        CHECK(p[0] == -0.5f && p[1] == 0.0f);   /* p - lr * g, exact in binary */
+        rt_optim_free(opt);
+    }
     rt_optim_free(NULL);
 }
 

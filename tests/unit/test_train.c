@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "rtrain/run.h"
 #include "rtrain/train.h"
 
 enum { F = 3 };
@@ -289,8 +290,23 @@ static void test_device_checkpoints(void)
     CHECK(system(cmd) == 0);
 }
 
+/* The automatic step timeout: 20 x the median step time, at least the
+ * floor (exact: the products of small binary fractions are exact). */
+static void test_step_timeout_auto(void)
+{
+    double odd[5] = {0.5, 100.0, 0.25, 0.75, 0.5};   /* median 0.5; one outlier */
+    CHECK(rt_session_step_timeout_auto(odd, 5, 1.0) == 10.0);
+    double even[4] = {2.0, 1.0, 4.0, 3.0};             /* median 2.5 */
+    CHECK(rt_session_step_timeout_auto(even, 4, 1.0) == 50.0);
+    double fast[3] = {0.01, 0.02, 0.03};               /* 20 x 0.02 < the floor */
+    CHECK(rt_session_step_timeout_auto(fast, 3, 300.0) == 300.0);
+    double slow[1] = {30.0};
+    CHECK(rt_session_step_timeout_auto(slow, 1, 300.0) == 600.0);
+}
+
 int main(void)
 {
+    test_step_timeout_auto();
     test_model();
     test_errors();
     test_device_checkpoints();
