@@ -18,7 +18,6 @@ built, binning included), round_s (per-round seconds), first_round_end
 LightGBM's text format, once at the end).
 """
 import json
-import math
 import multiprocessing
 import os
 import socket
@@ -27,20 +26,15 @@ import time
 
 
 def worker(rank, world, ports, args, out):
-    import numpy as np
     import lightgbm as lgb
+    from xgboost_dist import load_shard   # (imports no xgboost)
     path, target, frac, rounds, params, out_dir = args
     params = dict(params, num_machines=world, tree_learner="data", pre_partition=True,
                   machines=",".join("127.0.0.1:%d" % p for p in ports),
                   local_listen_port=ports[rank], verbosity=-1)
     t0 = time.time()
-    with open(path) as f:
-        t = f.readline().strip().split(",").index(target)
-    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
-    n = int(math.floor((1.0 - frac) * len(table)))
-    lo, hi = n * rank // world, n * (rank + 1) // world
-    part = table[lo:hi]
-    d = lgb.Dataset(np.delete(part, t, axis=1), label=part[:, t], params=params).construct()
+    x, y = load_shard(path, target, frac, rank, world)
+    d = lgb.Dataset(x, label=y, params=params).construct()
     load = time.time() - t0
     marks = [time.time()]
     b = lgb.train(params, d, num_boost_round=rounds,
@@ -53,6 +47,7 @@ def worker(rank, world, ports, args, out):
 
 
 def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     path, target, frac, world, rounds, out_dir = sys.argv[1:7]
     params = dict(a.split("=", 1) for a in sys.argv[7:])
     world = int(world)
