@@ -31,4 +31,4 @@ EXTRA_DIST += bench/run bench/quick.test bench/README.md \
 	bench/peers/torch_allreduce.py bench/peers/torch_ckpt.py bench/peers/torch_loader.py \
 	bench/peers/loader_data.py bench/gpu_torch.py tools/gpu/make-bundle tools/gpu/device-check \
 	tools/gpu/rebuild-cuda-lib bench/tune_overhead bench/tune_asha \
-	bench/gbdt_xgboost bench/peers/xgboost_dist.py
+	bench/gbdt_xgboost bench/peers/xgboost_dist.py bench/gbdt_lightgbm bench/peers/lightgbm_dist.py

@@ -22,21 +22,25 @@ import sys
 import time
 
 
-def worker(rank, world, envs, args, out):
+def load_shard(path, target, frac, rank, world):
+    """Worker rank's training rows of the CSV: features, labels (float32)."""
     import numpy as np
+    with open(path) as f:
+        t = f.readline().strip().split(",").index(target)
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+    n = int(math.floor((1.0 - frac) * len(table)))
+    part = table[n * rank // world:n * (rank + 1) // world]
+    return np.delete(part, t, axis=1), part[:, t]
+
+
+def worker(rank, world, envs, args, out):
     import xgboost as xgb
     from xgboost import collective
     path, target, frac, rounds, params = args
     with collective.CommunicatorContext(**envs, DMLC_TASK_ID=str(rank)):
         t0 = time.time()
-        with open(path) as f:
-            t = f.readline().strip().split(",").index(target)
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
-        n = int(math.floor((1.0 - frac) * len(table)))
-        lo, hi = n * rank // world, n * (rank + 1) // world
-        part = table[lo:hi]
-        d = xgb.DMatrix(np.delete(part, t, axis=1), label=part[:, t],
-                        nthread=int(params["nthread"]))
+        x, y = load_shard(path, target, frac, rank, world)
+        d = xgb.DMatrix(x, label=y, nthread=int(params["nthread"]))
         load = time.time() - t0
         marks = []
 

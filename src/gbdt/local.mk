@@ -21,5 +21,5 @@ TESTS += tests/unit/test_gbdt
 check_PROGRAMS += tests/mpi/test_gbdt_lightgbm
 GBDT_LIGHTGBM_TESTS = tests/mpi/gbdt_lightgbm.test
 TESTS += $(GBDT_LIGHTGBM_TESTS)
-EXTRA_DIST += $(GBDT_LIGHTGBM_TESTS) tests/mpi/gbdt_lightgbm_ref.py docs/gbdt-lightgbm.md
+EXTRA_DIST += $(GBDT_LIGHTGBM_TESTS) tests/mpi/gbdt_lightgbm_ref.py
 tests_mpi_test_gbdt_lightgbm_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/unit

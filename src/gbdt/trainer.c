@@ -104,10 +104,14 @@ static rt_status report_round(gbdt_trainer *g, int64_t round, int ckpt)
     return RT_OK;
 }
 
-/* The checkpoint of a stop signal (none when the round has one). */
-static rt_status stop(gbdt_trainer *g, int64_t round)
+/* The checkpoint of a stop signal seen after `round`: with the round's
+ * report when one is due (a resumed run goes on with the next round's, so
+ * the rows are those of a run never stopped), else without a row. */
+static rt_status stop(gbdt_trainer *g, int64_t round, int report_due)
 {
-    if (g->last_ckpt_round != round)
+    if (report_due)
+        RT_CHECK(report_round(g, round, 1));
+    else
         RT_CHECK(gbdt_checkpoint(g, NULL, 0));
     return RT_ERROR(RT_STOPPED, "stopped by a signal after round %lld with its checkpoint in "
                     "%s; run the same command again to resume", (long long)round,
@@ -126,11 +130,12 @@ static rt_status train_round(gbdt_trainer *g, int64_t round)
     int stopping = 0;
     RT_CHECK(rt_session_agree_step(g->session, st, &stopping));
     rt_fault_after_step(g->rank, (long long)round);
-    if (stopping)
-        return stop(g, round);
     int last = round == c->gbdt.num_rounds;
     int ckpt = due(c->checkpoint.frequency, round) || (last && c->checkpoint.at_end);
-    if (ckpt || last || due(c->train.eval_every, round))
+    int report = ckpt || last || due(c->train.eval_every, round);
+    if (stopping)
+        return stop(g, round, report);
+    if (report)
         RT_CHECK(report_round(g, round, ckpt));
     return RT_OK;
 }

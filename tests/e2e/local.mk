@@ -27,10 +27,10 @@ E2E_TESTS = \
 	tests/e2e/data_tool.test \
 	tests/e2e/predict_fashion.test tests/e2e/predict_tables.test \
 	tests/e2e/check.test \
-	tests/e2e/gbdt_xgboost.test \
+	tests/e2e/gbdt_xgboost.test tests/e2e/gbdt_lightgbm.test \
 	tests/e2e/tensorboard.test \
 	tests/e2e/safetensors_torch.test
 TESTS += $(E2E_TESTS)
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/predict_lib.sh $(E2E_TESTS) \
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/predict_lib.sh tests/e2e/gbdt_lib.sh $(E2E_TESTS) \
 	tests/gbdt/xgboost_reference.py tests/e2e/tensorboard_check.py \
 	tests/e2e/safetensors_torch.py

@@ -78,12 +78,17 @@ def train(args):
 
 def metrics(args):
     import xgboost as xgb
-    from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
     path, target, frac, model, task = args
     _, _, x, y = load(path, target, float(frac), task != "regression")
     b = xgb.Booster()
     b.load_model(model)
-    p = b.predict(xgb.DMatrix(x)).astype(np.float64)
+    print(json.dumps(sklearn_metrics(y, b.predict(xgb.DMatrix(x)).astype(np.float64), task)))
+
+
+def sklearn_metrics(y, p, task):
+    """sklearn's metrics of predictions p (probabilities, values) of labels
+    y, as a dict named as rtrain's val_* fields (without the prefix)."""
+    from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
     if task == "binary":
         r = {"logloss": log_loss(y, p, labels=[0, 1]),
              "error": float(np.mean((p > 0.5) != (y > 0.5))),
@@ -93,7 +98,7 @@ def metrics(args):
              "merror": float(np.mean(p.argmax(1) != y))}
     else:
         r = {"rmse": math.sqrt(mean_squared_error(y, p)), "mae": mean_absolute_error(y, p)}
-    print(json.dumps(r))
+    return r
 
 
 if __name__ == "__main__":

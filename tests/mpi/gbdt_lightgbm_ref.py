@@ -18,12 +18,42 @@
                                      OUT.pred. PORTS "single": one process on
                                      all rows (num_machines=1, tree_learner=
                                      serial), RANK 0.
+  csv-train CSV TARGET TEST_FRACTION WORKERS ROUNDS OUT KEY=VALUE...
+                                  -> the same socket-based training of
+                                     rtrain's shards of a CSV table, as
+                                     tests/e2e/gbdt_lightgbm.test runs
+                                     rtrain: the rows and class encoding of
+                                     tests/gbdt/xgboost_reference.py's load
+                                     (rtrain's data.test_fraction and sorted
+                                     class names), WORKERS processes (free
+                                     loopback ports), the parameters
+                                     KEY=VALUE besides the network's; worker
+                                     0 writes the model string to OUT.
+  same-model OURS REF [TREES]      -> exit 1 unless the two model texts
+                                     have the same trees (TREES of them,
+                                     when given) and the same parameters,
+                                     but for those only the socket-based
+                                     training sets or Python sets for itself:
+                                     machines, local_listen_port, time_out
+                                     (its network) and num_iterations
+                                     (lgb.train's num_boost_round; rtrain
+                                     counts rounds itself).
+  csv-metrics CSV TARGET TEST_FRACTION MODEL TASK
+                                  -> sklearn's metrics (JSON) of the
+                                     predictions of MODEL, loaded with
+                                     lightgbm.Booster(model_file=...), on
+                                     the whole evaluation split in one
+                                     process; TASK binary, multiclass or
+                                     regression. The float64 predictions are
+                                     rounded to float32 first, as rtrain's
+                                     are.
 
 The split and the shards are those of the C test (test_gbdt_lightgbm.c):
 training rows are the first floor(0.8 * rows), validation rows the rest;
 rank r of P holds rows [r * n / P, (r + 1) * n / P) of each.
 """
 import gzip
+import os
 import sys
 
 import numpy as np
@@ -102,8 +132,89 @@ def train(path, objective, num_class, rounds, rank, ports, out):
     booster.predict(xv).astype(np.float64).tofile(out + ".pred")
 
 
+def csv_worker(rank, world, ports, x, y, params, rounds, out):
+    import lightgbm as lgb
+    params = dict(params, num_machines=world, tree_learner="data", pre_partition=True,
+                  machines=",".join("127.0.0.1:%d" % p for p in ports),
+                  local_listen_port=ports[rank], time_out=1)
+    s = shard(len(y), rank, world)
+    booster = lgb.train(params, lgb.Dataset(x[s], label=y[s], params=params),
+                        num_boost_round=rounds)
+    if rank == 0:
+        with open(out, "w") as f:
+            f.write(booster.model_to_string())
+
+
+def free_ports(n):
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def csv_train(args):
+    import multiprocessing
+    from xgboost_reference import load
+    path, target, frac, world, rounds, out = args[:6]
+    params = dict(a.split("=", 1) for a in args[6:])
+    classes = params.get("objective", "").startswith(("binary", "multi"))
+    x, y, _, _ = load(path, target, float(frac), classes)
+    world = int(world)
+    ports = free_ports(world)
+    procs = [multiprocessing.Process(target=csv_worker,
+                                     args=(r, world, ports, x, y, params, int(rounds), out))
+             for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    if any(p.exitcode != 0 for p in procs):
+        sys.exit("a worker failed")
+
+
+def csv_metrics(args):
+    import json
+    import lightgbm as lgb
+    from xgboost_reference import load, sklearn_metrics
+    path, target, frac, model, task = args
+    _, _, x, y = load(path, target, float(frac), task != "regression")
+    p = lgb.Booster(model_file=model).predict(x).astype(np.float32).astype(np.float64)
+    print(json.dumps(sklearn_metrics(y, p, task)))
+
+
+def same_model(args):
+    ours, ref = (open(p).read() for p in args[:2])
+    differ_ok = ("machines", "local_listen_port", "time_out", "num_iterations")
+
+    def parts(text):
+        trees, rest = text.split("\nparameters:\n", 1)
+        params = rest.split("\nend of parameters\n", 1)[0].splitlines()
+        return trees, [l for l in params
+                       if not l.startswith(tuple("[" + k + ":" for k in differ_ok))]
+    (t1, p1), (t2, p2) = parts(ours), parts(ref)
+    n_trees = t2.count("\nTree=")
+    if n_trees == 0 or t1 != t2:
+        sys.exit("trees differ (%d reference trees)" % n_trees)
+    if len(args) > 2 and n_trees != int(args[2]):
+        sys.exit("%d trees, expected %s" % (n_trees, args[2]))
+    if p1 != p2:
+        sys.exit("parameters differ: %s" % sorted(set(p1) ^ set(p2)))
+    print("%s: %d trees identical to %s" % (args[0], n_trees, args[1]))
+
+
 def main():
-    if sys.argv[1] == "table":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gbdt"))
+    if sys.argv[1] == "same-model":
+        same_model(sys.argv[2:])
+    elif sys.argv[1] == "csv-train":
+        csv_train(sys.argv[2:])
+    elif sys.argv[1] == "csv-metrics":
+        csv_metrics(sys.argv[2:])
+    elif sys.argv[1] == "table":
         table(*sys.argv[2:5])
     else:
         a = sys.argv[2:]
