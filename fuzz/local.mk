@@ -2,8 +2,9 @@
 # input (fuzz/README.md) and runs each for FUZZ_SECONDS on a copy of its
 # seed corpus (fuzz/corpus/<name>/, in the build tree under fuzz/run/<name>/).
 # It fails when a target finds a crash, a leak, undefined behaviour or an
-# error message that does not name its file. Only `make fuzz` builds them:
-# nothing here is part of `make check`.
+# error message that does not name its file. `make check` runs the same for
+# 3 s each (tests/fuzz/fuzz_smoke.test: `make fuzz FUZZ_SECONDS=3`, skipped
+# only when clang's libFuzzer is missing).
 #
 # The targets need clang's libFuzzer (Debian: clang). The library sources
 # ($(src_librtrain_la_SOURCES), one list with the library) are compiled with
@@ -88,6 +89,7 @@ clean-fuzz:
 	rm -rf fuzz/obj fuzz/run fuzz/librtrain-fuzz.a $(fuzz_programs) fuzz/probe fuzz/probe.c
 
 .PHONY: fuzz fuzz-probe clean-fuzz
-EXTRA_DIST += fuzz/README.md fuzz/run-one fuzz/make_corpus.py fuzz/.gitignore \
+TESTS += tests/fuzz/fuzz_smoke.test
+EXTRA_DIST += tests/fuzz/fuzz_smoke.test fuzz/README.md fuzz/run-one fuzz/make_corpus.py fuzz/.gitignore \
 	fuzz/fuzz.h fuzz/fuzz.c fuzz/fuzz_csv.c fuzz/fuzz_hdf5.c fuzz/fuzz_idx.c \
 	fuzz/fuzz_config.c fuzz/fuzz_safetensors.c fuzz/corpus fuzz/findings

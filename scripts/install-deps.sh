@@ -9,7 +9,7 @@ fi
 
 packages="build-essential autoconf automake libtool pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libisal-dev libdnnl-dev clang
+  libconfig-dev libopenblas-dev zlib1g-dev libjansson-dev libxxhash-dev libcsv-dev libisal-dev libdnnl-dev clang libclang-rt-14-dev
   dataset-fashion-mnist python3 python3-lxml ca-certificates
   slurm-wlm munge libpmix-dev environment-modules bash-completion
   lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
@@ -29,7 +29,9 @@ packages="build-essential autoconf automake libtool pkg-config make
 # reference fixtures. python3-sklearn: its bundled tables (diabetes, breast
 # cancer) are the real-data examples and its least squares the regression
 # reference of the tests.
-# clang: make fuzz (libFuzzer targets of the parsers, fuzz/).
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes; only a
+# Recommends of clang, which --no-install-recommends leaves out): make fuzz
+# and make check's short fuzz run (tests/fuzz/fuzz_smoke.test, fuzz/).
 # libxgboost-dev: gradient-boosted trees with model.library = "xgboost"
 # (optional: ./configure links it when found). python3-xgboost: XGBoost's
 # own distributed training (RabitTracker), the reference the gbdt test
