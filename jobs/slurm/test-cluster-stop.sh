@@ -1,9 +1,11 @@
 #!/bin/sh
 # Stops the test cluster that jobs/slurm/test-cluster-start.sh started in
 # STATE_DIR: cancels its jobs, waits for their processes to go, then stops
-# slurmd, slurmctld and munged by their PID files (SIGTERM, then SIGKILL after
-# 10 s). Only processes of this cluster are touched. Safe to call twice, or
-# after a start that failed half-way.
+# every slurmd, slurmctld and munged by their PID files (SIGTERM, then
+# SIGKILL after 10 s). Only processes of this cluster are touched. Safe to
+# call twice, or after a start that failed half-way. With several nodes the
+# leftover job processes of a node are asked for on that node, through the
+# agent the cluster was started with, while its host is still up.
 set -u
 
 [ $# -eq 1 ] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
@@ -26,7 +28,7 @@ if [ -f "$SLURM_CONF" ] && alive "$state/slurmctld.pid"; then
     i=0
     # Each running step has a socket in the spool directory until its
     # slurmstepd exits.
-    while ls "$state/slurmd" 2>/dev/null | grep -q '_[0-9]'; do
+    while ls "$state/slurmd" "$state"/slurmd/*/ 2>/dev/null | grep -q '_[0-9]'; do
         i=$((i + 1))
         [ $i -le 30 ] || break
         sleep 0.5
@@ -34,12 +36,23 @@ if [ -f "$SLURM_CONF" ] && alive "$state/slurmctld.pid"; then
 fi
 
 # Any slurmstepd of this cluster still there (its socket lives in our spool
-# directory): ask it for its job's processes and kill them.
-for sock in "$state"/slurmd/*_[0-9]*; do
+# directory, slurmd/ or slurmd/NODE/): ask it, on its node, for its job's
+# processes and kill them.
+agent=
+[ -r "$state/agent" ] && agent=$(cat "$state/agent")
+for sock in "$state"/slurmd/*_[0-9]* "$state"/slurmd/*/*_[0-9]*; do
     [ -S "$sock" ] || continue
     jobid=${sock##*_}
     jobid=${jobid%%.*}
-    for pid in $(scontrol listpids "$jobid" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}'); do
+    if [ -n "$agent" ]; then
+        node=$(basename "$(dirname "$sock")")
+        addr=$(awk -v n="$node" '$1 == n {print $2}' "$state/nodes" 2>/dev/null)
+        [ -n "$addr" ] || continue
+        pids=$("$agent" "$addr" env SLURM_CONF="$SLURM_CONF" scontrol listpids "$jobid" 2>/dev/null </dev/null)
+    else
+        pids=$(scontrol listpids "$jobid" 2>/dev/null)
+    fi
+    for pid in $(echo "$pids" | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}'); do
         kill -KILL "$pid" 2>/dev/null || true
     done
 done
@@ -58,7 +71,9 @@ stop() {
         sleep 0.1
     done
 }
-stop "$state/slurmd.pid"
+for pidfile in "$state"/slurmd*.pid; do
+    stop "$pidfile"
+done
 stop "$state/slurmctld.pid"
 stop "$state/munge/munged.pid"
 exit 0

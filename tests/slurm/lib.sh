@@ -2,7 +2,8 @@
 # tests/e2e/lib.sh ($TMP, fail, RTRAIN, EXAMPLES, json_field, need_dataset).
 # A test that needs Slurm calls start_cluster: a private one-node cluster
 # under $TMP/c (jobs/slurm/test-cluster-start.sh), stopped on exit whatever
-# happens, so no daemon outlives the test.
+# happens, so no daemon outlives the test; or start_cluster_hosts N, the
+# same over N test hosts (the *_2node.test files).
 . "$top_srcdir/tests/e2e/lib.sh"
 RTRAIN_RUN="$top_builddir/tools/rtrain-run"
 RESULTS="$top_builddir/tools/rtrain-results"
@@ -35,6 +36,64 @@ start_cluster() {
     [ "$src" -ne 77 ] || { echo "SKIP: Slurm or munge not installed"; exit 77; }
     [ "$src" -eq 0 ] || fail "the test cluster did not start"
     . "$cluster/env"
+}
+
+# start_cluster_hosts N: a private cluster of N test hosts h1..hN
+# (tests/multinode/netns.sh: network and UTS namespaces on a bridge):
+# munged and slurmctld on this machine at the bridge's address, one slurmd
+# on each host. Skips (77) where namespaces or Slurm are not available.
+# Exports the Open MPI settings that keep ranks on the hosts' subnet (TCP;
+# sbatch passes them on to its jobs). On exit the cluster is stopped first,
+# while its hosts still run, then the hosts are torn down.
+start_cluster_hosts() {
+    . "$top_srcdir/tests/multinode/netns.sh"
+    mn_require
+    mn_up "$1"
+    trap 'cleanup_hosts' EXIT
+    cluster="$TMP/c"
+    set -- --agent "$MN_STATE/agent" --ctld-addr "$MN_NET.1"
+    n=1
+    while [ "$n" -le "$MN_HOSTS" ]; do
+        set -- "$@" --node "h$n=$(mn_addr "$n")"
+        n=$((n + 1))
+    done
+    src=0
+    "$JOBS/slurm/test-cluster-start.sh" "$@" "$cluster" || src=$?
+    [ "$src" -ne 77 ] || { echo "SKIP: Slurm or munge not installed"; exit 77; }
+    [ "$src" -eq 0 ] || fail "the test cluster did not start on $MN_HOSTS test hosts"
+    . "$cluster/env"
+    OMPI_MCA_btl=tcp,self
+    OMPI_MCA_btl_tcp_if_include=$MN_NET.0/24
+    OMPI_MCA_oob_tcp_if_include=$MN_NET.0/24
+    export OMPI_MCA_btl OMPI_MCA_btl_tcp_if_include OMPI_MCA_oob_tcp_if_include
+}
+cleanup_hosts() {
+    [ -z "$cluster" ] || "$JOBS/slurm/test-cluster-stop.sh" "$cluster" >/dev/null 2>&1
+    cluster=
+    mn_down
+    cleanup
+}
+
+# rank_hosts_wrapper FILE: writes FILE, a program that appends "RANK HOST"
+# (the rank's PMIx rank and hostname) to FILE.hosts.<job>.<restart> and
+# then runs rtrain: which host each rank of a Slurm job step ran on.
+rank_hosts_wrapper() {
+    cat >"$1" <<EOF
+#!/bin/sh
+if [ -n "\${PMIX_RANK:-}" ]; then
+    echo "\$PMIX_RANK \$(hostname)" >>"$1.hosts.\${SLURM_JOB_ID:-none}.\${SLURM_RESTART_COUNT:-0}"
+fi
+exec "$RTRAIN" "\$@"
+EOF
+    chmod 0755 "$1"
+}
+
+# ranks_per_host FILE: "HOST COUNT" lines, sorted, from a hosts file that
+# rank_hosts_wrapper's program wrote; fails when a rank is missing or twice.
+ranks_per_host() {
+    [ -s "$1" ] || fail "no rank wrote $1"
+    ! cut -d' ' -f1 "$1" | sort -n | uniq -d | grep -q . || fail "a rank ran twice: $(cat "$1")"
+    cut -d' ' -f2 "$1" | sort | uniq -c | awk '{print $2, $1}'
 }
 
 # job_field JOBID FIELD: FIELD=value of `scontrol show job` (e.g. JobState).
@@ -81,8 +140,9 @@ wait_job() {
 # itself holds requeued jobs back for ~2 minutes for this.
 wait_steps_gone() {
     end=$(( $(date +%s) + $2 ))
-    while ls "$cluster/slurmd" | grep -Eq "_$1\.|pmix\.$1\."; do
-        [ "$(date +%s)" -lt "$end" ] || { ls -l "$cluster/slurmd" >&2; fail "steps of job $1 still there after $2 s"; }
+    # slurmd/ for one node, slurmd/NODE/ for each of several.
+    while ls "$cluster/slurmd" "$cluster"/slurmd/*/ 2>/dev/null | grep -Eq "_$1\.|pmix\.$1\."; do
+        [ "$(date +%s)" -lt "$end" ] || { ls -lR "$cluster/slurmd" >&2; fail "steps of job $1 still there after $2 s"; }
         sleep 0.2
     done
 }
@@ -97,6 +157,17 @@ attempts_field() {
 latest_ckpt() {
     "$RESULTS" --json "$1" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["latest_checkpoint"]["path"])'
+}
+
+# report_rows RUN_DIR: result.json's rows without the fields that measure
+# time (one JSON object a line, keys sorted), to compare two runs.
+report_rows() {
+    python3 -c 'import json,sys
+skip={"time_this_iter_s","time_total_s","timestamp","samples_per_s","train_time_s","checkpoint",
+      "data_wait_s"}
+for l in open(sys.argv[1]):
+    print(json.dumps({k:v for k,v in json.loads(l).items() if k not in skip}, sort_keys=True))' \
+        "$1/result.json"
 }
 
 # rows_ok RUN_DIR EPOCHS: result.json has one report per epoch 1..EPOCHS,
