@@ -18,12 +18,25 @@
 #
 # slurmctld runs here, reached at ADDR (an address of this machine that
 # every node can reach); node NAME's slurmd is started with `AGENT ADDR
-# slurmd` (AGENT runs a command on the host at ADDR, as netns.sh's rsh agent
-# or ssh do; that host's hostname must be NAME, which is how slurmd finds
-# its node). The nodes share this file system; each has its own spool
-# directory (STATE_DIR/slurmd/NAME), PMIx directory (STATE_DIR/tmp/NAME),
-# log and PID file (STATE_DIR/slurmd-NAME.log, .pid) through Slurm's "%n" in
-# those paths, and the same slurmd port (each host has its own addresses).
+# slurmd -f STATE_DIR/slurm.conf` (AGENT runs a command on the host at ADDR,
+# as netns.sh's rsh agent or ssh do; that host's hostname must be NAME,
+# which is how slurmd finds its node). The nodes share this file system;
+# each has its own spool directory (STATE_DIR/slurmd/NAME), PMIx directory
+# (STATE_DIR/tmp/NAME), log and PID file (STATE_DIR/slurmd-NAME.log, .pid)
+# through Slurm's "%n" in those paths, and the same slurmd port (each host
+# has its own addresses). By hand, as root:
+#
+#   . tests/multinode/netns.sh && mn_up 2          # test hosts h1 and h2
+#   jobs/slurm/test-cluster-start.sh --agent "$MN_STATE/agent" \
+#       --ctld-addr "$MN_NET.1" --node "h1=$(mn_addr 1)" --node "h2=$(mn_addr 2)" /tmp/c2
+#   . /tmp/c2/env
+#   export OMPI_MCA_btl=tcp,self OMPI_MCA_btl_tcp_if_include="$MN_NET.0/24"
+#   srun -N2 -n4 --mpi=pmix rtrain examples/mnist_mlp.cfg
+#   jobs/slurm/test-cluster-stop.sh /tmp/c2 && mn_down   # the cluster first
+#
+# (tests/slurm/lib.sh's start_cluster_hosts does the same.) The ranks of a
+# job talk TCP across the hosts, hence the Open MPI settings, which sbatch
+# passes on to its jobs with the rest of the environment.
 #
 # Needs the Debian packages slurm-wlm, munge and libpmix-dev (srun --mpi=pmix).
 # The daemons run as the calling user; as root (containers, CI) jobs run as
@@ -38,7 +51,7 @@ usage() {
     echo "usage: $0 [--agent AGENT --ctld-addr ADDR --node NAME=ADDR ...] STATE_DIR" >&2
     exit 2
 }
-agent= ctld_addr= nodes=
+agent='' ctld_addr='' nodes=''
 while [ $# -gt 1 ]; do
     case $1 in
         --agent) agent=$2 ;;
@@ -53,9 +66,11 @@ while [ $# -gt 1 ]; do
     shift 2
 done
 [ $# -eq 1 ] || usage
+case $1 in -*) usage ;; esac
 if [ -n "$nodes" ]; then
-    [ -n "$agent" ] && [ -n "$ctld_addr" ] ||
-        { echo "test-cluster-start: --node needs --agent and --ctld-addr" >&2; usage; }
+    if [ -z "$agent" ] || [ -z "$ctld_addr" ]; then
+        echo "test-cluster-start: --node needs --agent and --ctld-addr" >&2; usage
+    fi
 elif [ -n "$agent$ctld_addr" ]; then
     echo "test-cluster-start: --agent and --ctld-addr go with --node" >&2; usage
 fi
@@ -81,7 +96,7 @@ cpus=$(nproc)
 if [ -z "$nodes" ]; then
     set -- "$host" 127.0.0.1
     ctld_addr=127.0.0.1
-    per_node_dir= per_node_file=
+    per_node_dir='' per_node_file=''
 else
     # shellcheck disable=SC2086 # NAME ADDR pairs, checked above
     set -- $nodes

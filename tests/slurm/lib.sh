@@ -88,12 +88,13 @@ EOF
     chmod 0755 "$1"
 }
 
-# ranks_per_host FILE: "HOST COUNT" lines, sorted, from a hosts file that
-# rank_hosts_wrapper's program wrote; fails when a rank is missing or twice.
+# ranks_per_host FILE: "HOST COUNT HOST COUNT ..." (one line, hosts sorted)
+# from a hosts file that rank_hosts_wrapper's program wrote; fails when no
+# rank wrote it or a rank wrote it twice.
 ranks_per_host() {
     [ -s "$1" ] || fail "no rank wrote $1"
     ! cut -d' ' -f1 "$1" | sort -n | uniq -d | grep -q . || fail "a rank ran twice: $(cat "$1")"
-    cut -d' ' -f2 "$1" | sort | uniq -c | awk '{print $2, $1}'
+    cut -d' ' -f2 "$1" | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? " " : ""), $2, $1} END {print ""}'
 }
 
 # job_field JOBID FIELD: FIELD=value of `scontrol show job` (e.g. JobState).
