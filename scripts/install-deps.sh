@@ -14,7 +14,8 @@ packages="build-essential autoconf automake libtool pkg-config make
   slurm-wlm munge libpmix-dev environment-modules bash-completion
   lua5.3 lua-posix lua-filesystem lua-term lua-json tcl
   python3-torch python3-torchvision python3-h5py python3-numpy python3-sklearn
-  libxgboost-dev python3-xgboost python3-pip python3-scipy libgomp1 libisal-dev"
+  libxgboost-dev python3-xgboost python3-pip python3-scipy libgomp1 libisal-dev
+  iproute2"
 # libdnnl-dev: oneDNN, the CPU backend's convolutions (optional: without
 # it ./configure keeps the im2col + sgemm path). slurm-wlm + munge: the
 # Slurm tests start a private one-node cluster (jobs/slurm/test-cluster-start.sh); libpmix-dev: srun --mpi=pmix needs
@@ -40,6 +41,9 @@ packages="build-essential autoconf automake libtool pkg-config make
 # libisal-dev: Intel ISA-L's CRC32C for the records of TensorBoard event
 # files (src/run/tfevents.c); neither zlib nor any other base library has
 # the Castagnoli CRC.
+# iproute2: `ip` makes the multi-host tests' test hosts (network namespaces,
+# veth pairs, a bridge: tests/multinode/netns.sh; nsenter and unshare come
+# with util-linux, which every Debian system has).
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

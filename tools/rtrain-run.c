@@ -1,7 +1,7 @@
 /* rtrain-run: the launcher that retries (Ray Train's FailureConfig for MPI).
  *
  *   rtrain-run [-n N] [--max-failures K] [--launcher mpirun|srun]
- *              [--default-name NAME] CONFIG [key=value...]
+ *              [--default-name NAME] [--abort-grace S] CONFIG [key=value...]
  *
  * An MPI job dies as a whole when one rank dies, so failures are retried
  * here, outside MPI: rtrain-run starts `mpirun -np N rtrain CONFIG ...` (or,
@@ -61,6 +61,7 @@
 
 #define MAX_ARGS 512                   /* launcher words + rtrain argv */
 #define ATTEMPTS_MAX_BYTES (16 << 20)  /* bound on an existing attempts.json */
+#define ABORT_GRACE_S 60               /* see wait_launcher */
 
 typedef enum launcher { LAUNCH_AUTO, LAUNCH_MPIRUN, LAUNCH_SRUN } launcher;
 
@@ -69,6 +70,7 @@ typedef struct options {
     int max_failures;          /* valid when max_failures_set */
     int max_failures_set;
     launcher launch;
+    int abort_grace_s;         /* --abort-grace (default ABORT_GRACE_S) */
     const char *default_name;  /* run.name when CONFIG sets none; NULL: rtrain_<cfg>_<time> */
     const char *config;
     int noverrides;
@@ -81,6 +83,7 @@ typedef struct plan {
     int in_slurm;
     int max_failures;
     int num_workers;           /* scaling.num_workers (0: not set) */
+    int abort_grace_s;
     char run_dir[RT_PATH_MAX + 300];
     char name_override[300];   /* run.name="..." when pinned here, else "" */
     char rtrain[PATH_MAX];
@@ -95,7 +98,7 @@ static volatile sig_atomic_t stop_signal = 0;
 static void usage(FILE *f)
 {
     fputs("usage: rtrain-run [-n N] [--max-failures K] [--launcher mpirun|srun]\n"
-          "                  [--default-name NAME] CONFIG [key=value ...]\n"
+          "                  [--default-name NAME] [--abort-grace S] CONFIG [key=value ...]\n"
           "Runs rtrain on N ranks (mpirun; srun --mpi=pmix inside a Slurm allocation)\n"
           "and starts it again when it fails, up to failure.max_failures times\n"
           "(K overrides it; -1: without limit). Each attempt resumes from the newest\n"
@@ -106,6 +109,9 @@ static void usage(FILE *f)
           "  --launcher L      mpirun or srun (default: srun when $SLURM_JOB_ID is set)\n"
           "  --default-name NAME  run.name when CONFIG and the overrides set none\n"
           "                    (default: rtrain_<config>_<UTC time>, fixed for all attempts)\n"
+          "  --abort-grace S   once rtrain has recorded a failure (RUN_DIR/error.txt), the\n"
+          "                    launcher gets S seconds to end before it is killed (default\n"
+          "                    60; 0: wait for ever)\n"
           "Exit codes: 0 success, 1 failure (retries exhausted), 2 input error (never\n"
           "retried), 3 preempted after a checkpoint (inside Slurm: requeue the job).\n"
           "Environment: RTRAIN_BIN (the rtrain program), MPIRUN (mpirun command).\n", f);
@@ -128,6 +134,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_args(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
+    o->abort_grace_s = ABORT_GRACE_S;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
@@ -158,6 +165,13 @@ static int parse_args(options *o, int argc, char **argv)
                 return 2;
             }
             o->launch = !strcmp(val, "srun") ? LAUNCH_SRUN : LAUNCH_MPIRUN;
+            i++;
+        } else if (!strcmp(a, "--abort-grace")) {
+            if (!val || parse_int(val, 0, 1 << 24, &o->abort_grace_s)) {
+                fprintf(stderr, "rtrain-run: error: --abort-grace needs seconds (0: wait for "
+                        "ever)\n");
+                return 2;
+            }
             i++;
         } else if (!strcmp(a, "--default-name")) {
             if (!val || !*val || strlen(val) > 200) {
@@ -486,6 +500,46 @@ static void install_handlers(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* Whether RUN_DIR/error.txt was written at or after `since`. */
+static int failure_recorded(const plan *p, time_t since)
+{
+    char path[RT_PATH_MAX + 320];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/error.txt", p->run_dir);
+    return p->config_ok && stat(path, &st) == 0 && st.st_mtime >= since;
+}
+
+/* Waits for the launcher. A rank that ends the job (the watchdog's abort,
+ * with error.txt from rank 0) is followed by mpirun within seconds, except
+ * when a node's daemon is unreachable (a node cut off or lost without a
+ * word): mpirun then waits for it until TCP gives up, many minutes. So once
+ * error.txt of this attempt exists, the launcher gets abort_grace_s more
+ * seconds, then SIGKILL (its ranks on live nodes are gone already), and the
+ * attempt counts as failed. */
+static void wait_launcher(const plan *p, pid_t pid, time_t started, int *status)
+{
+    time_t recorded = 0;
+    int killed = 0;
+    for (;;) {
+        pid_t r = p->abort_grace_s > 0 ? waitpid(pid, status, WNOHANG) : waitpid(pid, status, 0);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return;
+        if (r != 0)
+            continue;
+        time_t now = time(NULL);
+        if (!recorded && failure_recorded(p, started))
+            recorded = now;
+        if (recorded && !killed && now - recorded >= p->abort_grace_s) {
+            fprintf(stderr, "rtrain-run: rtrain recorded a failure in %s/error.txt %d s ago "
+                    "but the launcher is still running (waiting for a lost node?): killing "
+                    "it\n", p->run_dir, (int)(now - recorded));
+            kill(pid, SIGKILL);
+            killed = 1;
+        }
+        usleep(200 * 1000);
+    }
+}
+
 /* Runs the launcher once; fills a. Stop signals are blocked across fork so
  * that one arriving then is forwarded as soon as child_pid is known. */
 static int run_attempt(const plan *p, attempt *a)
@@ -519,8 +573,7 @@ static int run_attempt(const plan *p, attempt *a)
     if (forward_now)
         on_stop_signal(forward_now);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    wait_launcher(p, pid, a->started, &status);
     child_pid = 0;
     a->ended = time(NULL);
     a->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -631,6 +684,7 @@ int main(int argc, char **argv)
     static plan p;
     const char *job = getenv("SLURM_JOB_ID");
     p.in_slurm = o.launch == LAUNCH_SRUN || (o.launch == LAUNCH_AUTO && job && *job);
+    p.abort_grace_s = o.abort_grace_s;
     if (find_rtrain(p.rtrain, sizeof p.rtrain) != 0) {
         fprintf(stderr, "rtrain-run: error: cannot find the rtrain program (%s): install it "
                 "next to rtrain-run or on PATH, or set RTRAIN_BIN\n",

@@ -4,11 +4,12 @@
  * Blocking collectives are a non-blocking start plus rt_comm_wait, so the
  * deadline applies to all of them in one place. The watchdog: a wait that
  * passes the deadline runs a liveness round (rank 0 collects "alive"
- * messages for another deadline) and ends the job through rt_abort naming
- * the ranks that did not answer; a rank other than 0 whose round is never
- * ended by rank 0 names rank 0. Every rank that is alive is stuck in the
- * same collective, so it reaches the round within one deadline of the
- * others. */
+ * messages for half a deadline) and ends the job through rt_abort naming
+ * the ranks that did not answer, with their hosts (grouped by host, so
+ * that a host that is down or cut off reads as one); a rank other than 0
+ * whose round is not ended by rank 0 within two deadlines names rank 0.
+ * Every rank that is alive is stuck in the same collective, entered within
+ * about a step of the others, so it reaches the round when rank 0 does. */
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -187,18 +188,39 @@ rt_node_memory rt_comm_node_memory(rt_comm *c)
 
 /* ---- waiting, and the watchdog ------------------------------------------------------ */
 
-/* "rank 1 (node07), rank 3 (node08)" for the ranks not alive. */
+/* The ranks not alive, grouped by host: "rank 1 (node07)", or "ranks 2, 3
+ * (node08, all of its ranks: the host is down or cut off?)" when no rank
+ * of that host answered: a lost host reads as one. */
 static int list_missing(const rt_comm *c, const int *alive, char *list, size_t size)
 {
     size_t len = 0;
     int missing = 0;
     list[0] = '\0';
-    for (int r = 1; r < c->size && len < size - 80; r++)
-        if (!alive[r]) {
-            len += (size_t)snprintf(list + len, size - len, "%s%d (%s)", missing ? ", " : "",
-                                    r, rt_comm_host(c, r));
-            missing++;
-        }
+    for (int r = 1; r < c->size && len < size - 160; r++) {
+        if (alive[r])
+            continue;
+        const char *host = rt_comm_host(c, r);
+        int listed = 0;   /* an earlier missing rank of this host listed it already */
+        for (int q = 1; q < r && !listed; q++)
+            listed = !alive[q] && !strcmp(rt_comm_host(c, q), host);
+        if (listed)
+            continue;
+        int here = 0, gone = 0;
+        for (int q = 0; q < c->size; q++)
+            if (!strcmp(rt_comm_host(c, q), host)) {
+                here++;
+                gone += !alive[q];
+            }
+        len += (size_t)snprintf(list + len, size - len, "%srank%s ", missing ? ", " : "",
+                                gone > 1 ? "s" : "");
+        for (int q = r, k = 0; q < c->size && len < size - 80; q++)
+            if (!alive[q] && !strcmp(rt_comm_host(c, q), host))
+                len += (size_t)snprintf(list + len, size - len, "%s%d", k++ ? ", " : "", q);
+        len += (size_t)snprintf(list + len, size - len, " (%s%s)", host,
+                                gone == here && here > 1 ? ", all of its ranks: the host is "
+                                "down or cut off?" : "");
+        missing += gone;
+    }
     return missing;
 }
 
@@ -215,13 +237,17 @@ static void abort_unresponsive(rt_comm *c, const char *what)
                                       "liveness table") != RT_OK)
             rt_comm_abort(c, "%s did not complete within %.0f s%s; aborting the job", what,
                           c->timeout_s, where);
-        c->ops->liveness(c, wait_s, alive);
+        /* Half a deadline: the ranks that are alive are stuck in the same
+         * collective, entered within a step of rank 0, so they reach their
+         * own deadline and the round about when rank 0 does; the job ends
+         * within 1.5 deadlines of the hang, the missing ranks named. */
+        c->ops->liveness(c, wait_s / 2, alive);
         char list[1024];
         int missing = list_missing(c, alive, list, sizeof list);
         if (missing)
-            rt_comm_abort(c, "%s did not complete within %.0f s%s: no response from rank%s %s; "
+            rt_comm_abort(c, "%s did not complete within %.0f s%s: no response from %s; "
                           "aborting the job so that it can be retried", what, c->timeout_s,
-                          where, missing > 1 ? "s" : "", list);
+                          where, list);
         rt_comm_abort(c, "%s did not complete within %.0f s%s although every rank is alive (a "
                       "stalled network?); aborting the job", what, c->timeout_s, where);
     }

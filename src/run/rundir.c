@@ -268,6 +268,12 @@ static rt_status open_rank_log(rt_run *r)
     }
     r->outer_log = rt_log_get_file();   /* another session's run may be open */
     rt_log_set_file(r->rank_log);
+    /* Where this rank runs, first in its log: what a multi-node job's
+     * placement (and a rank's per-node share of the cores) is judged by. */
+    const rt_context *ctx = rt_session_context(r->session);
+    rt_info("rtrain: rank %d of %d on host %s: node %d of %d, local rank %d of %d",
+            ctx->world_rank, ctx->world_size, ctx->host, ctx->node_rank, ctx->num_nodes,
+            ctx->local_rank, ctx->local_size);
     return RT_OK;
 }
 

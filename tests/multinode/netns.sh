@@ -33,6 +33,7 @@
 #   mn_addr K               host K's address
 #   mn_exec K CMD...        run CMD on host K (in the foreground)
 #   mn_mpirun SLOTS ARGS... mpirun on host 1 across every host, SLOTS ranks each
+#   mn_mpirun_words FILE    that mpirun command for hostfile FILE (MPIRUN=...)
 #   mn_host_pids K          the processes of host K (its init excluded)
 #   mn_kill_host K          SIGKILL every process of host K (init excluded)
 #   mn_link K up|down       set host K's link up or down (a cable pulled)
@@ -154,10 +155,18 @@ EOF
 mn_mpirun() {
     slots=$1; shift
     sed "s/@SLOTS@/$slots/" "$MN_STATE/hosts" >"$MN_HOSTFILE"
-    mn_exec 1 "${MPIRUN:-mpirun}" --hostfile "$MN_HOSTFILE" --bind-to none \
-        --mca plm_rsh_agent "$MN_STATE/agent" \
-        --mca btl tcp,self --mca btl_tcp_if_include "$MN_NET.0/24" \
-        --mca oob_tcp_if_include "$MN_NET.0/24" "$@"
+    mn_exec 1 $(mn_mpirun_words "$MN_HOSTFILE") --bind-to none "$@"
+}
+
+# mn_mpirun_words HOSTFILE: the mpirun command (one line, words split at
+# blanks) that starts ranks on the test hosts HOSTFILE lists, for a
+# launcher that adds its own -np and binding (MPIRUN of tools/rtrain-run,
+# run on host 1). mpirun reads HOSTFILE each time it starts, so a test
+# can drop a host from it between a launcher's attempts.
+mn_mpirun_words() {
+    echo "${MPIRUN:-mpirun} --hostfile $1 --mca plm_rsh_agent $MN_STATE/agent" \
+        "--mca btl tcp,self --mca btl_tcp_if_include $MN_NET.0/24" \
+        "--mca oob_tcp_if_include $MN_NET.0/24"
 }
 
 # The processes of host K: every process in its UTS namespace but the init.
