@@ -111,12 +111,14 @@ static void *write_job(void *arg)
         st = ckpt_prepare_dirs(w->run_dir, w->tmp_dir, w->final_dir,
                                ckpt_state_bytes(&w->state));
     ckpt_fault_point("ckpt_before_write", 0);
+    int64_t file_bytes = 0;
+    uint64_t file_sum = 0;
     if (st == RT_OK)
         st = ckpt_write_file(NULL, w->file, &w->state, &w->copy, w->world, w->metrics,
-                             w->num_metrics);
+                             w->num_metrics, &file_bytes, &file_sum);
     if (st == RT_OK)
-        st = ckpt_seal_dir(w->tmp_dir, w->file, &w->state, w->world, w->metrics,
-                           w->num_metrics);
+        st = ckpt_seal_dir(w->tmp_dir, w->file, file_bytes, file_sum, &w->state, w->world,
+                           w->metrics, w->num_metrics);
     if (st != RT_OK) {
         if (rt_fs_remove_tree(w->tmp_dir) != RT_OK)
             rt_error_trace(__FILE__, __LINE__, "temporary checkpoint directory not removed");

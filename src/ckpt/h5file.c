@@ -14,10 +14,22 @@
  * still takes part in each collective transfer with an empty selection.
  * Datasets are contiguous with no fill, so the file holds exactly the data.
  *
+ * Early writeback: a checkpoint ends with an fsync, which would otherwise
+ * start writing every byte to the disk only once all were copied into the
+ * page cache (the copy, then the disk, one after the other). So each rank,
+ * right after writing its slice of a dataset, asks the kernel to start
+ * writing that byte range out (sync_file_range(SYNC_FILE_RANGE_WRITE) on a
+ * descriptor of its own: it starts the I/O and does not wait for it), and
+ * the disk works on one dataset while the ranks copy the next. Durability
+ * still comes only from the fsync of the whole file (manager.c); this
+ * only moves work earlier. Where the call does not exist or fails, nothing
+ * changes but the speed.
+ *
  * Checksums: attribute "xxh3_64" of each dataset is XXH3_64bits over the
  * tensor's float32 bytes in row-major order (little-endian, as stored).
- * Every rank computes it over its replica (no communication); on read it is
- * checked after the replica is rebuilt.
+ * Every rank computes it over its replica (no communication; a helper
+ * thread hashes a large tensor while the slice is written, h5tensor.c); on
+ * read it is checked after the replica is rebuilt.
  *
  * Every HDF5 call is checked. HDF5's automatic error printing is turned
  * off; a failure becomes one rtrain message naming the file, the object
@@ -28,9 +40,11 @@
  * The file layer is split by concern: this file opens and closes files;
  * h5tensor.c reads and writes tensors; h5attr.c attributes; h5list.c
  * lists datasets and metrics. h5internal.h holds what they share. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <hdf5.h>
 #include "rtrain/comm_mpi.h"
 #include "h5internal.h"
@@ -92,6 +106,7 @@ static rt_status file_new(rt_ckpt_file **out, rt_comm *comm, const char *path)
     rt_ckpt_file *f = NULL;
     RT_CHECK(rt_alloc(&f, 1, sizeof *f, "checkpoint file handle"));
     f->fid = f->lcpl = -1;
+    f->wb_fd = -1;
     f->dxpl = H5P_DEFAULT;
     f->comm = comm;
     f->rank = ckpt_rank(comm);
@@ -112,6 +127,8 @@ static rt_status file_new(rt_ckpt_file **out, rt_comm *comm, const char *path)
 
 static void file_free(rt_ckpt_file *f)
 {
+    if (f->wb_fd >= 0)
+        close(f->wb_fd);
     if (f->lcpl >= 0)
         H5Pclose(f->lcpl);
     if (f->dxpl != H5P_DEFAULT)
@@ -196,6 +213,8 @@ static rt_status file_open_locked(rt_ckpt_file **out, rt_comm *comm, const char 
     }
     if (fapl >= 0)
         H5Pclose(fapl);
+    if (st == RT_OK && create)   /* -1 on failure: no early writeback, nothing else */
+        f->wb_fd = open(path, O_RDONLY | O_CLOEXEC);
     st = ckpt_agree(comm, st);
     if (st != RT_OK) {
         if (f->fid >= 0)
@@ -231,6 +250,18 @@ rt_status rt_ckpt_file_close(rt_ckpt_file *f)
     rt_hdf5_unlock();
     RT_CHECK(ckpt_agree(comm, st));
     return RT_OK;
+}
+
+void h5_start_writeback(rt_ckpt_file *f, int64_t offset, int64_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (f->wb_fd >= 0 && offset >= 0 && len > 0)
+        (void)sync_file_range(f->wb_fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)f;
+    (void)offset;
+    (void)len;
+#endif
 }
 
 const char *rt_ckpt_file_path(const rt_ckpt_file *f) { return f->path; }

@@ -20,6 +20,7 @@ struct rt_ckpt_file {
     rt_comm *comm;
     int rank, world;
     size_t *counts, *displs;   /* [world] floats per rank, for the all-gather */
+    int wb_fd;     /* a file being written: starts the writeback of each slice (-1: none) */
     char path[RT_CKPT_PATH_MAX];
 };
 
@@ -37,6 +38,10 @@ rt_status h5_path_exists(rt_ckpt_file *f, const char *name, int *exists);
  * error unless st already is one) and agrees on the outcome. */
 rt_status h5_write_done(rt_ckpt_file *f, const char *name, hid_t dset, hid_t space, hid_t mem,
                         rt_status st);
+
+/* Starts the kernel's writeback of bytes [offset, offset + len) of the file
+ * being written, without waiting for it (h5file.c). */
+void h5_start_writeback(rt_ckpt_file *f, int64_t offset, int64_t len);
 
 /* Opens float32 dataset name and reads its shape (local step); RT_ERR_FORMAT
  * naming the file when it is missing or not float32. */

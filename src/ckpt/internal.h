@@ -67,8 +67,10 @@ typedef struct ckpt_entry {
 #define CKPT_MAX_COUNT ((int64_t)INT32_MAX - 1)
 #define CKPT_MAX_STEP ((int64_t)1 << 53)
 rt_status ckpt_check_progress(const char *path, const char *key, int64_t v);
-/* Size and XXH3-64 of the whole file at path (a regular file). */
-rt_status ckpt_file_digest(const char *path, int64_t *bytes, uint64_t *sum);
+/* Size and XXH3-64 of the whole file at path (a regular file). own: the
+ * caller's own file, just written and closed, that nothing else changes
+ * (read through a mapping); 0 for any file a reader is handed (read()). */
+rt_status ckpt_file_digest(const char *path, int own, int64_t *bytes, uint64_t *sum);
 /* Checks checkpoint file `file` against the manifest.json beside it (size
  * and XXH3-64 of the whole file) before anything parses it: RT_ERR_FORMAT
  * when they differ. No manifest, or one from before it carried the sum:
@@ -120,13 +122,18 @@ int ckpt_deadline_arm(const rt_ckpt_policy *policy, const rt_train_state *s, int
  * after checking that the file system has need_bytes free (0: no check). */
 rt_status ckpt_prepare_dirs(const char *run_dir, const char *tmp_dir, const char *final_dir,
                             int64_t need_bytes);
-/* Step 2: path written from h (world_size as recorded), then fsynced. */
+/* Step 2: path written from h (world_size as recorded), then fsynced; on
+ * rank 0 (ckpt_rank(comm) == 0) *file_bytes and *file_sum are the size and
+ * XXH3-64 of the whole file (ckpt_file_digest). */
 rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                           const ckpt_host_slabs *h, int world_size,
-                          const rt_ckpt_metric *metrics, int num_metrics);
-/* Step 3 (rank 0): manifest, read-only files, the directory synced. */
-rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
-                        int world, const rt_ckpt_metric *metrics, int num_metrics);
+                          const rt_ckpt_metric *metrics, int num_metrics,
+                          int64_t *file_bytes, uint64_t *file_sum);
+/* Step 3 (rank 0): manifest (with the file's size and sum from
+ * ckpt_write_file), read-only files, the directory synced. */
+rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, int64_t file_bytes,
+                        uint64_t file_sum, const rt_train_state *s, int world,
+                        const rt_ckpt_metric *metrics, int num_metrics);
 /* Steps 4 and 5 (rank 0): rename (the commit), index, retention. */
 rt_status ckpt_commit(const char *run_dir, const char *tmp_dir, const char *final_dir,
                       const rt_ckpt_policy *policy);

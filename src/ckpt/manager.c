@@ -15,8 +15,10 @@
  *     their slices of every dataset collectively, and close it. After
  *     each step the ranks agree on success (all-reduce), so a failure on
  *     one rank stops all of them at the same point.
- *  3. Every rank fsyncs checkpoint.h5 (each flushes what its node wrote);
- *     all-reduce. Rank 0 writes manifest.json (fsynced), makes the files
+ *  3. Rank 0 computes the size and XXH3-64 of the closed checkpoint.h5
+ *     (reading it back while the disk writes it); every rank fsyncs it
+ *     (each flushes what its node wrote); all-reduce. Rank 0 writes
+ *     manifest.json with that size and sum (fsynced), makes the files
  *     read-only (0440) and fsyncs the temporary directory; broadcast.
  *  4. Rank 0 makes the directory read-only (0550), renames it to
  *     RUN/checkpoint_%06d (the commit point) and fsyncs RUN.
@@ -122,7 +124,8 @@ static void discard_data(const char *path)
 
 rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state *s,
                           const ckpt_host_slabs *h, int world_size,
-                          const rt_ckpt_metric *metrics, int num_metrics)
+                          const rt_ckpt_metric *metrics, int num_metrics,
+                          int64_t *file_bytes, uint64_t *file_sum)
 {
     rt_ckpt_file *f = NULL;
     rt_status st = rt_ckpt_file_create(&f, comm, path);
@@ -135,33 +138,44 @@ rt_status ckpt_write_file(rt_comm *comm, const char *path, const rt_train_state 
             st = cst;
     }
     RT_CHECK(st);
-    /* Each rank flushes what it wrote (on a parallel file system, the
-     * pages its own client holds). */
-    RT_CHECK(ckpt_agree(comm, rt_fs_fsync(path, 0)));
+    /* Rank 0 reads the closed file back for the manifest's whole-file
+     * checksum while the disk is still writing it (the writeback started
+     * dataset by dataset, h5file.c), instead of after the fsync: the bytes
+     * are final once the file is closed, so the sum is that of the file as
+     * synced, and the fsync after it mostly finds the work done. Then each
+     * rank flushes what it wrote (on a parallel file system, the pages its
+     * own client holds). */
+    rt_status local = RT_OK;
+    if (ckpt_rank(comm) == 0)
+        local = ckpt_file_digest(path, 1, file_bytes, file_sum);
+    if (local == RT_OK)
+        local = rt_fs_fsync(path, 0);
+    RT_CHECK(ckpt_agree(comm, local));
     return RT_OK;
 }
 
 static rt_status write_file(rt_comm *comm, const char *path, const rt_train_state *s,
-                            const rt_ckpt_metric *metrics, int num_metrics)
+                            const rt_ckpt_metric *metrics, int num_metrics,
+                            int64_t *file_bytes, uint64_t *file_sum)
 {
     /* Device tensors come to host memory first, agreed, so that no rank
      * leaves the others in the collective writes. */
     ckpt_host_slabs h;
     rt_status st = ckpt_agree(comm, ckpt_host_slabs_get(&h, s, RT_CKPT_LOAD_MODEL | RT_CKPT_LOAD_OPTIMIZER, 1));
     if (st == RT_OK)
-        st = ckpt_write_file(comm, path, s, &h, ckpt_world(comm), metrics, num_metrics);
+        st = ckpt_write_file(comm, path, s, &h, ckpt_world(comm), metrics, num_metrics,
+                             file_bytes, file_sum);
     ckpt_host_slabs_free(&h);
     return st;
 }
 
-rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, const rt_train_state *s,
-                          int world, const rt_ckpt_metric *metrics, int num_metrics)
+rt_status ckpt_seal_dir(const char *tmp_dir, const char *file, int64_t file_bytes,
+                        uint64_t file_sum, const rt_train_state *s, int world,
+                        const rt_ckpt_metric *metrics, int num_metrics)
 {
     char manifest[RT_CKPT_PATH_MAX];
-    int64_t bytes = 0;
-    uint64_t sum = 0;
-    RT_CHECK(ckpt_file_digest(file, &bytes, &sum));   /* as synced: what readers will check */
-    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics, bytes, sum));
+    RT_CHECK(ckpt_manifest_write(tmp_dir, s, world, metrics, num_metrics, file_bytes,
+                                 file_sum));
     RT_CHECK(rt_fs_path(manifest, sizeof manifest, "%s/%s", tmp_dir, CKPT_MANIFEST_NAME));
     if (chmod(file, 0440) != 0 || chmod(manifest, 0440) != 0)
         return RT_ERROR(RT_ERR_IO, "cannot make the files in %s read-only: %s", tmp_dir,
@@ -352,10 +366,12 @@ static rt_status save(rt_comm *comm, const char *run_dir, const rt_train_state *
                                                             ckpt_state_bytes(s))
                                         : RT_OK));
     ckpt_fault_point("ckpt_before_write", rank);
-    rt_status st = write_file(comm, file, s, metrics, num_metrics);
+    int64_t file_bytes = 0;
+    uint64_t file_sum = 0;   /* rank 0's */
+    rt_status st = write_file(comm, file, s, metrics, num_metrics, &file_bytes, &file_sum);
     if (st == RT_OK)
-        st = ckpt_agree(comm, rank == 0 ? ckpt_seal_dir(tmp_dir, file, s, world, metrics,
-                                                   num_metrics)
+        st = ckpt_agree(comm, rank == 0 ? ckpt_seal_dir(tmp_dir, file, file_bytes, file_sum,
+                                                        s, world, metrics, num_metrics)
                                         : RT_OK);
     if (st != RT_OK) {
         if (rank == 0 && rt_fs_remove_tree(tmp_dir) != RT_OK)
