@@ -36,7 +36,10 @@
  * (more than the 2 cores here, and a count that splits most sizes
  * unevenly), so that the threaded paths (parallel.h) meet the same
  * references. The pool itself is checked first: every piece exactly once,
- * nested and concurrent calls. Then the naive backend meets the same
+ * nested and concurrent calls. Linear layers of the MLP's sizes, which are
+ * split over the threads, are then checked to give the same bits on every
+ * call at a given thread count and to stay within REL_TOL of one thread
+ * (test_linear_threads). Then the naive backend meets the same
  * references (it is the reference of tests/unit/test_backends.c, so it is
  * checked here against the definitions themselves).
  */
@@ -538,6 +541,126 @@ static void test_linear(void)
     run_linear_case(3, 6, 2, 0, 1000);
     run_linear_case(1, 9, 5, 1, 1000);
     run_linear_case(32, 784, 10, 1, 60);
+}
+
+/* ---- linear on several threads (cpu backend) -------------------------------- */
+
+/* One forward and backward of a linear layer on fresh outputs and zeroed
+ * gradients: y [n][out], dx [n][in], dw [out][in], db [out]. */
+typedef struct lin_run {
+    float *y, *dx, *dw, *db;
+} lin_run;
+
+static void lin_run_once(lin_run *r, const float *x, const float *w, const float *b,
+                         const float *dy, int n, int in, int out)
+{
+    fill_nan(r->y, (size_t)n * out);
+    fill_nan(r->dx, (size_t)n * in);
+    memset(r->dw, 0, (size_t)out * in * sizeof(float));
+    memset(r->db, 0, (size_t)out * sizeof(float));
+    CHECK_OK(be->linear_forward(r->y, x, w, b, n, in, out));
+    CHECK_OK(be->linear_backward(r->dx, r->dw, r->db, dy, x, w, n, in, out));
+}
+
+static void lin_run_alloc(lin_run *r, int n, int in, int out)
+{
+    *r = (lin_run){falloc((size_t)n * out), falloc((size_t)n * in), falloc((size_t)out * in),
+                   falloc((size_t)out)};
+}
+
+static void lin_run_free(lin_run *r)
+{
+    rt_free(r->y);
+    rt_free(r->dx);
+    rt_free(r->dw);
+    rt_free(r->db);
+}
+
+static int lin_run_same(const lin_run *a, const lin_run *b, int n, int in, int out)
+{
+    return same_bits(a->y, b->y, (size_t)n * out * sizeof(float)) &&
+           same_bits(a->dx, b->dx, (size_t)n * in * sizeof(float)) &&
+           same_bits(a->dw, b->dw, (size_t)out * in * sizeof(float)) &&
+           same_bits(a->db, b->db, (size_t)out * sizeof(float));
+}
+
+static void check_close(const char *what, const float *got, const float *want, size_t n)
+{
+    double *d = dalloc(n);
+    to_double(d, want, n);
+    check_array(what, got, d, n, REL_TOL);
+    rt_free(d);
+}
+
+/* The MLP's layers at batch 64 are large enough to be split over the
+ * threads (forward by output feature, backward by input feature for dw and
+ * dx and by output feature for db; linear.c). Each output element is still
+ * one dot product computed by one sgemm call, so:
+ * - on a given thread count the results are the same bits on every call
+ *   (and after calls of other shapes in between);
+ * - db is the same bits on any thread count (its sums keep their order);
+ * - y, dx and dw may differ from the one-thread results in the last bits
+ *   (OpenBLAS may pick other edge kernels for a slice of columns, which sum
+ *   the same products in another order); they are checked against them with
+ *   REL_TOL, the tolerance both meet against the double definitions. */
+static void run_linear_threads_case(int n, int in, int out, int threads)
+{
+    size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(out), *dy = falloc(ny);
+    fill_uniform(x, nx, -1, 1);
+    fill_uniform(w, nw, -1, 1);
+    fill_uniform(b, out, -1, 1);
+    fill_uniform(dy, ny, -1, 1);
+    lin_run one, first, again;
+    lin_run_alloc(&one, n, in, out);
+    lin_run_alloc(&first, n, in, out);
+    lin_run_alloc(&again, n, in, out);
+    char what[96];
+
+    rt_cpu_set_threads(1);
+    lin_run_once(&one, x, w, b, dy, n, in, out);
+    rt_cpu_set_threads(threads);
+    lin_run_once(&first, x, w, b, dy, n, in, out);
+    for (int rep = 0; rep < 3; rep++) {
+        /* another shape in between, as the next layer of a model */
+        lin_run other;
+        lin_run_alloc(&other, n, out, in);
+        lin_run_once(&other, dy, w, x, x, n, out, in);   /* w read as [in][out] */
+        lin_run_free(&other);
+        lin_run_once(&again, x, w, b, dy, n, in, out);
+        snprintf(what, sizeof what, "linear %dx%d->%d on %d threads, call %d", n, in, out,
+                 threads, rep + 2);
+        CHECK_MSG(lin_run_same(&first, &again, n, in, out),
+                  "%s: not the same bits as the first call", what);
+    }
+    snprintf(what, sizeof what, "linear %dx%d->%d db on %d vs 1 thread", n, in, out, threads);
+    CHECK_MSG(same_bits(first.db, one.db, (size_t)out * sizeof(float)),
+              "%s: not the same bits", what);
+    snprintf(what, sizeof what, "linear %dx%d->%d forward on %d vs 1 thread", n, in, out,
+             threads);
+    check_close(what, first.y, one.y, ny);
+    snprintf(what, sizeof what, "linear %dx%d->%d dx on %d vs 1 thread", n, in, out, threads);
+    check_close(what, first.dx, one.dx, nx);
+    snprintf(what, sizeof what, "linear %dx%d->%d dw on %d vs 1 thread", n, in, out, threads);
+    check_close(what, first.dw, one.dw, nw);
+
+    lin_run_free(&one);
+    lin_run_free(&first);
+    lin_run_free(&again);
+    float *fl[] = { x, w, b, dy };
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+        rt_free(fl[i]);
+}
+
+static void test_linear_threads(void)
+{
+    int saved = rt_cpu_threads();
+    for (int threads = 2; threads <= 3; threads++) {
+        run_linear_threads_case(64, 784, 512, threads);
+        run_linear_threads_case(64, 512, 512, threads);
+        run_linear_threads_case(33, 300, 130, threads);   /* uneven pieces */
+    }
+    rt_cpu_set_threads(saved);
 }
 
 /* ---- elementwise -------------------------------------------------------- */
@@ -1072,6 +1195,7 @@ int main(void)
     test_all_kernels();
     rt_cpu_set_threads(3);
     test_all_kernels();
+    test_linear_threads();
     be = rt_backend_find("naive");
     test_all_kernels();
     CHECK(be && rt_backend_find("no such backend") == NULL);

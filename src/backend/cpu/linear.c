@@ -4,7 +4,7 @@
  * Threads (parallel.h) each run one single-threaded sgemm on a block of
  * the output: forward splits y by output feature (or by sample when the
  * layer is narrow, as the 10-class head), backward splits dw and dx by
- * input feature. No split runs along a sum (see parallel.h for what that
+ * input feature and db by output feature. No split runs along a sum (see parallel.h for what that
  * does and does not guarantee about the bits). */
 #include <cblas.h>
 #include "backend/cpu/kernels.h"
@@ -45,9 +45,10 @@ static void linear_forward_block(float *y, const float *x, const float *w, const
 }
 
 typedef struct linear_job {
-    float *y, *dx, *dw;
+    float *y, *dx, *dw, *db;
     const float *x, *w, *b, *dy;
     int n, in, out;
+    int parts;   /* backward: pieces, each a share of the inputs and of the outputs */
 } linear_job;
 
 static void forward_features_piece(void *arg, size_t lo, size_t hi)
@@ -89,29 +90,52 @@ static void linear_backward_block(float *dx, float *dw, const float *dy, const f
                     w + j0, in, 0.0f, dx + j0, in);
 }
 
-static void backward_piece(void *arg, size_t lo, size_t hi)
+/* Outputs [o0, o1): db[o] += sum over samples of dy[i][o], each sum taken
+ * in double in sample order and then added, so db receives the same
+ * increment whatever it held before (as the conv bias) and whichever
+ * thread sums it. Samples run in the outer loop (dy is read row by row, a
+ * block of sums at a time), which keeps each output's order of additions. */
+#define LINEAR_DB_BLOCK 256
+static void linear_bias_block(float *db, const float *dy, int n, int out, int o0, int o1)
+{
+    double acc[LINEAR_DB_BLOCK];
+    for (int b0 = o0; b0 < o1; b0 += LINEAR_DB_BLOCK) {
+        int b1 = o1 - b0 < LINEAR_DB_BLOCK ? o1 : b0 + LINEAR_DB_BLOCK;
+        for (int o = b0; o < b1; o++)
+            acc[o - b0] = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *row = dy + (size_t)i * out;
+            for (int o = b0; o < b1; o++)
+                acc[o - b0] += row[o];
+        }
+        for (int o = b0; o < b1; o++)
+            db[o] += (float)acc[o - b0];
+    }
+}
+
+/* Piece p of `parts`: its share of the input features (dw, dx) and of the
+ * outputs (db), so the bias sums are split over the threads too. */
+static void backward_piece(void *arg, size_t p, size_t p_end)
 {
     const linear_job *j = arg;
-    linear_backward_block(j->dx, j->dw, j->dy, j->x, j->w, j->n, j->in, j->out, (int)lo,
-                          (int)hi);
+    for (; p < p_end; p++) {
+        size_t lo, hi;
+        rt_par_range(&lo, &hi, (size_t)j->in, (int)p, j->parts);
+        linear_backward_block(j->dx, j->dw, j->dy, j->x, j->w, j->n, j->in, j->out, (int)lo,
+                              (int)hi);
+        if (j->db) {
+            rt_par_range(&lo, &hi, (size_t)j->out, (int)p, j->parts);
+            linear_bias_block(j->db, j->dy, j->n, j->out, (int)lo, (int)hi);
+        }
+    }
 }
 
 rt_status rt_cpu_linear_backward(float *dx, float *dw, float *db, const float *dy,
                                  const float *x, const float *w, int n, int in, int out)
 {
-    if (db) {
-        /* Summed apart (in double, as the conv bias) and then added, so db
-         * receives the same increment whatever it held before. */
-        for (int o = 0; o < out; o++) {
-            double acc = 0.0;
-            for (int i = 0; i < n; i++)
-                acc += dy[(size_t)i * out + o];
-            db[o] += (float)acc;
-        }
-    }
-    linear_job j = {.dx = dx, .dw = dw, .x = x, .w = w, .dy = dy, .n = n, .in = in,
+    linear_job j = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .n = n, .in = in,
                     .out = out};
-    rt_par_for((size_t)in, linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)in),
-               backward_piece, &j);
+    j.parts = linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)in);
+    rt_par_for((size_t)j.parts, j.parts, backward_piece, &j);
     return RT_OK;
 }

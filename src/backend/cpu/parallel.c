@@ -6,8 +6,8 @@
  * one 64-bit word. Threads claim pieces by compare-and-swap on that word,
  * so a claim succeeds only while its generation is current, and the job's
  * fields, which are rewritten only after every piece of the job is done,
- * are the ones the claimer read. The caller works on pieces too and then
- * waits for the pieces still in progress. Workers spin for a short while
+ * are the ones the claimer read. The caller runs the first piece, works on
+ * unclaimed ones after it, and then waits for the pieces still in progress. Workers spin for a short while
  * after a job (the next layer's job usually follows within microseconds),
  * then sleep on a condition variable. */
 #include <pthread.h>
@@ -188,13 +188,21 @@ void rt_par_for(size_t n, int parts, rt_par_fn fn, void *arg)
     atomic_store_explicit(&pool.parts, parts, memory_order_relaxed);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     uint32_t g = state_gen(atomic_load(&pool.state)) + 1;
-    atomic_store(&pool.state, (uint64_t)g << 32);   /* seq_cst: publishes the job */
+    /* seq_cst: publishes the job with piece 0 already claimed by the
+     * caller, so the caller always runs the first piece and a worker that
+     * is there the next: on 2 threads each keeps its half of a layer's
+     * weights in its own cache from step to step. */
+    atomic_store(&pool.state, (uint64_t)g << 32 | 1);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);
         pthread_mutex_unlock(&pool.mu);
     }
     in_piece = 1;
+    size_t lo, hi;
+    rt_par_range(&lo, &hi, n, 0, parts);
+    fn(arg, lo, hi);
+    atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
     run_pieces(g);
     in_piece = 0;
     /* Only pieces in progress remain; their threads are running (or were
