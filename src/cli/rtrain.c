@@ -130,6 +130,9 @@ static void print_version(void)
 #else
     printf("fault injection: off\n");
 #endif
+#ifdef RT_SANITIZERS
+    printf("sanitizers: address, undefined (--enable-sanitizers)\n");
+#endif
 }
 
 /* --profile, wherever it stands, is the override run.profile=true: it
