@@ -7,7 +7,8 @@
 #
 #   tests/sanitizers.sh [BUILD_DIR] [make check arguments, e.g. TESTS='...']
 #
-# BUILD_DIR (default ${TMPDIR:-/tmp}/rtrain-sanitizers) gets src/, a clean
+# BUILD_DIR (default ${TMPDIR:-/tmp}/rtrain-sanitizers; new, empty or made by
+# this script before) gets src/, a clean
 # copy of this source tree (the files git tracks or would add: uncommitted
 # changes included; a source tree configured in place cannot host a VPATH
 # build), and build/, the build. The first report stops the test that
@@ -20,6 +21,14 @@ out=${1:-${TMPDIR:-/tmp}/rtrain-sanitizers}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 case "$out/" in "$here"/*) echo "tests/sanitizers.sh: BUILD_DIR must lie outside the source tree" >&2; exit 2 ;; esac
+# BUILD_DIR/src and BUILD_DIR/build are replaced: only in a directory that is
+# empty or was made by this script before (its marker file).
+if [ -n "$(ls -A "$out")" ] && [ ! -e "$out/.rtrain-sanitizers" ]; then
+    echo "tests/sanitizers.sh: $out is not empty and was not made by this script:" \
+         "give a new or empty BUILD_DIR" >&2
+    exit 2
+fi
+touch "$out/.rtrain-sanitizers"
 
 # The source: a copy without the in-place build's outputs.
 rm -rf "$out/src"
