@@ -26,8 +26,9 @@
  *      attempt's code (mpirun's 137 for a killed rank would read as if
  *      rtrain-run itself had been killed)
  * When rtrain-run itself receives SIGTERM, SIGINT or SIGUSR1 it forwards the
- * signal to the launcher (SIGTERM as SIGUSR1, see on_stop_signal) and starts
- * no further attempt.
+ * signal to the launcher (the first SIGTERM or SIGINT as SIGUSR1, see
+ * on_stop_signal) and starts no further attempt; it exits 3 when the ranks
+ * wrote their stop checkpoint, even if the launcher reports a failure.
  *
  * Every attempt is recorded in RUN_DIR/attempts.json (replaced atomically:
  * temp file + rename), which rtrain-results reads:
@@ -94,6 +95,8 @@ typedef struct plan {
 /* Written by the signal handler, read by the loop. */
 static volatile sig_atomic_t child_pid = 0;
 static volatile sig_atomic_t stop_signal = 0;
+static volatile sig_atomic_t stop_count = 0;   /* SIGTERM and SIGINT received */
+static volatile time_t stop_time = 0;           /* when the first arrived */
 
 static void usage(FILE *f)
 {
@@ -476,16 +479,22 @@ static int record_attempt(const plan *p, const attempt *a)
 /* ---- running one attempt ---------------------------------------------------------- */
 
 /* Forwards stop signals to the launcher. Both Open MPI's mpirun and srun
- * answer SIGTERM by killing the ranks at once ("forcing job termination"),
- * but pass SIGUSR1 on to them and wait: so SIGTERM reaches rtrain as
- * SIGUSR1, which rtrain treats the same (checkpoint, exit 3). SIGINT stays
- * SIGINT: stop now. */
+ * answer SIGTERM and SIGINT by ending the job themselves (mpirun sends the
+ * ranks SIGTERM, then SIGKILL, and exits 1 even when the ranks wrote their
+ * stop checkpoint and exited 3), but pass SIGUSR1 on to the ranks and wait
+ * for them: so the first SIGTERM or SIGINT reaches rtrain as SIGUSR1, which
+ * rtrain treats the same (checkpoint, exit 3), and mpirun exits 3. A second
+ * one is passed on as it is: stop now. */
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
+    if (sig == SIGTERM || sig == SIGINT) {
+        if (stop_count++ == 0)
+            stop_time = time(NULL);
+    }
     pid_t pid = (pid_t)child_pid;
     if (pid > 0)
-        kill(pid, sig == SIGTERM ? SIGUSR1 : sig);
+        kill(pid, sig == SIGUSR1 || stop_count > 1 ? sig : SIGUSR1);
 }
 
 static void install_handlers(void)
@@ -571,7 +580,7 @@ static int run_attempt(const plan *p, attempt *a)
     int forward_now = stop_signal;   /* arrived before the child existed */
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (forward_now)
-        on_stop_signal(forward_now);
+        kill(pid, forward_now == SIGUSR1 || stop_count > 1 ? forward_now : SIGUSR1);
     int status;
     wait_launcher(p, pid, a->started, &status);
     child_pid = 0;
@@ -613,6 +622,24 @@ static void check_started(const plan *p, attempt *a)
     a->exit_code = RT_EXIT_FAILURE;
 }
 
+/* Whether the ranks stopped with a checkpoint although the launcher says
+ * otherwise: after a stop signal, a checkpoint was committed (the run's
+ * checkpoint_index.json rewritten) at or after the signal and this attempt
+ * wrote no error.txt. mpirun exits 1 when it ended the job on a signal of
+ * its own even though every rank wrote the stop checkpoint and exited 3. */
+static int stopped_with_checkpoint(const plan *p, const attempt *a)
+{
+    char path[RT_PATH_MAX + 64];
+    struct stat st;
+    if (!stop_time || !p->config_ok)
+        return 0;
+    snprintf(path, sizeof path, "%s/error.txt", p->run_dir);
+    if (lstat(path, &st) == 0 && st.st_mtime >= a->started)
+        return 0;
+    snprintf(path, sizeof path, "%s/checkpoint_index.json", p->run_dir);
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime >= stop_time;
+}
+
 /* ---- the retry loop ---------------------------------------------------------------- */
 
 static void print_command(int number, char *const *argv)
@@ -635,6 +662,12 @@ static int decide(const plan *p, const attempt *a, int *failures)
         return code;
     }
     if (stop_signal) {
+        if (code != RT_EXIT_PREEMPTED && stopped_with_checkpoint(p, a)) {
+            fprintf(stderr, "rtrain-run: stopped by signal %d: the launcher exited %d, but "
+                    "the ranks wrote their stop checkpoint in %s: exit 3 (resume with the "
+                    "same command)\n", (int)stop_signal, code, p->run_dir);
+            return RT_EXIT_PREEMPTED;
+        }
         fprintf(stderr, "rtrain-run: stopped by signal %d (exit %d): no further attempt\n",
                 (int)stop_signal, code);
         return code;

@@ -30,8 +30,8 @@
  * ckpt_before_index makes rt_ckpt_save raise SIGKILL in that phase (on
  * rank RTRAIN_FAULT_RANK only, if set; ckpt_before_index is a phase of rank
  * 0 only); ckpt_fail_write makes that rank's data write fail with an I/O
- * error instead. Never set it in production (src/core/fault.h lists every
- * test-only fault). */
+ * error instead. Only in a build configured with --enable-fault-injection
+ * (src/core/fault.h lists every test-only fault). */
 #ifndef RTRAIN_CKPT_H
 #define RTRAIN_CKPT_H
 

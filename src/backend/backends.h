@@ -12,7 +12,8 @@ extern const rt_backend rt_backend_naive;   /* backend/naive/naive.c */
  * when it cannot be (gpu.c; rt_cuda_load says why). */
 const rt_backend *rt_backend_cuda_table(void);
 
-/* Test-only: base's table with linear_forward and conv2d_forward failing
+/* Test-only, in a build configured with --enable-fault-injection alone
+ * (backend/fault.c): base's table with linear_forward and conv2d_forward failing
  * (RT_ERR_INTERNAL, a message saying it is injected) from their
  * `fail_at`-th call on (1-based, counting both). One such table exists per
  * process; a second call replaces the first. */

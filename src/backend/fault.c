@@ -4,9 +4,14 @@
  * message naming that rank, every rank exits, nothing hangs). It wraps
  * another backend and makes linear_forward and conv2d_forward return
  * RT_ERR_INTERNAL from their fail_at-th call on. The training loop
- * installs it only when RTRAIN_FAULT asks for it (src/train/fault.c). */
+ * installs it only when RTRAIN_FAULT asks for it (src/train/fault.c), in a
+ * build configured with --enable-fault-injection; other builds have
+ * neither table. */
 #include <stdatomic.h>
+#include "config.h"
 #include "backend/backends.h"
+
+#ifdef RT_FAULT_INJECTION
 
 static rt_backend faulty;
 static const rt_backend *base;
@@ -57,3 +62,5 @@ const rt_backend *rt_backend_as_device(const rt_backend *b)
     device_like.flags &= ~RT_BACKEND_HOST_MEMORY;
     return &device_like;
 }
+
+#endif

@@ -125,6 +125,14 @@ static void print_version(void)
 #else
     printf("backend cuda: not built (configure found no CUDA toolkit; --with-cuda=DIR)\n");
 #endif
+#ifdef RT_FAULT_INJECTION
+    printf("fault injection: on (test-only RTRAIN_FAULT hooks; --enable-fault-injection)\n");
+#else
+    printf("fault injection: off\n");
+#endif
+#ifdef RT_SANITIZERS
+    printf("sanitizers: address, undefined (--enable-sanitizers)\n");
+#endif
 }
 
 /* --profile, wherever it stands, is the override run.profile=true: it

@@ -7,6 +7,10 @@
 #include <unistd.h>
 #include "core/fault.h"
 
+#ifdef RT_FAULT_INJECTION
+
+void rt_fault_notice(int rank) { (void)rank; }
+
 const char *rt_fault_arg(const char *name, int rank, int default_rank)
 {
     const char *fault = getenv("RTRAIN_FAULT");
@@ -63,3 +67,14 @@ void rt_fault_after_step(int rank, long long step)
     fflush(stderr);
     raise(sig);
 }
+
+#else
+
+void rt_fault_notice(int rank)
+{
+    if (rank == 0 && getenv("RTRAIN_FAULT"))
+        fprintf(stderr, "rtrain: note: RTRAIN_FAULT is set, but this build has no fault "
+                "injection (configure --enable-fault-injection); it is ignored\n");
+}
+
+#endif

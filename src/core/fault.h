@@ -19,9 +19,18 @@
  *                         that a full disk fails inside HDF5's writes (ckpt)
  *
  * Only the first fault named applies; each caller says which rank it
- * takes when RTRAIN_FAULT_RANK is unset. */
+ * takes when RTRAIN_FAULT_RANK is unset.
+ *
+ * The hooks exist only in a build configured with --enable-fault-injection
+ * (RT_FAULT_INJECTION in config.h). Without it rt_fault_arg is NULL and
+ * rt_fault_after_step nothing, so every hook compiles to nothing, and
+ * RTRAIN_FAULT is ignored (rt_fault_notice says so once). */
 #ifndef RTRAIN_CORE_FAULT_H
 #define RTRAIN_CORE_FAULT_H
+
+#include "config.h"
+
+#ifdef RT_FAULT_INJECTION
 
 /* The argument of fault `name` ("5" for RTRAIN_FAULT=kernel_fail:5, "" for
  * a fault without one) when RTRAIN_FAULT names it and it applies to `rank`:
@@ -34,5 +43,22 @@ const char *rt_fault_arg(const char *name, int rank, int default_rank);
  * set, each step fires once: DIR/fault.N is created first, and an
  * existing one disarms it (a retried attempt passing step N goes on). */
 void rt_fault_after_step(int rank, long long step);
+
+#else   /* a release build: no hooks */
+
+static inline const char *rt_fault_arg(const char *name, int rank, int default_rank)
+{
+    (void)name, (void)rank, (void)default_rank;
+    return NULL;
+}
+
+static inline void rt_fault_after_step(int rank, long long step) { (void)rank, (void)step; }
+
+#endif
+
+/* Called once at start-up by every rank (not collective): in a build
+ * without fault injection, rank 0 says on stderr that RTRAIN_FAULT, when
+ * set, is ignored. Nothing otherwise. */
+void rt_fault_notice(int rank);
 
 #endif

@@ -2,7 +2,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,6 +51,158 @@ rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: move it away or choose "
                         "another path", buf);
+    return RT_OK;
+}
+
+/* ---- walking a directory path from an fd ------------------------------------------ */
+
+#define RT_FS_MAX_LINKS 40   /* as the kernel's ELOOP limit */
+
+static const char *owner_name(uid_t uid, char *buf, size_t size)
+{
+    struct passwd *pw = getpwuid(uid);
+    snprintf(buf, size, "%s", pw ? pw->pw_name : "?");
+    return buf;
+}
+
+typedef struct dir_walk {
+    int create, mode;
+    const char *what, *hint;
+} dir_walk;
+
+static rt_status walk_dir(const dir_walk *w, int *fd, const char *path, const char *shown,
+                          int *links);
+
+/* The component `name` of directory dfd (reached as `at`) is a symbolic
+ * link: refused when planted by another user in a sticky world-writable
+ * directory, else its target is walked from dfd (or from / when absolute). */
+static rt_status follow_link(const dir_walk *w, int *fd, const char *name, const char *at,
+                             int *links)
+{
+    struct stat ls, ds;
+    char who[64];
+    if (fstatat(*fd, name, &ls, AT_SYMLINK_NOFOLLOW) != 0 || fstat(*fd, &ds) != 0)
+        return RT_ERROR(RT_ERR_IO, "%s: cannot examine %s: %s", w->what, at, strerror(errno));
+    uid_t me = geteuid();
+    if ((ds.st_mode & S_IWOTH) && (ds.st_mode & S_ISVTX) && ls.st_uid != me &&
+        ls.st_uid != ds.st_uid)
+        return RT_ERROR(RT_ERR_CONFIG, "%s: %s is a symbolic link made by user %s (uid %u) in "
+                        "a shared sticky directory, not by you: rtrain does not follow "
+                        "another user's link there (it could send your results anywhere); "
+                        "remove it, or choose another path", w->what, at,
+                        owner_name(ls.st_uid, who, sizeof who), (unsigned)ls.st_uid);
+    if (++*links > RT_FS_MAX_LINKS)
+        return RT_ERROR(RT_ERR_IO, "%s: too many symbolic links at %s", w->what, at);
+    char target[4096];
+    ssize_t n = readlinkat(*fd, name, target, sizeof target - 1);
+    if (n < 0)
+        return RT_ERROR(RT_ERR_IO, "%s: cannot read the link %s: %s", w->what, at,
+                        strerror(errno));
+    target[n] = '\0';
+    int from = target[0] == '/' ? open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                : dup(*fd);
+    if (from < 0)
+        return RT_ERROR(RT_ERR_IO, "%s: cannot follow %s: %s", w->what, at, strerror(errno));
+    dir_walk inner = *w;
+    inner.create = 0;   /* a dangling link is not made real behind the user's back */
+    rt_status st = walk_dir(&inner, &from, target, at, links);
+    if (st != RT_OK) {
+        close(from);
+        return st;
+    }
+    close(*fd);
+    *fd = from;
+    return RT_OK;
+}
+
+/* One step: *fd (the directory reached so far, `at`) becomes its
+ * subdirectory `name`, created when missing and w->create. */
+static rt_status step_into(const dir_walk *w, int *fd, const char *name, const char *at,
+                           int *links)
+{
+    int created = 0;
+    for (int tries = 0;; tries++) {
+        int next = openat(*fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next >= 0) {
+            if (created && fchmod(next, (mode_t)w->mode) != 0) {
+                close(next);
+                return RT_ERROR(RT_ERR_IO, "cannot set mode %04o on %s: %s",
+                                (unsigned)w->mode, at, strerror(errno));
+            }
+            close(*fd);
+            *fd = next;
+            return RT_OK;
+        }
+        struct stat ls;
+        if ((errno == ELOOP || errno == ENOTDIR) &&
+            fstatat(*fd, name, &ls, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISLNK(ls.st_mode))
+                return follow_link(w, fd, name, at, links);
+            return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: move it away or "
+                            "choose another path", at);
+        }
+        if (errno != ENOENT || !w->create || tries > 0)
+            return RT_ERROR(RT_ERR_IO, "cannot open directory %s: %s%s%s%s", at,
+                            strerror(errno), w->hint ? " (" : "", w->hint ? w->hint : "",
+                            w->hint ? ")" : "");
+        if (mkdirat(*fd, name, (mode_t)w->mode) == 0)
+            created = 1;
+        else if (errno != EEXIST)   /* EEXIST: made meanwhile by another process */
+            return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s%s%s%s", at,
+                            strerror(errno), w->hint ? " (" : "", w->hint ? w->hint : "",
+                            w->hint ? ")" : "");
+    }
+}
+
+/* Walks path's components from *fd; `shown` prefixes the names in messages
+ * (the link a target came from), NULL for the path itself. */
+static rt_status walk_dir(const dir_walk *w, int *fd, const char *path, const char *shown,
+                          int *links)
+{
+    char at[4096 + 1024];
+    size_t len = strlen(path);
+    if (len >= 4096)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "directory path is too long: %.200s...", path);
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        char name[NAME_MAX + 1];
+        if (n > NAME_MAX)
+            return RT_ERROR(RT_ERR_INVALID_ARG, "a name in %s is too long", path);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        p += n;
+        if (!strcmp(name, "."))
+            continue;
+        if (shown)
+            snprintf(at, sizeof at, "%s (-> %.*s)", shown, (int)(p - path), path);
+        else
+            snprintf(at, sizeof at, "%.*s", (int)(p - path), path);
+        RT_CHECK(step_into(w, fd, name, at, links));
+    }
+    return RT_OK;
+}
+
+rt_status rt_fs_open_dir_path(int *dir_fd, const char *path, int create, int mode,
+                              const char *what, const char *hint)
+{
+    *dir_fd = -1;
+    dir_walk w = {create, mode, what ? what : "directory", hint};
+    int fd = open(path[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return RT_ERROR(RT_ERR_IO, "cannot open %s: %s", path[0] == '/' ? "/" : ".",
+                        strerror(errno));
+    int links = 0;
+    rt_status st = walk_dir(&w, &fd, path, NULL, &links);
+    if (st != RT_OK) {
+        close(fd);
+        return st;
+    }
+    *dir_fd = fd;
     return RT_OK;
 }
 

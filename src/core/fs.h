@@ -21,6 +21,21 @@ rt_status rt_fs_path(char *buf, size_t size, const char *fmt, ...)
  * message of a failed mkdir ("check run.storage_path ..."). */
 rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint);
 
+/* mkdir -p that walks path from an fd, one component at a time
+ * (openat(dirfd, component, O_NOFOLLOW | O_DIRECTORY); mkdirat for a
+ * missing one when create, with `mode`), and returns the last directory
+ * open in *dir_fd (O_RDONLY | O_DIRECTORY; the caller closes it). A
+ * component that is a symbolic link is followed (its target walked the
+ * same way, at most 40 links) unless it lies in a sticky world-writable
+ * directory (/tmp) and was made by neither this user nor that directory's
+ * owner: anybody may plant a link there, and following it would put this
+ * user's files where the link's owner chose. Such a link is refused with
+ * RT_ERR_CONFIG naming it and its owner; `what` (e.g. "run.storage_path")
+ * starts the message. A component that exists but is not a directory is
+ * RT_ERR_IO; hint (may be NULL) ends the message of a failed mkdir. */
+rt_status rt_fs_open_dir_path(int *dir_fd, const char *path, int create, int mode,
+                              const char *what, const char *hint);
+
 /* Opens path for writing (created with `mode`; truncated unless flags has
  * O_APPEND). hint (may be NULL) ends the message on failure. */
 rt_status rt_fs_open_write(int *fd, const char *path, int flags, int mode, const char *hint);

@@ -7,7 +7,9 @@
  * Permissions: results may hold data a site treats as private, so
  * directories are 0750 and files 0640 whatever the umask (set explicitly
  * after creation), and a storage path someone else could rewrite (owned by
- * another user, or world-writable without the sticky bit) is refused. */
+ * another user, or world-writable without the sticky bit) is refused, as is
+ * a symbolic link on the way that another user planted in a sticky shared
+ * directory (rt_fs_open_dir_path walks every component from an fd). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -246,8 +248,12 @@ static rt_status open_on_rank0(rt_run *r, const rt_config *cfg)
 {
     int exists;
     RT_CHECK(rt_run_check_dir(cfg, r->dir, sizeof r->dir, &exists));
-    RT_CHECK(rt_fs_mkdir_p(r->dir, RT_RUN_DIR_MODE,
-                           "check run.storage_path and its permissions"));
+    /* Created (or opened) one component at a time from an fd: a link that
+     * another user planted in a sticky directory on the way is refused. */
+    int fd;
+    RT_CHECK(rt_fs_open_dir_path(&fd, r->dir, 1, RT_RUN_DIR_MODE, "run.storage_path",
+                                 "check run.storage_path and its permissions"));
+    close(fd);
     RT_CHECK(rt_run_lock(r));   /* before anything in the run is written */
     RT_CHECK(set_aside_error(r));
     return write_params(r->dir, cfg);

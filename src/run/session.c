@@ -10,6 +10,7 @@
 #include "rtrain/comm_mpi.h"
 #include "rtrain/run.h"
 #include "backend/cpu/parallel.h"
+#include "core/fault.h"
 #include "run/gpu_place.h"
 
 struct rt_session {
@@ -80,6 +81,7 @@ rt_status rt_session_init_comm(rt_session **out, rt_comm *comm)
     }
     s->comm = comm;
     *out = s;
+    rt_fault_notice(rt_comm_rank(comm));
     return build_context(s);
 }
 

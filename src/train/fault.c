@@ -18,7 +18,8 @@
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt
- *                                        that passes step N again goes on. */
+ *                                        that passes step N again goes on.
+ * In a build without --enable-fault-injection these do nothing. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #include "trainer.h"
 #include "backend/backends.h"
 #include "core/fault.h"
+
+#ifdef RT_FAULT_INJECTION
 
 void trainer_fault_after_step(const trainer *t)
 {
@@ -52,3 +55,15 @@ const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
         return be;
     return rt_backend_with_fault(be, atol(at) > 0 ? atol(at) : 1);
 }
+
+#else   /* no hooks in this build (core/fault.h) */
+
+void trainer_fault_after_step(const trainer *t) { (void)t; }
+void trainer_fault_stop_at(const trainer *t, const char *phase) { (void)t, (void)phase; }
+const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
+{
+    (void)t;
+    return be;
+}
+
+#endif

@@ -17,6 +17,18 @@ need_dataset() {
     [ -r "$DATA_DIR/train-images-idx3-ubyte.gz" ] || { echo "SKIP: $DATA_DIR missing"; exit 77; }
 }
 
+# have_fault_injection: true when this build has the test-only fault hooks
+# (RTRAIN_FAULT; ./configure --enable-fault-injection), as rtrain --version says.
+have_fault_injection() {
+    "$RTRAIN" --version 2>/dev/null | grep -q '^fault injection: on'
+}
+
+# need_fault_injection: skips (exit 77) a test that needs them in a build without.
+need_fault_injection() {
+    have_fault_injection ||
+        { echo "SKIP: this build has no fault injection (RTRAIN_FAULT): configure --enable-fault-injection"; exit 77; }
+}
+
 # run_rtrain NP ARGS...: runs rtrain on NP ranks under a time limit; sets
 # $rc and leaves stdout+stderr in $TMP/out.
 run_rtrain() {

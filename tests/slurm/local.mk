@@ -10,6 +10,7 @@ SLURM_TESTS = \
 	tests/slurm/run_exhausted.test \
 	tests/slurm/run_no_retry.test \
 	tests/slurm/run_preempt.test \
+	tests/slurm/run_stop.test \
 	tests/slurm/sbatch_train.test \
 	tests/slurm/sbatch_retry.test \
 	tests/slurm/sbatch_preempt.test \
