@@ -593,8 +593,8 @@ static void check_close(const char *what, const float *got, const float *want, s
 }
 
 /* The MLP's layers at batch 64 are large enough to be split over the
- * threads (forward by output feature, backward by input feature for dw and
- * dx and by output feature for db; linear.c). Each output element is still
+ * threads (forward by output feature, backward by output feature for dw
+ * and db and by sample for dx; linear.c). Each output element is still
  * one dot product computed by one sgemm call, so:
  * - on a given thread count the results are the same bits on every call
  *   (and after calls of other shapes in between);

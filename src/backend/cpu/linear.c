@@ -3,8 +3,9 @@
  *
  * Threads (parallel.h) each run one single-threaded sgemm on a block of
  * the output: forward splits y by output feature (or by sample when the
- * layer is narrow, as the 10-class head), backward splits dw and dx by
- * input feature and db by output feature. No split runs along a sum (see parallel.h for what that
+ * layer is narrow, as the 10-class head), backward splits dw and db by
+ * output feature (the rows of w each thread also used in forward) and dx
+ * by input feature. No split runs along a sum (see parallel.h for what that
  * does and does not guarantee about the bits). */
 #include <cblas.h>
 #include "backend/cpu/kernels.h"
@@ -76,18 +77,25 @@ rt_status rt_cpu_linear_forward(float *y, const float *x, const float *w, const 
     return RT_OK;
 }
 
-/* Input features [j0, j1): dw[:, j0..j1) += dy^T . x[:, j0..j1) and
- * dx[:, j0..j1) = dy . w[:, j0..j1). */
-static void linear_backward_block(float *dx, float *dw, const float *dy, const float *x,
-                                  const float *w, int n, int in, int out, int j0, int j1)
+/* Output features [o0, o1): dw[o0..o1) += dy[:, o0..o1)^T . x, the rows of
+ * w this piece's thread also computes with in forward. */
+static void linear_dw_block(float *dw, const float *dy, const float *x, int n, int in, int out,
+                            int o0, int o1)
+{
+    if (o1 <= o0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, n, 1.0f, dy + o0, out, x,
+                in, 1.0f, dw + (size_t)o0 * in, in);
+}
+
+/* Input features [j0, j1): dx[:, j0..j1) = dy . w[:, j0..j1). */
+static void linear_dx_block(float *dx, const float *dy, const float *w, int n, int in, int out,
+                            int j0, int j1)
 {
     if (j1 <= j0)
         return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, j1 - j0, n, 1.0f, dy, out,
-                x + j0, in, 1.0f, dw + j0, in);
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j1 - j0, out, 1.0f, dy, out,
-                    w + j0, in, 0.0f, dx + j0, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j1 - j0, out, 1.0f, dy, out,
+                w + j0, in, 0.0f, dx + j0, in);
 }
 
 /* Outputs [o0, o1): db[o] += sum over samples of dy[i][o], each sum taken
@@ -113,19 +121,20 @@ static void linear_bias_block(float *db, const float *dy, int n, int out, int o0
     }
 }
 
-/* Piece p of `parts`: its share of the input features (dw, dx) and of the
- * outputs (db), so the bias sums are split over the threads too. */
+/* Piece p of `parts`: its share of the output features (dw, db; the same
+ * rows of w as forward's piece p) and of the input features (dx). */
 static void backward_piece(void *arg, size_t p, size_t p_end)
 {
     const linear_job *j = arg;
     for (; p < p_end; p++) {
         size_t lo, hi;
-        rt_par_range(&lo, &hi, (size_t)j->in, (int)p, j->parts);
-        linear_backward_block(j->dx, j->dw, j->dy, j->x, j->w, j->n, j->in, j->out, (int)lo,
-                              (int)hi);
-        if (j->db) {
-            rt_par_range(&lo, &hi, (size_t)j->out, (int)p, j->parts);
+        rt_par_range(&lo, &hi, (size_t)j->out, (int)p, j->parts);
+        linear_dw_block(j->dw, j->dy, j->x, j->n, j->in, j->out, (int)lo, (int)hi);
+        if (j->db)
             linear_bias_block(j->db, j->dy, j->n, j->out, (int)lo, (int)hi);
+        if (j->dx) {
+            rt_par_range(&lo, &hi, (size_t)j->in, (int)p, j->parts);
+            linear_dx_block(j->dx, j->dy, j->w, j->n, j->in, j->out, (int)lo, (int)hi);
         }
     }
 }
@@ -135,7 +144,7 @@ rt_status rt_cpu_linear_backward(float *dx, float *dw, float *db, const float *d
 {
     linear_job j = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .n = n, .in = in,
                     .out = out};
-    j.parts = linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)in);
+    j.parts = linear_threads((size_t)n, (size_t)out, (size_t)in, (size_t)out);
     rt_par_for((size_t)j.parts, j.parts, backward_piece, &j);
     return RT_OK;
 }
