@@ -24,33 +24,13 @@ rt_status rt_fs_path(char *buf, size_t size, const char *fmt, ...)
     return RT_OK;
 }
 
+/* The same walk as rt_fs_open_dir_path (below), so that every directory
+ * rtrain creates refuses another user's link planted on the way. */
 rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return RT_ERROR(RT_ERR_INVALID_ARG, "directory path is too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, (mode_t)mode) == 0) {
-            if (chmod(buf, (mode_t)mode) != 0)
-                return RT_ERROR(RT_ERR_IO, "cannot set mode %04o on %s: %s", (unsigned)mode,
-                                buf, strerror(errno));
-        } else if (errno != EEXIST) {
-            return RT_ERROR(RT_ERR_IO, "cannot create directory %s: %s%s%s%s", buf,
-                            strerror(errno), hint ? " (" : "", hint ? hint : "",
-                            hint ? ")" : "");
-        }
-        *p = saved;
-        if (saved == '\0')
-            break;
-    }
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return RT_ERROR(RT_ERR_IO, "%s exists but is not a directory: move it away or choose "
-                        "another path", buf);
+    int fd;
+    RT_CHECK(rt_fs_open_dir_path(&fd, path, 1, mode, NULL, hint));
+    close(fd);
     return RT_OK;
 }
 

@@ -17,8 +17,9 @@ rt_status rt_fs_path(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* mkdir -p: every directory it creates gets `mode`. A path component that
- * exists but is not a directory is an error. hint (may be NULL) ends the
- * message of a failed mkdir ("check run.storage_path ..."). */
+ * exists but is not a directory is an error, and so is a link another user
+ * planted on the way (the walk of rt_fs_open_dir_path, below). hint (may be
+ * NULL) ends the message of a failed mkdir ("check run.storage_path ..."). */
 rt_status rt_fs_mkdir_p(const char *path, int mode, const char *hint);
 
 /* mkdir -p that walks path from an fd, one component at a time
