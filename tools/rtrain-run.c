@@ -485,6 +485,11 @@ static int record_attempt(const plan *p, const attempt *a)
  * for them: so the first SIGTERM or SIGINT reaches rtrain as SIGUSR1, which
  * rtrain treats the same (checkpoint, exit 3), and mpirun exits 3. A second
  * one is passed on as it is: stop now. */
+static int forwarded_signal(int sig)
+{
+    return sig == SIGUSR1 || stop_count > 1 ? sig : SIGUSR1;
+}
+
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
@@ -494,7 +499,7 @@ static void on_stop_signal(int sig)
     }
     pid_t pid = (pid_t)child_pid;
     if (pid > 0)
-        kill(pid, sig == SIGUSR1 || stop_count > 1 ? sig : SIGUSR1);
+        kill(pid, forwarded_signal(sig));
 }
 
 static void install_handlers(void)
@@ -580,7 +585,7 @@ static int run_attempt(const plan *p, attempt *a)
     int forward_now = stop_signal;   /* arrived before the child existed */
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (forward_now)
-        kill(pid, forward_now == SIGUSR1 || stop_count > 1 ? forward_now : SIGUSR1);
+        kill(pid, forwarded_signal(forward_now));
     int status;
     wait_launcher(p, pid, a->started, &status);
     child_pid = 0;
