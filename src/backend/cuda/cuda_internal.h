@@ -84,6 +84,22 @@ static inline unsigned rt_cuda_blocks(size_t count, unsigned threads)
 #define RT_CUDA_GRID_STRIDE(i, count)                                              \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (count);    \
          i += (size_t)gridDim.x * blockDim.x)
+/* q = i / d and r = i % d for an element index i: in 32 bits when i fits,
+ * as every tensor of ResNet18 does, since a 64-bit division is a long
+ * software routine on the GPU and the elementwise kernels do one per
+ * element. */
+static __device__ __forceinline__ void rt_cuda_divmod(size_t i, unsigned d, size_t *q,
+                                                      unsigned *r)
+{
+    if (i <= 0xffffffffu) {
+        const unsigned i32 = (unsigned)i;
+        *q = i32 / d;
+        *r = i32 % d;
+    } else {
+        *q = i / d;
+        *r = (unsigned)(i % d);
+    }
+}
 /* The launch configuration for `count` elements on the backend's stream,
  * and for a given number of blocks. */
 #define RT_CUDA_LAUNCH(count) RT_CUDA_BLOCKS(rt_cuda_blocks((count), RT_CUDA_THREADS))

@@ -153,8 +153,10 @@ static __global__ void maxpool_forward_kernel(float *y, int32_t *argmax, const f
 {
     const size_t hw = (size_t)g.h * g.w, ohw = (size_t)g.oh * g.ow;
     RT_CUDA_GRID_STRIDE(o, count) {
-        const size_t plane = o / ohw;
-        const int r = (int)(o % ohw);
+        size_t plane;
+        unsigned in_plane;
+        rt_cuda_divmod(o, (unsigned)ohw, &plane, &in_plane);
+        const int r = (int)in_plane;
         y[o] = rt_pool_window_max(x + plane * hw, &g, r / g.ow, r % g.ow, &argmax[o]);
     }
 }
@@ -195,8 +197,10 @@ static __global__ void maxpool_backward_kernel(float *dx, const float *dy,
 {
     const size_t hw = (size_t)g.h * g.w, ohw = (size_t)g.oh * g.ow;
     RT_CUDA_GRID_STRIDE(i, count) {
-        const size_t plane = i / hw;
-        const int r = (int)(i % hw), iy = r / g.w, ix = r % g.w;
+        size_t plane;
+        unsigned in_plane;
+        rt_cuda_divmod(i, (unsigned)hw, &plane, &in_plane);
+        const int r = (int)in_plane, iy = r / g.w, ix = r % g.w;
         const float *dy_p = dy + plane * ohw;
         const int32_t *arg_p = argmax + plane * ohw;
         const int oy1 = last_window(iy, g.stride, g.pad, g.oh);

@@ -124,9 +124,19 @@ static __global__ void bn_partials_kernel(double *partial, const float *x, const
     const size_t count = samples * hw;
     const float m = BACKWARD ? mean[ch] : 0.0f;
     double a = 0.0, b = 0.0;
+    /* j = q * hw + r, stepped without a division per element */
+    const unsigned step_q = RT_CUDA_THREADS / (unsigned)hw, step_r = RT_CUDA_THREADS % (unsigned)hw;
+    size_t q = threadIdx.x / (unsigned)hw;
+    unsigned r = threadIdx.x % (unsigned)hw;
     for (size_t j = threadIdx.x; j < count; j += RT_CUDA_THREADS) {
-        const size_t i = split + (j / hw) * splits;
-        const size_t at = (i * c + ch) * hw + j % hw;
+        const size_t i = split + q * splits;
+        const size_t at = (i * c + ch) * hw + r;
+        q += step_q;
+        r += step_r;
+        if (r >= (unsigned)hw) {
+            r -= (unsigned)hw;
+            q++;
+        }
         if (BACKWARD) {
             const float d = dy[at];
             a += d;
@@ -243,12 +253,24 @@ rt_status rt_cuda_bn_eval_stats(float *mean, float *rstd, const float *running_m
 
 /* ---- BatchNorm elementwise passes (batchnorm.c's float statements) ------------------ */
 
+/* The channel of element i of an [n][c][hw] tensor. */
+static __device__ __forceinline__ int channel_of(size_t i, int c, int hw)
+{
+    size_t plane;
+    unsigned unused;
+    rt_cuda_divmod(i, (unsigned)hw, &plane, &unused);
+    size_t sample;
+    unsigned ch;
+    rt_cuda_divmod(plane, (unsigned)c, &sample, &ch);
+    return (int)ch;
+}
+
 static __global__ void bn_normalize_kernel(float *y, const float *x, const float *mean,
                                            const float *rstd, const float *gamma,
                                            const float *beta, int c, int hw, size_t count)
 {
     RT_CUDA_GRID_STRIDE(i, count) {
-        const int ch = (int)((i / hw) % c);
+        const int ch = channel_of(i, c, hw);
         const float m = mean[ch], scale = rstd[ch] * (gamma ? gamma[ch] : 1.0f);
         const float shift = beta ? beta[ch] : 0.0f;
         y[i] = (x[i] - m) * scale + shift;
@@ -265,20 +287,34 @@ rt_status rt_cuda_bn_normalize(float *y, const float *x, const float *mean, cons
 }
 
 /* dx = gamma*rstd * (dy - sum_dy/m - xhat * sum_dy_xhat/m); m = count[0]
- * lives in device memory (the all-reduced stats). */
-static __global__ void bn_backward_dx_kernel(float *dx, const float *dy, const float *x,
-                                             const float *mean, const float *rstd,
-                                             const float *gamma, const float *dstats,
-                                             const float *count, int c, int hw, size_t total)
+ * lives in device memory (the all-reduced stats). The per-channel factors
+ * (two double divisions each) are computed once per channel by the first
+ * kernel, not once per element: the same operations, so the same bits. */
+enum { DX_SCALE, DX_MEAN_DY, DX_MEAN, DX_RSTD, DX_MEAN_DY_XHAT, DX_FACTORS };
+
+static __global__ void bn_backward_factors_kernel(float *factors, const float *mean,
+                                                  const float *rstd, const float *gamma,
+                                                  const float *dstats, const float *count, int c)
 {
     const double m_count = count[0];
+    RT_CUDA_GRID_STRIDE(ch, (size_t)c) {
+        float *f = factors + DX_FACTORS * ch;
+        const float r = rstd[ch];
+        f[DX_SCALE] = (gamma ? gamma[ch] : 1.0f) * r;
+        f[DX_MEAN_DY] = (float)(dstats[ch] / m_count);
+        f[DX_MEAN] = mean[ch];
+        f[DX_RSTD] = r;
+        f[DX_MEAN_DY_XHAT] = (float)(dstats[c + ch] / m_count);
+    }
+}
+
+static __global__ void bn_backward_dx_kernel(float *dx, const float *dy, const float *x,
+                                             const float *factors, int c, int hw, size_t total)
+{
     RT_CUDA_GRID_STRIDE(i, total) {
-        const int ch = (int)((i / hw) % c);
-        const float r = rstd[ch], m = mean[ch];
-        const float scale = (gamma ? gamma[ch] : 1.0f) * r;
-        const float mean_dy = (float)(dstats[ch] / m_count);
-        const float mean_dy_xhat = (float)(dstats[c + ch] / m_count);
-        dx[i] = scale * (dy[i] - mean_dy - (x[i] - m) * r * mean_dy_xhat);
+        const float *f = factors + DX_FACTORS * channel_of(i, c, hw);
+        dx[i] = f[DX_SCALE] * (dy[i] - f[DX_MEAN_DY] - (x[i] - f[DX_MEAN]) * f[DX_RSTD] *
+                                               f[DX_MEAN_DY_XHAT]);
     }
 }
 
@@ -286,11 +322,15 @@ rt_status rt_cuda_bn_backward_dx(float *dx, const float *dy, const float *x, con
                                  const float *rstd, const float *gamma, const float *dstats,
                                  const float *count, int n, int c, int hw)
 {
-    if (!dx)
+    if (!dx || c <= 0)
         return RT_OK;
+    float *factors;
+    RT_CHECK(rt_cuda_workspace((void **)&factors, DX_FACTORS * (size_t)c * sizeof *factors));
+    bn_backward_factors_kernel RT_CUDA_LAUNCH((size_t)c)(factors, mean, rstd, gamma, dstats,
+                                                         count, c);
+    RT_CUDA_LAUNCHED("bn_backward_factors");
     const size_t total = (size_t)n * c * hw;
-    bn_backward_dx_kernel RT_CUDA_LAUNCH(total)(dx, dy, x, mean, rstd, gamma, dstats, count, c, hw,
-                                        total);
+    bn_backward_dx_kernel RT_CUDA_LAUNCH(total)(dx, dy, x, factors, c, hw, total);
     RT_CUDA_LAUNCHED("bn_backward_dx");
     return RT_OK;
 }
