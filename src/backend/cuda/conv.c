@@ -6,7 +6,8 @@
  * cuDNN's heuristic list that cuDNN marks deterministic: a fixed order, so
  * every run and every rank picks the same ones (measuring would let close
  * timings decide, and results differ between algorithms); without it, the
- * fastest cudnnFind* measures, as PyTorch's cudnn.benchmark. With gpu.tf32
+ * fastest of cudnnFind*'s candidates, timed again in the very calls this
+ * file makes (below, "Measuring"), as PyTorch's cudnn.benchmark. With gpu.tf32
  * off only true fp32 arithmetic runs (CUDNN_FMA_MATH; CUDNN_DEFAULT_MATH
  * lets cuDNN use TF32, as PyTorch's allow_tf32 does). The plan is made for the model's largest
  * batch, which sets the scratch the model provides; a smaller batch (the
@@ -136,15 +137,166 @@ static int run_math(cudnnMathType_t offered, cudnnMathType_t *math)
     return offered == CUDNN_FMA_MATH || offered == CUDNN_DEFAULT_MATH;
 }
 
+/* The tensors of one call of a direction: forward reads x, w and writes y;
+ * backward-data reads dy, w and writes dx; backward-filter reads x, dy and
+ * adds into dw. */
+typedef struct conv_tensors {
+    const float *x, *w, *dy;
+    float *y, *dx, *dw;
+    void *scratch;
+} conv_tensors;
+
+/* Direction `dir` with algorithm `c`, as the layer runs it: the forward
+ * output and dx are overwritten (beta 0), the weight gradient is added to
+ * (beta 1). The descriptor must already be in c's math type. */
+static cudnnStatus_t call_direction(const rt_conv_plan *p, int dir, const conv_choice *c,
+                                    const conv_tensors *t)
+{
+    const float one = 1.0f, zero = 0.0f;
+    cudnnHandle_t h = rt_cuda_cudnn();
+    if (dir == FORWARD)
+        return cudnnConvolutionForward(h, &one, p->x, t->x, p->w, t->w, p->conv,
+                                       (cudnnConvolutionFwdAlgo_t)c->algo, t->scratch, c->bytes,
+                                       &zero, p->y, t->y);
+    if (dir == BACKWARD_DATA)
+        return cudnnConvolutionBackwardData(h, &one, p->w, t->w, p->y, t->dy, p->conv,
+                                            (cudnnConvolutionBwdDataAlgo_t)c->algo, t->scratch,
+                                            c->bytes, &zero, p->x, t->dx);
+    return cudnnConvolutionBackwardFilter(h, &one, p->x, t->x, p->y, t->dy, p->conv,
+                                          (cudnnConvolutionBwdFilterAlgo_t)c->algo, t->scratch,
+                                          c->bytes, &one, p->w, t->dw);
+}
+
+/* ---- measuring (gpu.deterministic = false) -------------------------------------------
+ * cudnnFind* times each algorithm on buffers of its own with alpha 1 and
+ * beta 0. The weight gradient here is added to (beta 1), and with beta 1
+ * cuDNN 9.19 ran much slower kernels for some of Find's first choices on an
+ * H200 (conv1's weight gradient: 1.2 ms under ncu for a job of 157 MFLOP).
+ * So Find's candidates are timed again, each in the call the layer makes
+ * (call_direction) on buffers of the layer's sizes, and the fastest is
+ * kept. Each runs once to warm up, then TIMED_CALLS times between two
+ * events. Buffers hold non-zero constants: the arithmetic of these
+ * kernels does not depend on the values, and zeros could take shortcuts.
+ * Anything that fails here (memory for a large workspace, a candidate
+ * cuDNN refuses) only drops that candidate; with none timed, cuDNN's order
+ * decides as before. */
+enum { TIMED_CALLS = 3 };
+
+typedef struct timing_set {
+    conv_tensors t;
+    size_t scratch_bytes;   /* what t.scratch holds */
+} timing_set;
+
+static void timing_set_free(timing_set *ts)
+{
+    rt_cuda_free((void *)ts->t.x);
+    rt_cuda_free((void *)ts->t.w);
+    rt_cuda_free((void *)ts->t.dy);
+    rt_cuda_free(ts->t.y);
+    rt_cuda_free(ts->t.dx);
+    rt_cuda_free(ts->t.dw);
+    rt_cuda_free(ts->t.scratch);
+    *ts = (timing_set){0};
+}
+
+/* A device buffer of `count` floats, each `value`. */
+static rt_status timing_buffer(float **out, size_t count, float value)
+{
+    RT_CHECK(rt_cuda_alloc((void **)out, count * sizeof **out, "timing convolution algorithms"));
+    return rt_cuda_fill(*out, value, count);
+}
+
+/* The layer's tensors for batch n. */
+static rt_status timing_set_open(timing_set *ts, const rt_conv_plan *p, int n)
+{
+    const rt_conv_geom *g = &p->g;
+    const size_t nx = (size_t)n * g->c * g->h * g->w, ny = (size_t)n * g->k * g->oh * g->ow;
+    const size_t nw = (size_t)g->k * g->c * g->kh * g->kw;
+    *ts = (timing_set){0};
+    float *x = NULL, *w = NULL, *dy = NULL;
+    rt_status st = timing_buffer(&x, nx, 0.5f);
+    ts->t.x = x;
+    if (st == RT_OK)
+        st = timing_buffer(&w, nw, 0.25f);
+    ts->t.w = w;
+    if (st == RT_OK)
+        st = timing_buffer(&dy, ny, 0.125f);
+    ts->t.dy = dy;
+    if (st == RT_OK)
+        st = timing_buffer(&ts->t.y, ny, 1.0f);
+    if (st == RT_OK)
+        st = timing_buffer(&ts->t.dx, nx, 1.0f);
+    if (st == RT_OK)
+        st = timing_buffer(&ts->t.dw, nw, 1.0f);
+    if (st != RT_OK)
+        timing_set_free(ts);
+    return st;
+}
+
+/* Milliseconds for TIMED_CALLS calls of `c`, or a negative value when the
+ * candidate cannot run here (no memory for its workspace, cuDNN refuses).
+ * Event errors are real failures. */
+static rt_status time_candidate(const rt_conv_plan *p, int dir, const conv_choice *c,
+                                timing_set *ts, float *ms)
+{
+    *ms = -1.0f;
+    if (c->bytes > ts->scratch_bytes) {
+        rt_cuda_free(ts->t.scratch);
+        ts->t.scratch = NULL;
+        ts->scratch_bytes = 0;
+        rt_status st = rt_cuda_alloc(&ts->t.scratch, c->bytes, "timing convolution algorithms");
+        if (st == RT_ERR_NOMEM) {   /* too large to try here: not a candidate */
+            rt_error_clear();
+            return RT_OK;
+        }
+        RT_CHECK(st);
+        ts->scratch_bytes = c->bytes;
+    }
+    RT_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, c->math), "setting a math type");
+    if (call_direction(p, dir, c, &ts->t) != CUDNN_STATUS_SUCCESS) {
+        cudaGetLastError();   /* a refused candidate leaves nothing for the next launch check */
+        return RT_OK;
+    }
+    cudaEvent_t start, stop;
+    RT_CUDA_CHECK(cudaEventCreate(&start), "creating a timing event");
+    rt_status st = rt_cuda_status(cudaEventCreate(&stop), "creating a timing event", __FILE__,
+                                  __LINE__);
+    if (st != RT_OK) {
+        cudaEventDestroy(start);
+        return st;
+    }
+    cudnnStatus_t calls = CUDNN_STATUS_SUCCESS;
+    cudaError_t e = cudaEventRecord(start, rt_cuda_stream());
+    for (int i = 0; i < TIMED_CALLS && e == cudaSuccess && calls == CUDNN_STATUS_SUCCESS; i++)
+        calls = call_direction(p, dir, c, &ts->t);
+    if (e == cudaSuccess)
+        e = cudaEventRecord(stop, rt_cuda_stream());
+    if (e == cudaSuccess)
+        e = cudaEventSynchronize(stop);
+    if (e == cudaSuccess && calls == CUDNN_STATUS_SUCCESS)
+        e = cudaEventElapsedTime(ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    if (e != cudaSuccess)
+        return rt_cuda_status(e, "timing a convolution algorithm", __FILE__, __LINE__);
+    if (calls != CUDNN_STATUS_SUCCESS) {
+        cudaGetLastError();
+        *ms = -1.0f;
+    }
+    return RT_OK;
+}
+
 /* The first candidate of `dir` that succeeds, is deterministic when asked,
  * runs in the requested math mode and fits `limit` bytes of workspace (as
  * cuDNN sizes it for the math type it will run with). */
-static rt_status choose(const rt_conv_plan *p, int dir, size_t limit, conv_choice *out)
+static rt_status choose(const rt_conv_plan *p, int dir, size_t limit, timing_set *timing,
+                        conv_choice *out)
 {
     candidate c[FIND_MAX];
     int count = 0;
     RT_CHECK(list_candidates(p, dir, c, &count));
-    int deterministic = rt_cuda_opts()->deterministic;
+    int deterministic = rt_cuda_opts()->deterministic, found = 0;
+    float best_ms = -1.0f;
     for (int i = 0; i < count; i++) {
         cudnnMathType_t math;
         size_t bytes = 0;
@@ -154,9 +306,21 @@ static rt_status choose(const rt_conv_plan *p, int dir, size_t limit, conv_choic
         RT_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, math), "setting a math type");
         if (workspace_of(p, dir, c[i].algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
             continue;
-        *out = (conv_choice){c[i].algo, math, bytes};
-        return RT_OK;
+        const conv_choice here = {c[i].algo, math, bytes};
+        if (!timing) {   /* cuDNN's order decides: the first usable one */
+            *out = here;
+            return RT_OK;
+        }
+        float ms;
+        RT_CHECK(time_candidate(p, dir, &here, timing, &ms));
+        if (!found || (ms >= 0.0f && (best_ms < 0.0f || ms < best_ms))) {
+            *out = here;
+            best_ms = ms;
+        }
+        found = 1;
     }
+    if (found)
+        return RT_OK;
     return RT_ERROR(RT_ERR_UNSUPPORTED, "cuDNN has no %sconvolution %s algorithm for "
                     "%dx%dx%d -> %d (kernel %dx%d)%s within %zu bytes of scratch: set "
                     "gpu.deterministic = false or gpu.tf32 = true to allow more",
@@ -165,14 +329,51 @@ static rt_status choose(const rt_conv_plan *p, int dir, size_t limit, conv_choic
                     rt_cuda_opts()->tf32 ? "" : " in fp32", limit);
 }
 
+/* For a smaller batch than the plan's: the full batch's algorithm of
+ * `dir`, when it runs at this batch within `limit` bytes. cuDNN's list for
+ * the smaller batch may hold nothing that fits the scratch sized for the
+ * full one (seen on an H200: deterministic backward-filter, 512 -> 512
+ * channels 3x3 at 1x1, full batch 256, last batch 96), while the full
+ * batch's own algorithm still does. Returns 0 when it does not. */
+static int full_batch_choice(const rt_conv_plan *p, int dir, size_t limit, conv_choice *out)
+{
+    const conv_choice *full = &p->algos[0].dir[dir];
+    size_t bytes = 0;
+    if (p->algos[0].n == 0 ||
+        cudnnSetConvolutionMathType(p->conv, full->math) != CUDNN_STATUS_SUCCESS ||
+        workspace_of(p, dir, full->algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > limit)
+        return 0;
+    *out = (conv_choice){full->algo, full->math, bytes};
+    return 1;
+}
+
 /* The three algorithms for batch n, each within `limit` bytes, into *a only
  * when all three were found. */
 static rt_status find_algos(const rt_conv_plan *p, conv_algos *a, int n, size_t limit)
 {
     conv_algos found = {.n = n};
     RT_CHECK(set_batch(p, n));
-    for (int dir = 0; dir < DIRECTIONS; dir++)
-        RT_CHECK(choose(p, dir, limit, &found.dir[dir]));
+    timing_set timing, *measure = NULL;
+    if (!rt_cuda_opts()->deterministic) {
+        rt_status opened = timing_set_open(&timing, p, n);
+        if (opened == RT_OK)
+            measure = &timing;
+        else if (opened == RT_ERR_NOMEM)
+            rt_error_clear();   /* without the memory for it, cuDNN's order decides */
+        else
+            return opened;
+    }
+    rt_status st = RT_OK;
+    for (int dir = 0; dir < DIRECTIONS && st == RT_OK; dir++) {
+        st = choose(p, dir, limit, measure, &found.dir[dir]);
+        if (st == RT_ERR_UNSUPPORTED && full_batch_choice(p, dir, limit, &found.dir[dir])) {
+            rt_error_clear();
+            st = RT_OK;
+        }
+    }
+    if (measure)
+        timing_set_free(measure);
+    RT_CHECK(st);
     *a = found;
     return RT_OK;
 }
@@ -292,16 +493,14 @@ rt_status rt_cuda_conv2d_forward(const rt_conv_plan *p, float *y, const float *x
         return RT_OK;
     const conv_algos *a;
     RT_CHECK(algos_for(p, n, &a));
-    const float one = 1.0f, zero = 0.0f;
-    cudnnHandle_t h = rt_cuda_cudnn();
+    const float one = 1.0f;
     const conv_choice *f = &a->dir[FORWARD];
+    const conv_tensors t = {.x = x, .w = w, .y = y, .scratch = scratch};
     RT_CHECK(use_math(p, f));
-    RT_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->x, x, p->w, w, p->conv,
-                                           (cudnnConvolutionFwdAlgo_t)f->algo, scratch,
-                                           f->bytes, &zero, p->y, y),
-                   "convolution forward");
+    RT_CUDNN_CHECK(call_direction(p, FORWARD, f, &t), "convolution forward");
     if (b)
-        RT_CUDNN_CHECK(cudnnAddTensor(h, &one, p->bias, b, &one, p->y, y), "convolution bias");
+        RT_CUDNN_CHECK(cudnnAddTensor(rt_cuda_cudnn(), &one, p->bias, b, &one, p->y, y),
+                       "convolution bias");
     return RT_OK;
 }
 
@@ -313,24 +512,19 @@ rt_status rt_cuda_conv2d_backward(const rt_conv_plan *p, float *dx, float *dw, f
         return RT_OK;
     const conv_algos *a;
     RT_CHECK(algos_for(p, n, &a));
-    const float one = 1.0f, zero = 0.0f;
-    cudnnHandle_t h = rt_cuda_cudnn();
+    const float one = 1.0f;
     /* Parameter gradients are added to (beta 1); dx is overwritten. */
     if (db)
-        RT_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p->y, dy, &one, p->bias, db),
+        RT_CUDNN_CHECK(cudnnConvolutionBackwardBias(rt_cuda_cudnn(), &one, p->y, dy, &one,
+                                                    p->bias, db),
                        "convolution bias gradient");
     const conv_choice *bf = &a->dir[BACKWARD_FILTER], *bd = &a->dir[BACKWARD_DATA];
+    const conv_tensors t = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .scratch = scratch};
     RT_CHECK(use_math(p, bf));
-    RT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p->x, x, p->y, dy, p->conv,
-                                                  (cudnnConvolutionBwdFilterAlgo_t)bf->algo,
-                                                  scratch, bf->bytes, &one, p->w, dw),
-                   "convolution weight gradient");
+    RT_CUDNN_CHECK(call_direction(p, BACKWARD_FILTER, bf, &t), "convolution weight gradient");
     if (dx) {
         RT_CHECK(use_math(p, bd));
-        RT_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p->w, w, p->y, dy, p->conv,
-                                                    (cudnnConvolutionBwdDataAlgo_t)bd->algo,
-                                                    scratch, bd->bytes, &zero, p->x, dx),
-                       "convolution input gradient");
+        RT_CUDNN_CHECK(call_direction(p, BACKWARD_DATA, bd, &t), "convolution input gradient");
     }
     return RT_OK;
 }
