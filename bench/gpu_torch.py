@@ -50,6 +50,9 @@ def parse_args():
     p.add_argument("--steps", type=int, default=100, help="steps per timed window")
     p.add_argument("--sync-loss", action="store_true",
                    help="loss.item() every step, as rtrain's loop reads its loss")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="after the timing, STEPS more steps under torch.profiler; prints its "
+                   "table of kernels and operators by GPU time (stderr)")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                    help="cpu: check this script without a GPU (wall-clock timing)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for --device cpu")
@@ -145,6 +148,22 @@ def set_tf32(torch, on):
 
 # ---- timing ---------------------------------------------------------------------------------
 
+def profile_steps(torch, step, steps, cuda):
+    """`steps` steps under torch.profiler: where PyTorch's GPU time goes,
+    to set beside `rtrain --profile` (per layer) when looking for a gap."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    print("# torch.profiler over %d steps, sorted by %s" % (steps, key), file=sys.stderr)
+    print(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=60),
+          file=sys.stderr)
+
+
 def bench_one(torch, args, model_name, batch, tf32, dev):
     import torch.nn.functional as F
     cuda = dev.type == "cuda"
@@ -188,6 +207,8 @@ def bench_one(torch, args, model_name, batch, tf32, dev):
                 step()
             seconds = time.perf_counter() - t0
         rates.append(batch * args.steps / max(seconds, 1e-9))
+    if args.profile > 0:
+        profile_steps(torch, step, args.profile, cuda)
     final = loss.item()
     if final != final:   # NaN
         raise RuntimeError("loss is NaN after training")
