@@ -24,21 +24,55 @@ static void pool_run(rt_par_fn fn, pool_job *j, size_t planes, size_t floats)
     rt_par_for(planes, rt_par_threads(planes * floats, RT_PAR_MIN_FLOATS), fn, j);
 }
 
+/* One plane's max-pool, a row of outputs at a time. rt_pool_window_max
+ * searches one window after another, each a chain of dependent selects
+ * (7 cycles per element: 8.3 ms per ResNet18 step at batch 128 on one
+ * thread). Here the windows of a row are searched side by side (ox
+ * innermost), so their chains are independent and overlap; each window
+ * still meets its elements in row-major order, clipped to the plane, and
+ * the same comparisons pick the same value and index (the first maximum,
+ * a NaN wins): rt_pool_window_max's results, which the CUDA kernel uses. */
+static void maxpool_plane(const float *restrict plane, float *restrict best,
+                          int32_t *restrict arg, const rt_pool_geom *g)
+{
+    const int ow = g->ow, w = g->w, kw = g->kw, stride = g->stride, pad = g->pad;
+    for (int oy = 0; oy < g->oh; oy++, best += ow, arg += ow) {
+        int y0 = oy * stride - pad, y1 = y0 + g->kh;
+        if (y0 < 0)
+            y0 = 0;
+        if (y1 > g->h)
+            y1 = g->h;
+        for (int ox = 0; ox < ow; ox++) {   /* each window's first element */
+            const int x0 = ox * stride - pad;
+            arg[ox] = y0 * w + (x0 < 0 ? 0 : x0);
+            best[ox] = plane[arg[ox]];
+        }
+        for (int iy = y0; iy < y1; iy++)
+            for (int kx = 0; kx < kw; kx++) {
+                /* the outputs whose column ox * stride - pad + kx is inside the plane */
+                int lo = 0, hi = ow;
+                while (lo < ow && lo * stride - pad + kx < 0)
+                    lo++;
+                while (hi > lo && (hi - 1) * stride - pad + kx >= w)
+                    hi--;
+                for (int ox = lo; ox < hi; ox++) {
+                    const int32_t i = iy * w + ox * stride - pad + kx;
+                    const float v = plane[i];
+                    const int take = (v > best[ox]) | (v != v);   /* v != v: NaN */
+                    best[ox] = take ? v : best[ox];
+                    arg[ox] = take ? i : arg[ox];
+                }
+            }
+    }
+}
+
 static void maxpool_forward_piece(void *arg, size_t lo, size_t hi)
 {
     const pool_job *j = arg;
     const rt_pool_geom *g = j->g;
     const size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-    for (size_t p = lo; p < hi; p++) {
-        const float *plane = j->in + p * hw;
-        float *yp = j->out + p * ohw;
-        int32_t *ap = j->argmax_out + p * ohw;
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++) {
-                int at = oy * g->ow + ox;
-                yp[at] = rt_pool_window_max(plane, g, oy, ox, &ap[at]);
-            }
-    }
+    for (size_t p = lo; p < hi; p++)
+        maxpool_plane(j->in + p * hw, j->out + p * ohw, j->argmax_out + p * ohw, g);
 }
 
 rt_status rt_cpu_maxpool2d_forward(float *y, int32_t *argmax, const float *x,
