@@ -140,19 +140,59 @@ static void tensor_shape64(const rt_tensor_info *t, int64_t *shape)
         shape[d] = t->shape[d];
 }
 
+/* The model's tensors, for ckpt_write_tensors: /model/<name> from the
+ * parameter or buffer slab. */
+typedef struct model_tensors {
+    rt_model *m;
+    const ckpt_host_slabs *h;
+} model_tensors;
+
+static void describe_model_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
+                                  const float **data)
+{
+    const model_tensors *mt = arg;
+    const rt_tensor_info *t = rt_model_tensor(mt->m, i);
+    snprintf(name, RT_CKPT_PATH_MAX, "/model/%s", t->name);
+    *ndim = t->ndim;
+    tensor_shape64(t, shape);
+    *data = (t->kind == RT_TENSOR_PARAM ? mt->h->params : mt->h->buffers) + t->offset;
+}
+
 static rt_status write_model(rt_ckpt_file *f, rt_model *m, const ckpt_host_slabs *h)
 {
-    const float *params = h->params, *buffers = h->buffers;
-    for (int i = 0; i < rt_model_num_tensors(m); i++) {
-        const rt_tensor_info *t = rt_model_tensor(m, i);
-        char name[RT_NAME_MAX + 16];
-        int64_t shape[RT_MAX_NDIM];
-        snprintf(name, sizeof name, "/model/%s", t->name);
-        tensor_shape64(t, shape);
-        const float *base = t->kind == RT_TENSOR_PARAM ? params : buffers;
-        RT_CHECK(rt_ckpt_write_tensor(f, name, t->ndim, shape, base + t->offset));
+    model_tensors mt = {m, h};
+    return ckpt_write_tensors(f, rt_model_num_tensors(m), describe_model_tensor, &mt);
+}
+
+/* One optimizer slot's tensors, for ckpt_write_tensors:
+ * /optimizer/<slot>/<name> for each parameter tensor, in model order. */
+typedef struct slot_tensors {
+    rt_model *m;
+    rt_optimizer *o;
+    int slot;
+    const float *slab;
+    int count;   /* parameter tensors */
+} slot_tensors;
+
+static void describe_slot_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
+                                 const float **data)
+{
+    const slot_tensors *st = arg;
+    /* the i-th parameter tensor (a scan: a model has hundreds of tensors at
+     * most); i < count, counted with the same test, so the scan finds it */
+    const rt_tensor_info *t = rt_model_tensor(st->m, 0);
+    for (int j = 0, seen = 0; j < rt_model_num_tensors(st->m); j++) {
+        const rt_tensor_info *c = rt_model_tensor(st->m, j);
+        if (c->kind == RT_TENSOR_PARAM && seen++ == i) {
+            t = c;
+            break;
+        }
     }
-    return RT_OK;
+    snprintf(name, RT_CKPT_PATH_MAX, "/optimizer/%s/%s", rt_optim_state_name(st->o, st->slot),
+             t->name);
+    *ndim = t->ndim;
+    tensor_shape64(t, shape);
+    *data = st->slab + t->offset;
 }
 
 static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
@@ -164,17 +204,11 @@ static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
                                      s->optimizer_type ? s->optimizer_type : ""));
     RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", h->optim_step));
     for (int k = 0; k < rt_optim_state_slots(o); k++) {
-        const float *slab = h->optim + (size_t)k * num_params;
-        for (int i = 0; i < rt_model_num_tensors(s->model); i++) {
-            const rt_tensor_info *t = rt_model_tensor(s->model, i);
-            if (t->kind != RT_TENSOR_PARAM)
-                continue;
-            char name[2 * RT_NAME_MAX + 16];
-            int64_t shape[RT_MAX_NDIM];
-            snprintf(name, sizeof name, "/optimizer/%s/%s", rt_optim_state_name(o, k), t->name);
-            tensor_shape64(t, shape);
-            RT_CHECK(rt_ckpt_write_tensor(f, name, t->ndim, shape, slab + t->offset));
-        }
+        slot_tensors st = {s->model, o, k, h->optim + (size_t)k * num_params, 0};
+        for (int i = 0; i < rt_model_num_tensors(s->model); i++)
+            if (rt_model_tensor(s->model, i)->kind == RT_TENSOR_PARAM)
+                st.count++;
+        RT_CHECK(ckpt_write_tensors(f, st.count, describe_slot_tensor, &st));
     }
     return RT_OK;
 }
