@@ -31,14 +31,16 @@ void ckpt_fault_point(const char *phase, int rank);
 int ckpt_fault_active(const char *phase, int rank);
 
 /* ---- many tensors at once (h5tensor.c) ------------------------------------------ */
-/* Fills tensor i of a batch: its dataset name (NUL-terminated, at most
- * RT_CKPT_PATH_MAX bytes with the NUL), rank, shape and data (the whole
- * replica, as rt_ckpt_write_tensor takes it). */
-typedef void (*ckpt_tensor_fn)(void *arg, int i, char *name, int *ndim, int64_t *shape,
-                               const float **data);
-/* rt_ckpt_write_tensor for tensors 0 .. count-1 of `describe`: the same
- * datasets and checksums, with the slices of all of them written before
- * the ranks agree once (h5tensor.c, "writing datasets"). Collective. */
+/* Fills candidate i of a batch and returns 1, or returns 0 to leave it
+ * out: its dataset name (NUL-terminated, at most RT_CKPT_PATH_MAX bytes
+ * with the NUL), rank, shape and data (the whole replica, as
+ * rt_ckpt_write_tensor takes it). The same on every rank. */
+typedef int (*ckpt_tensor_fn)(void *arg, int i, char *name, int *ndim, int64_t *shape,
+                              const float **data);
+/* rt_ckpt_write_tensor for the candidates 0 .. count-1 that `describe`
+ * keeps: the same datasets and checksums, with the slices of all of them
+ * written before the ranks agree once (h5tensor.c, "writing datasets").
+ * Collective. */
 rt_status ckpt_write_tensors(rt_ckpt_file *f, int count, ckpt_tensor_fn describe, void *arg);
 
 /* ---- checkpoint directory names (listing.c) ---------------------------------- */

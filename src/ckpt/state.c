@@ -147,8 +147,8 @@ typedef struct model_tensors {
     const ckpt_host_slabs *h;
 } model_tensors;
 
-static void describe_model_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
-                                  const float **data)
+static int describe_model_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
+                                 const float **data)
 {
     const model_tensors *mt = arg;
     const rt_tensor_info *t = rt_model_tensor(mt->m, i);
@@ -156,6 +156,7 @@ static void describe_model_tensor(void *arg, int i, char *name, int *ndim, int64
     *ndim = t->ndim;
     tensor_shape64(t, shape);
     *data = (t->kind == RT_TENSOR_PARAM ? mt->h->params : mt->h->buffers) + t->offset;
+    return 1;
 }
 
 static rt_status write_model(rt_ckpt_file *f, rt_model *m, const ckpt_host_slabs *h)
@@ -165,34 +166,28 @@ static rt_status write_model(rt_ckpt_file *f, rt_model *m, const ckpt_host_slabs
 }
 
 /* One optimizer slot's tensors, for ckpt_write_tensors:
- * /optimizer/<slot>/<name> for each parameter tensor, in model order. */
+ * /optimizer/<slot>/<name> for each parameter tensor (buffers have no
+ * optimizer state), in model order. */
 typedef struct slot_tensors {
     rt_model *m;
     rt_optimizer *o;
     int slot;
     const float *slab;
-    int count;   /* parameter tensors */
 } slot_tensors;
 
-static void describe_slot_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
-                                 const float **data)
+static int describe_slot_tensor(void *arg, int i, char *name, int *ndim, int64_t *shape,
+                                const float **data)
 {
     const slot_tensors *st = arg;
-    /* the i-th parameter tensor (a scan: a model has hundreds of tensors at
-     * most); i < count, counted with the same test, so the scan finds it */
-    const rt_tensor_info *t = rt_model_tensor(st->m, 0);
-    for (int j = 0, seen = 0; j < rt_model_num_tensors(st->m); j++) {
-        const rt_tensor_info *c = rt_model_tensor(st->m, j);
-        if (c->kind == RT_TENSOR_PARAM && seen++ == i) {
-            t = c;
-            break;
-        }
-    }
+    const rt_tensor_info *t = rt_model_tensor(st->m, i);
+    if (t->kind != RT_TENSOR_PARAM)
+        return 0;
     snprintf(name, RT_CKPT_PATH_MAX, "/optimizer/%s/%s", rt_optim_state_name(st->o, st->slot),
              t->name);
     *ndim = t->ndim;
     tensor_shape64(t, shape);
     *data = st->slab + t->offset;
+    return 1;
 }
 
 static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
@@ -204,11 +199,9 @@ static rt_status write_optimizer(rt_ckpt_file *f, const rt_train_state *s,
                                      s->optimizer_type ? s->optimizer_type : ""));
     RT_CHECK(rt_ckpt_attr_set_int(f, "/optimizer", "step", h->optim_step));
     for (int k = 0; k < rt_optim_state_slots(o); k++) {
-        slot_tensors st = {s->model, o, k, h->optim + (size_t)k * num_params, 0};
-        for (int i = 0; i < rt_model_num_tensors(s->model); i++)
-            if (rt_model_tensor(s->model, i)->kind == RT_TENSOR_PARAM)
-                st.count++;
-        RT_CHECK(ckpt_write_tensors(f, st.count, describe_slot_tensor, &st));
+        slot_tensors st = {s->model, o, k, h->optim + (size_t)k * num_params};
+        RT_CHECK(ckpt_write_tensors(f, rt_model_num_tensors(s->model), describe_slot_tensor,
+                                    &st));
     }
     return RT_OK;
 }

@@ -182,20 +182,25 @@ static cudnnStatus_t call_direction(const rt_conv_plan *p, int dir, const conv_c
  * decides as before. */
 enum { TIMED_CALLS = 3 };
 
+/* The buffers and events one layer's candidates are timed with. */
 typedef struct timing_set {
-    conv_tensors t;
-    size_t scratch_bytes;   /* what t.scratch holds */
+    float *x, *w, *dy, *y, *dx, *dw;
+    void *scratch;
+    size_t scratch_bytes;   /* what scratch holds */
+    cudaEvent_t start, stop;
+    int events;             /* start and stop were created */
 } timing_set;
 
 static void timing_set_free(timing_set *ts)
 {
-    rt_cuda_free((void *)ts->t.x);
-    rt_cuda_free((void *)ts->t.w);
-    rt_cuda_free((void *)ts->t.dy);
-    rt_cuda_free(ts->t.y);
-    rt_cuda_free(ts->t.dx);
-    rt_cuda_free(ts->t.dw);
-    rt_cuda_free(ts->t.scratch);
+    float *buffers[] = {ts->x, ts->w, ts->dy, ts->y, ts->dx, ts->dw};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+        rt_cuda_free(buffers[i]);
+    rt_cuda_free(ts->scratch);
+    if (ts->events) {
+        cudaEventDestroy(ts->start);
+        cudaEventDestroy(ts->stop);
+    }
     *ts = (timing_set){0};
 }
 
@@ -206,28 +211,32 @@ static rt_status timing_buffer(float **out, size_t count, float value)
     return rt_cuda_fill(*out, value, count);
 }
 
-/* The layer's tensors for batch n. */
+/* The layer's tensors for batch n, and the two events. */
 static rt_status timing_set_open(timing_set *ts, const rt_conv_plan *p, int n)
 {
     const rt_conv_geom *g = &p->g;
     const size_t nx = (size_t)n * g->c * g->h * g->w, ny = (size_t)n * g->k * g->oh * g->ow;
     const size_t nw = (size_t)g->k * g->c * g->kh * g->kw;
     *ts = (timing_set){0};
-    float *x = NULL, *w = NULL, *dy = NULL;
-    rt_status st = timing_buffer(&x, nx, 0.5f);
-    ts->t.x = x;
+    rt_status st = timing_buffer(&ts->x, nx, 0.5f);
     if (st == RT_OK)
-        st = timing_buffer(&w, nw, 0.25f);
-    ts->t.w = w;
+        st = timing_buffer(&ts->w, nw, 0.25f);
     if (st == RT_OK)
-        st = timing_buffer(&dy, ny, 0.125f);
-    ts->t.dy = dy;
+        st = timing_buffer(&ts->dy, ny, 0.125f);
     if (st == RT_OK)
-        st = timing_buffer(&ts->t.y, ny, 1.0f);
+        st = timing_buffer(&ts->y, ny, 1.0f);
     if (st == RT_OK)
-        st = timing_buffer(&ts->t.dx, nx, 1.0f);
+        st = timing_buffer(&ts->dx, nx, 1.0f);
     if (st == RT_OK)
-        st = timing_buffer(&ts->t.dw, nw, 1.0f);
+        st = timing_buffer(&ts->dw, nw, 1.0f);
+    if (st == RT_OK && cudaEventCreate(&ts->start) == cudaSuccess) {
+        if (cudaEventCreate(&ts->stop) == cudaSuccess)
+            ts->events = 1;
+        else
+            cudaEventDestroy(ts->start);
+    }
+    if (st == RT_OK && !ts->events)
+        st = rt_cuda_status(cudaGetLastError(), "creating timing events", __FILE__, __LINE__);
     if (st != RT_OK)
         timing_set_free(ts);
     return st;
@@ -241,10 +250,10 @@ static rt_status time_candidate(const rt_conv_plan *p, int dir, const conv_choic
 {
     *ms = -1.0f;
     if (c->bytes > ts->scratch_bytes) {
-        rt_cuda_free(ts->t.scratch);
-        ts->t.scratch = NULL;
+        rt_cuda_free(ts->scratch);
+        ts->scratch = NULL;
         ts->scratch_bytes = 0;
-        rt_status st = rt_cuda_alloc(&ts->t.scratch, c->bytes, "timing convolution algorithms");
+        rt_status st = rt_cuda_alloc(&ts->scratch, c->bytes, "timing convolution algorithms");
         if (st == RT_ERR_NOMEM) {   /* too large to try here: not a candidate */
             rt_error_clear();
             return RT_OK;
@@ -252,43 +261,27 @@ static rt_status time_candidate(const rt_conv_plan *p, int dir, const conv_choic
         RT_CHECK(st);
         ts->scratch_bytes = c->bytes;
     }
+    const conv_tensors t = {.x = ts->x, .w = ts->w, .dy = ts->dy, .y = ts->y, .dx = ts->dx,
+                            .dw = ts->dw, .scratch = ts->scratch};
     RT_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, c->math), "setting a math type");
-    if (call_direction(p, dir, c, &ts->t) != CUDNN_STATUS_SUCCESS) {
+    cudnnStatus_t calls = call_direction(p, dir, c, &t);   /* the warm-up */
+    RT_CUDA_CHECK(cudaEventRecord(ts->start, rt_cuda_stream()), "timing a convolution");
+    for (int i = 0; i < TIMED_CALLS && calls == CUDNN_STATUS_SUCCESS; i++)
+        calls = call_direction(p, dir, c, &t);
+    RT_CUDA_CHECK(cudaEventRecord(ts->stop, rt_cuda_stream()), "timing a convolution");
+    RT_CUDA_CHECK(cudaEventSynchronize(ts->stop), "timing a convolution");
+    if (calls != CUDNN_STATUS_SUCCESS) {
         cudaGetLastError();   /* a refused candidate leaves nothing for the next launch check */
         return RT_OK;
     }
-    cudaEvent_t start, stop;
-    RT_CUDA_CHECK(cudaEventCreate(&start), "creating a timing event");
-    rt_status st = rt_cuda_status(cudaEventCreate(&stop), "creating a timing event", __FILE__,
-                                  __LINE__);
-    if (st != RT_OK) {
-        cudaEventDestroy(start);
-        return st;
-    }
-    cudnnStatus_t calls = CUDNN_STATUS_SUCCESS;
-    cudaError_t e = cudaEventRecord(start, rt_cuda_stream());
-    for (int i = 0; i < TIMED_CALLS && e == cudaSuccess && calls == CUDNN_STATUS_SUCCESS; i++)
-        calls = call_direction(p, dir, c, &ts->t);
-    if (e == cudaSuccess)
-        e = cudaEventRecord(stop, rt_cuda_stream());
-    if (e == cudaSuccess)
-        e = cudaEventSynchronize(stop);
-    if (e == cudaSuccess && calls == CUDNN_STATUS_SUCCESS)
-        e = cudaEventElapsedTime(ms, start, stop);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    if (e != cudaSuccess)
-        return rt_cuda_status(e, "timing a convolution algorithm", __FILE__, __LINE__);
-    if (calls != CUDNN_STATUS_SUCCESS) {
-        cudaGetLastError();
-        *ms = -1.0f;
-    }
+    RT_CUDA_CHECK(cudaEventElapsedTime(ms, ts->start, ts->stop), "timing a convolution");
     return RT_OK;
 }
 
-/* The first candidate of `dir` that succeeds, is deterministic when asked,
- * runs in the requested math mode and fits `limit` bytes of workspace (as
- * cuDNN sizes it for the math type it will run with). */
+/* Of the candidates of `dir` that succeed, are deterministic when asked,
+ * run in the requested math mode and fit `limit` bytes of workspace (as
+ * cuDNN sizes it for the math type they will run with): the first, or with
+ * `timing` the fastest timed (the first when none could be timed). */
 static rt_status choose(const rt_conv_plan *p, int dir, size_t limit, timing_set *timing,
                         conv_choice *out)
 {
