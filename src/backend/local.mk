@@ -1,6 +1,6 @@
 # backend: the kernel table (include/rtrain/backend.h) and the backends of
 # this build: "cpu" (OpenBLAS sgemm + im2col over a thread pool of its own,
-# parallel.h; convolutions through oneDNN when configured with it) and "naive" (plain loops, the reference the tests compare
+# parallel.h; convolutions and the linear layers' sgemm through oneDNN when configured with it) and "naive" (plain loops, the reference the tests compare
 # with); host.c holds what the two host-memory backends share.
 rtraininclude_HEADERS += include/rtrain/backend.h
 noinst_HEADERS += src/backend/backends.h src/backend/host.h src/backend/formulas.h \

@@ -11,7 +11,7 @@ E2E_TESTS = \
 	tests/e2e/error_num_workers.test \
 	tests/e2e/error_global_batch.test \
 	tests/e2e/error_one_rank_data.test \
-	tests/e2e/error_use_gpu.test tests/e2e/device_paths.test tests/e2e/tune.test tests/e2e/tune_asha.test tests/e2e/tune_pbt.test tests/e2e/tune_array_claims.test \
+	tests/e2e/error_use_gpu.test tests/e2e/error_cpu_paths.test tests/e2e/device_paths.test tests/e2e/tune.test tests/e2e/tune_asha.test tests/e2e/tune_pbt.test tests/e2e/tune_array_claims.test \
 	tests/e2e/train_two_ranks.test \
 	tests/e2e/profile.test \
 	tests/e2e/resume.test tests/e2e/resume_async.test \

@@ -32,6 +32,11 @@
  * a fresh plan as on the same one, and after other batch sizes were used
  * on the plan (oneDNN caches primitives per batch size).
  *
+ * Linear paths. The CPU backend's linear layers run their sgemm on
+ * oneDNN (the default when built with it) or OpenBLAS (linear.c); the
+ * linear checks, on one thread and on several, run on each path the build
+ * has, against the same double references and tolerance.
+ *
  * Threads. The CPU backend's checks run twice: on one thread and on three
  * (more than the 2 cores here, and a count that splits most sizes
  * unevenly), so that the threaded paths (parallel.h) meet the same
@@ -600,8 +605,8 @@ static void check_close(const char *what, const float *got, const float *want, s
  *   (and after calls of other shapes in between);
  * - db is the same bits on any thread count (its sums keep their order);
  * - y, dx and dw may differ from the one-thread results in the last bits
- *   (OpenBLAS may pick other edge kernels for a slice of columns, which sum
- *   the same products in another order); they are checked against them with
+ *   (OpenBLAS and oneDNN may pick other edge kernels for a slice of columns,
+ *   which sum the same products in another order); they are checked against them with
  *   REL_TOL, the tolerance both meet against the double definitions. */
 static void run_linear_threads_case(int n, int in, int out, int threads)
 {
@@ -1173,13 +1178,36 @@ static void test_cpu_conv_paths(void)
     }
 }
 
+/* The linear checks on every sgemm path of the cpu backend this build
+ * has; `threads`: also the several-thread checks (test_linear_threads).
+ * The default path is selected again afterwards. */
+static void test_cpu_linear_paths(int threads)
+{
+    static const rt_cpu_gemm_path paths[] = { RT_CPU_GEMM_OPENBLAS, RT_CPU_GEMM_DNNL };
+    rt_cpu_gemm_path saved;
+    CHECK_OK(rt_cpu_gemm_selected(&saved));
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (rt_cpu_gemm_select(paths[i]) != RT_OK) {
+            rt_error_clear();   /* dnnl in a build without oneDNN */
+            continue;
+        }
+        if (threads)
+            test_linear_threads();
+        else
+            test_linear();
+    }
+    CHECK_OK(rt_cpu_gemm_select(saved));
+}
+
 static void test_all_kernels(void)
 {
-    if (!strcmp(be->name, "cpu"))
+    if (!strcmp(be->name, "cpu")) {
         test_cpu_conv_paths();
-    else
+        test_cpu_linear_paths(0);
+    } else {
         test_conv();
-    test_linear();
+        test_linear();
+    }
     test_relu_add();
     test_dropout();
     test_pool();
@@ -1195,7 +1223,7 @@ int main(void)
     test_all_kernels();
     rt_cpu_set_threads(3);
     test_all_kernels();
-    test_linear_threads();
+    test_cpu_linear_paths(1);
     be = rt_backend_find("naive");
     test_all_kernels();
     CHECK(be && rt_backend_find("no such backend") == NULL);

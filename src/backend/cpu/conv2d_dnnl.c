@@ -71,7 +71,7 @@ struct rt_cpu_dnnl_conv {
 
 /* ---- errors, engine, stream ---------------------------------------------------------- */
 
-static const char *dnnl_status_text(dnnl_status_t st)
+const char *rt_cpu_dnnl_status_text(int st)
 {
     static const char *const text[] = {
         [dnnl_success] = "success",
@@ -92,7 +92,7 @@ static rt_status dnnl_fail(dnnl_status_t st, const char *call, const char *file,
     rt_status code = st == dnnl_out_of_memory ? RT_ERR_NOMEM
                    : st == dnnl_unimplemented ? RT_ERR_UNSUPPORTED : RT_ERR_INTERNAL;
     return rt_error_set(code, file, line, "oneDNN convolution: %s: %s (status %d)", call,
-                        dnnl_status_text(st), (int)st);
+                        rt_cpu_dnnl_status_text(st), (int)st);
 }
 
 #define DNNL_TRY(call)                                                     \

@@ -9,6 +9,9 @@
 
 typedef struct rt_cpu_dnnl_conv rt_cpu_dnnl_conv;
 
+/* oneDNN's name for a dnnl_status_t (the linear layers' sgemm uses it too). */
+const char *rt_cpu_dnnl_status_text(int st);
+
 /* A layer's primitive cache (empty; primitives are made per batch size on
  * first use). Makes the process's oneDNN engine and stream the first time. */
 rt_status rt_cpu_dnnl_conv_new(rt_cpu_dnnl_conv **out, const rt_conv_geom *g);

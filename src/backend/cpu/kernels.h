@@ -1,7 +1,7 @@
 /* The CPU backend's kernels (internal): the entries of the "cpu" rt_backend
- * table (cpu.c), with the meanings rtrain/backend.h gives them. OpenBLAS
- * sgemm for the products, loops split over the backend's own threads
- * (parallel.h) for the rest. */
+ * table (cpu.c), with the meanings rtrain/backend.h gives them. sgemm
+ * (oneDNN's or OpenBLAS's) and oneDNN primitives for the products, loops
+ * split over the backend's own threads (parallel.h) for the rest. */
 #ifndef RTRAIN_BACKEND_CPU_KERNELS_H
 #define RTRAIN_BACKEND_CPU_KERNELS_H
 
@@ -10,6 +10,15 @@
 #include "rtrain/backend.h"
 
 /* ---- fully connected (linear.c) ------------------------------------------------ */
+/* The library that runs the products: oneDNN's sgemm (the default when
+ * built with oneDNN) or OpenBLAS's (the reference, always built), chosen by
+ * the environment variable RTRAIN_CPU_GEMM=openblas|dnnl, read once. */
+typedef enum { RT_CPU_GEMM_OPENBLAS, RT_CPU_GEMM_DNNL } rt_cpu_gemm_path;
+/* Overrides the path of later calls (tests); RT_ERR_UNSUPPORTED for dnnl
+ * in a build without oneDNN. */
+rt_status rt_cpu_gemm_select(rt_cpu_gemm_path path);
+/* The path calls take; RT_ERR_CONFIG for a wrong RTRAIN_CPU_GEMM. */
+rt_status rt_cpu_gemm_selected(rt_cpu_gemm_path *path);
 rt_status rt_cpu_linear_forward(float *y, const float *x, const float *w, const float *b,
                                 int n, int in, int out);
 rt_status rt_cpu_linear_backward(float *dx, float *dw, float *db, const float *dy,
