@@ -10,18 +10,29 @@
  * The layer runs on the convolution path the backend selects (oneDNN when
  * built with it; RTRAIN_CPU_CONV=im2col|dnnl chooses, see
  * src/backend/cpu/conv2d.c); the sgemm baseline always uses the chunks
- * of the im2col path.
+ * of the im2col path. Linear layers run their sgemm on the library the
+ * backend selects (oneDNN's dnnl_sgemm when built with it, else OpenBLAS;
+ * RTRAIN_CPU_GEMM=openblas|dnnl, src/backend/cpu/linear.c), and their
+ * baseline is one whole-product call of that same library per product,
+ * on as many threads as OpenBLAS has (oneDNN: OpenMP threads).
  *
  * Usage: bench_kernels [repetitions]   (best of `repetitions`, default 5)
  * OpenBLAS runs on 1 thread unless OPENBLAS_NUM_THREADS is set. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "config.h"
+#ifdef RT_HAVE_DNNL
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#endif
 #include "rtrain/core.h"
 #include "rtrain/backend.h"
 #include "backend/cpu/kernels.h"
 
 static const rt_backend *cpu;
+/* The library of the linear layers' sgemm (and of their baseline). */
+static rt_cpu_gemm_path gemm_path;
 
 typedef struct conv_shape {
     const char *name;
@@ -198,17 +209,32 @@ static void lin_layer_fn(void *p)
     }
 }
 
+/* One row-major sgemm of the selected library: c = op(a) op(b) + beta c. */
+static void bench_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda,
+                        const float *b, int ldb, float beta, float *c, int ldc)
+{
+#ifdef RT_HAVE_DNNL
+    if (gemm_path == RT_CPU_GEMM_DNNL) {
+        if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c,
+                       ldc) != dnnl_success) {
+            fprintf(stderr, "bench_kernels: dnnl_sgemm failed\n");
+            exit(1);
+        }
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
 static void lin_gemms_fn(void *p)
 {
     lin_bench *l = p;
     const lin_shape *s = l->s;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->n, s->out, s->in, 1.0f, l->x,
-                s->in, l->w, s->in, 0.0f, l->y, s->out);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->out, s->in, s->n, 1.0f, l->dy,
-                s->out, l->x, s->in, 1.0f, l->dw, s->in);
+    bench_sgemm(0, 1, s->n, s->out, s->in, l->x, s->in, l->w, s->in, 0.0f, l->y, s->out);
+    bench_sgemm(1, 0, s->out, s->in, s->n, l->dy, s->out, l->x, s->in, 1.0f, l->dw, s->in);
     if (s->need_dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->n, s->in, s->out, 1.0f,
-                    l->dy, s->out, l->w, s->in, 0.0f, l->dx, s->in);
+        bench_sgemm(0, 0, s->n, s->in, s->out, l->dy, s->out, l->w, s->in, 0.0f, l->dx, s->in);
 }
 
 static void bench_linear(const lin_shape *s, int reps)
@@ -257,13 +283,17 @@ int main(int argc, char **argv)
         openblas_set_num_threads(1);
     rt_rng_init(&bench_rng, rt_rng_key(1, 2, 3, 4));
     rt_cpu_conv_path path;
-    if (rt_cpu_conv_selected(&path) != RT_OK) {
+    if (rt_cpu_conv_selected(&path) != RT_OK || rt_cpu_gemm_selected(&gemm_path) != RT_OK) {
         fprintf(stderr, "bench_kernels: %s\n", rt_error_message());
         return 1;
     }
-    printf("OpenBLAS %s, %d thread(s), best of %d, convolutions by %s\n",
+#ifdef RT_HAVE_DNNL
+    omp_set_num_threads(openblas_get_num_threads());
+#endif
+    printf("OpenBLAS %s, %d thread(s), best of %d, convolutions by %s, linear sgemm by %s\n",
            openblas_get_config(), openblas_get_num_threads(), reps,
-           path == RT_CPU_CONV_DNNL ? "oneDNN" : "im2col + sgemm");
+           path == RT_CPU_CONV_DNNL ? "oneDNN" : "im2col + sgemm",
+           gemm_path == RT_CPU_GEMM_DNNL ? "oneDNN" : "OpenBLAS");
     printf("fwd+bwd: forward and backward (dx skipped for the first layer of each model)\n");
     printf("%-26s %4s %10s %9s %10s %7s\n", "layer", "n", "fwd+bwd ms", "GFLOP/s",
            "sgemm ms", "ratio");
