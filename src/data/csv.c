@@ -1230,6 +1230,13 @@ static rt_status csv_fetch(void *impl, int64_t index, float *x, void *target)
     return RT_OK;
 }
 
+static const void *csv_row(void *impl, int64_t index, size_t *bytes)
+{
+    const csv_data *d = impl;
+    *bytes = (size_t)d->inputs * sizeof *d->x;
+    return d->x + index * d->inputs;
+}
+
 /* Read-only after open: fetch is safe on the loader's thread. */
 static const rt_dataset_ops csv_ops = {
     .version = RT_DATASET_OPS_VERSION, .flags = RT_DATASET_THREAD_SAFE,
@@ -1266,6 +1273,7 @@ static rt_status make_dataset(csv_reader *r, int64_t begin, int64_t end, const c
         csv_destroy(d);
         return s;
     }
+    rt_dataset_set_row_fn(*out, csv_row);
     if ((s = rt_dataset_set_encoding(*out, encoding)) != RT_OK) {
         rt_dataset_free(*out);
         *out = NULL;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rtrain/data.h"
+#include "data/formats.h"
 
 struct rt_dataset {
     rt_dataset_ops ops;   /* copied: callers may pass a stack table */
@@ -22,6 +23,7 @@ struct rt_dataset {
     int64_t block_rows;   /* rows the format reads together (0: any order is as cheap) */
     float *x_mean, *x_std;   /* [input size] standardisation, or NULL */
     float *y_mean, *y_std;   /* [target_size] (vector targets), or NULL */
+    rt_dataset_row_fn row;   /* where a sample's stored input lies (formats.h), or NULL */
 };
 
 /* ---- sample descriptions --------------------------------------------------------- */
@@ -185,6 +187,23 @@ rt_status rt_dataset_set_transforms(rt_dataset *ds, const rt_transform_chain *c)
     return RT_OK;
 }
 
+void rt_dataset_set_row_fn(rt_dataset *ds, rt_dataset_row_fn row)
+{
+    ds->row = row;
+}
+
+void rt_dataset_prefetch(const rt_dataset *ds, int64_t index)
+{
+    if (!ds->row || index < 0 || index >= ds->count)
+        return;
+    size_t bytes = 0;
+    const char *p = ds->row(ds->impl, index, &bytes);
+    if (!p)
+        return;
+    for (size_t off = 0; off < bytes; off += 64)
+        __builtin_prefetch(p + off);
+}
+
 rt_status rt_dataset_fetch(rt_dataset *ds, int64_t index, float *x, void *target)
 {
     if (index < 0 || index >= ds->count)
@@ -326,7 +345,9 @@ static void normalize_channels(const rt_transform_chain *c, float *x, size_t cou
     }
 }
 
-void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
+/* rt_transform_apply's loops, once per instruction set (RT_CPU_CLONES). */
+RT_CPU_CLONES
+static void transform_steps(const rt_transform_chain *c, float *x, size_t count)
 {
     for (int s = 0; s < c->count; s++) {
         const float a = c->steps[s].a, b = c->steps[s].b;
@@ -339,4 +360,9 @@ void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
         else
             normalize_channels(c, x, count);
     }
+}
+
+void rt_transform_apply(const rt_transform_chain *c, float *x, size_t count)
+{
+    transform_steps(c, x, count);
 }

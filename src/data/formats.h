@@ -17,6 +17,36 @@ rt_status rt_csv_open(rt_dataset **out, const rt_data_source *src);
 rt_status rt_csv_open_splits(rt_dataset **train, rt_dataset **test, const rt_data_source *tr,
                              const rt_data_source *te);
 
+/* The per-value loops of fetching (converting stored bytes to float, the
+ * transform chain's divisions) are compiled three times, for AVX-512, for
+ * AVX2 and for the baseline x86-64 the library targets, and the loader
+ * picks the CPU's own once (GCC's function multiversioning): division is
+ * the slowest of these loops, and AVX-512 divides 16 floats per
+ * instruction where the baseline's SSE2 divides 4. Conversions and
+ * divisions are exact IEEE operations, so every clone gives the same bits.
+ * A multiversioned function must carry this on its first declaration (clang). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RT_NO_CPU_CLONES)
+#define RT_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RT_CPU_CLONES
+#endif
+
+/* Reading ahead. A sample's stored input sits at a random place of a large
+ * array (idx pixels, an HDF5 or CSV table held in memory), so fetching it
+ * waits mostly on memory. A format whose rows are in memory tells the
+ * dataset where a row lies; the loader then asks for sample i+1's row
+ * while it fetches sample i. The MLP's data wait on 2 ranks fell by a
+ * third with it, and by a further sixth with the clones above
+ * (bench/RESULTS.md, "Reading ahead").
+ * row(impl, index, &bytes): the address and size of sample `index`'s
+ * stored input, or NULL where it is not in memory (streamed). */
+typedef const void *(*rt_dataset_row_fn)(void *impl, int64_t index, size_t *bytes);
+void rt_dataset_set_row_fn(rt_dataset *ds, rt_dataset_row_fn row);
+/* Asks the memory system for sample `index`'s stored input (a hint: no
+ * effect on any result; nothing for an index out of range or a dataset
+ * without a row function). */
+void rt_dataset_prefetch(const rt_dataset *ds, int64_t index);
+
 /* The rows [*begin, *end) of a file of `rows` rows that src selects
  * (rt_data_source.first/last); RT_ERR_CONFIG naming `file` when the
  * fractions are out of order or select no row. */

@@ -424,7 +424,9 @@ static rt_status stream_block_of(h5data *h, int64_t row, const stream_block **ou
     return RT_OK;
 }
 
-/* Row i of rows held as uint8 or float32, as float32. */
+/* Row i of rows held as uint8 or float32, as float32 (once per instruction
+ * set: RT_CPU_CLONES). */
+RT_CPU_CLONES
 static void copy_row(float *x, const void *rows, int64_t i, size_t n, int is_u8)
 {
     if (is_u8) {
@@ -449,6 +451,17 @@ static rt_status h5_fetch(void *impl, int64_t index, float *x, void *target)
     RT_CHECK(stream_block_of(h, row, &b));
     copy_row(x, b->data, row - b->first, h->sample_size, h->is_u8);
     return RT_OK;
+}
+
+/* Held rows only: a streamed row is read from the file when fetched. */
+static const void *h5_row(void *impl, int64_t index, size_t *bytes)
+{
+    const h5data *h = impl;
+    if (!h->x)
+        return NULL;
+    size_t value_bytes = h->is_u8 ? 1 : sizeof(float);
+    *bytes = h->sample_size * value_bytes;
+    return (const char *)h->x + (size_t)index * *bytes;
 }
 
 static void h5_destroy(void *impl)
@@ -585,6 +598,7 @@ rt_status rt_hdf5_open(rt_dataset **out, const rt_data_source *src)
     }
     if (!h->x)   /* cannot fail: block_rows >= 1 */
         (void)rt_dataset_set_block_rows(ds, h->block_rows);
+    rt_dataset_set_row_fn(ds, h5_row);
     *out = ds;
     return RT_OK;
 }

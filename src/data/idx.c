@@ -345,6 +345,7 @@ static rt_status idx_load_shared(const char *path, const char *role, uint32_t ma
     return RT_OK;
 }
 
+RT_CPU_CLONES
 static rt_status idx_fetch(void *impl, int64_t index, float *x, void *target)
 {
     const idx_data *d = impl;
@@ -353,6 +354,13 @@ static rt_status idx_fetch(void *impl, int64_t index, float *x, void *target)
         x[i] = (float)p[i];
     *(int32_t *)target = d->labels ? d->labels[index] : 0;   /* no_target: class 0 */
     return RT_OK;
+}
+
+static const void *idx_row(void *impl, int64_t index, size_t *bytes)
+{
+    const idx_data *d = impl;
+    *bytes = d->sample_size;
+    return d->pixels + (size_t)index * d->sample_size;
 }
 
 static void idx_destroy(void *impl)
@@ -403,6 +411,7 @@ rt_status rt_idx_open(rt_dataset **out, const rt_data_source *src)
     rt_sample_desc desc = {.ndim = 3, .shape = {1, idims[1], idims[2]}, .dtype = RT_INPUT_U8,
                            .target = RT_TARGET_CLASS, .num_classes = max_label + 1};
     RT_CHECK_GOTO(s, rt_dataset_create(out, &idx_ops, d, idims[0], &desc), fail);
+    rt_dataset_set_row_fn(*out, idx_row);
     return RT_OK;
 fail:
     idx_destroy(d);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
+#include "data/formats.h"
 #include "rtrain/data.h"
 
 static char tmpdir[64];
@@ -105,6 +106,12 @@ static void check_values(rt_dataset *ds, const rt_transform *t)
             /* float32 rounding of a division and a subtraction on values of
              * magnitude <= 4: a few ulps, far below 1e-5. */
             bad += fabs(x[j] - want) > 1e-5;
+            /* and exactly the float32 operations torchvision does, whichever
+             * instruction set's clone of the loops ran (RT_CPU_CLONES) */
+            float exact = (float)pixels[i * R * C + j] / 255.0f;
+            if (t && t->normalize)
+                exact = (exact - t->mean[0]) / t->std[0];
+            bad += memcmp(&x[j], &exact, sizeof exact) != 0;
         }
     }
     CHECK_MSG(bad == 0, "%d wrong values or labels", bad);
@@ -129,6 +136,12 @@ static void test_idx_load(int gz)
     int32_t y;
     CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_fetch(ds, N, x, &y));
     CHECK_FAILS(RT_ERR_INVALID_ARG, rt_dataset_fetch(ds, -1, x, &y));
+    /* Reading ahead is a hint: in range it leaves the values as they are,
+     * out of range it does nothing (the sanitizer build would catch a read
+     * past the pixels). */
+    for (int i = -2; i <= N + 1; i++)
+        rt_dataset_prefetch(ds, i);
+    check_values(ds, NULL);
     rt_dataset_free(ds);
 
     rt_transform t = {.normalize = 1, .num_mean = 1, .num_std = 1, .mean = {0.2860f}, .std = {0.3530f}};
@@ -744,6 +757,22 @@ static void test_transforms(void)
         float want = (raw[i] / 255.0f - 0.5f) / 0.25f;   /* the same float operations */
         CHECK(x[i] == want);
     }
+    /* A long sample (every byte value 3 times, an odd length: the vector
+     * body and its tail both run) gives the same bits as the scalar float
+     * operations, whichever instruction set's clone runs (RT_CPU_CLONES). */
+    enum { LONG = 3 * 256 + 5 };
+    float *v = malloc(LONG * sizeof *v), *want = malloc(LONG * sizeof *want);
+    CHECK(v && want);
+    for (int i = 0; i < LONG; i++) {
+        v[i] = (float)(i % 256);
+        volatile float q = v[i] / 255.0f;   /* volatile: one scalar operation at a time */
+        volatile float r = (q - 0.5f) / 0.25f;
+        want[i] = r;
+    }
+    rt_transform_apply(&c, v, LONG);
+    CHECK_MSG(!memcmp(v, want, LONG * sizeof *v), "transform chain: not the scalar bits");
+    free(v);
+    free(want);
     CHECK_OK(rt_transform_chain_from(&c, &t, RT_INPUT_F32));   /* no /255 on floats */
     CHECK(c.count == 1 && c.steps[0].kind == RT_TRANSFORM_NORMALIZE);
     CHECK_OK(rt_transform_chain_from(&c, NULL, RT_INPUT_F64));
