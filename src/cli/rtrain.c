@@ -115,8 +115,8 @@ static void print_version(void)
     printf("commit: %s\n", RT_GIT_COMMIT);
     printf("configure options: %s\n", RT_CONFIGURE_ARGS[0] ? RT_CONFIGURE_ARGS : "(none)");
 #ifdef RT_HAVE_DNNL
-    printf("backend cpu: oneDNN for convolutions and linear layers (OpenBLAS im2col + sgemm "
-           "as fall-back: RTRAIN_CPU_CONV, RTRAIN_CPU_GEMM)\n");
+    printf("backend cpu: convolutions and linear layers through oneDNN (OpenBLAS im2col + "
+           "sgemm as fall-back: RTRAIN_CPU_CONV, RTRAIN_CPU_GEMM)\n");
 #else
     printf("backend cpu: OpenBLAS; convolutions by im2col + sgemm (built without oneDNN)\n");
 #endif
