@@ -12,6 +12,7 @@
  * then sleep on a condition variable. */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <cblas.h>
@@ -134,6 +135,18 @@ static uint32_t wait_for_job(uint32_t seen)
 static void *worker_main(void *unused)
 {
     (void)unused;
+    /* A signal handler run on a kernel thread would write below its stack
+     * pointer, where oneDNN's JIT kernels keep data (run/session.c): the
+     * process's signals go to its other threads. Faults this thread causes
+     * itself stay unblocked, so that they still stop the process with a
+     * report. */
+    static const int own_faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT,
+                                      SIGSYS };
+    sigset_t others;
+    sigfillset(&others);
+    for (size_t i = 0; i < sizeof own_faults / sizeof own_faults[0]; i++)
+        sigdelset(&others, own_faults[i]);
+    pthread_sigmask(SIG_BLOCK, &others, NULL);
     in_piece = 1;
     uint32_t seen = state_gen(atomic_load(&pool.state));
     for (;;) {
