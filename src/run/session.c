@@ -237,7 +237,8 @@ static void on_stop_signal(int sig)
  * the stack pointer, beyond the 128 bytes the x86-64 ABI protects, and a
  * handler frame written there corrupted the heap (SIGUSR1 while the MLP
  * trained on dnnl_sgemm: 3 of 12 runs aborted in free). The kernels' pool
- * threads block these signals altogether (parallel.c). */
+ * threads, and OpenMP's threads under the oneDNN convolutions, block them
+ * altogether (backend/cpu/parallel.h). */
 static void use_signal_stack(void)
 {
     stack_t old;

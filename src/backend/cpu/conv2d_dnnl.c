@@ -121,6 +121,21 @@ static rt_status dnnl_ready(void)
     return RT_OK;
 }
 
+/* Runs primitive p with the kernel threads' signals blocked (parallel.h):
+ * OpenMP's threads, started by a primitive, inherit the blocked mask and
+ * keep it. A signal that arrives meanwhile waits until the mask is back. */
+static rt_status dnnl_run(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args)
+{
+    sigset_t kernel_signals, old;
+    rt_cpu_kernel_signals(&kernel_signals);
+    pthread_sigmask(SIG_BLOCK, &kernel_signals, &old);
+    dnnl_status_t st = dnnl_primitive_execute(p, dnnl_strm, nargs, args);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (st != dnnl_success)
+        return dnnl_fail(st, "dnnl_primitive_execute", __FILE__, __LINE__);
+    return RT_OK;
+}
+
 /* ---- arguments -------------------------------------------------------------------------- */
 
 /* Binds argument a of pd (query `what`, index `idx`) to plain memory of
@@ -160,7 +175,7 @@ static void arg_free(dnnl_arg *a)
 static rt_status run_reorder(dnnl_primitive_t r, dnnl_memory_t src, dnnl_memory_t dst)
 {
     dnnl_exec_arg_t args[] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
-    DNNL_TRY(dnnl_primitive_execute(r, dnnl_strm, 2, args));
+    RT_CHECK(dnnl_run(r, 2, args));
     return RT_OK;
 }
 
@@ -375,7 +390,7 @@ rt_status rt_cpu_dnnl_conv_forward(rt_cpu_dnnl_conv *d, const rt_conv_geom *g, f
                                { DNNL_ARG_WEIGHTS, e->f_w.prim },
                                { DNNL_ARG_BIAS, e->f_b.prim },
                                { DNNL_ARG_DST, e->f_dst.prim } };
-    DNNL_TRY(dnnl_primitive_execute(e->fwd, dnnl_strm, 4, args));
+    RT_CHECK(dnnl_run(e->fwd, 4, args));
     RT_CHECK(arg_out_done(&e->f_dst));
     DNNL_TRY(dnnl_stream_wait(dnnl_strm));
     return RT_OK;
@@ -389,7 +404,7 @@ static rt_status bwd_data(dnnl_entry *e, float *dx, const float *dy, const float
     dnnl_exec_arg_t args[] = { { DNNL_ARG_DIFF_DST, e->d_ddst.prim },
                                { DNNL_ARG_WEIGHTS, e->d_w.prim },
                                { DNNL_ARG_DIFF_SRC, e->d_dsrc.prim } };
-    DNNL_TRY(dnnl_primitive_execute(e->bwd_data, dnnl_strm, 3, args));
+    RT_CHECK(dnnl_run(e->bwd_data, 3, args));
     RT_CHECK(arg_out_done(&e->d_dsrc));
     return RT_OK;
 }
@@ -403,7 +418,7 @@ static rt_status bwd_weights(dnnl_entry *e, float *gw, const float *dy, const fl
     dnnl_exec_arg_t args[] = { { DNNL_ARG_SRC, e->w_src.prim },
                                { DNNL_ARG_DIFF_DST, e->w_ddst.prim },
                                { DNNL_ARG_DIFF_WEIGHTS, e->w_dw.prim } };
-    DNNL_TRY(dnnl_primitive_execute(e->bwd_weights, dnnl_strm, 3, args));
+    RT_CHECK(dnnl_run(e->bwd_weights, 3, args));
     RT_CHECK(arg_out_done(&e->w_dw));
     return RT_OK;
 }

@@ -132,21 +132,24 @@ static uint32_t wait_for_job(uint32_t seen)
     }
 }
 
+void rt_cpu_kernel_signals(sigset_t *set)
+{
+    /* A fault the thread causes itself stays unblocked, so that it still
+     * stops the process with a report. */
+    static const int own_faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT,
+                                      SIGSYS };
+    sigfillset(set);
+    for (size_t i = 0; i < sizeof own_faults / sizeof own_faults[0]; i++)
+        sigdelset(set, own_faults[i]);
+}
+
 static void *worker_main(void *unused)
 {
     (void)unused;
-    /* A signal handler run on a kernel thread would write below its stack
-     * pointer, where oneDNN's JIT kernels keep data (run/session.c): the
-     * process's signals go to its other threads. Faults this thread causes
-     * itself stay unblocked, so that they still stop the process with a
-     * report. */
-    static const int own_faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT,
-                                      SIGSYS };
-    sigset_t others;
-    sigfillset(&others);
-    for (size_t i = 0; i < sizeof own_faults / sizeof own_faults[0]; i++)
-        sigdelset(&others, own_faults[i]);
-    pthread_sigmask(SIG_BLOCK, &others, NULL);
+    /* The process's signals go to its other threads (parallel.h). */
+    sigset_t kernel_signals;
+    rt_cpu_kernel_signals(&kernel_signals);
+    pthread_sigmask(SIG_BLOCK, &kernel_signals, NULL);
     in_piece = 1;
     uint32_t seen = state_gen(atomic_load(&pool.state));
     for (;;) {

@@ -28,6 +28,7 @@
 #ifndef RTRAIN_KERNELS_CPU_PARALLEL_H
 #define RTRAIN_KERNELS_CPU_PARALLEL_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* Threads the kernels use: the count last given to rt_cpu_set_threads, or
@@ -37,6 +38,15 @@
 int rt_cpu_threads(void);
 /* Sets the kernels' thread count (< 1: 1) and pins OpenBLAS to 1 thread. */
 void rt_cpu_set_threads(int threads);
+
+/* The signals a thread running kernels must not take: every one but the
+ * faults a thread causes itself (SIGSEGV, SIGBUS, ...). oneDNN's JIT
+ * kernels keep data below the stack pointer, beyond the x86-64 ABI's
+ * 128-byte red zone, and a signal handler's frame written there corrupts
+ * it (run/session.c). The pool's threads block these for good; the oneDNN
+ * convolutions block them while a primitive runs, so that OpenMP's threads,
+ * started inside a primitive, inherit the blocked mask. */
+void rt_cpu_kernel_signals(sigset_t *set);
 
 /* Below this many floats an elementwise pass runs on one thread: handing
  * out a loop costs a few microseconds, a pass over 32K floats about as
