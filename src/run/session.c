@@ -239,13 +239,19 @@ static void on_stop_signal(int sig)
  * trained on dnnl_sgemm: 3 of 12 runs aborted in free). The kernels' pool
  * threads, and OpenMP's threads under the oneDNN convolutions, block them
  * altogether (backend/cpu/parallel.h). */
+#define SIGNAL_STACK_BYTES (64 * 1024)
+static _Thread_local void *signal_stack;   /* this thread's, kept for its lifetime */
+
 static void use_signal_stack(void)
 {
     stack_t old;
     if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
         return;   /* this thread has one */
-    static char stack_memory[64 * 1024];
-    stack_t ss = {.ss_sp = stack_memory, .ss_size = sizeof stack_memory, .ss_flags = 0};
+    if (!signal_stack && !(signal_stack = malloc(SIGNAL_STACK_BYTES))) {
+        rt_warn("no separate stack for the stop signals (out of memory)");
+        return;
+    }
+    stack_t ss = {.ss_sp = signal_stack, .ss_size = SIGNAL_STACK_BYTES, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0)
         rt_warn("no separate stack for the stop signals (sigaltstack: %s)", strerror(errno));
 }
