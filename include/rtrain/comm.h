@@ -158,6 +158,11 @@ typedef struct rt_comm_shared rt_comm_shared;
 rt_status rt_comm_shared_alloc(rt_comm *c, rt_status local, size_t bytes,
                                rt_comm_shared **out, void **ptr, int *writer);
 rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local);
+/* For memory that every rank writes (a rank's own part, or parts agreed
+ * on): the ranks agree on `local`, and each one's stores before the call
+ * are visible to every rank after it. One all-reduce (rt_comm_agree) between
+ * two memory fences, so cheaper than rt_comm_shared_ready. */
+rt_status rt_comm_shared_agree(rt_comm *c, rt_comm_shared *s, rt_status local);
 void rt_comm_shared_free(rt_comm_shared *s);
 /* The table a dataset format takes for data.cache = "node"
  * (rt_data_source.node_memory), built on the functions above over c. */

@@ -238,6 +238,15 @@ typedef struct rt_model rt_model;
  * every run and every backend). */
 rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
                           rt_shape in, int max_batch, uint64_t seed);
+/* rt_model_create with the parameter and gradient slabs in the caller's
+ * memory: rt_model_num_params floats each (of the planned model), memory
+ * the backend's kernels can use (host memory for a backend with
+ * RT_BACKEND_HOST_MEMORY). The model initialises the parameters there and
+ * never frees either slab. The trainer places every rank's slabs of a node
+ * in one node-shared window this way (the node update, docs/architecture.md). */
+rt_status rt_model_create_in(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                             rt_shape in, int max_batch, uint64_t seed, float *params,
+                             float *grads);
 /* The same model planned, not allocated: its layers are built (names,
  * output shapes, tensors, the sizes of every slab) but no backend memory is
  * taken and no parameter is initialised, so that a large model can be

@@ -42,10 +42,24 @@ typedef struct rt_optimizer rt_optimizer;
  * model's: rt_model_backend; NULL: the default backend). */
 rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_optim_opts *opts,
                           size_t num_params);
+/* rt_optim_create with the state slab in the caller's memory (NULL: the
+ * optimizer allocates it): rt_optim_slots_for(opts) * num_params floats of
+ * backend memory, which the optimizer uses and never frees. */
+rt_status rt_optim_create_in(rt_optimizer **out, const rt_backend *be,
+                             const rt_optim_opts *opts, size_t num_params, float *state);
+/* State arrays an optimizer of these options holds (-1: unknown type). */
+int rt_optim_slots_for(const rt_optim_opts *opts);
 void rt_optim_free(rt_optimizer *o);
 /* One update of params[num_params] from grads with learning rate lr (both
  * in backend memory). The step count advances only when it succeeds. */
 rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr);
+/* The same update on elements [begin, end) only (of params, grads and the
+ * state slab), without advancing the step count: the per-element arithmetic
+ * is rt_optim_step's, so a slab updated in ranges, then counted once with
+ * rt_optim_count_step, equals one updated whole, bit for bit. */
+rt_status rt_optim_step_range(rt_optimizer *o, float *params, const float *grads, float lr,
+                              size_t begin, size_t end);
+void rt_optim_count_step(rt_optimizer *o);
 /* State slab: state_slots(o) arrays of num_params floats, named by
  * rt_optim_state_name (SGD: "momentum_buffer", none when momentum is 0;
  * Adam: "exp_avg", "exp_avg_sq"), plus the step count. */

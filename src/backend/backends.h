@@ -18,6 +18,9 @@ const rt_backend *rt_backend_cuda_table(void);
  * `fail_at`-th call on (1-based, counting both). One such table exists per
  * process; a second call replaces the first. */
 const rt_backend *rt_backend_with_fault(const rt_backend *base, long fail_at);
+/* The same with linear_backward failing instead (a failure after the
+ * step's agreement). */
+const rt_backend *rt_backend_with_backward_fault(const rt_backend *base, long fail_at);
 
 /* Test-only: base's table without RT_BACKEND_HOST_MEMORY, a stand-in for a
  * GPU backend on a machine without one: everything outside the table then

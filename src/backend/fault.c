@@ -17,6 +17,7 @@ static rt_backend faulty;
 static const rt_backend *base;
 static long fail_at;
 static atomic_long calls;
+static int in_backward;   /* rt_backend_with_backward_fault: linear_backward fails instead */
 
 static rt_status maybe_fail(const char *kernel)
 {
@@ -41,15 +42,32 @@ static rt_status fault_conv2d_forward(const rt_conv_plan *p, float *y, const flo
     return base->conv2d_forward(p, y, x, w, b, scratch, n);
 }
 
+static rt_status fault_linear_backward(float *dx, float *dw, float *db, const float *dy,
+                                       const float *x, const float *w, int n, int in, int out)
+{
+    RT_CHECK(maybe_fail("linear_backward"));
+    return base->linear_backward(dx, dw, db, dy, x, w, n, in, out);
+}
+
 const rt_backend *rt_backend_with_fault(const rt_backend *b, long at)
 {
     base = b;
     fail_at = at;
     atomic_store(&calls, 0);
     faulty = *b;
-    faulty.linear_forward = fault_linear_forward;
-    faulty.conv2d_forward = fault_conv2d_forward;
+    if (in_backward) {
+        faulty.linear_backward = fault_linear_backward;
+    } else {
+        faulty.linear_forward = fault_linear_forward;
+        faulty.conv2d_forward = fault_conv2d_forward;
+    }
     return &faulty;
+}
+
+const rt_backend *rt_backend_with_backward_fault(const rt_backend *b, long at)
+{
+    in_backward = 1;
+    return rt_backend_with_fault(b, at);
 }
 
 /* The stand-in for a GPU backend: the same kernels, but memory that the

@@ -158,6 +158,15 @@ rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local)
     return rt_comm_agree(c, s->ops->shared_sync(s));
 }
 
+rt_status rt_comm_shared_agree(rt_comm *c, rt_comm_shared *s, rt_status local)
+{
+    /* MPI-3's idiom for shared memory: a window sync, a synchronisation of
+     * the processes (here the agreement's all-reduce), a window sync. */
+    rt_status fence = s->ops->shared_fence(s);
+    RT_CHECK(rt_comm_agree(c, local != RT_OK ? local : fence));
+    return s->ops->shared_fence(s);
+}
+
 void rt_comm_shared_free(rt_comm_shared *s)
 {
     if (s)

@@ -36,6 +36,10 @@ typedef struct rt_comm_ops {
     rt_status (*shared_alloc)(rt_comm *c, size_t bytes, rt_comm_shared **out, void **ptr,
                               int *writer);
     rt_status (*shared_sync)(rt_comm_shared *s);
+    /* Orders this process's loads and stores of the memory against a
+     * synchronisation of the processes that follows or precedes it
+     * (MPI_Win_sync); not collective. */
+    rt_status (*shared_fence)(rt_comm_shared *s);
     void (*shared_free)(rt_comm_shared *s);
     /* The watchdog's liveness round: rank 0 fills alive[size] for at most
      * wait_s seconds; every other rank tells rank 0 it is alive. */

@@ -320,6 +320,12 @@ static rt_status mpi_shared_sync(rt_comm_shared *s)
     return rc == MPI_SUCCESS ? RT_OK : mpi_fail(rc, "synchronising node-shared memory");
 }
 
+static rt_status mpi_shared_fence(rt_comm_shared *s)
+{
+    int rc = MPI_Win_sync(((mpi_shared *)s)->win);
+    return rc == MPI_SUCCESS ? RT_OK : mpi_fail(rc, "MPI_Win_sync on node-shared memory");
+}
+
 static const rt_comm_ops mpi_ops;
 
 static rt_status mpi_shared_alloc(rt_comm *c, size_t bytes, rt_comm_shared **out, void **ptr,
@@ -370,6 +376,7 @@ static const rt_comm_ops mpi_ops = {
     .split_node = mpi_split_node,
     .shared_alloc = mpi_shared_alloc,
     .shared_sync = mpi_shared_sync,
+    .shared_fence = mpi_shared_fence,
     .shared_free = mpi_shared_free,
     .liveness = mpi_liveness,
     .destroy = mpi_destroy,

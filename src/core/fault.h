@@ -6,6 +6,7 @@
  *
  *   alloc:WHAT            rt_alloc of the buffer named WHAT fails (NOMEM)
  *   kernel_fail:N         linear/conv2d kernels fail from call N on (train)
+ *   backward_fail:N       linear backward fails from call N on (train)
  *   device_memory         the backend's memory is treated as a GPU's (train)
  *   kill_at_step:N[,M]    SIGKILL after optimizer step N (train; gbdt: round N)
  *   usr1_at_step:N[,M]    SIGUSR1 after optimizer step N (train; gbdt: round N)

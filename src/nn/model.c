@@ -57,6 +57,7 @@ struct rt_model {
         size_t targets;        /* 4-byte values */
     } sizes;
     int planned;                /* rt_model_plan: sizes only, no backend memory */
+    float *placed_params, *placed_grads;   /* rt_model_create_in: the caller's slabs */
     rt_tensor_info *tensors;    /* parameters (slab order), then buffers */
     int num_tensors;
     int last_n;                 /* batch size of the last forward call */
@@ -220,8 +221,13 @@ static rt_status create_model(rt_model *m, rt_builder *b, uint64_t seed)
     RT_CHECK(plan_model(m, b));
     if (m->planned)
         return RT_OK;
-    RT_CHECK(be_alloc(m->be, &m->params, m->num_params, "parameter slab"));
-    RT_CHECK(be_alloc(m->be, &m->grads, m->num_params, "gradient slab"));
+    if (m->placed_params) {
+        m->params = m->placed_params;
+        m->grads = m->placed_grads;
+    } else {
+        RT_CHECK(be_alloc(m->be, &m->params, m->num_params, "parameter slab"));
+        RT_CHECK(be_alloc(m->be, &m->grads, m->num_params, "gradient slab"));
+    }
     RT_CHECK(be_alloc(m->be, &m->buffers, m->num_buffers, "buffer slab"));
     RT_CHECK(be_alloc(m->be, &m->arena, m->sizes.arena, "saved-state arena"));
     RT_CHECK(be_alloc(m->be, &m->scratch, m->sizes.scratch, "scratch area"));
@@ -271,6 +277,22 @@ rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_s
     rt_model *m = NULL;
     RT_CHECK(model_new(&m, be, in, max_batch));
     m->spec = *spec;
+    return build_model(out, m, seed);
+}
+
+rt_status rt_model_create_in(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
+                             rt_shape in, int max_batch, uint64_t seed, float *params,
+                             float *grads)
+{
+    *out = NULL;
+    if (!params || !grads)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_model_create_in: no memory given for the "
+                        "parameter or gradient slab");
+    rt_model *m = NULL;
+    RT_CHECK(model_new(&m, be, in, max_batch));
+    m->spec = *spec;
+    m->placed_params = params;
+    m->placed_grads = grads;
     return build_model(out, m, seed);
 }
 
@@ -329,8 +351,10 @@ void rt_model_free(rt_model *m)
     rt_free(m->param_off);
     rt_free(m->tensors);
     rt_free(m->act);
-    void *backend_memory[] = {m->params, m->grads, m->buffers, m->arena, m->scratch,
-                              m->act_slab, m->grad_slab, m->out_grad, m->targets};
+    int own_slabs = !m->placed_params;
+    void *backend_memory[] = {own_slabs ? m->params : NULL, own_slabs ? m->grads : NULL,
+                              m->buffers, m->arena, m->scratch, m->act_slab, m->grad_slab,
+                              m->out_grad, m->targets};
     for (size_t i = 0; i < sizeof backend_memory / sizeof backend_memory[0]; i++)
         if (backend_memory[i])
             m->be->free(backend_memory[i]);

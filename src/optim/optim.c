@@ -21,21 +21,27 @@ struct rt_optimizer {
     int64_t steps;     /* updates done so far (PyTorch's state['step']) */
     int slots;         /* state arrays held: kind->slots, 0 for SGD without momentum */
     float *slab;       /* [slots][n] */
+    int owns_slab;     /* 0: the caller's memory (rt_optim_create_in) */
 };
 
-/* One row per optimizer type. `step` performs update number o->steps + 1. */
+/* One row per optimizer type. `step` performs update number o->steps + 1
+ * on elements [begin, end) of the parameter, gradient and state slabs. */
 typedef struct optim_kind {
     rt_optim_type type;
     const char *name;
     int slots;
     const char *slot_names[RT_OPTIM_MAX_SLOTS];
     float lr, weight_decay;   /* PyTorch's defaults for the type */
-    rt_status (*step)(rt_optimizer *o, float *params, const float *grads, float lr);
+    rt_status (*step)(rt_optimizer *o, float *params, const float *grads, float lr,
+                      size_t begin, size_t end);
 } optim_kind;
 
-static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr);
-static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr);
-static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr);
+static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr,
+                          size_t begin, size_t end);
+static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr,
+                           size_t begin, size_t end);
+static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr,
+                            size_t begin, size_t end);
 
 /* torch.optim.SGD has no default lr (it is required); 0.01 is ours. */
 static const optim_kind kinds[] = {
@@ -112,8 +118,21 @@ static rt_status validate(const rt_optim_opts *o, const optim_kind *k)
     return RT_OK;
 }
 
-rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_optim_opts *opts,
-                          size_t num_params)
+/* SGD without momentum keeps no momentum buffer (torch.optim stores none
+ * either), so its checkpoints hold the parameters only. */
+static int slots_of(const optim_kind *k, const rt_optim_opts *opts)
+{
+    return k->type == RT_OPTIM_SGD && opts->momentum == 0.0f ? 0 : k->slots;
+}
+
+int rt_optim_slots_for(const rt_optim_opts *opts)
+{
+    const optim_kind *k = opts ? kind_of(opts->type) : NULL;
+    return k ? slots_of(k, opts) : -1;
+}
+
+rt_status rt_optim_create_in(rt_optimizer **out, const rt_backend *be,
+                             const rt_optim_opts *opts, size_t num_params, float *state)
 {
     *out = NULL;
     const optim_kind *k = opts ? kind_of(opts->type) : NULL;
@@ -130,14 +149,18 @@ rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_opt
     o->be = be ? be : rt_backend_default();
     o->opts = *opts;
     o->n = num_params;
-    /* SGD without momentum keeps no momentum buffer (torch.optim stores
-     * none either), so its checkpoints hold the parameters only. */
-    o->slots = k->type == RT_OPTIM_SGD && opts->momentum == 0.0f ? 0 : k->slots;
+    o->slots = slots_of(k, opts);
+    if (state) {
+        o->slab = state;
+        *out = o;
+        return RT_OK;
+    }
     void *slab = NULL;
     size_t floats = (size_t)o->slots * num_params;
     rt_status s = o->be->alloc(&slab, (floats ? floats : 1) * sizeof(float),
                                "optimizer state slab");
     o->slab = slab;
+    o->owns_slab = 1;
     if (s != RT_OK) {
         rt_free(o);
         RT_CHECK(s);
@@ -146,21 +169,40 @@ rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_opt
     return RT_OK;
 }
 
+rt_status rt_optim_create(rt_optimizer **out, const rt_backend *be, const rt_optim_opts *opts,
+                          size_t num_params)
+{
+    return rt_optim_create_in(out, be, opts, num_params, NULL);
+}
+
 void rt_optim_free(rt_optimizer *o)
 {
     if (!o)
         return;
-    if (o->slab)
+    if (o->slab && o->owns_slab)
         o->be->free(o->slab);
     rt_free(o);
 }
 
 rt_status rt_optim_step(rt_optimizer *o, float *params, const float *grads, float lr)
 {
-    RT_CHECK(o->kind->step(o, params, grads, lr));
+    RT_CHECK(o->kind->step(o, params, grads, lr, 0, o->n));
     o->steps++;
     return RT_OK;
 }
+
+rt_status rt_optim_step_range(rt_optimizer *o, float *params, const float *grads, float lr,
+                              size_t begin, size_t end)
+{
+    if (begin > end || end > o->n)
+        return RT_ERROR(RT_ERR_INVALID_ARG, "rt_optim_step_range: elements [%zu, %zu) of a "
+                        "slab of %zu", begin, end, o->n);
+    if (begin == end)
+        return RT_OK;
+    return o->kind->step(o, params, grads, lr, begin, end);
+}
+
+void rt_optim_count_step(rt_optimizer *o) { o->steps++; }
 
 int rt_optim_state_slots(const rt_optimizer *o) { return o->slots; }
 
@@ -179,7 +221,8 @@ void rt_optim_set_step_count(rt_optimizer *o, int64_t steps) { o->steps = steps;
 
 /* ---- per-step scalars (torch.optim, computed in double) --- ------------ */
 
-static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, float lr,
+                          size_t begin, size_t end)
 {
     const rt_optim_opts *op = &o->opts;
     rt_sgd_coef c = {
@@ -192,8 +235,9 @@ static rt_status step_sgd(rt_optimizer *o, float *params, const float *grads, fl
         .nesterov = op->nesterov,
     };
     if (op->momentum != 0.0f)
-        return o->be->sgd_momentum_update(params, o->slab, grads, o->n, &c);
-    return o->be->sgd_update(params, grads, o->n, &c);
+        return o->be->sgd_momentum_update(params + begin, o->slab + begin, grads + begin,
+                                          end - begin, &c);
+    return o->be->sgd_update(params + begin, grads + begin, end - begin, &c);
 }
 
 /* Adam's scalars for update number step (1-based); AdamW adds its decay. */
@@ -218,17 +262,26 @@ static rt_adam_coef adam_coef(const rt_optim_opts *op, int64_t step, float lr)
     return c;
 }
 
-static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status adam_range(rt_optimizer *o, float *params, const float *grads,
+                            const rt_adam_coef *c, size_t begin, size_t end)
 {
-    rt_adam_coef c = adam_coef(&o->opts, o->steps + 1, lr);
-    return o->be->adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
+    return o->be->adam_update(params + begin, o->slab + begin, o->slab + o->n + begin,
+                              grads + begin, end - begin, c);
 }
 
-static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr)
+static rt_status step_adam(rt_optimizer *o, float *params, const float *grads, float lr,
+                           size_t begin, size_t end)
+{
+    rt_adam_coef c = adam_coef(&o->opts, o->steps + 1, lr);
+    return adam_range(o, params, grads, &c, begin, end);
+}
+
+static rt_status step_adamw(rt_optimizer *o, float *params, const float *grads, float lr,
+                            size_t begin, size_t end)
 {
     rt_adam_coef c = adam_coef(&o->opts, o->steps + 1, lr);
     c.use_l2 = 0;   /* decoupled: param.mul_(1 - lr * weight_decay) instead */
     c.l2 = 0.0f;
     c.decay = (float)(1.0 - (double)lr * (double)o->opts.weight_decay);
-    return o->be->adam_update(params, o->slab, o->slab + o->n, grads, o->n, &c);
+    return adam_range(o, params, grads, &c, begin, end);
 }

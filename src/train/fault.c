@@ -8,6 +8,9 @@
  *   RTRAIN_FAULT=kernel_fail:N          the same rank's linear and conv2d
  *                                        kernels fail from their N-th call on
  *                                        (a kernel error on one rank only)
+ *   RTRAIN_FAULT=backward_fail:N        the same rank's linear backward fails
+ *                                        from its N-th call on (after the
+ *                                        step's agreement)
  *   RTRAIN_FAULT=device_memory          every rank's backend (or the one of
  *                                        RTRAIN_FAULT_RANK) keeps its tensors
  *                                        as if on a GPU (rt_backend_as_device):
@@ -50,6 +53,9 @@ const rt_backend *trainer_fault_backend(const trainer *t, const rt_backend *be)
 {
     if (rt_fault_arg("device_memory", t->ctx->world_rank, -1))
         return rt_backend_as_device(be);
+    const char *back = rt_fault_arg("backward_fail", t->ctx->world_rank, 0);
+    if (back)
+        return rt_backend_with_backward_fault(be, atol(back) > 0 ? atol(back) : 1);
     const char *at = rt_fault_arg("kernel_fail", t->ctx->world_rank, 0);
     if (!at)
         return be;

@@ -138,6 +138,8 @@ static void label_entry(const trainer *t, int k, prof_row *r)
             r->pass = "forward+backward";
         } else if (part == PART_OPTIMIZER) {
             r->type = rt_optim_type_name(t->cfg->optimizer.type);
+            if (t->node)   /* the gradients' sums and the copies are in it too */
+                r->pass = "node update";
         }
     } else {
         snprintf(r->name, sizeof r->name, "other");

@@ -294,6 +294,10 @@ rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only)
         t->model_spec.num_classes = wanted;
     if (plan_only)
         RT_CHECK(rt_model_plan(&t->model, be, &t->model_spec, in, max_batch));
+    else if (t->node)
+        RT_CHECK(rt_model_create_in(&t->model, be, &t->model_spec, in, max_batch,
+                                    (uint64_t)c->train.seed, trainer_node_params(t->node),
+                                    trainer_node_grads(t->node)));
     else
         RT_CHECK(rt_model_create(&t->model, be, &t->model_spec, in, max_batch,
                                  (uint64_t)c->train.seed));
@@ -321,7 +325,83 @@ static rt_status build_model(trainer *t)
     RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
                        "buffer snapshot"));
     t->buffers_before = snapshot;
-    return rt_optim_create(&t->optim, be, &c->optimizer, rt_model_num_params(t->model));
+    return rt_optim_create_in(&t->optim, be, &c->optimizer, rt_model_num_params(t->model),
+                              t->node ? trainer_node_state(t->node) : NULL);
+}
+
+/* RTRAIN_DDP: how the ranks combine their gradients. "allreduce": an MPI
+ * all-reduce, then each rank's own optimizer step (rtrain/comm.h's DDP);
+ * "node": the node update (node_update.c), possible when every rank shares
+ * memory with every other and the model is in host memory. Unset: "node"
+ * where possible for 2 ranks, where its sums are the all-reduce's bit for
+ * bit, so a run gives the same bits on one node as on two; beyond 2 ranks
+ * the node update sums in rank order and MPI in its own, so the bits would
+ * depend on the placement: "allreduce" unless asked. Not collective. */
+static rt_status node_update_wanted(const trainer *t, int *wanted)
+{
+    *wanted = 0;
+    const char *env = getenv("RTRAIN_DDP");
+    if (env && *env && strcmp(env, "node") != 0 && strcmp(env, "allreduce") != 0)
+        return RT_ERROR(RT_ERR_CONFIG, "RTRAIN_DDP=%s: expected node or allreduce (or unset "
+                        "it: node for 2 ranks on one node)", env);
+    int asked = env && !strcmp(env, "node");
+    if ((env && !strcmp(env, "allreduce")) || (!asked && t->ctx->world_size != 2) ||
+        t->cfg->scaling.use_gpu || rt_optim_slots_for(&t->cfg->optimizer) < 0)
+        return RT_OK;
+    const rt_backend *be = NULL;
+    RT_CHECK(pick_backend(t, &be));
+    *wanted = (be->flags & RT_BACKEND_HOST_MEMORY) != 0;
+    return RT_OK;
+}
+
+/* Collective over t->comm: 1 when every rank of it shares memory with this
+ * one, as MPI sees it (MPI_COMM_TYPE_SHARED; host names can mislead, and a
+ * trial's communicator may hold a part of each of several nodes). */
+static rt_status on_one_node(trainer *t, int *one)
+{
+    rt_comm *node = NULL;
+    rt_status st = rt_comm_split_node(t->comm, &node);
+    *one = node && rt_comm_size(node) == rt_comm_size(t->comm);
+    rt_comm_free(node);
+    return st;
+}
+
+/* Collective: t->node when every rank wants the node update and all of
+ * them share one node, sized from the planned model. Its outcome is agreed
+ * here. */
+static rt_status open_node_update(trainer *t)
+{
+    if (t->ctx->world_size < 2)   /* the same on every rank */
+        return RT_OK;
+    int wanted = 0, one = 0;
+    rt_status local = node_update_wanted(t, &wanted);
+    rt_status split = on_one_node(t, &one);
+    if (local == RT_OK)
+        local = split;
+    size_t params = 0;
+    if (local == RT_OK && wanted && one) {
+        const rt_backend *be = NULL;
+        local = pick_backend(t, &be);
+        if (local == RT_OK)
+            local = trainer_create_model(t, be, 1);
+        if (t->model)
+            params = rt_model_num_params(t->model);
+        rt_model_free(t->model);
+        t->model = NULL;
+    }
+    /* Everyone must want it, or nobody opens the window (a collective). */
+    int all = wanted && one && local == RT_OK;
+    RT_CHECK(rt_session_agree(t->session, local));
+    RT_CHECK(rt_comm_allreduce(t->comm, &all, 1, RT_DTYPE_INT32, RT_REDUCE_MIN));
+    if (!all)
+        return RT_OK;
+    RT_CHECK(trainer_node_open(&t->node, t->comm, RT_OK, params,
+                               rt_optim_slots_for(&t->cfg->optimizer)));
+    if (t->ctx->world_rank == 0)
+        rt_info("gradients: the node update (%d ranks on one node share their model copies "
+                "in node-shared memory; RTRAIN_DDP=allreduce for an MPI all-reduce)",
+                t->ctx->world_size);
+    return RT_OK;
 }
 
 /* The preprocessing as JSON (t->preprocessing, which checkpoints take) and
@@ -349,6 +429,7 @@ static rt_status setup(trainer *t)
     RT_CHECK(trainer_fit_standardization(t));
     RT_CHECK(prepare_loaders(t));
     RT_CHECK(rt_session_agree(t->session, trainer_plan_epochs(t)));
+    RT_CHECK(open_node_update(t));
     RT_CHECK(rt_session_agree(t->session, build_model(t)));
     RT_CHECK(rt_session_agree(t->session, eval_sums_init(&t->eval, t)));
     RT_CHECK(rt_prepare_model(t->session, t->model, (size_t)t->cfg->comm.bucket_bytes,
@@ -382,6 +463,7 @@ void trainer_free(trainer *t)
     if (t->buffers_before)
         rt_model_backend(t->model)->free(t->buffers_before);
     rt_model_free(t->model);
+    trainer_node_free(t->node);   /* after the model and optimizer that live in it */
     rt_loader_free(t->train_loader);
     rt_loader_free(t->test_loader);
     rt_dataset_free(t->train_set);
@@ -429,7 +511,7 @@ static rt_status forward_loss(trainer *t, const rt_batch *b, double *loss)
  * pending status, agreed at the next agreement. */
 static rt_status backward(trainer *t, const rt_batch *b, int sync)
 {
-    rt_ddp_begin_backward(t->ddp, sync);
+    rt_ddp_begin_backward(t->ddp, sync && !t->node);   /* the node update sums them itself */
     rt_status st = RT_OK;
     if (b->n > 0) {
         rt_nn_ctx nc = train_ctx(t);
@@ -586,7 +668,9 @@ static rt_status train_epoch(trainer *t)
         wait_checkpoint_copy(t);
         double start = trainer_clock(t);
         float lr = current_lr(t);
-        if (t->pending == RT_OK)
+        if (t->node)   /* collective, also for a rank whose backward failed */
+            t->pending = trainer_node_step(t->node, t->optim, lr, t->pending);
+        else if (t->pending == RT_OK)
             t->pending = rt_optim_step(t->optim, rt_model_params(t->model),
                                        rt_model_grads(t->model), lr);
         trainer_time(t, PART_OPTIMIZER, start);

@@ -44,7 +44,7 @@ typedef struct eval_sums {
  * "other" add up to the loop's wall time. */
 typedef enum trainer_part {
     PART_LOSS = 0,     /* rt_model_loss_grad */
-    PART_OPTIMIZER,    /* rt_optim_step */
+    PART_OPTIMIZER,    /* rt_optim_step, or trainer_node_step (gradient sums included) */
     PART_ZERO_GRAD,    /* rt_model_zero_grad */
     PART_DATA,         /* waiting for the loader's next batch */
     PART_GRAD_WAIT,    /* rt_ddp_finish: the gradient all-reduces still running */
@@ -66,6 +66,11 @@ typedef struct trainer_profile {
     int64_t first_step, first_epoch;   /* where it began (a resume continues) */
 } trainer_profile;
 
+/* The node update (node_update.c): the optimizer step of ranks that all
+ * share one node, through node-shared memory instead of a gradient
+ * all-reduce (the protocol is described there). */
+typedef struct trainer_node trainer_node;
+
 typedef struct trainer {
     rt_session *session;
     const rt_config *cfg;
@@ -76,6 +81,7 @@ typedef struct trainer {
     rt_model *model;
     rt_optimizer *optim;
     rt_ddp *ddp;
+    trainer_node *node;         /* the node update, else NULL (gradients all-reduced) */
     rt_run *run;
     const rt_loss *loss;
     rt_model_spec model_spec;   /* the config's, with num_classes 0 taken from the data */
@@ -129,6 +135,23 @@ rt_status trainer_backend_in_build(const rt_config *c, const char **name);
 /* t->model for the loaders' batches and the data's shape and classes, on
  * backend be; plan_only: rt_model_plan (sizes, no memory). */
 rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
+/* Collective over comm: the node-shared window for num_params parameters
+ * and `slots` optimizer state arrays per rank, every rank's block zeroed.
+ * local: this rank's outcome so far (agreed first, as rt_comm_shared_alloc). */
+rt_status trainer_node_open(trainer_node **out, rt_comm *comm, rt_status local,
+                            size_t num_params, int slots);
+/* This rank's slabs in the window, for rt_model_create_in and
+ * rt_optim_create_in (state: NULL when there are no slots). */
+float *trainer_node_params(trainer_node *nd);
+float *trainer_node_grads(trainer_node *nd);
+float *trainer_node_state(trainer_node *nd);
+/* Collective: one optimizer step of every rank's copy from the sum of
+ * every rank's gradients, after each rank's backward. local: this rank's
+ * outcome of the step so far (its backward); when any rank failed, nothing
+ * is updated and every rank returns the failure. */
+rt_status trainer_node_step(trainer_node *nd, rt_optimizer *o, float lr, rt_status local);
+void trainer_node_free(trainer_node *nd);
+
 /* Frees everything t holds. */
 void trainer_free(trainer *t);
 

@@ -17,7 +17,7 @@ E2E_TESTS = \
 	tests/e2e/resume.test tests/e2e/resume_async.test \
 	tests/e2e/watchdog.test \
 	tests/e2e/fault_kernel_one_rank.test \
-	tests/e2e/fault_ckpt_write.test tests/e2e/ckpt_disk_full.test tests/e2e/ckpt_deadline.test tests/e2e/ckpt_damaged.test tests/e2e/preempt_first_epoch.test tests/e2e/run_lock.test tests/e2e/stop_signal_kernels.test tests/e2e/error_eval_split.test tests/e2e/watchdog_setup.test tests/e2e/run_symlinks.test tests/e2e/results_recovered.test \
+	tests/e2e/fault_ckpt_write.test tests/e2e/ckpt_disk_full.test tests/e2e/ckpt_deadline.test tests/e2e/ckpt_damaged.test tests/e2e/preempt_first_epoch.test tests/e2e/run_lock.test tests/e2e/stop_signal_kernels.test tests/e2e/node_update.test tests/e2e/error_eval_split.test tests/e2e/watchdog_setup.test tests/e2e/run_symlinks.test tests/e2e/results_recovered.test \
 	tests/e2e/fault_collective_start.test tests/e2e/fault_build.test tests/e2e/storage_links.test \
 	tests/e2e/data_formats.test \
 	tests/e2e/tables_sklearn.test \

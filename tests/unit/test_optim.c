@@ -375,6 +375,67 @@ static void test_resume_bit_exact(void)
     }
 }
 
+/* The node update's pieces (src/train/node_update.c): an optimizer whose
+ * state is the caller's memory (rt_optim_create_in), stepped in ranges
+ * (rt_optim_step_range, counted once) with cuts at odd places, must give
+ * the bits of a whole step by an ordinary optimizer, at every step, for
+ * every type and option that changes the arithmetic. */
+static void test_ranges_and_placed_state(void)
+{
+    enum { N = 1001, STEPS = 4 };
+    static const size_t cuts[] = {0, 1, 16, 17, 500, 999, N};
+    struct { rt_optim_type t; float momentum, weight_decay; int nesterov; } cases[] = {
+        {RT_OPTIM_SGD, 0.0f, 0.0f, 0}, {RT_OPTIM_SGD, 0.9f, 1e-3f, 0},
+        {RT_OPTIM_SGD, 0.9f, 0.0f, 1}, {RT_OPTIM_ADAM, 0, 1e-2f, 0},
+        {RT_OPTIM_ADAMW, 0, 1e-2f, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        rt_optim_opts o;
+        rt_optim_opts_default(&o, cases[k].t);
+        o.momentum = cases[k].momentum;
+        o.nesterov = cases[k].nesterov;
+        o.weight_decay = cases[k].weight_decay;
+        int slots = rt_optim_slots_for(&o);
+        CHECK(slots == (cases[k].t == RT_OPTIM_SGD && o.momentum == 0.0f ? 0
+                        : cases[k].t == RT_OPTIM_SGD ? 1 : 2));
+        float *state = calloc((size_t)(slots ? slots : 1) * N, sizeof(float));
+        rt_optimizer *whole = NULL, *ranged = NULL;
+        CHECK_OK(rt_optim_create(&whole, be, &o, N));
+        CHECK_OK(rt_optim_create_in(&ranged, be, &o, N, slots ? state : NULL));
+        if (!whole || !ranged || !state)
+            return;
+        if (slots)
+            CHECK(rt_optim_state(ranged, 0) == state);   /* the caller's memory */
+        static float pw[N], pr[N], g[N];
+        for (int i = 0; i < N; i++)
+            pw[i] = pr[i] = INIT[i % NP];
+        for (int s = 1; s <= STEPS; s++) {
+            for (int i = 0; i < N; i++)
+                g[i] = grad(s, i % 97);
+            CHECK_OK(rt_optim_step(whole, pw, g, 0.01f));
+            for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+                CHECK_OK(rt_optim_step_range(ranged, pr, g, 0.01f, cuts[c], cuts[c + 1]));
+            rt_optim_count_step(ranged);
+            CHECK_MSG(memcmp(pw, pr, sizeof pw) == 0, "%s case %zu, step %d: ranges differ "
+                      "from a whole step", rt_optim_type_name(cases[k].t), k, s);
+            for (int sl = 0; sl < slots; sl++)
+                CHECK(memcmp(rt_optim_state(whole, sl), rt_optim_state(ranged, sl),
+                             N * sizeof(float)) == 0);
+        }
+        CHECK(rt_optim_step_count(ranged) == STEPS);
+        CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_step_range(ranged, pr, g, 0.01f, 5, 4));
+        CHECK_FAILS(RT_ERR_INVALID_ARG, rt_optim_step_range(ranged, pr, g, 0.01f, 0, N + 1));
+        rt_optim_free(whole);
+        rt_optim_free(ranged);   /* must leave the caller's state alone: freed here */
+        free(state);
+    }
+    rt_optim_opts bad;
+    rt_optim_opts_default(&bad, RT_OPTIM_SGD);
+    bad.type = (rt_optim_type)7;
+    CHECK(rt_optim_slots_for(&bad) == -1);
+    CHECK(rt_optim_slots_for(NULL) == -1);
+}
+
 /* Known points of the schedules, from their definitions. Values are
  * computed in double and rounded once to float: rtol 1.2e-7 (1 ulp). */
 static void test_schedule_points(void)
@@ -413,10 +474,12 @@ int main(void)
     test_create_checks();
     test_empty_and_state_layout();
     test_resume_bit_exact();
+    test_ranges_and_placed_state();
     test_schedule_points();
     test_against_torch();
     be = rt_backend_find("naive");   /* the same trajectories through the other backend */
     test_resume_bit_exact();
+    test_ranges_and_placed_state();
     test_against_torch();
     return CHECK_DONE();
 }
