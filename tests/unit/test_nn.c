@@ -1109,8 +1109,57 @@ static void test_layers_on(const char *backend)
     test_layer_times();
 }
 
+/* rt_model_create_in: the parameter and gradient slabs are the caller's
+ * memory, initialised there with the values rt_model_create gives, used by
+ * forward and backward (the gradients land there), and left to the caller by
+ * rt_model_free (freed here: a model that freed them too would double-free). */
+static void test_model_in_callers_memory(void)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_MLP);
+    spec.num_classes = 10;
+    rt_shape in = {1, 28, 28};
+    const rt_backend *be = rt_backend_find("cpu");
+    rt_model *own = NULL, *placed = NULL;
+    CHECK_OK(rt_model_create(&own, be, &spec, in, 4, 7));
+    if (!own)
+        return;
+    size_t n = rt_model_num_params(own);
+    float *params = calloc(n, sizeof(float)), *grads = calloc(n, sizeof(float));
+    CHECK_FAILS(RT_ERR_INVALID_ARG, rt_model_create_in(&placed, be, &spec, in, 4, 7, NULL, grads));
+    CHECK(placed == NULL);
+    CHECK_OK(rt_model_create_in(&placed, be, &spec, in, 4, 7, params, grads));
+    if (placed && params && grads) {
+        CHECK(rt_model_params(placed) == params && rt_model_grads(placed) == grads);
+        CHECK(memcmp(params, rt_model_params(own), n * sizeof(float)) == 0);
+        float x[4 * 784];
+        for (int i = 0; i < 4 * 784; i++)
+            x[i] = (float)((i * 37) % 101) / 101.0f;
+        rt_model *both[2] = {own, placed};
+        for (int k = 0; k < 2; k++) {
+            rt_nn_ctx ctx = {.train = 1};
+            CHECK_OK(rt_model_zero_grad(both[k]));
+            CHECK_OK(rt_model_forward(both[k], &ctx, x, 4, NULL));
+            float *dout = rt_model_output_grad(both[k]);
+            for (int i = 0; i < 4 * 10; i++)
+                dout[i] = (float)(i % 7) - 3.0f;
+            CHECK_OK(rt_model_backward(both[k], &ctx, NULL, 4));
+        }
+        CHECK(memcmp(grads, rt_model_grads(own), n * sizeof(float)) == 0);
+        int nonzero = 0;
+        for (size_t i = 0; i < n; i++)
+            nonzero += grads[i] != 0.0f;
+        CHECK(nonzero > 0);
+    }
+    rt_model_free(placed);
+    rt_model_free(own);
+    free(params);
+    free(grads);
+}
+
 int main(void)
 {
+    test_model_in_callers_memory();
     test_layers_on("cpu");
     test_resnet18();
     test_mlp();
