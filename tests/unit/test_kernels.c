@@ -546,6 +546,10 @@ static void test_linear(void)
     run_linear_case(3, 6, 2, 0, 1000);
     run_linear_case(1, 9, 5, 1, 1000);
     run_linear_case(32, 784, 10, 1, 60);
+    /* A narrow head over more samples than oneDNN's transposed forward
+     * takes at a time (linear.c, NARROW_SAMPLES). */
+    run_linear_case(300, 40, 10, 1, 200);
+    run_linear_case(257, 30, 16, 0, 200);
 }
 
 /* ---- linear on several threads (cpu backend) -------------------------------- */
@@ -664,6 +668,7 @@ static void test_linear_threads(void)
         run_linear_threads_case(64, 784, 512, threads);
         run_linear_threads_case(64, 512, 512, threads);
         run_linear_threads_case(33, 300, 130, threads);   /* uneven pieces */
+        run_linear_threads_case(600, 64, 10, threads);    /* a head, split by sample */
     }
     rt_cpu_set_threads(saved);
 }

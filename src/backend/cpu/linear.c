@@ -148,12 +148,51 @@ static int linear_threads(size_t m, size_t n, size_t k, size_t width)
     return rt_par_threads(width, LINEAR_MIN_BLOCK);
 }
 
+/* A layer with at most this many output features (a classifier's head)
+ * runs forward on oneDNN as the transposed product, y^T = w . x^T, then
+ * transposed back, NARROW_SAMPLES samples at a time. Why: oneDNN's sgemm
+ * generates a kernel for the direct product this narrow on its first call,
+ * about 20 ms at 64 x 512 -> 10 on this machine, and then runs it in 7 us;
+ * transposed (10 rows of 64) it takes 2 ms once and 5 us per call with the
+ * transpose back (bench/RESULTS.md). */
+#define NARROW_OUT 16
+#define NARROW_SAMPLES 256
+
+/* y[i0..i1, o0..o1) through y^T; returns linear_sgemm's status. */
+static int linear_forward_narrow(rt_cpu_gemm_path path, float *y, const float *x,
+                                 const float *w, const float *b, int in, int out, int i0,
+                                 int i1, int o0, int o1)
+{
+    float yt[NARROW_OUT * NARROW_SAMPLES];
+    int cols = o1 - o0;
+    for (int s0 = i0; s0 < i1; s0 += NARROW_SAMPLES) {
+        int m = i1 - s0 < NARROW_SAMPLES ? i1 - s0 : NARROW_SAMPLES;
+        float beta = 0.0f;
+        if (b) {
+            for (int o = 0; o < cols; o++)
+                for (int s = 0; s < m; s++)
+                    yt[o * m + s] = b[o0 + o];
+            beta = 1.0f;
+        }
+        int st = linear_sgemm(path, 0, 1, cols, m, in, w + (size_t)o0 * in, in,
+                              x + (size_t)s0 * in, in, beta, yt, m);
+        if (st)
+            return st;
+        for (int s = 0; s < m; s++)
+            for (int o = 0; o < cols; o++)
+                y[(size_t)(s0 + s) * out + o0 + o] = yt[o * m + s];
+    }
+    return 0;
+}
+
 /* y[:, o0..o1) for samples [i0, i1); returns linear_sgemm's status. */
 static int linear_forward_block(rt_cpu_gemm_path path, float *y, const float *x, const float *w,
                                 const float *b, int in, int out, int i0, int i1, int o0, int o1)
 {
     if (i1 <= i0 || o1 <= o0)
         return 0;
+    if (path == RT_CPU_GEMM_DNNL && o1 - o0 <= NARROW_OUT)
+        return linear_forward_narrow(path, y, x, w, b, in, out, i0, i1, o0, o1);
     /* Pre-fill y with the bias and let sgemm accumulate onto it (beta = 1):
      * one pass over y instead of a second bias pass after the product. */
     float beta = 0.0f;
