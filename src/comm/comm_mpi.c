@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "rtrain/comm_mpi.h"
 #include "comm/comm_internal.h"
@@ -328,6 +329,23 @@ static rt_status mpi_shared_fence(rt_comm_shared *s)
 
 static const rt_comm_ops mpi_ops;
 
+/* Open MPI backs a shared window with a file in its osc_sm_backing_directory
+ * (/dev/shm unless OMPI_MCA_osc_sm_backing_directory names another), which
+ * it extends without reserving blocks: a window larger than the free space
+ * there ends in SIGBUS at the first touch of a page beyond it. So the node's
+ * first rank checks the free space first: the bytes free there when `bytes`
+ * do not fit, else -1 (also when it cannot be read). */
+static double backing_shortfall(size_t bytes, const char **dir)
+{
+    const char *env = getenv("OMPI_MCA_osc_sm_backing_directory");
+    *dir = env && *env ? env : "/dev/shm";
+    struct statvfs vfs;
+    if (statvfs(*dir, &vfs) != 0 || vfs.f_frsize == 0)
+        return -1;
+    double free_bytes = (double)vfs.f_bavail * (double)vfs.f_frsize;
+    return (double)bytes > free_bytes ? free_bytes : -1;
+}
+
 static rt_status mpi_shared_alloc(rt_comm *c, size_t bytes, rt_comm_shared **out, void **ptr,
                                   int *writer)
 {
@@ -344,6 +362,18 @@ static rt_status mpi_shared_alloc(rt_comm *c, size_t bytes, rt_comm_shared **out
                                  &m->node);
     if (rc == MPI_SUCCESS)
         rc = MPI_Comm_rank(m->node, &node_rank);
+    const char *dir = "";
+    double room = node_rank == 0 ? backing_shortfall(bytes, &dir) : -1;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Bcast(&room, 1, MPI_DOUBLE, 0, m->node);
+    if (rc == MPI_SUCCESS && room >= 0) {
+        mpi_shared_free(&m->base);
+        return RT_ERROR(RT_ERR_NOMEM, "node-shared memory of %.0f MiB does not fit in %s "
+                        "(%.0f MiB free on the node's first rank): enlarge it, or point "
+                        "OMPI_MCA_osc_sm_backing_directory to a local file system with room",
+                        (double)bytes / 1048576.0, node_rank == 0 ? dir : "the backing "
+                        "directory", room / 1048576.0);
+    }
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
                                      m->node, &base, &m->win);

@@ -395,8 +395,16 @@ static rt_status open_node_update(trainer *t)
     RT_CHECK(rt_comm_allreduce(t->comm, &all, 1, RT_DTYPE_INT32, RT_REDUCE_MIN));
     if (!all)
         return RT_OK;
-    RT_CHECK(trainer_node_open(&t->node, t->comm, RT_OK, params,
-                               rt_optim_slots_for(&t->cfg->optimizer)));
+    /* Agreed inside: every rank falls back to the all-reduce together. */
+    rt_status st = trainer_node_open(&t->node, t->comm, RT_OK, params,
+                                     rt_optim_slots_for(&t->cfg->optimizer));
+    if (st != RT_OK) {
+        if (t->ctx->world_rank == 0)
+            rt_warn("no node update, the gradients go through an MPI "
+                    "all-reduce: %s", rt_error_message());
+        rt_error_clear();
+        return RT_OK;
+    }
     if (t->ctx->world_rank == 0)
         rt_info("gradients: the node update (%d ranks on one node share their model copies "
                 "in node-shared memory; RTRAIN_DDP=allreduce for an MPI all-reduce)",
