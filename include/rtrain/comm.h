@@ -161,7 +161,9 @@ rt_status rt_comm_shared_ready(rt_comm *c, rt_comm_shared *s, rt_status local);
 /* For memory that every rank writes (a rank's own part, or parts agreed
  * on): the ranks agree on `local`, and each one's stores before the call
  * are visible to every rank after it. One all-reduce (rt_comm_agree) between
- * two memory fences, so cheaper than rt_comm_shared_ready. */
+ * two memory fences, so cheaper than rt_comm_shared_ready. Returns the
+ * agreed status, the same on every rank (a fence that fails after the
+ * agreement ends the job through rt_abort). */
 rt_status rt_comm_shared_agree(rt_comm *c, rt_comm_shared *s, rt_status local);
 void rt_comm_shared_free(rt_comm_shared *s);
 /* The table a dataset format takes for data.cache = "node"

@@ -164,7 +164,12 @@ rt_status rt_comm_shared_agree(rt_comm *c, rt_comm_shared *s, rt_status local)
      * the processes (here the agreement's all-reduce), a window sync. */
     rt_status fence = s->ops->shared_fence(s);
     RT_CHECK(rt_comm_agree(c, local != RT_OK ? local : fence));
-    return s->ops->shared_fence(s);
+    /* The closing fence's failure (a broken window) cannot be returned: the
+     * other ranks have agreed on success and go on to the next collective. */
+    if (s->ops->shared_fence(s) != RT_OK)
+        rt_comm_abort(c, "rank %d: after an agreement on node-shared memory: %s", c->rank,
+                      rt_error_message());
+    return RT_OK;
 }
 
 void rt_comm_shared_free(rt_comm_shared *s)

@@ -336,10 +336,12 @@ static rt_status build_model(trainer *t)
  * where possible for 2 ranks, where its sums are the all-reduce's bit for
  * bit, so a run gives the same bits on one node as on two; beyond 2 ranks
  * the node update sums in rank order and MPI in its own, so the bits would
- * depend on the placement: "allreduce" unless asked. Not collective. */
-static rt_status node_update_wanted(const trainer *t, int *wanted)
+ * depend on the placement: "allreduce" unless asked. *be: the backend,
+ * when it was looked up. Not collective. */
+static rt_status node_update_wanted(const trainer *t, int *wanted, const rt_backend **be)
 {
     *wanted = 0;
+    *be = NULL;
     const char *env = getenv("RTRAIN_DDP");
     if (env && *env && strcmp(env, "node") != 0 && strcmp(env, "allreduce") != 0)
         return RT_ERROR(RT_ERR_CONFIG, "RTRAIN_DDP=%s: expected node or allreduce (or unset "
@@ -348,9 +350,8 @@ static rt_status node_update_wanted(const trainer *t, int *wanted)
     if ((env && !strcmp(env, "allreduce")) || (!asked && t->ctx->world_size != 2) ||
         t->cfg->scaling.use_gpu || rt_optim_slots_for(&t->cfg->optimizer) < 0)
         return RT_OK;
-    const rt_backend *be = NULL;
-    RT_CHECK(pick_backend(t, &be));
-    *wanted = (be->flags & RT_BACKEND_HOST_MEMORY) != 0;
+    RT_CHECK(pick_backend(t, be));
+    *wanted = ((*be)->flags & RT_BACKEND_HOST_MEMORY) != 0;
     return RT_OK;
 }
 
@@ -374,16 +375,14 @@ static rt_status open_node_update(trainer *t)
     if (t->ctx->world_size < 2)   /* the same on every rank */
         return RT_OK;
     int wanted = 0, one = 0;
-    rt_status local = node_update_wanted(t, &wanted);
+    const rt_backend *be = NULL;
+    rt_status local = node_update_wanted(t, &wanted, &be);
     rt_status split = on_one_node(t, &one);
     if (local == RT_OK)
         local = split;
     size_t params = 0;
     if (local == RT_OK && wanted && one) {
-        const rt_backend *be = NULL;
-        local = pick_backend(t, &be);
-        if (local == RT_OK)
-            local = trainer_create_model(t, be, 1);
+        local = trainer_create_model(t, be, 1);
         if (t->model)
             params = rt_model_num_params(t->model);
         rt_model_free(t->model);
