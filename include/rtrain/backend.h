@@ -118,7 +118,10 @@ typedef struct rt_backend {
     /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (b may be NULL) */
     rt_status (*linear_forward)(float *y, const float *x, const float *w, const float *b,
                                 int n, int in, int out);
-    /* dx[n][in] = dy . w; dw[out][in] += dy^T . x; db[out] += sum_n dy (db may be NULL) */
+    /* dx[n][in] = dy . w; dw[out][in] += dy^T . x; db[out] += sum_n dy (db may be NULL).
+     * dx NULL: no input gradient (w unused, may be NULL). dw NULL: no weight or bias
+     * gradient (db and x unused): the deferred form, where the weight gradient is
+     * formed later from the same dy and x (the node update, src/train/node_update.c). */
     rt_status (*linear_backward)(float *dx, float *dw, float *db, const float *dy,
                                  const float *x, const float *w, int n, int in, int out);
 

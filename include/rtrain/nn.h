@@ -242,8 +242,9 @@ rt_status rt_model_create(rt_model **out, const rt_backend *be, const rt_model_s
  * memory: rt_model_num_params floats each (of the planned model), memory
  * the backend's kernels can use (host memory for a backend with
  * RT_BACKEND_HOST_MEMORY). The model initialises the parameters there and
- * never frees either slab. The trainer places every rank's slabs of a node
- * in one node-shared window this way (the node update, docs/architecture.md). */
+ * never frees either slab. The trainer places the parameters of a node's
+ * ranks, one copy for all, and each rank's gradients in one node-shared
+ * window this way (the node update, docs/architecture.md). */
 rt_status rt_model_create_in(rt_model **out, const rt_backend *be, const rt_model_spec *spec,
                              rt_shape in, int max_batch, uint64_t seed, float *params,
                              float *grads);
@@ -308,6 +309,31 @@ size_t rt_model_layer_param_offset(const rt_model *m, int i);
  * caller can start communicating gradients that are final. Not called for
  * the layers after one whose backward failed. */
 void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer), void *arg);
+
+/* ---- deferred linear weight gradients (the node update) ---------------------------------- */
+/* Where top-level layer i, a built-in linear layer, keeps its parameters:
+ * weight[out][in] from `weight` and bias[out] from `bias` in the parameter
+ * slab (has_bias 0: none). */
+typedef struct rt_linear_layout {
+    int in, out;
+    size_t weight, bias;
+    int has_bias;
+} rt_linear_layout;
+/* 1 and *out filled when top-level layer i is a built-in linear layer, else
+ * 0. Works on a planned model. */
+int rt_model_linear_layout(const rt_model *m, int i, rt_linear_layout *out);
+/* With `save` set, the backward of every top-level linear layer computes
+ * its input gradient alone and hands its output gradient dy[n][out] and
+ * its input x[n][in] to save(arg, i, dy, x, n) instead of adding its
+ * weight and bias gradients: the caller forms them later from those (with
+ * backend->linear_backward, dx NULL). Both pointers are the model's
+ * memory, valid only during the call. Why: ranks that share a node can
+ * then exchange activations, which for a small batch are much smaller than
+ * the gradients (src/train/node_update.c). save NULL: off. Host-memory
+ * backends only. */
+typedef void (*rt_linear_grad_saver)(void *arg, int layer, const float *dy, const float *x,
+                                     int n);
+rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, void *arg);
 /* Writes a one-line-per-layer summary (name, type, output shape, params)
  * to the log (rt_info). */
 void rt_model_print_summary(const rt_model *m);

@@ -52,6 +52,11 @@ void rt_conv2d_set_init(rt_layer *l, rt_init init);
 void rt_basicblock_set_init(rt_layer *l, rt_init init);
 void rt_layer_set_conv_init(rt_layer *l, rt_init init);
 
+/* rt_model_defer_linear_grads for one linear layer (model's top-level
+ * index `layer`); NULL save: off. */
+int rt_linear_is(const rt_layer *l);
+void rt_linear_defer(rt_layer *l, rt_linear_grad_saver save, void *arg, int layer);
+
 /* Serial number of the most recently built layer (build order, from 0):
  * a stable per-layer index for mixing into random-stream keys. */
 int rt_builder_layer_serial(const rt_builder *b);

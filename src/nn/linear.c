@@ -9,6 +9,10 @@ typedef struct linear_impl {
     int out_features, bias;
     int in_features;
     float *w, *b, *dw, *db;   /* w[out][in], b[out] */
+    /* rt_linear_defer: weight gradients left to the caller */
+    rt_linear_grad_saver save;
+    void *save_arg;
+    int layer;
 } linear_impl;
 
 static rt_status linear_init(rt_layer *l, const rt_layer_spec *spec)
@@ -53,6 +57,13 @@ static rt_status linear_backward(rt_layer *l, const rt_nn_ctx *ctx, float *din,
                                  const float *dout, const float *in, const float *out, int n)
 {
     linear_impl *p = l->impl;
+    if (p->save) {   /* deferred: hand dy and x over, compute the input gradient alone */
+        p->save(p->save_arg, p->layer, dout, in, n);
+        if (!din)
+            return RT_OK;
+        return l->backend->linear_backward(din, NULL, NULL, dout, NULL, p->w, n,
+                                           p->in_features, p->out_features);
+    }
     return l->backend->linear_backward(din, p->dw, p->db, dout, in, p->w, n, p->in_features,
                                        p->out_features);
 }
@@ -61,6 +72,16 @@ static const rt_layer_ops linear_ops = {
     .version = RT_LAYER_OPS_VERSION, .flags = RT_LAYER_ANY_BACKEND, .type = "linear",
     .build = linear_build, .forward = linear_forward, .backward = linear_backward,
 };
+
+int rt_linear_is(const rt_layer *l) { return l->ops == &linear_ops; }
+
+void rt_linear_defer(rt_layer *l, rt_linear_grad_saver save, void *arg, int layer)
+{
+    linear_impl *p = l->impl;
+    p->save = save;
+    p->save_arg = arg;
+    p->layer = layer;
+}
 
 /* nn.Linear(in, out, bias=True) */
 const rt_layer_kind rt_linear_kind = {

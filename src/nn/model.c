@@ -502,6 +502,41 @@ void rt_model_set_backward_hook(rt_model *m, void (*hook)(void *arg, int layer),
     m->hook_arg = arg;
 }
 
+/* The layout from the tensor table ("<layer>.weight", "<layer>.bias"), so
+ * that it also works on a planned model. */
+int rt_model_linear_layout(const rt_model *m, int i, rt_linear_layout *out)
+{
+    if (i < 0 || i >= m->num_layers || !rt_linear_is(m->layers[i]))
+        return 0;
+    const rt_layer *l = m->layers[i];
+    char name[RT_NAME_MAX];
+    if (rt_nn_join_name(name, l->name, "weight") != RT_OK) {
+        rt_error_clear();
+        return 0;
+    }
+    const rt_tensor_info *w = rt_model_find_tensor(m, name), *b = NULL;
+    if (rt_nn_join_name(name, l->name, "bias") == RT_OK)
+        b = rt_model_find_tensor(m, name);
+    else
+        rt_error_clear();
+    if (!w || w->ndim != 2)
+        return 0;
+    *out = (rt_linear_layout){.out = w->shape[0], .in = w->shape[1], .weight = w->offset,
+                              .bias = b ? b->offset : 0, .has_bias = b != NULL};
+    return 1;
+}
+
+rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, void *arg)
+{
+    if (save && !(m->be->flags & RT_BACKEND_HOST_MEMORY))
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "deferred linear gradients need a host-memory "
+                        "backend; '%s' is not one", m->be->name);
+    for (int i = 0; i < m->num_layers; i++)
+        if (rt_linear_is(m->layers[i]))
+            rt_linear_defer(m->layers[i], save, arg, i);
+    return RT_OK;
+}
+
 rt_status rt_layer_times_create(rt_layer_times **out, const rt_model *m)
 {
     *out = NULL;

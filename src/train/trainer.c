@@ -321,6 +321,8 @@ static rt_status build_model(trainer *t)
     const rt_backend *be = NULL;
     RT_CHECK(pick_backend(t, &be));
     RT_CHECK(trainer_create_model(t, be, 0));
+    if (t->node)
+        RT_CHECK(trainer_node_attach(t->node, t->model));
     void *snapshot = NULL;
     RT_CHECK(be->alloc(&snapshot, (rt_model_num_buffers(t->model) + 1) * sizeof(float),
                        "buffer snapshot"));
@@ -380,23 +382,25 @@ static rt_status open_node_update(trainer *t)
     rt_status split = on_one_node(t, &one);
     if (local == RT_OK)
         local = split;
-    size_t params = 0;
-    if (local == RT_OK && wanted && one) {
+    if (local == RT_OK && wanted && one)
         local = trainer_create_model(t, be, 1);
-        if (t->model)
-            params = rt_model_num_params(t->model);
-        rt_model_free(t->model);
-        t->model = NULL;
-    }
+    rt_model *planned = t->model;
+    t->model = NULL;
     /* Everyone must want it, or nobody opens the window (a collective). */
     int all = wanted && one && local == RT_OK;
-    RT_CHECK(rt_session_agree(t->session, local));
-    RT_CHECK(rt_comm_allreduce(t->comm, &all, 1, RT_DTYPE_INT32, RT_REDUCE_MIN));
-    if (!all)
-        return RT_OK;
-    /* Agreed inside: every rank falls back to the all-reduce together. */
-    rt_status st = trainer_node_open(&t->node, t->comm, RT_OK, params,
-                                     rt_optim_slots_for(&t->cfg->optimizer));
+    rt_status st = rt_session_agree(t->session, local);
+    if (st == RT_OK)
+        st = rt_comm_allreduce(t->comm, &all, 1, RT_DTYPE_INT32, RT_REDUCE_MIN);
+    if (st != RT_OK || !all) {
+        rt_model_free(planned);
+        return st;
+    }
+    /* Agreed inside: every rank falls back to the all-reduce together. The
+     * weight gradients can be deferred with one backward per step. */
+    st = trainer_node_open(&t->node, t->comm, RT_OK, planned,
+                           rt_optim_slots_for(&t->cfg->optimizer),
+                           t->cfg->train.accumulate_steps == 1);
+    rt_model_free(planned);
     if (st != RT_OK) {
         if (t->ctx->world_rank == 0)
             rt_warn("no node update, the gradients go through an MPI "
@@ -405,9 +409,10 @@ static rt_status open_node_update(trainer *t)
         return RT_OK;
     }
     if (t->ctx->world_rank == 0)
-        rt_info("gradients: the node update (%d ranks on one node share their model copies "
-                "in node-shared memory; RTRAIN_DDP=allreduce for an MPI all-reduce)",
-                t->ctx->world_size);
+        rt_info("gradients: the node update (%d ranks on one node share one copy of the "
+                "model in node-shared memory%s; RTRAIN_DDP=allreduce for an MPI all-reduce)",
+                t->ctx->world_size, trainer_node_defers(t->node)
+                ? ", and the linear layers' activations instead of their gradients" : "");
     return RT_OK;
 }
 
@@ -682,7 +687,7 @@ static rt_status train_epoch(trainer *t)
                                        rt_model_grads(t->model), lr);
         trainer_time(t, PART_OPTIMIZER, start);
         start = trainer_clock(t);
-        if (t->pending == RT_OK)
+        if (t->pending == RT_OK && !trainer_node_defers(t->node))   /* it forms them anew */
             t->pending = rt_model_zero_grad(t->model);
         trainer_time(t, PART_ZERO_GRAD, start);
         t->step++;

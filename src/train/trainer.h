@@ -135,11 +135,21 @@ rt_status trainer_backend_in_build(const rt_config *c, const char **name);
 /* t->model for the loaders' batches and the data's shape and classes, on
  * backend be; plan_only: rt_model_plan (sizes, no memory). */
 rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
-/* Collective over comm: the node-shared window for num_params parameters
- * and `slots` optimizer state arrays per rank, every rank's block zeroed.
- * local: this rank's outcome so far (agreed first, as rt_comm_shared_alloc). */
+/* Collective over comm: the node-shared window for the parameters of
+ * `planned` (rt_model_plan, the same model on every rank) and `slots`
+ * optimizer state arrays per rank, every rank's block zeroed. may_defer:
+ * the linear layers' weight gradients may be deferred (one backward per
+ * optimizer step); whether they are is decided here, the same on every
+ * rank. local: this rank's outcome so far (agreed first, as
+ * rt_comm_shared_alloc). */
 rt_status trainer_node_open(trainer_node **out, rt_comm *comm, rt_status local,
-                            size_t num_params, int slots);
+                            const rt_model *planned, int slots, int may_defer);
+/* Once the model lives in the window (rt_model_create_in): with deferred
+ * weight gradients, its linear layers hand their dy and x to the node. */
+rt_status trainer_node_attach(trainer_node *nd, rt_model *m);
+/* 1 when the weight gradients are deferred: the step forms every gradient
+ * itself, so the trainer needs no zero_grad. */
+int trainer_node_defers(const trainer_node *nd);
 /* This rank's slabs in the window, for rt_model_create_in and
  * rt_optim_create_in (state: NULL when there are no slots). */
 float *trainer_node_params(trainer_node *nd);

@@ -477,6 +477,68 @@ static double lin_ref_loss(void *ctx)
     return l;
 }
 
+static void check_close(const char *what, const float *got, const float *want, size_t n);
+
+/* Whether this backend's weight-gradient product gives a block of rows
+ * the bits of the same rows of the whole product: the naive backend's
+ * loops and oneDNN's sgemm do; OpenBLAS's does not (its kernels for small
+ * products depend on their size), and there the rows are only close. */
+static int row_blocks_exact(void)
+{
+    rt_cpu_gemm_path path;
+    if (strcmp(be->name, "cpu") != 0)
+        return 1;
+    CHECK_OK(rt_cpu_gemm_selected(&path));
+    return path == RT_CPU_GEMM_DNNL;
+}
+
+/* The deferred form (the node update, src/train/node_update.c): a backward
+ * with dw NULL writes dx alone, the same bits as the whole backward's; and
+ * the weight and bias gradients of a block of rows [r0, r1), formed from
+ * that block's columns of dy stored as their own [n][rows] array, are the
+ * whole gradient's rows: bit for bit where row_blocks_exact, which the
+ * node update's bits rely on, else within rounding. want_*: the whole
+ * backward's results. */
+static void check_linear_deferred(const float *want_dx, const float *want_dw,
+                                  const float *want_db, const float *dy, const float *x,
+                                  const float *w, int n, int in, int out)
+{
+    size_t nx = (size_t)n * in;
+    float *dx = falloc(nx);
+    fill_nan(dx, nx);
+    CHECK_OK(be->linear_backward(dx, NULL, NULL, dy, NULL, w, n, in, out));
+    CHECK_MSG(same_bits(dx, want_dx, nx * sizeof(float)),
+              "linear %dx%d->%d: dx with dw NULL differs from the whole backward's", n, in, out);
+    rt_free(dx);
+    int cuts[] = {0, out / 3, out / 2 + 1, out};
+    for (int c = 0; c + 1 < 4; c++) {
+        int r0 = cuts[c], r1 = cuts[c + 1] < out ? cuts[c + 1] : out, rows = r1 - r0;
+        if (rows <= 0)
+            continue;
+        float *block = falloc((size_t)n * rows), *dw = falloc((size_t)rows * in);
+        float *db = falloc((size_t)rows);
+        for (int i = 0; i < n; i++)
+            memcpy(block + (size_t)i * rows, dy + (size_t)i * out + r0, rows * sizeof(float));
+        CHECK_OK(be->linear_backward(NULL, dw, want_db ? db : NULL, block, x, NULL, n, in,
+                                     rows));
+        char what[96];
+        snprintf(what, sizeof what, "linear %dx%d->%d: dw of rows [%d, %d) from their dy block",
+                 n, in, out, r0, r1);
+        if (row_blocks_exact())
+            CHECK_MSG(same_bits(dw, want_dw + (size_t)r0 * in, (size_t)rows * in * sizeof(float)),
+                      "%s differs", what);
+        else
+            check_close(what, dw, want_dw + (size_t)r0 * in, (size_t)rows * in);
+        /* The bias sums are the backend's own loop on every path. */
+        if (want_db)
+            CHECK_MSG(same_bits(db, want_db + r0, (size_t)rows * sizeof(float)),
+                      "linear %dx%d->%d: db of rows [%d, %d) differs", n, in, out, r0, r1);
+        rt_free(block);
+        rt_free(dw);
+        rt_free(db);
+    }
+}
+
 static void run_linear_case(int n, int in, int out, int bias, size_t fd_samples)
 {
     size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
@@ -528,6 +590,7 @@ static void run_linear_case(int n, int in, int out, int bias, size_t fd_samples)
     if (!bias)
         for (int i = 0; i < out; i++)
             CHECK(db[i] == 0.0f);
+    check_linear_deferred(dx, dw1, bias ? db1 : NULL, dy, x, w, n, in, out);
 
     float *fl[] = { x, w, b, y, dy, dx, dw, db, dw1, db1 };
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
@@ -546,6 +609,7 @@ static void test_linear(void)
     run_linear_case(3, 6, 2, 0, 1000);
     run_linear_case(1, 9, 5, 1, 1000);
     run_linear_case(32, 784, 10, 1, 60);
+    run_linear_case(32, 512, 512, 1, 30);   /* the MLP's hidden layer: the node update's rows */
     /* A narrow head over more samples than oneDNN's transposed forward
      * takes at a time (linear.c, NARROW_SAMPLES). */
     run_linear_case(300, 40, 10, 1, 200);

@@ -1157,8 +1157,133 @@ static void test_model_in_callers_memory(void)
     free(grads);
 }
 
+/* rt_model_defer_linear_grads: what one saved call received. */
+typedef struct saved_grads {
+    int calls, layers[8], n[8];
+    float *dy[8], *x[8];   /* copies */
+    size_t dy_floats[8], x_floats[8];
+    const rt_model *model_for_layout;
+} saved_grads;
+
+static void save_copy(void *arg, int layer, const float *dy, const float *x, int n)
+{
+    saved_grads *s = arg;
+    if (s->calls >= 8)
+        return;
+    int k = s->calls++;
+    rt_linear_layout at;
+    s->layers[k] = layer;
+    s->n[k] = n;
+    s->dy[k] = s->x[k] = NULL;
+    s->dy_floats[k] = s->x_floats[k] = 0;
+    if (!rt_model_linear_layout(s->model_for_layout, layer, &at))
+        return;
+    s->dy_floats[k] = (size_t)n * at.out;
+    s->x_floats[k] = (size_t)n * at.in;
+    s->dy[k] = malloc(s->dy_floats[k] * sizeof(float));
+    s->x[k] = malloc(s->x_floats[k] * sizeof(float));
+    if (s->dy[k] && s->x[k]) {
+        memcpy(s->dy[k], dy, s->dy_floats[k] * sizeof(float));
+        memcpy(s->x[k], x, s->x_floats[k] * sizeof(float));
+    }
+}
+
+/* Deferred linear gradients (the node update): every linear layer of an
+ * MLP hands over its dy and x, from the last layer down, and adds nothing
+ * to the gradient slab; the weight and bias gradients formed from them
+ * (backend linear_backward, dx NULL) equal a normal backward's bit for
+ * bit; the layers above still get the same input gradients (the first
+ * layer's dy is the second's dx), so the whole chain is unchanged. The
+ * layout works on a planned model and names only linear layers. */
+static void test_deferred_linear_grads(void)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_MLP);
+    spec.num_classes = 10;
+    rt_shape in = {1, 28, 28};
+    const rt_backend *be = rt_backend_find("naive");
+    rt_model *normal = NULL, *deferred = NULL, *planned = NULL;
+    CHECK_OK(rt_model_create(&normal, be, &spec, in, 4, 7));
+    CHECK_OK(rt_model_create(&deferred, be, &spec, in, 4, 7));
+    CHECK_OK(rt_model_plan(&planned, be, &spec, in, 4));
+    if (!normal || !deferred || !planned)
+        goto out;
+    int linear = 0;
+    size_t covered = 0;
+    for (int i = 0; i < rt_model_num_layers(planned); i++) {
+        rt_linear_layout a, b;
+        int is = rt_model_linear_layout(planned, i, &a);
+        CHECK(is == rt_model_linear_layout(normal, i, &b));
+        CHECK(is == !strcmp(rt_model_layer(planned, i)->ops->type, "linear"));
+        if (!is)
+            continue;
+        linear++;
+        CHECK(a.in == b.in && a.out == b.out && a.weight == b.weight && a.bias == b.bias);
+        CHECK(a.has_bias && a.bias == a.weight + (size_t)a.in * a.out);
+        covered += (size_t)a.in * a.out + (size_t)a.out;
+    }
+    CHECK(linear == 3 && covered == rt_model_num_params(planned));
+    CHECK(!rt_model_linear_layout(planned, -1, &(rt_linear_layout){0}));
+
+    saved_grads saved = {.model_for_layout = deferred};
+    CHECK_OK(rt_model_defer_linear_grads(deferred, save_copy, &saved));
+    float x[4 * 784];
+    for (int i = 0; i < 4 * 784; i++)
+        x[i] = (float)((i * 37) % 101) / 101.0f;
+    rt_model *both[2] = {normal, deferred};
+    for (int k = 0; k < 2; k++) {
+        rt_nn_ctx ctx = {.train = 1};
+        CHECK_OK(rt_model_zero_grad(both[k]));
+        CHECK_OK(rt_model_forward(both[k], &ctx, x, 4, NULL));
+        float *dout = rt_model_output_grad(both[k]);
+        for (int i = 0; i < 4 * 10; i++)
+            dout[i] = (float)(i % 7) - 3.0f;
+        CHECK_OK(rt_model_backward(both[k], &ctx, NULL, 4));
+    }
+    size_t n = rt_model_num_params(deferred);
+    float *formed = calloc(n, sizeof(float));
+    const float *untouched = rt_model_grads(deferred);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++)
+        zero &= untouched[i] == 0.0f;
+    CHECK_MSG(zero, "a deferred backward added to the gradient slab");
+    CHECK(saved.calls == 3);
+    for (int k = 0; k < saved.calls && k < 3 && formed; k++) {
+        rt_linear_layout at;
+        CHECK(saved.n[k] == 4 && saved.dy[k] && saved.x[k]);
+        if (!rt_model_linear_layout(deferred, saved.layers[k], &at) || !saved.dy[k] || !saved.x[k])
+            continue;
+        CHECK(k == 0 || saved.layers[k] < saved.layers[k - 1]);   /* last layer first */
+        CHECK_OK(be->linear_backward(NULL, formed + at.weight, formed + at.bias, saved.dy[k],
+                                     saved.x[k], NULL, saved.n[k], at.in, at.out));
+    }
+    CHECK_MSG(formed && !memcmp(formed, rt_model_grads(normal), n * sizeof(float)),
+              "weight gradients formed from the saved dy and x differ from a normal backward's");
+    free(formed);
+    for (int k = 0; k < saved.calls && k < 8; k++) {
+        free(saved.dy[k]);
+        free(saved.x[k]);
+    }
+    /* Off again: the backward adds its gradients as before. */
+    CHECK_OK(rt_model_defer_linear_grads(deferred, NULL, NULL));
+    {
+        rt_nn_ctx ctx = {.train = 1};
+        CHECK_OK(rt_model_forward(deferred, &ctx, x, 4, NULL));
+        float *dout = rt_model_output_grad(deferred);
+        for (int i = 0; i < 4 * 10; i++)
+            dout[i] = (float)(i % 7) - 3.0f;
+        CHECK_OK(rt_model_backward(deferred, &ctx, NULL, 4));
+        CHECK(!memcmp(rt_model_grads(deferred), rt_model_grads(normal), n * sizeof(float)));
+    }
+out:
+    rt_model_free(planned);
+    rt_model_free(deferred);
+    rt_model_free(normal);
+}
+
 int main(void)
 {
+    test_deferred_linear_grads();
     test_model_in_callers_memory();
     test_layers_on("cpu");
     test_resnet18();

@@ -300,10 +300,12 @@ static void backward_piece(void *arg, size_t p, size_t p_end)
     for (; p < p_end; p++) {
         size_t lo, hi;
         rt_par_range(&lo, &hi, (size_t)j->out, (int)p, j->parts);
-        linear_job_fail(j, linear_dw_block(j->path, j->dw, j->dy, j->x, j->n, j->in, j->out,
-                                           (int)lo, (int)hi));
-        if (j->db)
-            linear_bias_block(j->db, j->dy, j->n, j->out, (int)lo, (int)hi);
+        if (j->dw) {
+            linear_job_fail(j, linear_dw_block(j->path, j->dw, j->dy, j->x, j->n, j->in,
+                                               j->out, (int)lo, (int)hi));
+            if (j->db)
+                linear_bias_block(j->db, j->dy, j->n, j->out, (int)lo, (int)hi);
+        }
         if (j->dx) {
             rt_par_range(&lo, &hi, (size_t)j->in, (int)p, j->parts);
             linear_job_fail(j, linear_dx_block(j->path, j->dx, j->dy, j->w, j->n, j->in,

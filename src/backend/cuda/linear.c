@@ -55,6 +55,8 @@ rt_status rt_cuda_linear_backward(float *dx, float *dw, float *db, const float *
     if (dx)
         RT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy,
                                     out, &zero, dx, in), "linear input gradient (cublasSgemm)");
+    if (!dw)
+        return RT_OK;
     RT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out,
                                 &one, dw, in), "linear weight gradient (cublasSgemm)");
     if (db) {

@@ -37,7 +37,7 @@ static rt_status naive_linear_forward(float *y, const float *x, const float *w, 
 static rt_status naive_linear_backward(float *dx, float *dw, float *db, const float *dy,
                                        const float *x, const float *w, int n, int in, int out)
 {
-    for (int o = 0; o < out; o++) {
+    for (int o = 0; dw && o < out; o++) {
         for (int k = 0; k < in; k++) {
             double acc = 0.0;
             for (int i = 0; i < n; i++)
