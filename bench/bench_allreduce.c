@@ -8,8 +8,13 @@
  *   raw      - one blocking MPI_Allreduce of the whole gradient slab;
  *   buckets  - rt_ddp_finish on its own (all buckets, no overlap).
  * Communication overhead of a step = ddp - compute; the target is that it
- * stays within 10% above raw. Prints one JSON object per model (medians
- * over the repetitions, seconds). */
+ * stays within 10% above raw. The overhead is the median over the
+ * repetitions of each repetition's own difference (its ddp step minus its
+ * compute step, run back to back, in alternating order), not the
+ * difference of the two medians: the machine's speed drifts between
+ * repetitions by more than the overhead, and a difference of medians
+ * taken from different repetitions carries that drift. Prints one JSON
+ * object per model (medians over the repetitions, seconds). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +27,7 @@
 /* The job's communicator (all ranks), made after MPI_Init. */
 static rt_comm *world_comm;
 
-typedef struct timing { double compute, ddp, raw, buckets; } timing;
+typedef struct timing { double compute, ddp, raw, buckets, overhead; } timing;
 
 static void step(rt_model *m, rt_ddp *ddp, const float *x, const float *dy, int n, int sync)
 {
@@ -46,20 +51,19 @@ static timing measure(rt_model *m, rt_ddp *ddp, int n, int reps)
         x[i] = (float)(i % 97) / 97.0f;
     for (size_t i = 0; i < (size_t)n * rt_shape_size(out); i++)
         dy[i] = (float)(i % 13) / 1300.0f;
-    double *t[4];
-    for (int k = 0; k < 4; k++)
+    double *t[5];
+    for (int k = 0; k < 5; k++)
         t[k] = calloc((size_t)reps, sizeof(double));
     size_t count = rt_model_num_params(m);
     for (int r = -2; r < reps; r++) {   /* two warm-up rounds */
-        double t0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        t0 = MPI_Wtime();
-        step(m, ddp, x, dy, n, 0);          /* sync 0: no communication */
-        double compute = MPI_Wtime() - t0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        t0 = MPI_Wtime();
-        step(m, ddp, x, dy, n, 1);
-        double with_ddp = MPI_Wtime() - t0;
+        double t0, compute = 0.0, with_ddp = 0.0;
+        for (int k = 0; k < 2; k++) {   /* even rounds compute first, odd ones ddp first */
+            int sync = (k + (r & 1)) & 1;   /* sync 0: no communication */
+            MPI_Barrier(MPI_COMM_WORLD);
+            t0 = MPI_Wtime();
+            step(m, ddp, x, dy, n, sync);
+            *(sync ? &with_ddp : &compute) = MPI_Wtime() - t0;
+        }
         MPI_Barrier(MPI_COMM_WORLD);
         t0 = MPI_Wtime();
         MPI_Allreduce(MPI_IN_PLACE, rt_model_grads(m), (int)count, MPI_FLOAT, MPI_SUM,
@@ -72,11 +76,13 @@ static timing measure(rt_model *m, rt_ddp *ddp, int n, int reps)
         double buckets = MPI_Wtime() - t0;
         if (r >= 0) {
             t[0][r] = compute; t[1][r] = with_ddp; t[2][r] = raw; t[3][r] = buckets;
+            t[4][r] = with_ddp - compute;
         }
     }
     timing result = {bench_median(t[0], reps), bench_median(t[1], reps),
-                     bench_median(t[2], reps), bench_median(t[3], reps)};
-    for (int k = 0; k < 4; k++)
+                     bench_median(t[2], reps), bench_median(t[3], reps),
+                     bench_median(t[4], reps)};
+    for (int k = 0; k < 5; k++)
         free(t[k]);
     free(x);
     free(dy);
@@ -97,7 +103,7 @@ static void run_model(const char *name, const rt_model_spec *spec, rt_shape in, 
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     timing t = measure(m, ddp, n, reps);
-    double overhead = t.ddp - t.compute;
+    double overhead = t.overhead;
     if (rank == 0)
         printf("{\"model\": \"%s\", \"ranks\": %d, \"batch_per_rank\": %d, \"grad_bytes\": %zu, "
                "\"buckets\": %d, \"compute_s\": %.6f, \"ddp_step_s\": %.6f, "
