@@ -62,8 +62,8 @@ rt_status rt_model_create_from_layers(rt_model **out, const rt_backend *be, rt_l
 /* Collective over the session's communicator: every rank passes its model,
  * built the same way. Broadcasts rank 0's parameters and buffers (so that
  * every rank starts from the same weights whatever its seed) and creates
- * the gradient buckets of at least bucket_bytes (0: 25 MiB, as PyTorch's
- * DDP); the watchdog's step timeout of the session applies to them. The
+ * the gradient buckets of at least bucket_bytes (0: 4 MiB, where PyTorch's
+ * DDP takes 25); the watchdog's step timeout of the session applies to them. The
  * caller then trains with rt_ddp_begin_backward / rt_model_backward /
  * rt_ddp_finish and frees *out with rt_ddp_free before the model. The
  * outcome is agreed: every rank gets the same status. */

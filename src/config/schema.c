@@ -500,9 +500,9 @@ static const rt_key keys[] = {
 
     /* ---- comm ---- */
     {.path = "comm.bucket_mb", .type = RT_KEY_MEGABYTES, .offset = OFF(comm.bucket_bytes),
-     .min = 0.01, .max = 4096, .has_default = 1, .def = 25 * MIB,
+     .min = 0.01, .max = 4096, .has_default = 1, .def = 4 * MIB,
      .help = "Size in MiB of the gradient buckets all-reduced while backward runs "
-             "(torch DDP's bucket_cap_mb)."},
+             "(torch DDP's bucket_cap_mb, whose default is 25)."},
     ENUM_TEXT("comm.backend", comm.backend, comm_backend_names, "auto",
               "How GPU tensors are reduced across ranks: nccl; mpi = through host memory "
               "(slower; also works for several ranks sharing one GPU, which NCCL refuses); "

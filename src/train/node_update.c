@@ -49,9 +49,14 @@
  * each rank's dW = dy^T x and db = sum dy for those rows in rank order
  * (backend->linear_backward, dx NULL) and runs the optimizer on them. So
  * each core writes half of each weight gradient, as with two threads in
- * one process, and no gradient crosses between cores. The bits are those of the summing path: each
- * rank's contribution to an element is the same product, added in rank
- * order onto zero. */
+ * one process, and no gradient crosses between cores. The bits are those
+ * of the summing path (each rank's contribution to an element is the same
+ * product, added in rank order onto zero) where the backend's product
+ * gives a block of rows the bits of the same rows of the whole: oneDNN's
+ * sgemm and the naive backend do (test_kernels checks it). OpenBLAS's
+ * kernels for small products depend on the product's size, so with
+ * RTRAIN_CPU_GEMM=openblas the bits differ from the all-reduce's by
+ * rounding (still the same from run to run). */
 #include <stdlib.h>
 #include <string.h>
 #include "trainer.h"

@@ -5,8 +5,14 @@
  * added here is the agreement, so that every rank gets the same outcome. */
 #include "rtrain/train.h"
 
-/* PyTorch DDP's default bucket_cap_mb. */
-#define DEFAULT_BUCKET_BYTES ((size_t)25 << 20)
+/* Smaller than PyTorch DDP's 25 MiB (bucket_cap_mb): with one thread per
+ * rank nothing progresses an MPI_Iallreduce but the next MPI call, and
+ * more buckets make more of them during backward; Open MPI also reduces
+ * 4 MiB messages faster than 25 MiB ones on shared memory. ResNet18 on 2
+ * ranks (bench/bench_allreduce): the whole bucketed reduction 7 against 14
+ * ms, a step's communication overhead 9-11 against 15-19 ms
+ * (bench/RESULTS.md). comm.bucket_mb's default is the same. */
+#define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
 rt_status rt_prepare_model(rt_session *s, rt_model *model, size_t bucket_bytes,
                            rt_ddp **out)

@@ -95,7 +95,7 @@ static void test_defaults(void)
     CHECK(strcmp(cfg.run.resume, "auto") == 0);
     CHECK(strcmp(cfg.checkpoint.score_order, "max") == 0);
     CHECK(cfg.checkpoint.frequency == 0 && cfg.checkpoint.at_end == 1);
-    CHECK(cfg.comm.bucket_bytes == 25LL * 1024 * 1024);
+    CHECK(cfg.comm.bucket_bytes == 4LL * 1024 * 1024);
     CHECK(ends_with(cfg.source, "tests/fixtures/config/minimal.cfg"));
 
     /* Sub-structs owned by other modules get exactly their defaults. */
@@ -446,7 +446,7 @@ static void test_json(void)
         CHECK(strcmp(json_string_value(json_at(root, "optimizer.type")), "sgd") == 0);
         CHECK(strcmp(json_string_value(json_at(root, "data.train.images")),
                      "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") == 0);
-        CHECK_CLOSE(json_real_value(json_at(root, "comm.bucket_mb")), 25, 0, 0);
+        CHECK_CLOSE(json_real_value(json_at(root, "comm.bucket_mb")), 4, 0, 0);
         CHECK_CLOSE(json_real_value(json_at(root, "data.normalize.std")), 0.32025, 0, FTOL);
         json_t *layers = json_at(root, "model.layers");
         CHECK(json_array_size(layers) == 13);
