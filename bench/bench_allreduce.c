@@ -64,7 +64,10 @@ static timing measure(rt_model *m, rt_ddp *ddp, int n, int reps)
             MPI_Barrier(MPI_COMM_WORLD);
             t0 = MPI_Wtime();
             step(m, ddp, x, dy, n, sync);
-            *(sync ? &with_ddp : &compute) = MPI_Wtime() - t0;
+            if (sync)
+                with_ddp = MPI_Wtime() - t0;
+            else
+                compute = MPI_Wtime() - t0;
         }
         MPI_Barrier(MPI_COMM_WORLD);
         t0 = MPI_Wtime();

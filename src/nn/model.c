@@ -530,7 +530,9 @@ rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, vo
 {
     if (save && !(m->be->flags & RT_BACKEND_HOST_MEMORY))
         return RT_ERROR(RT_ERR_UNSUPPORTED, "deferred linear gradients need a host-memory "
-                        "backend; '%s' is not one", m->be->name);
+                        "backend, and '%s' keeps tensors in device memory: build the model "
+                        "on the cpu or naive backend, or leave the weight gradients to the "
+                        "backward", m->be->name);
     for (int i = 0; i < m->num_layers; i++)
         if (rt_linear_is(m->layers[i]))
             rt_linear_defer(m->layers[i], save, arg, i);
