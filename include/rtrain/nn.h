@@ -334,6 +334,18 @@ int rt_model_linear_layout(const rt_model *m, int i, rt_linear_layout *out);
 typedef void (*rt_linear_grad_saver)(void *arg, int layer, const float *dy, const float *x,
                                      int n);
 rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, void *arg);
+/* With `forward` set, the forward of every top-level linear layer calls
+ * forward(arg, i, y, x, w, b, n, in, out) instead of the backend's
+ * linear_forward, and the caller computes y[n][out] = x . w^T + b there in
+ * its own way (b NULL: no bias). Why: ranks that share a node can then
+ * split a wide layer's rows between them, each computing its rows for the
+ * samples of all (src/train/node_update.c). The pointers are the model's
+ * memory, valid only during the call. forward NULL: off. Host-memory
+ * backends only. */
+typedef rt_status (*rt_linear_forward_fn)(void *arg, int layer, float *y, const float *x,
+                                          const float *w, const float *b, int n, int in,
+                                          int out);
+rt_status rt_model_set_linear_forward(rt_model *m, rt_linear_forward_fn forward, void *arg);
 /* Writes a one-line-per-layer summary (name, type, output shape, params)
  * to the log (rt_info). */
 void rt_model_print_summary(const rt_model *m);

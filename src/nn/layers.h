@@ -56,6 +56,8 @@ void rt_layer_set_conv_init(rt_layer *l, rt_init init);
  * index `layer`); NULL save: off. */
 int rt_linear_is(const rt_layer *l);
 void rt_linear_defer(rt_layer *l, rt_linear_grad_saver save, void *arg, int layer);
+/* rt_model_set_linear_forward for one linear layer; NULL forward: off. */
+void rt_linear_set_forward(rt_layer *l, rt_linear_forward_fn forward, void *arg, int layer);
 
 /* Serial number of the most recently built layer (build order, from 0):
  * a stable per-layer index for mixing into random-stream keys. */

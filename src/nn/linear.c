@@ -12,7 +12,10 @@ typedef struct linear_impl {
     /* rt_linear_defer: weight gradients left to the caller */
     rt_linear_grad_saver save;
     void *save_arg;
-    int layer;
+    /* rt_linear_set_forward: the forward's product left to the caller */
+    rt_linear_forward_fn forward;
+    void *forward_arg;
+    int layer;   /* top-level index, for both */
 } linear_impl;
 
 static rt_status linear_init(rt_layer *l, const rt_layer_spec *spec)
@@ -50,6 +53,9 @@ static rt_status linear_forward(rt_layer *l, const rt_nn_ctx *ctx, float *out, c
                                 int n)
 {
     linear_impl *p = l->impl;
+    if (p->forward)
+        return p->forward(p->forward_arg, p->layer, out, in, p->w, p->b, n, p->in_features,
+                          p->out_features);
     return l->backend->linear_forward(out, in, p->w, p->b, n, p->in_features, p->out_features);
 }
 
@@ -80,6 +86,14 @@ void rt_linear_defer(rt_layer *l, rt_linear_grad_saver save, void *arg, int laye
     linear_impl *p = l->impl;
     p->save = save;
     p->save_arg = arg;
+    p->layer = layer;
+}
+
+void rt_linear_set_forward(rt_layer *l, rt_linear_forward_fn forward, void *arg, int layer)
+{
+    linear_impl *p = l->impl;
+    p->forward = forward;
+    p->forward_arg = arg;
     p->layer = layer;
 }
 

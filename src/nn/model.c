@@ -539,6 +539,19 @@ rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, vo
     return RT_OK;
 }
 
+rt_status rt_model_set_linear_forward(rt_model *m, rt_linear_forward_fn forward, void *arg)
+{
+    if (forward && !(m->be->flags & RT_BACKEND_HOST_MEMORY))
+        return RT_ERROR(RT_ERR_UNSUPPORTED, "a caller's linear forward needs a host-memory "
+                        "backend, and '%s' keeps tensors in device memory: build the model "
+                        "on the cpu or naive backend, or leave the forward to the backend",
+                        m->be->name);
+    for (int i = 0; i < m->num_layers; i++)
+        if (rt_linear_is(m->layers[i]))
+            rt_linear_set_forward(m->layers[i], forward, arg, i);
+    return RT_OK;
+}
+
 rt_status rt_layer_times_create(rt_layer_times **out, const rt_model *m)
 {
     *out = NULL;

@@ -17,7 +17,8 @@
  *                                        the GPU paths without a GPU
  *   RTRAIN_FAULT=stop_at:PHASE          the same rank freezes (SIGSTOP) at
  *                                        the start of PHASE: setup (before
- *                                        the data is opened) or resume
+ *                                        the data is opened), resume, or
+ *                                        train (before an epoch's first step)
  *   RTRAIN_FAULT_DIR=DIR                 each N fires once: DIR/fault.N is
  *                                        created first, and an existing one
  *                                        disarms it, so a retried attempt

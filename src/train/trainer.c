@@ -357,6 +357,25 @@ static rt_status node_update_wanted(const trainer *t, int *wanted, const rt_back
     return RT_OK;
 }
 
+/* RTRAIN_NODE_FORWARD: may the ranks of the node update split the forward
+ * of the wide linear layers (node_update.c)? "split" or "own" as asked;
+ * unset, only when every rank's threads have a core of their own (the
+ * split's barriers spin). Not collective. */
+static rt_status split_wanted(const trainer *t, int *split)
+{
+    const char *env = getenv("RTRAIN_NODE_FORWARD");
+    if (env && *env && strcmp(env, "split") != 0 && strcmp(env, "own") != 0)
+        return RT_ERROR(RT_ERR_CONFIG, "RTRAIN_NODE_FORWARD=%s: expected split or own (or "
+                        "unset it: split when every rank's threads have cores of their own)",
+                        env);
+    if (env && *env) {
+        *split = !strcmp(env, "split");
+        return RT_OK;
+    }
+    *split = (long)t->ctx->world_size * t->threads <= sysconf(_SC_NPROCESSORS_ONLN);
+    return RT_OK;
+}
+
 /* Collective over t->comm: 1 when every rank of it shares memory with this
  * one, as MPI sees it (MPI_COMM_TYPE_SHARED; host names can mislead, and a
  * trial's communicator may hold a part of each of several nodes). */
@@ -376,22 +395,24 @@ static rt_status open_node_update(trainer *t)
 {
     if (t->ctx->world_size < 2)   /* the same on every rank */
         return RT_OK;
-    int wanted = 0, one = 0;
+    int wanted = 0, one = 0, split = 0;
     const rt_backend *be = NULL;
     rt_status local = node_update_wanted(t, &wanted, &be);
-    rt_status split = on_one_node(t, &one);
+    rt_status node = on_one_node(t, &one);
     if (local == RT_OK)
-        local = split;
+        local = node;
+    if (local == RT_OK)
+        local = split_wanted(t, &split);
     if (local == RT_OK && wanted && one)
         local = trainer_create_model(t, be, 1);
     rt_model *planned = t->model;
     t->model = NULL;
     /* Everyone must want it, or nobody opens the window (a collective). */
-    int all = wanted && one && local == RT_OK;
+    int all[2] = {wanted && one && local == RT_OK, split};
     rt_status st = rt_session_agree(t->session, local);
     if (st == RT_OK)
-        st = rt_comm_allreduce(t->comm, &all, 1, RT_DTYPE_INT32, RT_REDUCE_MIN);
-    if (st != RT_OK || !all) {
+        st = rt_comm_allreduce(t->comm, all, 2, RT_DTYPE_INT32, RT_REDUCE_MIN);
+    if (st != RT_OK || !all[0]) {
         rt_model_free(planned);
         return st;
     }
@@ -399,7 +420,7 @@ static rt_status open_node_update(trainer *t)
      * weight gradients can be deferred with one backward per step. */
     st = trainer_node_open(&t->node, t->comm, RT_OK, planned,
                            rt_optim_slots_for(&t->cfg->optimizer),
-                           t->cfg->train.accumulate_steps == 1);
+                           t->cfg->train.accumulate_steps == 1, all[1]);
     rt_model_free(planned);
     if (st != RT_OK) {
         if (t->ctx->world_rank == 0)
@@ -410,9 +431,13 @@ static rt_status open_node_update(trainer *t)
     }
     if (t->ctx->world_rank == 0)
         rt_info("gradients: the node update (%d ranks on one node share one copy of the "
-                "model in node-shared memory%s; RTRAIN_DDP=allreduce for an MPI all-reduce)",
+                "model in node-shared memory%s%s; RTRAIN_DDP=allreduce for an MPI all-reduce)",
                 t->ctx->world_size, trainer_node_defers(t->node)
-                ? ", and the linear layers' activations instead of their gradients" : "");
+                ? ", and the linear layers' activations instead of their gradients" : "",
+                trainer_node_splits_forward(t->node)
+                ? "; each rank computes its rows of the wide linear layers for every rank's "
+                  "samples, RTRAIN_NODE_FORWARD=own to keep each rank's forward to itself"
+                : "");
     return RT_OK;
 }
 
@@ -571,8 +596,12 @@ static rt_status train_micro_batch(trainer *t, int micro, int *stop)
     if (st == RT_OK && done)
         st = RT_ERROR(RT_ERR_INTERNAL, "the loader ended epoch %lld early",
                       (long long)t->epoch + 1);
+    /* Collective when the node update splits the forward: every rank
+     * brackets it, also one that fails before it or has no samples. */
+    trainer_node_forward_begin(t->node);
     if (st == RT_OK)
         st = forward_loss(t, &b, &loss);
+    st = trainer_node_forward_end(t->node, st);
     double agree_start = trainer_clock(t);
     RT_CHECK(rt_session_agree_step(t->session, st, stop));
     trainer_time(t, PART_AGREE, agree_start);
@@ -662,6 +691,7 @@ static rt_status train_epoch(trainer *t)
     RT_CHECK(rt_loader_start_epoch(t->train_loader, t->epoch, t->next_batch));
     t->pending = rt_model_zero_grad(t->model);
     rt_run_progress_epoch(t->run, t->epoch + 1, t->cfg->train.epochs, t->steps_per_epoch);
+    trainer_fault_stop_at(t, "train");
     for (int64_t s = t->next_batch / accumulate; s < t->steps_per_epoch; s++) {
         double t0 = rt_time_now();
         epoch_stats step_start = t->es;

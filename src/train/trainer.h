@@ -140,16 +140,26 @@ rt_status trainer_create_model(trainer *t, const rt_backend *be, int plan_only);
  * optimizer state arrays per rank, every rank's block zeroed. may_defer:
  * the linear layers' weight gradients may be deferred (one backward per
  * optimizer step); whether they are is decided here, the same on every
- * rank. local: this rank's outcome so far (agreed first, as
- * rt_comm_shared_alloc). */
+ * rank. may_split: with deferral, the ranks may also split the forward of
+ * the wide linear layers (the same value on every rank). local: this
+ * rank's outcome so far (agreed first, as rt_comm_shared_alloc). */
 rt_status trainer_node_open(trainer_node **out, rt_comm *comm, rt_status local,
-                            const rt_model *planned, int slots, int may_defer);
+                            const rt_model *planned, int slots, int may_defer, int may_split);
 /* Once the model lives in the window (rt_model_create_in): with deferred
  * weight gradients, its linear layers hand their dy and x to the node. */
 rt_status trainer_node_attach(trainer_node *nd, rt_model *m);
 /* 1 when the weight gradients are deferred: the step forms every gradient
  * itself, so the trainer needs no zero_grad. */
 int trainer_node_defers(const trainer_node *nd);
+/* 1 when the ranks split the forward of the wide linear layers. Then every
+ * training forward of every rank, also one that does not run (a failure
+ * before it, no samples), sits between _begin and _end: collective.
+ * _end(local) returns this rank's outcome of the forward, or RT_OK when
+ * it stopped because another rank failed (whose failure the step's next
+ * agreement brings). Without the split both do nothing (nd may be NULL). */
+int trainer_node_splits_forward(const trainer_node *nd);
+void trainer_node_forward_begin(trainer_node *nd);
+rt_status trainer_node_forward_end(trainer_node *nd, rt_status local);
 /* This rank's slabs in the window, for rt_model_create_in and
  * rt_optim_create_in (state: NULL when there are no slots). */
 float *trainer_node_params(trainer_node *nd);

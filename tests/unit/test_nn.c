@@ -1268,9 +1268,100 @@ out:
     rt_model_free(normal);
 }
 
+/* rt_model_set_linear_forward: what the caller's forward received. */
+typedef struct split_calls {
+    const rt_backend *be;
+    rt_model *model;
+    int calls, layers[8], n[8], weights_ok;
+    int fail_layer;   /* -1: none */
+} split_calls;
+
+/* Computes y in two blocks of rows, as ranks that split a layer do. */
+static rt_status forward_in_halves(void *arg, int layer, float *y, const float *x,
+                                   const float *w, const float *b, int n, int in, int out)
+{
+    split_calls *c = arg;
+    if (c->calls < 8) {
+        c->layers[c->calls] = layer;
+        c->n[c->calls] = n;
+    }
+    c->calls++;
+    rt_linear_layout at;
+    c->weights_ok &= rt_model_linear_layout(c->model, layer, &at) && at.in == in &&
+                     at.out == out && w == rt_model_params(c->model) + at.weight &&
+                     b == rt_model_params(c->model) + at.bias;
+    if (layer == c->fail_layer)
+        return RT_ERROR(RT_ERR_INTERNAL, "forward of layer %d refused (test)", layer);
+    int half = out / 2;
+    float *top = malloc((size_t)n * (size_t)(out - half) * sizeof(float));
+    if (!top)
+        return RT_ERROR(RT_ERR_NOMEM, "test");
+    rt_status st = c->be->linear_forward(y, x, w, b, n, in, out);   /* then rows [half, out) again */
+    if (st == RT_OK)
+        st = c->be->linear_forward(top, x, w + (size_t)half * in, b + half, n, in, out - half);
+    for (int i = 0; st == RT_OK && i < n; i++)
+        memcpy(y + (size_t)i * out + half, top + (size_t)i * (out - half),
+               (size_t)(out - half) * sizeof(float));
+    free(top);
+    return st;
+}
+
+/* The caller's linear forward (the node update's split forward): every
+ * linear layer of an MLP calls it, in forward order, with its own weight
+ * and bias in the slab, and what it computes is the layer's output (here
+ * the same bits, the naive backend's rows being independent of the
+ * block); its failure is the forward's; NULL gives the forward back to
+ * the backend. */
+static void test_caller_linear_forward(void)
+{
+    rt_model_spec spec;
+    rt_model_spec_default(&spec, RT_ARCH_MLP);
+    spec.num_classes = 10;
+    rt_shape in = {1, 28, 28};
+    const rt_backend *be = rt_backend_find("naive");
+    rt_model *normal = NULL, *split = NULL;
+    CHECK_OK(rt_model_create(&normal, be, &spec, in, 4, 7));
+    CHECK_OK(rt_model_create(&split, be, &spec, in, 4, 7));
+    if (!normal || !split)
+        goto out;
+    split_calls c = {.be = be, .model = split, .weights_ok = 1, .fail_layer = -1};
+    CHECK_OK(rt_model_set_linear_forward(split, forward_in_halves, &c));
+    mlp_backward_fixed(normal);
+    mlp_backward_fixed(split);
+    CHECK(c.calls == 3 && c.weights_ok);
+    for (int k = 0; k < 3; k++)
+        CHECK(c.n[k] == 4 && (k == 0 || c.layers[k] > c.layers[k - 1]));
+    size_t n = rt_model_num_params(split);
+    CHECK_MSG(!memcmp(rt_model_grads(split), rt_model_grads(normal), n * sizeof(float)),
+              "the gradients after a split forward differ");
+    float x[4 * 784];
+    for (int i = 0; i < 4 * 784; i++)
+        x[i] = (float)((i * 53) % 97) / 97.0f;
+    rt_nn_ctx ctx = {.train = 1};
+    const float *y_normal = NULL, *y_split = NULL;
+    CHECK_OK(rt_model_forward(normal, &ctx, x, 4, &y_normal));
+    CHECK_OK(rt_model_forward(split, &ctx, x, 4, &y_split));
+    CHECK_MSG(y_normal && y_split && !memcmp(y_split, y_normal, 4 * 10 * sizeof(float)),
+              "the outputs of a forward split in halves differ from the backend's");
+    /* A failure in the caller's forward is the model's. */
+    c.fail_layer = c.layers[1];
+    CHECK(rt_model_forward(split, &ctx, x, 4, NULL) == RT_ERR_INTERNAL);
+    CHECK(strstr(rt_error_message(), "refused (test)") != NULL);
+    rt_error_clear();
+    /* Off: the backend's own forward, no calls. */
+    CHECK_OK(rt_model_set_linear_forward(split, NULL, NULL));
+    c.calls = 0;
+    CHECK_OK(rt_model_forward(split, &ctx, x, 4, NULL));
+    CHECK(c.calls == 0);
+out:
+    rt_model_free(split);
+    rt_model_free(normal);
+}
+
 int main(void)
 {
     test_deferred_linear_grads();
+    test_caller_linear_forward();
     test_model_in_callers_memory();
     test_layers_on("cpu");
     test_resnet18();
