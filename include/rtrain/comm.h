@@ -176,6 +176,14 @@ rt_node_memory rt_comm_node_memory(rt_comm *c);
 void rt_comm_abort(rt_comm *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 
+/* The watchdog's end of a wait that passed the deadline, for waits that
+ * are not MPI calls (spin-waits in node-shared memory): called by every
+ * rank that waited past rt_comm_timeout in `what`, as rt_comm_wait does.
+ * Rank 0 runs the liveness round and ends the job naming the ranks that
+ * did not answer; the others answer it and end the job if rank 0 does
+ * not. Never returns. */
+void rt_comm_abort_unresponsive(rt_comm *c, const char *what) __attribute__((noreturn));
+
 /* Parameters and buffers of rank 0 to every rank, before training. */
 rt_status rt_comm_broadcast_model(rt_comm *c, rt_model *m);
 

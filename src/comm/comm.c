@@ -239,7 +239,7 @@ static int list_missing(const rt_comm *c, const int *alive, char *list, size_t s
 }
 
 /* Called by every rank that passed the deadline in `what`; never returns. */
-static void abort_unresponsive(rt_comm *c, const char *what)
+void rt_comm_abort_unresponsive(rt_comm *c, const char *what)
 {
     char where[64] = "";
     if (c->step >= 0)
@@ -284,7 +284,7 @@ rt_status rt_comm_wait(rt_comm *c, rt_comm_req *reqs, int n, const char *what)
         if (done)
             return RT_OK;
         if (rt_time_now() > deadline)
-            abort_unresponsive(c, what);
+            rt_comm_abort_unresponsive(c, what);
         sched_yield();
     }
 }

@@ -379,13 +379,13 @@ static void cpu_relax(void)
 #endif
 }
 
-/* Spins until rank r's *counter reaches target (acquire order: what r
- * stored before it is then visible). After SPIN_CHECKS it yields the core
- * between checks (more ranks than cores), and a rank that does not get
- * there within the communicator's timeout (failure.step_timeout_s) ends
- * the job, as a collective's watchdog does: the barriers are not MPI
- * calls, so rt_comm_wait's watchdog does not see them. */
-static void wait_for(trainer_node *nd, const uint64_t *counter, uint64_t target, int r,
+/* Spins until a rank's *counter reaches target (acquire order: what that
+ * rank stored before it is then visible). After SPIN_CHECKS it yields the
+ * core between checks (more ranks than cores). The barriers are not MPI
+ * calls, so rt_comm_wait's watchdog does not see them: a wait longer than
+ * the communicator's timeout (failure.step_timeout_s) ends here in the
+ * watchdog's liveness round, which names the ranks that do not respond. */
+static void wait_for(trainer_node *nd, const uint64_t *counter, uint64_t target,
                      const char *what)
 {
     double deadline = 0.0;
@@ -401,9 +401,7 @@ static void wait_for(trainer_node *nd, const uint64_t *counter, uint64_t target,
         if (deadline == 0.0)
             deadline = rt_time_now() + timeout;
         else if (rt_time_now() > deadline)
-            rt_comm_abort(nd->comm, "waited more than %.0f s for rank %d in %s of the node "
-                          "update (is it frozen or stopped?); aborting the job", timeout, r,
-                          what);
+            rt_comm_abort_unresponsive(nd->comm, what);
     }
 }
 
@@ -416,7 +414,7 @@ static rt_status team_barrier(trainer_node *nd)
     __atomic_store_n(&team_line_of(nd, nd->rank)->pos, target, __ATOMIC_RELEASE);
     for (int s = 0; s < nd->ranks; s++) {
         team_line *line = team_line_of(nd, s);
-        wait_for(nd, &line->pos, target, s, "the split forward");
+        wait_for(nd, &line->pos, target, "the node update's split forward");
         if (__atomic_load_n(&line->failed, __ATOMIC_RELAXED) == nd->forward) {
             nd->peer_failed = 1;
             return RT_ERROR(RT_ERR_INTERNAL, "rank %d of the node stopped during the split "
@@ -647,7 +645,7 @@ static rt_status node_agree(trainer_node *nd, rt_status local)
     int any = local != RT_OK;
     for (int s = 0; s < nd->ranks; s++) {
         team_line *line = team_line_of(nd, s);
-        wait_for(nd, &line->agreed, k, s, "the step's agreement");
+        wait_for(nd, &line->agreed, k, "the node update's agreement");
         any |= __atomic_load_n(&line->refused, __ATOMIC_RELAXED) == k;
     }
     if (!any)
