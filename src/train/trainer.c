@@ -359,8 +359,9 @@ static rt_status node_update_wanted(const trainer *t, int *wanted, const rt_back
 
 /* RTRAIN_NODE_FORWARD: may the ranks of the node update split the forward
  * of the wide linear layers (node_update.c)? "split" or "own" as asked;
- * unset, only when every rank's threads have a core of their own (the
- * split's barriers spin). Not collective. */
+ * unset, only when the threads of every rank of the job on this node (a
+ * tuning run's trials share it) have a core of their own: the split's
+ * barriers spin. Not collective (agreed by the caller). */
 static rt_status split_wanted(const trainer *t, int *split)
 {
     const char *env = getenv("RTRAIN_NODE_FORWARD");
@@ -372,7 +373,10 @@ static rt_status split_wanted(const trainer *t, int *split)
         *split = !strcmp(env, "split");
         return RT_OK;
     }
-    *split = (long)t->ctx->world_size * t->threads <= sysconf(_SC_NPROCESSORS_ONLN);
+    int ranks = rt_comm_job_ranks_on_node(t->comm);
+    if (ranks < t->ctx->world_size)
+        ranks = t->ctx->world_size;
+    *split = (long)ranks * t->threads <= sysconf(_SC_NPROCESSORS_ONLN);
     return RT_OK;
 }
 
