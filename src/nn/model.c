@@ -526,13 +526,23 @@ int rt_model_linear_layout(const rt_model *m, int i, rt_linear_layout *out)
     return 1;
 }
 
+/* The linear layers' hooks hand the caller pointers into the model's
+ * memory, which it reads and writes directly. */
+static rt_status linear_hooks_need_host(const rt_model *m, const char *what,
+                                        const char *instead)
+{
+    if (m->be->flags & RT_BACKEND_HOST_MEMORY)
+        return RT_OK;
+    return RT_ERROR(RT_ERR_UNSUPPORTED, "%s need a host-memory backend, and '%s' keeps "
+                    "tensors in device memory: build the model on the cpu or naive backend, "
+                    "or %s", what, m->be->name, instead);
+}
+
 rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, void *arg)
 {
-    if (save && !(m->be->flags & RT_BACKEND_HOST_MEMORY))
-        return RT_ERROR(RT_ERR_UNSUPPORTED, "deferred linear gradients need a host-memory "
-                        "backend, and '%s' keeps tensors in device memory: build the model "
-                        "on the cpu or naive backend, or leave the weight gradients to the "
-                        "backward", m->be->name);
+    if (save)
+        RT_CHECK(linear_hooks_need_host(m, "deferred linear gradients",
+                                        "leave the weight gradients to the backward"));
     for (int i = 0; i < m->num_layers; i++)
         if (rt_linear_is(m->layers[i]))
             rt_linear_defer(m->layers[i], save, arg, i);
@@ -541,11 +551,9 @@ rt_status rt_model_defer_linear_grads(rt_model *m, rt_linear_grad_saver save, vo
 
 rt_status rt_model_set_linear_forward(rt_model *m, rt_linear_forward_fn forward, void *arg)
 {
-    if (forward && !(m->be->flags & RT_BACKEND_HOST_MEMORY))
-        return RT_ERROR(RT_ERR_UNSUPPORTED, "a caller's linear forward needs a host-memory "
-                        "backend, and '%s' keeps tensors in device memory: build the model "
-                        "on the cpu or naive backend, or leave the forward to the backend",
-                        m->be->name);
+    if (forward)
+        RT_CHECK(linear_hooks_need_host(m, "a caller's linear forward and its pointers",
+                                        "leave the forward to the backend"));
     for (int i = 0; i < m->num_layers; i++)
         if (rt_linear_is(m->layers[i]))
             rt_linear_set_forward(m->layers[i], forward, arg, i);

@@ -83,8 +83,8 @@
  * team area, and the backward copies only dy there.
  *
  * The barriers are spin-waits on one cache line per rank in the window,
- * not MPI calls (an agreement costs about 8 us, the forward of a layer
- * 60): each rank stores its position (this forward's number and the
+ * not MPI calls (run.profile's MPI step agreement takes 6-12 us per step
+ * here, a split layer's forward 100-140): each rank stores its position (this forward's number and the
  * barrier's) with release order and waits until every rank's is at least
  * as far, yielding its core after a while (more ranks than cores). A rank
  * without samples in a batch still computes its rows for the others
@@ -113,7 +113,7 @@
 #define CHUNK_FLOATS 8192    /* 32 KiB per slab: the chunk's slabs stay in L1/L2 */
 #define SUM_BLOCK 256
 #define SPLIT_MIN_ROWS 64    /* rows per rank: a narrower block makes sgemm inefficient */
-#define SPIN_CHECKS 4000     /* checks (tens of microseconds) before a waiting rank yields */
+#define SPIN_CHECKS 4000     /* checks of a line before a waiting rank yields its core */
 
 /* A linear layer whose weight gradients are deferred, and where its dy and
  * x lie in each rank's exchange area. */
@@ -124,7 +124,7 @@ typedef struct node_linear {
                              * dy as one [max_batch][rows] block per owning rank, the
                              * block of rows [r0, r1) starting at max_batch * r0 */
     /* The split forward (split 1): floats into the team area of the x of
-     * every rank, [ranks * max_batch][in] (the exchange's x is then unused),
+     * every rank, [ranks * max_batch][in] (the exchange holds no x then),
      * and of the outputs, one [ranks * max_batch][rows] block per owning
      * rank, the block of rows [r0, r1) at ty_off + ranks * max_batch * r0. */
     int split;
@@ -223,11 +223,10 @@ static const node_linear *linear_of(const trainer_node *nd, int layer)
 
 /* Deferral pays when the exchange (dy and x of max_batch samples) is
  * smaller than the gradients it replaces, and needs every parameter in a
- * linear layer. Fills nd->linear and returns the exchange's floats (0: no
- * deferral). */
-static rt_status plan_deferral(trainer_node *nd, const rt_model *planned, size_t *floats)
+ * linear layer. Fills nd->linear (none: no deferral); plan_exchange then
+ * places the layers in the exchange area. */
+static rt_status plan_deferral(trainer_node *nd, const rt_model *planned)
 {
-    *floats = 0;
     int layers = rt_model_num_layers(planned), count = 0;
     size_t covered = 0, exchange = 0, mb = (size_t)rt_model_max_batch(planned);
     rt_linear_layout at;
@@ -241,18 +240,28 @@ static rt_status plan_deferral(trainer_node *nd, const rt_model *planned, size_t
     if (count == 0 || covered != rt_model_num_params(planned) || exchange >= covered)
         return RT_OK;
     RT_CHECK(rt_alloc(&nd->linear, (size_t)count, sizeof *nd->linear, "node update layers"));
-    size_t off = 0;
     for (int i = 0; i < layers; i++)
-        if (rt_model_linear_layout(planned, i, &at)) {
-            node_linear *l = &nd->linear[nd->num_linear++];
-            *l = (node_linear){.layer = i, .at = at, .x_off = off};
-            off += round_up(mb * (size_t)at.in, SLICE_ALIGN);
-            l->dy_off = off;
-            off += round_up(mb * (size_t)at.out, SLICE_ALIGN);
-        }
+        if (rt_model_linear_layout(planned, i, &at))
+            nd->linear[nd->num_linear++] = (node_linear){.layer = i, .at = at};
     nd->max_batch = (int)mb;
-    *floats = off;
     return RT_OK;
+}
+
+/* Each deferred layer's place in the exchange area: its x (unless the
+ * split forward leaves it in the team area), then its dy. Returns the
+ * area's floats. */
+static size_t plan_exchange(trainer_node *nd)
+{
+    size_t off = 0, mb = (size_t)nd->max_batch;
+    for (int i = 0; i < nd->num_linear; i++) {
+        node_linear *l = &nd->linear[i];
+        l->x_off = off;
+        if (!l->split)
+            off += round_up(mb * (size_t)l->at.in, SLICE_ALIGN);
+        l->dy_off = off;
+        off += round_up(mb * (size_t)l->at.out, SLICE_ALIGN);
+    }
+    return off;
 }
 
 /* With deferral: the split forward of the layers at least SPLIT_MIN_ROWS
@@ -288,9 +297,11 @@ rt_status trainer_node_open(trainer_node **out, rt_comm *comm, rt_status local,
     int ranks = rt_comm_size(comm);
     size_t num_params = planned ? rt_model_num_params(planned) : 0, exchange = 0, team = 0;
     if (nd && planned && may_defer && local == RT_OK)
-        local = plan_deferral(nd, planned, &exchange);
+        local = plan_deferral(nd, planned);
     if (nd && may_split && local == RT_OK)
         team = round_up(plan_split(nd, ranks), BLOCK_ALIGN);
+    if (nd && local == RT_OK)
+        exchange = plan_exchange(nd);
     size_t stride = round_up(num_params ? num_params : 1, BLOCK_ALIGN);
     size_t state = round_up((size_t)(slots > 0 ? slots : 0) * num_params + 1, BLOCK_ALIGN);
     size_t block = stride + round_up(2 * SLICE_ALIGN + exchange, BLOCK_ALIGN);
@@ -633,8 +644,9 @@ static rt_status update_rows(trainer_node *nd, rt_optimizer *o, float lr)
  * (rt_comm_shared_agree), which brings every rank the failing rank's
  * message. A rank that refused agreement k is inside that MPI agreement
  * until every rank has read its mark, so it cannot overwrite it early.
- * Why not MPI every time: two agreements per step cost the MLP's step
- * about 15 us against 1 here. */
+ * Why not MPI every time: two MPI agreements per step took 15-19 us of
+ * the MLP's step (timed at 781f470); a barrier here is a few cache-line
+ * transfers when no rank is late. */
 static rt_status node_agree(trainer_node *nd, rt_status local)
 {
     uint64_t k = ++nd->agreements;

@@ -1292,17 +1292,21 @@ static rt_status forward_in_halves(void *arg, int layer, float *y, const float *
                      b == rt_model_params(c->model) + at.bias;
     if (layer == c->fail_layer)
         return RT_ERROR(RT_ERR_INTERNAL, "forward of layer %d refused (test)", layer);
-    int half = out / 2;
-    float *top = malloc((size_t)n * (size_t)(out - half) * sizeof(float));
-    if (!top)
-        return RT_ERROR(RT_ERR_NOMEM, "test");
-    rt_status st = c->be->linear_forward(y, x, w, b, n, in, out);   /* then rows [half, out) again */
-    if (st == RT_OK)
-        st = c->be->linear_forward(top, x, w + (size_t)half * in, b + half, n, in, out - half);
-    for (int i = 0; st == RT_OK && i < n; i++)
-        memcpy(y + (size_t)i * out + half, top + (size_t)i * (out - half),
-               (size_t)(out - half) * sizeof(float));
-    free(top);
+    /* Rows [0, half) and [half, out), each into a block of its own, then
+     * interleaved into y: nothing of the layer's own product is used. */
+    int cut[3] = {0, out / 2, out};
+    rt_status st = RT_OK;
+    for (int p = 0; p < 2 && st == RT_OK; p++) {
+        int rows = cut[p + 1] - cut[p];
+        float *block = malloc((size_t)n * (size_t)rows * sizeof(float));
+        if (!block)
+            return RT_ERROR(RT_ERR_NOMEM, "test");
+        st = c->be->linear_forward(block, x, w + (size_t)cut[p] * in, b + cut[p], n, in, rows);
+        for (int i = 0; st == RT_OK && i < n; i++)
+            memcpy(y + (size_t)i * out + cut[p], block + (size_t)i * rows,
+                   (size_t)rows * sizeof(float));
+        free(block);
+    }
     return st;
 }
 
